@@ -1,0 +1,222 @@
+"""Composition root: builds the hub and listeners from a :class:`Config` and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import errno
+import logging
+import resource
+import signal
+import time
+import tomllib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from accord.config import Config, ConfigError
+from accord.cot.connection import Limits
+from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
+from accord.domain.metrics import Counters
+from accord.identity.ca import PkiError, ensure_pki
+from accord.server.hub import Hub
+from accord.server.listeners import BACKLOG, TcpListener, TlsListener, server_tls_context
+from accord.server.session import SessionSettings
+from accord.server.udp import UdpInput, multicast_socket
+
+log = logging.getLogger("accord")
+
+
+class StartupError(Exception):
+    """Accord cannot start; the message names the problem and the fix."""
+
+
+@dataclass
+class Running:
+    """A started server: its hub, counters and the ports it actually bound."""
+
+    hub: Hub
+    counters: Counters
+    ports: dict[str, int] = field(default_factory=dict)
+    servers: list[asyncio.Server] = field(default_factory=list)
+    transports: list[asyncio.BaseTransport] = field(default_factory=list)
+
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Stop accepting, close every session (flushing what it can), release the ports."""
+        for server in self.servers:
+            server.close()
+        for transport in self.transports:
+            transport.close()
+        self.hub.close_all("server shutting down", abort=False)
+        try:
+            async with asyncio.timeout(grace_s):
+                await self.hub.wait_empty()
+        except TimeoutError:
+            log.warning("%d sessions did not close in %g s", self.hub.session_count, grace_s)
+            self.hub.close_all("server shutting down", abort=True)
+        for server in self.servers:
+            try:
+                async with asyncio.timeout(grace_s):
+                    await server.wait_closed()
+            except TimeoutError:
+                log.warning("listener did not close in %g s", grace_s)
+
+
+def load_groups_file(path: str) -> Mapping[str, Membership]:
+    if not path:
+        return {}
+    try:
+        with Path(path).open("rb") as fh:
+            return parse_groups_map(tomllib.load(fh))
+    except OSError as exc:
+        raise ConfigError(f"cannot read groups_file {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, GroupsFileError) as exc:
+        raise ConfigError(f"groups_file {path}: {exc}") from None
+
+
+def raise_fd_limit(wanted: int) -> None:
+    """Allow as many sockets as connections are configured (up to the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(hard, max(soft, wanted + 256)) if hard != resource.RLIM_INFINITY else wanted + 256
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def _busy(port: int, bind: str, flag: str) -> StartupError:
+    return StartupError(
+        f"port {port} on {bind} is already in use: stop the other program or pick another "
+        f"port with {flag}"
+    )
+
+
+async def start(config: Config) -> Running:
+    """Start every configured listener; raise :class:`StartupError` with a fix on failure."""
+    try:
+        pki = ensure_pki(config.data_dir / "pki", config.server_names, dt.datetime.now(dt.UTC))
+    except PkiError as exc:
+        raise StartupError(str(exc)) from None
+    except OSError as exc:
+        raise StartupError(
+            f"cannot write to data directory {config.data_dir}: {exc.strerror}; "
+            "choose another with --data-dir"
+        ) from None
+    groups_map = load_groups_file(config.groups_file)
+    raise_fd_limit(config.max_connections)
+
+    counters = Counters()
+    hub = Hub(counters, wall_ms=lambda: int(time.time() * 1000), new_uid=lambda: str(uuid.uuid4()))
+    running = Running(hub, counters)
+    loop = asyncio.get_running_loop()
+    limits = Limits(config.max_event_bytes, config.max_depth)
+
+    def settings(transport: str, negotiate: bool) -> SessionSettings:
+        return SessionSettings(
+            transport=transport,
+            negotiate=negotiate,
+            limits=limits,
+            send_queue_events=config.send_queue_events,
+            blocked_timeout_s=config.blocked_timeout_s,
+            write_buffer_bytes=config.write_buffer_bytes,
+            input_rate=config.input_rate,
+            input_burst=config.input_burst,
+        )
+
+    try:
+        if config.tcp_port:
+            tcp = TcpListener(
+                hub,
+                settings("tcp", config.tcp_negotiate),
+                Membership.both(config.tcp_groups),
+                config.max_connections,
+            )
+            try:
+                server = await loop.create_server(
+                    tcp.protocol, config.bind, config.tcp_port, backlog=BACKLOG
+                )
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise _busy(config.tcp_port, config.bind, "--tcp-port") from None
+                raise
+            running.servers.append(server)
+            running.ports["tcp"] = server.sockets[0].getsockname()[1]
+        if config.tls_port:
+            try:
+                context = server_tls_context(pki.server_cert, pki.server_key, pki.ca_cert)
+            except (OSError, ValueError) as exc:
+                raise StartupError(
+                    f"cannot load the server certificate from {pki.root} ({exc}); fix or remove "
+                    "server.pem/server.key to have a new one issued"
+                ) from None
+            tls = TlsListener(
+                hub,
+                settings("tls", config.tls_negotiate),
+                context,
+                groups_map,
+                Membership.both(config.tls_default_groups),
+                config.max_connections,
+                config.tls_handshake_timeout_s,
+            )
+            try:
+                server = await loop.create_server(
+                    tls.protocol, config.bind, config.tls_port, backlog=BACKLOG
+                )
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise _busy(config.tls_port, config.bind, "--tls-port") from None
+                raise
+            running.servers.append(server)
+            running.ports["tls"] = server.sockets[0].getsockname()[1]
+        if config.udp_port:
+            udp_party = hub.new_party(Membership.both(config.udp_groups), "udp", receives=False)
+            try:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: UdpInput(hub, udp_party, limits),
+                    local_addr=(config.bind, config.udp_port),
+                )
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise _busy(config.udp_port, config.bind, "--udp-port") from None
+                raise
+            running.transports.append(transport)
+            running.ports["udp"] = transport.get_extra_info("sockname")[1]
+            if config.udp_multicast_group:
+                try:
+                    sock = multicast_socket(
+                        config.bind, running.ports["udp"], config.udp_multicast_group
+                    )
+                except OSError as exc:
+                    raise StartupError(
+                        f"cannot join multicast group {config.udp_multicast_group}: "
+                        f"{exc.strerror}; check the address or leave udp_multicast_group empty"
+                    ) from None
+                mtransport, _ = await loop.create_datagram_endpoint(
+                    lambda: UdpInput(hub, udp_party, limits), sock=sock
+                )
+                running.transports.append(mtransport)
+    except BaseException:
+        await running.close()
+        raise
+    return running
+
+
+async def serve(config: Config, *, ready: asyncio.Event | None = None) -> Counters:
+    """Run until SIGINT/SIGTERM; return the final counters."""
+    running = await start(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    listening = ", ".join(f"{name}={config.bind}:{port}" for name, port in running.ports.items())
+    log.info("Accord listening: %s; data in %s", listening, config.data_dir.resolve())
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        log.info("stopping: closing %d sessions", running.hub.session_count)
+        await running.close()
+        log.info("stopped; counters: %s", running.counters.snapshot())
+    return running.counters

@@ -1,0 +1,125 @@
+"""``accord`` command line: ``serve``, ``cert client``, ``config``, ``version``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+
+from accord import __version__
+from accord.app import StartupError, serve
+from accord.config import Config, ConfigError, load
+from accord.identity.ca import PkiError, PkiPaths, ensure_pki, issue_client_files
+
+EXIT_USAGE = 2
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def setup_logging(level: str, as_json: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if as_json:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="accord", description="Accord TAK-compatible server")
+    parser.add_argument("--version", action="version", version=f"accord {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve_p = sub.add_parser("serve", help="run the server (defaults need no config file)")
+    serve_p.add_argument("--config", type=Path, help="TOML configuration file")
+    serve_p.add_argument("--data-dir", type=Path, help="state directory (default ./accord-data)")
+    serve_p.add_argument("--bind", help="address to listen on (default 127.0.0.1)")
+    serve_p.add_argument("--tcp-port", type=int, help="plain TCP streaming (8087; 0 = off)")
+    serve_p.add_argument("--tls-port", type=int, help="TLS streaming (8089; 0 = off)")
+    serve_p.add_argument("--udp-port", type=int, help="UDP input (6969; 0 = off)")
+    serve_p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve_p.add_argument("--log-json", action="store_true", default=None, help="JSON log lines")
+
+    cert_p = sub.add_parser("cert", help="certificates from Accord's CA")
+    cert_sub = cert_p.add_subparsers(dest="cert_command", required=True)
+    client_p = cert_sub.add_parser("client", help="issue a client certificate (PEM)")
+    client_p.add_argument("name", help="common name (the user)")
+    client_p.add_argument("--group", help="put the group in the certificate (OU)")
+    client_p.add_argument("--out", type=Path, default=Path("."), help="output directory")
+    client_p.add_argument("--data-dir", type=Path, help="state directory (default ./accord-data)")
+    client_p.add_argument("--config", type=Path, help="TOML configuration file")
+
+    config_p = sub.add_parser("config", help="print every configuration key with its value")
+    config_p.add_argument("--config", type=Path, help="TOML configuration file")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    names = ("data_dir", "bind", "tcp_port", "tls_port", "udp_port", "log_level", "log_json")
+    return {name: getattr(args, name, None) for name in names}
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = load(args.config, overrides=_overrides(args))
+    setup_logging(config.log_level, config.log_json)
+    try:
+        import uvloop
+    except ImportError:  # optional: plain asyncio works, only slower
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    runner(serve(config))
+    return 0
+
+
+def _cert(args: argparse.Namespace) -> int:
+    config = load(args.config, overrides=_overrides(args))
+    now = dt.datetime.now(dt.UTC)
+    ensure_pki(config.data_dir / "pki", config.server_names, now)
+    cert, key = issue_client_files(
+        PkiPaths(config.data_dir / "pki"), args.name, args.out, now, args.group
+    )
+    print(f"{cert}\n{key}")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    config = load(args.config)
+    for f in fields(Config):
+        print(f"{f.name} = {getattr(config, f.name)!r}  # {f.metadata.get('doc', '')}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"serve": _serve, "cert": _cert, "config": _config}
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, StartupError, PkiError) as exc:
+        print(f"accord: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

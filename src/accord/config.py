@@ -1,0 +1,185 @@
+"""Configuration: frozen, documented defaults; an optional TOML file; ACCORD_* environment.
+
+Precedence: defaults < TOML file < environment (``ACCORD_TCP_PORT=…``) < command-line flags.
+Every error names the key, the bad value and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+
+class ConfigError(Exception):
+    """A configuration key or value is wrong; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    # -- where and what to listen on ---------------------------------------------------------
+    data_dir: Path = field(default=Path("accord-data"), metadata={"doc": "state: CA, certs"})
+    bind: str = field(default="127.0.0.1", metadata={"doc": "address to listen on (loopback)"})
+    tcp_port: int = field(default=8087, metadata={"doc": "plain TCP streaming; 0 = off"})
+    tls_port: int = field(default=8089, metadata={"doc": "TLS streaming, client cert; 0 = off"})
+    udp_port: int = field(default=6969, metadata={"doc": "UDP input (XML or mesh); 0 = off"})
+    udp_multicast_group: str = field(
+        default="", metadata={"doc": "join this group on the UDP port, e.g. 239.2.3.1"}
+    )
+    server_names: tuple[str, ...] = field(
+        default=("localhost", "127.0.0.1"),
+        metadata={"doc": "names/IPs in the server certificate (first = CN)"},
+    )
+    # -- groups ------------------------------------------------------------------------------
+    tcp_groups: tuple[str, ...] = field(default=("__ANON__",), metadata={"doc": "TCP groups"})
+    udp_groups: tuple[str, ...] = field(default=("__ANON__",), metadata={"doc": "UDP groups"})
+    tls_default_groups: tuple[str, ...] = field(
+        default=("__ANON__",), metadata={"doc": "TLS groups when neither OU nor file says"}
+    )
+    groups_file: str = field(default="", metadata={"doc": "TOML file: CN -> groups"})
+    # -- protocol ----------------------------------------------------------------------------
+    tls_negotiate: bool = field(default=True, metadata={"doc": "offer TAK protocol v1 on TLS"})
+    tcp_negotiate: bool = field(default=False, metadata={"doc": "offer v1 on TCP (stcp: no)"})
+    max_event_bytes: int = field(
+        default=8 * 1024 * 1024, metadata={"doc": "largest event, bytes (TAK Server: 8 MiB)"}
+    )
+    max_depth: int = field(default=32, metadata={"doc": "deepest <detail> nesting"})
+    # -- limits and flow control -------------------------------------------------------------
+    max_connections: int = field(default=20000, metadata={"doc": "streaming sessions at once"})
+    send_queue_events: int = field(
+        default=1000, metadata={"doc": "events queued per blocked session before dropping"}
+    )
+    blocked_timeout_s: float = field(
+        default=30.0, metadata={"doc": "close a session whose socket stays full this long"}
+    )
+    write_buffer_bytes: int = field(
+        default=256 * 1024, metadata={"doc": "socket buffer above which a session is blocked"}
+    )
+    input_rate: float = field(
+        default=200.0, metadata={"doc": "events/s accepted per session; 0 = unlimited"}
+    )
+    input_burst: float = field(default=400.0, metadata={"doc": "burst above input_rate"})
+    tls_handshake_timeout_s: float = field(default=15.0, metadata={"doc": "TLS handshake"})
+    # -- logs --------------------------------------------------------------------------------
+    log_level: str = field(default="info", metadata={"doc": "debug, info, warning, error"})
+    log_json: bool = field(default=False, metadata={"doc": "one JSON object per log line"})
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def keys() -> list[str]:
+    return [f.name for f in fields(Config)]
+
+
+def _convert(key: str, raw: Any, kind: Any, source: str) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{source}: {key} = {raw!r} is not {expected}")
+
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        ):
+            return raw.lower() in ("1", "true", "yes", "on")
+        raise bad("a boolean (true/false)")
+    if kind is int:
+        if isinstance(raw, bool):
+            raise bad("an integer")
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise bad("an integer") from None
+    if kind is float:
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise bad("a number") from None
+    if kind is Path:
+        if not isinstance(raw, str | Path):
+            raise bad("a path")
+        return Path(raw)
+    if kind == tuple[str, ...]:
+        if isinstance(raw, str):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if isinstance(raw, list) and all(isinstance(v, str) for v in raw):
+            return tuple(raw)
+        raise bad("a list of strings")
+    if not isinstance(raw, str):
+        raise bad("a string")
+    return raw
+
+
+def _apply(base: Config, values: Mapping[str, Any], source: str) -> Config:
+    hints = get_type_hints(Config)
+    known = set(keys())
+    changes: dict[str, Any] = {}
+    for key, raw in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"{source}: unknown key {key!r}; known keys: {', '.join(sorted(known))}"
+            )
+        changes[key] = _convert(key, raw, hints[key], source)
+    return dataclasses.replace(base, **changes)
+
+
+def validate(config: Config) -> Config:
+    for key in ("tcp_port", "tls_port", "udp_port"):
+        port = getattr(config, key)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{key} = {port} is not a port number (0-65535; 0 = off)")
+    positive = ("max_event_bytes", "max_depth", "max_connections", "send_queue_events")
+    for key in positive:
+        if getattr(config, key) <= 0:
+            raise ConfigError(f"{key} = {getattr(config, key)} must be greater than 0")
+    if config.blocked_timeout_s <= 0 or config.tls_handshake_timeout_s <= 0:
+        raise ConfigError("timeouts must be greater than 0 seconds")
+    if config.input_rate < 0 or config.input_burst < 1:
+        raise ConfigError("input_rate must be >= 0 (0 = unlimited) and input_burst >= 1")
+    if config.log_level.lower() not in _LOG_LEVELS:
+        raise ConfigError(f"log_level = {config.log_level!r}; use one of {', '.join(_LOG_LEVELS)}")
+    if not config.server_names:
+        raise ConfigError("server_names must name at least one host")
+    return config
+
+
+def load(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the configuration from its four layers."""
+    config = Config()
+    if path is not None:
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        config = _apply(config, data, str(path))
+    env = os.environ if environ is None else environ
+    from_env = {
+        name[len("ACCORD_") :].lower(): value
+        for name, value in env.items()
+        if name.startswith("ACCORD_")
+    }
+    config = _apply(config, from_env, "environment (ACCORD_*)")
+    if overrides:
+        config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "flag")
+    return validate(config)

@@ -1,0 +1,332 @@
+"""CoT XML: a hardened decoder and an encoder.
+
+The decoder never loads a DTD, never expands an entity and never touches the network: any
+document type or entity declaration is refused before libxml2 sees the bytes, and the parser is
+configured so that nothing could be resolved even if it were. Depth and size are bounded.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+
+from lxml import etree
+
+from accord.cot.errors import MalformedEvent
+from accord.cot.model import (
+    EMPTY_DETAIL,
+    UNKNOWN_VALUE,
+    Chat,
+    Contact,
+    CotEvent,
+    Dest,
+    Detail,
+    Point,
+    TakControl,
+    WireFormat,
+    iso_from_ms,
+    ms_from_iso,
+)
+
+# TAK Server caps one message at 8 MiB (reference tak-protocol §2.2).
+MAX_EVENT_BYTES = 8 * 1024 * 1024
+# Deepest ATAK detail seen (shapes, routes, sensor video entries) is ~5 levels; 32 is ample and
+# keeps a hostile nesting from costing anything (libxml2's own ceiling is 256).
+MAX_DEPTH = 32
+
+# A declaration of any kind (<!DOCTYPE, <!ENTITY, <!ELEMENT...) is refused outright: CoT never
+# needs one, and refusing it is the only way to be sure no entity is ever expanded.
+_DECLARATION = re.compile(rb"<!(?!--|\[CDATA\[)")
+_EVENT_START = re.compile(rb"<event[\s>/]")
+_AUTH = re.compile(rb"<auth[\s>/]")
+
+_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    remove_comments=True,
+    remove_pis=True,
+    collect_ids=False,
+)
+
+DEFAULT_HOW = "h-g-i-g-o"
+_REQUIRED = ("uid", "type", "time", "start", "stale")
+_OPTIONAL_EVENT_ATTRS = ("access", "qos", "opex", "caveat", "releasableTo")
+# What routing reads from <detail>: only top-level children with these tags are inspected.
+_INSPECTED = frozenset({"contact", "marti", "__chat", "TakControl"})
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRequest:
+    """The ``<auth><cot username password uid/></auth>`` document ATAK may send first."""
+
+    username: str
+    password: str
+    uid: str
+
+
+def parse_fragment(data: bytes | str) -> etree._Element:
+    """Parse one XML element with the hardened parser; :class:`MalformedEvent` on any problem."""
+    raw = data.encode() if isinstance(data, str) else data
+    if b"<!" in raw and _DECLARATION.search(raw):
+        raise MalformedEvent("XML declarations (DOCTYPE/ENTITY) are not allowed in CoT")
+    try:
+        root = etree.fromstring(raw, _PARSER)
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        raise MalformedEvent(f"not well-formed XML: {exc}") from None
+    if root is None:
+        raise MalformedEvent("empty XML document")
+    return root
+
+
+def split_prefix(frame: bytes) -> tuple[bytes, bytes]:
+    """Cut a stream chunk into what precedes ``<event`` (declaration, ``<auth>``) and the event."""
+    match = _EVENT_START.search(frame)
+    if match is None:
+        raise MalformedEvent("no <event> element in frame")
+    return frame[: match.start()], frame[match.start() :]
+
+
+def decode_auth(prefix: bytes) -> AuthRequest | None:
+    """Read an ``<auth>`` document from the bytes before an event, if there is one."""
+    match = _AUTH.search(prefix)
+    if match is None:
+        return None
+    end = prefix.find(b"</auth>", match.start())
+    if end < 0:
+        raise MalformedEvent("unterminated <auth> element")
+    root = parse_fragment(prefix[match.start() : end + len(b"</auth>")])
+    cot = root.find("cot")
+    if cot is None:
+        raise MalformedEvent("<auth> without <cot>")
+    return AuthRequest(cot.get("username", ""), cot.get("password", ""), cot.get("uid", ""))
+
+
+def decode_xml(frame: bytes, *, max_depth: int = MAX_DEPTH) -> CotEvent:
+    """Decode one ``<event>`` (optionally preceded by a declaration) into a :class:`CotEvent`.
+
+    The event keeps its exact bytes in ``raw``, so that it can be forwarded as received.
+    """
+    prefix, body = split_prefix(frame)
+    if prefix.strip() and not prefix.lstrip().startswith(b"<?xml"):
+        raise MalformedEvent("unexpected bytes before <event>")
+    body = body.rstrip()
+    root = parse_fragment(body)
+    if root.tag != "event":
+        raise MalformedEvent(f"root element is <{root.tag}>, not <event>")
+    return from_element(root, raw=body, max_depth=max_depth)
+
+
+def from_element(root: etree._Element, *, raw: bytes = b"", max_depth: int = MAX_DEPTH) -> CotEvent:
+    """Build a :class:`CotEvent` from a parsed ``<event>`` element."""
+    attrs = root.attrib
+    missing = [name for name in _REQUIRED if not attrs.get(name)]
+    if missing:
+        raise MalformedEvent(f"event lacks required attribute(s): {', '.join(missing)}")
+    try:
+        times = [ms_from_iso(str(attrs[name])) for name in ("time", "start", "stale")]
+    except (ValueError, OverflowError) as exc:
+        raise MalformedEvent(f"bad event time: {exc}") from None
+    point_el = root.find("point")
+    if point_el is None:
+        raise MalformedEvent("event has no <point>")
+    point = _decode_point(point_el)
+    detail_el = root.find("detail")
+    detail = EMPTY_DETAIL if detail_el is None else inspect_detail(detail_el, max_depth)
+    extra = {name: str(attrs.get(name, "")) for name in _OPTIONAL_EVENT_ATTRS if name in attrs}
+    return CotEvent(
+        uid=str(attrs["uid"]),
+        type=str(attrs["type"]),
+        how=str(attrs.get("how", "")),
+        time=times[0],
+        start=times[1],
+        stale=times[2],
+        point=point,
+        detail=detail,
+        access=extra.get("access", ""),
+        qos=extra.get("qos", ""),
+        opex=extra.get("opex", ""),
+        caveat=extra.get("caveat", ""),
+        releasable_to=extra.get("releasableTo", ""),
+        raw=raw,
+        raw_format=WireFormat.XML if raw else None,
+    )
+
+
+def _decode_point(el: etree._Element) -> Point:
+    values: dict[str, float] = {}
+    for name in ("lat", "lon", "hae", "ce", "le"):
+        text = el.get(name)
+        if text is None or not text.strip():
+            if name in ("lat", "lon"):
+                raise MalformedEvent(f"<point> lacks {name}")
+            values[name] = UNKNOWN_VALUE
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            raise MalformedEvent(f"<point {name}={text!r}> is not a number") from None
+        if not math.isfinite(value):
+            raise MalformedEvent(f"<point {name}={text!r}> is not finite")
+        values[name] = value
+    if not -90.0 <= values["lat"] <= 90.0 or not -180.0 <= values["lon"] <= 180.0:
+        raise MalformedEvent(f"point out of range: lat={values['lat']} lon={values['lon']}")
+    return Point(**values)
+
+
+def inspect_detail(detail: etree._Element, max_depth: int = MAX_DEPTH) -> Detail:
+    """Serialise the children of ``<detail>`` and read the facts routing needs from them."""
+    _check_depth(detail, max_depth)
+    contact: Contact | None = None
+    dests: list[Dest] = []
+    has_marti = False
+    chat: Chat | None = None
+    takcontrol: TakControl | None = None
+    for child in detail:
+        tag = child.tag
+        if not isinstance(tag, str) or tag not in _INSPECTED:
+            continue
+        if tag == "contact" and contact is None:
+            contact = Contact(child.get("callsign", ""), child.get("endpoint", ""))
+        elif tag == "marti":
+            has_marti = True
+            for dest in child.iterchildren("dest"):
+                for kind in ("callsign", "uid", "group", "mission"):
+                    value = dest.get(kind)
+                    if value:
+                        dests.append(Dest(kind, value))
+        elif tag == "__chat" and chat is None:
+            chat = _decode_chat(child)
+        elif tag == "TakControl":
+            takcontrol = _decode_takcontrol(child)
+    xml = "".join(etree.tostring(child, encoding="unicode", with_tail=False) for child in detail)
+    return Detail(xml, contact, tuple(dests), has_marti, chat, takcontrol)
+
+
+def _check_depth(root: etree._Element, max_depth: int) -> None:
+    # Iterative walk: a recursive one would let the peer choose our stack depth.
+    stack: list[tuple[etree._Element, int]] = [(root, 1)]
+    while stack:
+        el, depth = stack.pop()
+        if depth > max_depth:
+            raise MalformedEvent(f"<detail> nests deeper than {max_depth} levels")
+        stack.extend((child, depth + 1) for child in el)
+
+
+def _decode_chat(el: etree._Element) -> Chat:
+    members: list[str] = []
+    group = el.find("chatgrp")
+    if group is not None:
+        # uid0 is the sender, uid1..n the recipients (reference tak-protocol §1.3).
+        index = 1
+        while (uid := group.get(f"uid{index}")) is not None:
+            members.append(uid)
+            index += 1
+    return Chat(el.get("chatroom", ""), el.get("id", ""), tuple(members))
+
+
+def _decode_takcontrol(el: etree._Element) -> TakControl:
+    supported: list[int] = []
+    requested: int | None = None
+    accepted: bool | None = None
+    for child in el:
+        try:
+            if child.tag == "TakProtocolSupport":
+                supported.append(int(child.get("version", "")))
+            elif child.tag == "TakRequest":
+                requested = int(child.get("version", ""))
+            elif child.tag == "TakResponse":
+                accepted = child.get("status", "").strip().lower() == "true"
+        except ValueError:
+            raise MalformedEvent("TakControl version is not a number") from None
+    return TakControl(tuple(supported), requested, accepted)
+
+
+def escape_attr(value: str) -> str:
+    """Escape text for a double-quoted XML attribute."""
+    if not any(c in value for c in '&<>"\n\r\t'):
+        return value
+    return (
+        value.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("\n", "&#10;")
+        .replace("\r", "&#13;")
+        .replace("\t", "&#9;")
+    )
+
+
+def format_number(value: float) -> str:
+    """Shortest text that reads back as the same float (integers keep one decimal)."""
+    return repr(float(value))
+
+
+def encode_xml(event: CotEvent) -> bytes:
+    """Serialise an event as one ``<event>`` element: no declaration, nothing after it."""
+    parts = [
+        '<event version="2.0" uid="',
+        escape_attr(event.uid),
+        '" type="',
+        escape_attr(event.type),
+        '" how="',
+        # commo drops an event without `how` (§1.1); a neutral one keeps it usable.
+        escape_attr(event.how or DEFAULT_HOW),
+        '" time="',
+        iso_from_ms(event.time),
+        '" start="',
+        iso_from_ms(event.start),
+        '" stale="',
+        iso_from_ms(event.stale),
+        '"',
+    ]
+    for name, value in (
+        ("access", event.access),
+        ("qos", event.qos),
+        ("opex", event.opex),
+        ("caveat", event.caveat),
+        ("releasableTo", event.releasable_to),
+    ):
+        if value:
+            parts += [" ", name, '="', escape_attr(value), '"']
+    p = event.point
+    parts += [
+        '><point lat="',
+        format_number(p.lat),
+        '" lon="',
+        format_number(p.lon),
+        '" hae="',
+        format_number(p.hae),
+        '" ce="',
+        format_number(p.ce),
+        '" le="',
+        format_number(p.le),
+        '"/>',
+    ]
+    parts += (
+        ["<detail>", event.detail.xml, "</detail></event>"]
+        if event.detail.xml
+        else ["<detail/></event>"]
+    )
+    return "".join(parts).encode()
+
+
+def detail_from_xml(xml: str, max_depth: int = MAX_DEPTH) -> Detail:
+    """Build a :class:`Detail` from the text of ``<detail>``'s children."""
+    if not xml:
+        return EMPTY_DETAIL
+    return inspect_detail(parse_fragment(f"<detail>{xml}</detail>"), max_depth)
+
+
+def without_marti(event: CotEvent) -> CotEvent:
+    """The event with ``<marti>`` removed, as a server forwards directed traffic (§1.3)."""
+    if not event.detail.has_marti:
+        return event
+    root = parse_fragment(f"<detail>{event.detail.xml}</detail>")
+    for marti in root.findall("marti"):
+        root.remove(marti)
+    detail = inspect_detail(root)
+    return replace(event, detail=detail, raw=b"", raw_format=None)

@@ -1,0 +1,105 @@
+"""Who is connected: parties, their uid/callsign bindings, their latest SA.
+
+A party is anything that sends events into the hub: a stream session, or a UDP source. A
+party's uid and callsign are bound from the first event that carries ``contact@endpoint``
+(the TAK Server's rule) and follow later callsign changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from accord.cot.model import CotEvent
+from accord.domain.groups import Membership
+
+
+@dataclass(eq=False, slots=True)
+class Party:
+    """One sender/receiver known to the hub. ``key`` is unique for the process lifetime."""
+
+    key: int
+    membership: Membership
+    label: str  # peer address, for logs
+    receives: bool = True  # False for UDP sources: nothing can be sent back
+    uid: str = ""
+    callsign: str = ""
+    last_sa: CotEvent | None = field(default=None, repr=False)
+
+
+class Roster:
+    """The parties and their indexes by uid and callsign."""
+
+    def __init__(self) -> None:
+        self._parties: dict[int, Party] = {}
+        self._by_uid: dict[str, Party] = {}
+        self._by_callsign: dict[str, Party] = {}
+        # Self-reports of UDP (mesh) senders: uid -> (membership, SA). They have no session,
+        # so they are kept only until their own stale time.
+        self._mesh_sa: dict[str, tuple[Membership, CotEvent]] = {}
+
+    def __len__(self) -> int:
+        return len(self._parties)
+
+    def __iter__(self) -> Iterator[Party]:
+        return iter(self._parties.values())
+
+    def receivers(self) -> Iterator[Party]:
+        return (p for p in self._parties.values() if p.receives)
+
+    def join(self, party: Party) -> None:
+        self._parties[party.key] = party
+
+    def leave(self, party: Party) -> None:
+        self._parties.pop(party.key, None)
+        if party.uid and self._by_uid.get(party.uid) is party:
+            del self._by_uid[party.uid]
+        if party.callsign and self._by_callsign.get(party.callsign) is party:
+            del self._by_callsign[party.callsign]
+
+    def by_uid(self, uid: str) -> Party | None:
+        return self._by_uid.get(uid)
+
+    def by_callsign(self, callsign: str) -> Party | None:
+        return self._by_callsign.get(callsign)
+
+    def observe(self, party: Party, event: CotEvent) -> bool:
+        """Learn from an event a party sent; True when its uid or callsign changed."""
+        contact = event.detail.contact
+        if contact is None or not contact.endpoint or not contact.callsign:
+            return False
+        if not party.receives:
+            self._mesh_sa[event.uid] = (party.membership, event)
+            return False
+        if party.uid and event.uid != party.uid:
+            return False  # a marker or another object this client relays, not itself
+        changed = False
+        if not party.uid:
+            party.uid = event.uid
+            self._by_uid[event.uid] = party
+            changed = True
+        if contact.callsign != party.callsign:
+            if party.callsign and self._by_callsign.get(party.callsign) is party:
+                del self._by_callsign[party.callsign]
+            party.callsign = contact.callsign
+            self._by_callsign[contact.callsign] = party
+            changed = True
+        party.last_sa = event
+        return changed
+
+    def latest_sa(self, newcomer: Party, now_ms: int) -> list[CotEvent]:
+        """The latest non-stale SA of every party the newcomer may hear, for its first sync."""
+        out = [
+            p.last_sa
+            for p in self._parties.values()
+            if p is not newcomer
+            and p.last_sa is not None
+            and p.last_sa.stale > now_ms
+            and p.membership.reaches(newcomer.membership)
+        ]
+        for uid, (membership, event) in list(self._mesh_sa.items()):
+            if event.stale <= now_ms:
+                del self._mesh_sa[uid]
+            elif membership.reaches(newcomer.membership):
+                out.append(event)
+        return out

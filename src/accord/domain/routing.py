@@ -1,0 +1,166 @@
+"""Where an event goes: broadcast, directed (``marti/dest``), GeoChat, or nowhere (control).
+
+``route`` is a pure function of the event, its sender and the roster. Every recipient must be
+reachable by group (§5.1) and is never the sender itself.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from accord.cot.model import CotEvent, Point
+from accord.cot.negotiation import NEGOTIATION_TYPES
+from accord.cot.xml import detail_from_xml, escape_attr, without_marti
+from accord.domain.contacts import Party, Roster
+
+PING_TYPE = "t-x-c-t"
+PONG_TYPE = "t-x-c-t-r"
+DELETE_TYPE = "t-x-d-d"
+CHAT_TYPE = "b-t-f"
+ALL_CHAT_ROOMS = "All Chat Rooms"
+ALL_STREAMING = "All Streaming"  # marti dest callsign meaning "everyone"
+PONG_STALE_MS = 20_000
+DELETE_STALE_MS = 20_000
+
+# Control types a TAK server consumes and never forwards (reference tak-protocol §1.7).
+CONTROL_TYPES = frozenset(
+    {
+        PONG_TYPE,
+        "t-b",
+        "t-b-a",
+        "t-b-c",
+        "t-b-q",
+        "t-x-c-f",
+        "t-x-c-m",
+        "t-x-c-i-e",
+        "t-x-c-i-d",
+    }
+    | NEGOTIATION_TYPES
+)
+
+
+class Kind(enum.Enum):
+    PING = "ping"
+    CONTROL = "control"
+    DIRECTED = "directed"
+    CHAT = "chat"
+    BROADCAST = "broadcast"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The decision for one event: what to send (maybe rewritten), to whom, what to answer."""
+
+    kind: Kind
+    event: CotEvent
+    recipients: tuple[Party, ...] = ()
+    reply: CotEvent | None = None
+
+
+def classify(event: CotEvent) -> Kind:
+    if event.type == PING_TYPE:
+        return Kind.PING
+    if event.type in CONTROL_TYPES:
+        return Kind.CONTROL
+    if event.detail.dests:
+        return Kind.DIRECTED
+    if event.type == CHAT_TYPE:
+        return Kind.CHAT
+    return Kind.BROADCAST
+
+
+def route(event: CotEvent, sender: Party, roster: Roster, now_ms: int) -> Route:
+    kind = classify(event)
+    if kind is Kind.PING:
+        return Route(kind, event, reply=pong(now_ms))
+    if kind is Kind.CONTROL:
+        return Route(kind, event)
+    if kind is Kind.DIRECTED:
+        return _directed(event, sender, roster)
+    if kind is Kind.CHAT:
+        chat = event.detail.chat
+        if chat is None or chat.chatroom == ALL_CHAT_ROOMS or not chat.members:
+            # No member list: ATAK's "All Chat Rooms" or a client that names no one.
+            return Route(kind, event, _reachable(sender, roster))
+        return Route(kind, event, _targets(sender, roster, uids=chat.members))
+    return Route(kind, event, _reachable(sender, roster))
+
+
+def _reachable(sender: Party, roster: Roster) -> tuple[Party, ...]:
+    m = sender.membership
+    return tuple(p for p in roster.receivers() if p is not sender and m.reaches(p.membership))
+
+
+def _directed(event: CotEvent, sender: Party, roster: Roster) -> Route:
+    stripped = without_marti(event)
+    callsigns = [d.value for d in event.detail.dests if d.kind == "callsign"]
+    if ALL_STREAMING in callsigns:
+        return Route(Kind.DIRECTED, stripped, _reachable(sender, roster))
+    groups = {d.value for d in event.detail.dests if d.kind == "group"}
+    if groups:
+        # A group dest narrows delivery to that group, and only a member may use it (§5.1).
+        allowed = groups & sender.membership.inbound
+        recipients = tuple(
+            p
+            for p in roster.receivers()
+            if p is not sender and not allowed.isdisjoint(p.membership.outbound)
+        )
+    else:
+        recipients = ()
+    uids = [d.value for d in event.detail.dests if d.kind == "uid"]
+    named = _targets(sender, roster, uids=uids, callsigns=callsigns)
+    merged = tuple(dict.fromkeys(recipients + named))
+    return Route(Kind.DIRECTED, stripped, merged)
+
+
+def _targets(
+    sender: Party, roster: Roster, *, uids: Sequence[str] = (), callsigns: Sequence[str] = ()
+) -> tuple[Party, ...]:
+    found: dict[int, Party] = {}
+    for uid in uids:
+        party = roster.by_uid(uid)
+        if party is not None:
+            found[party.key] = party
+    for callsign in callsigns:
+        party = roster.by_callsign(callsign)
+        if party is not None:
+            found[party.key] = party
+    m = sender.membership
+    return tuple(
+        p for p in found.values() if p is not sender and p.receives and m.reaches(p.membership)
+    )
+
+
+def pong(now_ms: int) -> CotEvent:
+    """The TAK Server's answer to a ping: uid ``takPong``, stale +20 s, no detail (§1.7)."""
+    return CotEvent(
+        uid="takPong",
+        type=PONG_TYPE,
+        how="h-g-i-g-o",
+        time=now_ms,
+        start=now_ms,
+        stale=now_ms + PONG_STALE_MS,
+        point=Point(),
+    )
+
+
+def departure(party: Party, uid: str, now_ms: int) -> CotEvent | None:
+    """The ``t-x-d-d`` telling the others that ``party`` left, naming its last SA (§1.7)."""
+    if not party.uid:
+        return None
+    link_type = party.last_sa.type if party.last_sa is not None else "a-f-G"
+    detail = detail_from_xml(
+        f'<link uid="{escape_attr(party.uid)}" type="{escape_attr(link_type)}" relation="p-p"/>'
+    )
+    return CotEvent(
+        uid=uid,
+        type=DELETE_TYPE,
+        how="h-g-i-g-o",
+        time=now_ms,
+        start=now_ms,
+        stale=now_ms + DELETE_STALE_MS,
+        point=Point(),
+        detail=detail,
+    )

@@ -1,0 +1,1 @@
+"""Who is who: Accord's CA, certificates, and the groups they carry."""

@@ -1,0 +1,212 @@
+"""Accord's own certificate authority: made on first start, kept, and reused.
+
+RSA-2048 and SHA-256 throughout: that is what ATAK, WinTAK and iTAK trust stores and the
+official TAK Server's scripts use, so every stock client accepts these certificates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+KEY_BITS = 2048
+CA_DAYS = 3650
+LEAF_DAYS = 825  # the longest leaf lifetime Apple platforms (iTAK) accept
+
+
+class PkiError(Exception):
+    """A certificate or key file is missing, unreadable or does not match."""
+
+
+@dataclass(frozen=True, slots=True)
+class PkiPaths:
+    """Where the CA and the server's own certificate live under the data directory."""
+
+    root: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "ca.pem"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "ca.key"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.root / "server.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.root / "server.key"
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    cert: x509.Certificate
+    key: rsa.RSAPrivateKey
+
+
+def _name(cn: str, ou: str | None = None, org: str = "Accord") -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org)]
+    if ou:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attrs)
+
+
+def _new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+
+
+def create_authority(cn: str, now: dt.datetime) -> Authority:
+    key = _new_key()
+    name = _name(cn)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return Authority(cert, key)
+
+
+def issue(
+    ca: Authority,
+    cn: str,
+    now: dt.datetime,
+    *,
+    server: bool,
+    ou: str | None = None,
+    hostnames: tuple[str, ...] = (),
+) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """Issue a server or client certificate signed by ``ca``; ``ou`` carries a client's group."""
+    key = _new_key()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn, ou))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=LEAF_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+            critical=False,
+        )
+    )
+    if server:
+        sans: list[x509.GeneralName] = []
+        for host in hostnames:
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                sans.append(x509.DNSName(host))
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(ca.key, hashes.SHA256()), key
+
+
+def cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a key readable by its owner only, atomically (never half-written)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def write_public(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def load_authority(paths: PkiPaths) -> Authority:
+    try:
+        cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+        key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise PkiError(
+            f"cannot read the CA in {paths.root} ({exc}); restore ca.pem/ca.key "
+            "or move the directory away to create a new CA"
+        ) from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise PkiError(f"{paths.ca_key} is not an RSA key")
+    return Authority(cert, key)
+
+
+def ensure_pki(root: Path, hostnames: tuple[str, ...], now: dt.datetime) -> PkiPaths:
+    """Create the CA and server certificate on first start; afterwards only check they load."""
+    paths = PkiPaths(root)
+    root.mkdir(parents=True, exist_ok=True)
+    if not paths.ca_cert.exists():
+        ca = create_authority("Accord CA", now)
+        write_private(paths.ca_key, key_pem(ca.key))
+        write_public(paths.ca_cert, cert_pem(ca.cert))
+    else:
+        ca = load_authority(paths)
+    if not paths.server_cert.exists() or not paths.server_key.exists():
+        cert, key = issue(ca, hostnames[0], now, server=True, hostnames=hostnames)
+        write_private(paths.server_key, key_pem(key))
+        write_public(paths.server_cert, cert_pem(cert))
+    return paths
+
+
+def issue_client_files(
+    paths: PkiPaths, name: str, out_dir: Path, now: dt.datetime, ou: str | None = None
+) -> tuple[Path, Path]:
+    """Issue a client certificate into ``out_dir/NAME.pem`` and ``out_dir/NAME.key``."""
+    ca = load_authority(paths)
+    cert, key = issue(ca, name, now, server=False, ou=ou)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = out_dir / f"{name}.pem", out_dir / f"{name}.key"
+    write_private(key_path, key_pem(key))
+    write_public(cert_path, cert_pem(cert))
+    return cert_path, key_path

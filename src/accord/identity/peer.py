@@ -1,0 +1,39 @@
+"""A TLS client's identity and groups, read from its verified certificate."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from accord.domain.groups import Membership
+
+
+@dataclass(frozen=True, slots=True)
+class CertIdentity:
+    cn: str
+    ous: tuple[str, ...] = ()
+
+
+def identity_from_peercert(peercert: Mapping[str, Any] | None) -> CertIdentity:
+    """Read CN and OUs from the dict ``ssl.SSLSocket.getpeercert()`` returns."""
+    cn, ous = "", []
+    for rdn in (peercert or {}).get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName" and not cn:
+                cn = value
+            elif name == "organizationalUnitName":
+                ous.append(value)
+    return CertIdentity(cn, tuple(ous))
+
+
+def membership_for(
+    identity: CertIdentity, groups_map: Mapping[str, Membership], default: Membership
+) -> Membership:
+    """The groups file wins (by CN); else the certificate's OUs; else the listener default."""
+    mapped = groups_map.get(identity.cn)
+    if mapped is not None:
+        return mapped
+    if identity.ous:
+        return Membership.both(identity.ous)
+    return default

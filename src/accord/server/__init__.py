@@ -1,0 +1,1 @@
+"""asyncio adapters: listeners, stream sessions and the hub that fans events out."""

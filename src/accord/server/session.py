@@ -1,0 +1,194 @@
+"""One streaming client: socket bytes <-> :class:`StreamConnection` <-> hub.
+
+A thin adapter: read, feed, drain events into the hub, write what the hub hands back. The only
+state it keeps is the flow-control state of its socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import cast
+
+from accord.cot.connection import Closed, Limits, NeedData, StreamConnection
+from accord.cot.errors import MalformedEvent
+from accord.cot.model import WireFormat
+from accord.cot.outgoing import Outgoing
+from accord.domain.contacts import Party
+from accord.domain.flow import Push, SendQueue, TokenBucket
+from accord.domain.groups import Membership
+from accord.server.hub import Hub
+
+log = logging.getLogger("accord.session")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """Per-listener settings a session needs (from :class:`accord.config.Config`)."""
+
+    transport: str  # "tcp" or "tls", for logs
+    negotiate: bool
+    limits: Limits
+    send_queue_events: int
+    blocked_timeout_s: float
+    write_buffer_bytes: int
+    input_rate: float
+    input_burst: float
+
+
+class StreamSession(asyncio.Protocol):
+    def __init__(
+        self, hub: Hub, settings: SessionSettings, membership: Membership, who: str = ""
+    ) -> None:
+        self.hub = hub
+        self.settings = settings
+        self.membership = membership
+        self.who = who  # certificate CN, when there is one
+        self.conn = StreamConnection(limits=settings.limits)
+        self.party: Party | None = None
+        self.transport: asyncio.Transport | None = None
+        self._batch: list[Outgoing] = []  # delivered this loop turn, written at its end
+        self._queue = SendQueue(settings.send_queue_events)  # used only while blocked
+        self._paused = False
+        self._blocked_timer: asyncio.TimerHandle | None = None
+        self._bucket = TokenBucket(settings.input_rate, settings.input_burst)
+        self._close_reason = ""
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without inheriting from it.
+        self.transport = transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        label = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        transport.set_write_buffer_limits(high=self.settings.write_buffer_bytes)
+        self.party = self.hub.new_party(self.membership, label)
+        self.hub.counters.sessions_opened += 1
+        log.info(
+            "connect peer=%s transport=%s cert=%s groups=%s",
+            label,
+            self.settings.transport,
+            self.who or "-",
+            ",".join(sorted(self.membership.inbound | self.membership.outbound)),
+        )
+        if self.settings.negotiate:
+            self.conn.offer_protocol(str(uuid.uuid4()), time.time())
+        self._write_protocol_bytes()
+        self.hub.attach(self.party, self)
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data, time.time())
+        self._drain()
+
+    def eof_received(self) -> bool:
+        self.conn.receive_data(b"", time.time())
+        self._drain()
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._blocked_timer is not None:
+            self._blocked_timer.cancel()
+        party = self.party
+        if party is None:
+            return
+        self.party = None
+        self.hub.counters.sessions_closed += 1
+        reason = self._close_reason or (f"error: {exc}" if exc else "closed")
+        log.info(
+            "disconnect peer=%s uid=%s callsign=%s reason=%s",
+            party.label,
+            party.uid or "-",
+            party.callsign or "-",
+            reason,
+        )
+        self.hub.detach(party)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+        loop = asyncio.get_running_loop()
+        self._blocked_timer = loop.call_later(self.settings.blocked_timeout_s, self._too_slow)
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._blocked_timer is not None:
+            self._blocked_timer.cancel()
+            self._blocked_timer = None
+        self._batch.extend(self._queue.drain())
+        self.flush()
+
+    # -- input ---------------------------------------------------------------------------------
+    def _drain(self) -> None:
+        party, counters = self.party, self.hub.counters
+        if party is None:
+            return
+        loop_now = asyncio.get_running_loop().time()
+        while True:
+            try:
+                event = self.conn.next_event(time.time())
+            except MalformedEvent as exc:
+                counters.malformed += 1
+                log.debug("malformed event from %s: %s", party.label, exc)
+                continue
+            finally:
+                self._write_protocol_bytes()
+            if isinstance(event, NeedData):
+                return
+            if isinstance(event, Closed):
+                if not event.clean:
+                    counters.framing_lost += 1
+                    log.warning("closing %s: %s", party.label, event.reason)
+                self.close(event.reason)
+                return
+            if not self._bucket.allow(loop_now):
+                counters.rate_limited += 1
+                continue
+            if self.hub.submit(party, event):
+                log.info(
+                    "identified peer=%s uid=%s callsign=%s",
+                    party.label,
+                    party.uid,
+                    party.callsign,
+                )
+
+    def _write_protocol_bytes(self) -> None:
+        data = self.conn.data_to_send()
+        if data and self.transport is not None:
+            # Before anything batched: after a switch, the answer must precede protobuf.
+            self.transport.write(data)
+
+    # -- output --------------------------------------------------------------------------------
+    def deliver(self, item: Outgoing) -> Push:
+        """Take one event for this client: batched while the socket drains, else queued."""
+        if self._paused:
+            return self._queue.push(item)
+        self._batch.append(item)
+        return Push.QUEUED
+
+    def flush(self) -> None:
+        """Write this turn's batch in one call (or park it in the queue if the socket is full)."""
+        batch, self._batch = self._batch, []
+        if not batch or self.transport is None or self.transport.is_closing():
+            return
+        if self._paused:
+            for item in batch:
+                if self._queue.push(item) is Push.DROPPED:
+                    self.hub.counters.queue_dropped += 1
+            return
+        fmt: WireFormat = self.conn.wire_format
+        self.transport.write(b"".join([item.frame(fmt) for item in batch]))
+
+    def _too_slow(self) -> None:
+        self.hub.counters.blocked_closed += 1
+        # abort: its buffer will never drain, so a graceful close would wait forever.
+        self.close(f"not reading for {self.settings.blocked_timeout_s:g} s", abort=True)
+
+    def close(self, reason: str, *, abort: bool = False) -> None:
+        self._close_reason = self._close_reason or reason
+        if self.transport is None:
+            return
+        if abort:
+            self.transport.abort()
+        elif not self.transport.is_closing():
+            self.transport.close()

@@ -21,7 +21,7 @@ from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
 from accord.identity.ca import PkiError, ensure_pki
 from accord.server.hub import Hub
-from accord.server.listeners import BACKLOG, TcpListener, TlsListener, server_tls_context
+from accord.server.listeners import TcpListener, TlsListener, server_tls_context
 from accord.server.session import SessionSettings
 from accord.server.udp import UdpInput, multicast_socket
 
@@ -40,12 +40,15 @@ class Running:
     counters: Counters
     ports: dict[str, int] = field(default_factory=dict)
     servers: list[asyncio.Server] = field(default_factory=list)
+    tls_listeners: list[TlsListener] = field(default_factory=list)
     transports: list[asyncio.BaseTransport] = field(default_factory=list)
 
     async def close(self, grace_s: float = 5.0) -> None:
         """Stop accepting, close every session (flushing what it can), release the ports."""
         for server in self.servers:
             server.close()
+        for listener in self.tls_listeners:
+            await listener.close()
         for transport in self.transports:
             transport.close()
         self.hub.close_all("server shutting down", abort=False)
@@ -90,8 +93,16 @@ def _busy(port: int, bind: str, flag: str) -> StartupError:
     )
 
 
-async def start(config: Config) -> Running:
-    """Start every configured listener; raise :class:`StartupError` with a fix on failure."""
+async def start(config: Config, *, any_port: bool = False) -> Running:
+    """Start every configured listener; raise :class:`StartupError` with a fix on failure.
+
+    ``any_port`` binds each enabled listener to a free port the OS picks (tests, benchmarks);
+    ``Running.ports`` tells which.
+    """
+    wanted = {"tcp": config.tcp_port, "tls": config.tls_port, "udp": config.udp_port}
+    enabled = {name for name, port in wanted.items() if port}
+    if any_port:
+        wanted = dict.fromkeys(wanted, 0)
     try:
         pki = ensure_pki(config.data_dir / "pki", config.server_names, dt.datetime.now(dt.UTC))
     except PkiError as exc:
@@ -123,7 +134,7 @@ async def start(config: Config) -> Running:
         )
 
     try:
-        if config.tcp_port:
+        if "tcp" in enabled:
             tcp = TcpListener(
                 hub,
                 settings("tcp", config.tcp_negotiate),
@@ -131,16 +142,14 @@ async def start(config: Config) -> Running:
                 config.max_connections,
             )
             try:
-                server = await loop.create_server(
-                    tcp.protocol, config.bind, config.tcp_port, backlog=BACKLOG
-                )
+                server = await tcp.start(config.bind, wanted["tcp"])
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
                     raise _busy(config.tcp_port, config.bind, "--tcp-port") from None
                 raise
             running.servers.append(server)
             running.ports["tcp"] = server.sockets[0].getsockname()[1]
-        if config.tls_port:
+        if "tls" in enabled:
             try:
                 context = server_tls_context(pki.server_cert, pki.server_key, pki.ca_cert)
             except (OSError, ValueError) as exc:
@@ -158,21 +167,18 @@ async def start(config: Config) -> Running:
                 config.tls_handshake_timeout_s,
             )
             try:
-                server = await loop.create_server(
-                    tls.protocol, config.bind, config.tls_port, backlog=BACKLOG
-                )
+                running.ports["tls"] = tls.start(config.bind, wanted["tls"])
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
                     raise _busy(config.tls_port, config.bind, "--tls-port") from None
                 raise
-            running.servers.append(server)
-            running.ports["tls"] = server.sockets[0].getsockname()[1]
-        if config.udp_port:
+            running.tls_listeners.append(tls)
+        if "udp" in enabled:
             udp_party = hub.new_party(Membership.both(config.udp_groups), "udp", receives=False)
             try:
                 transport, _ = await loop.create_datagram_endpoint(
                     lambda: UdpInput(hub, udp_party, limits),
-                    local_addr=(config.bind, config.udp_port),
+                    local_addr=(config.bind, wanted["udp"]),
                 )
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:

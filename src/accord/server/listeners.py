@@ -1,14 +1,15 @@
 """TCP and TLS streaming listeners.
 
-TLS handshakes are done by Accord (``loop.start_tls``) rather than by the server socket, so
-that a client without a certificate, with a foreign one, or one that stalls is logged and
-counted instead of disappearing into the event loop's default handler.
+The TLS listener accepts sockets itself and runs each handshake with
+``loop.connect_accepted_socket`` so that a client without a certificate, with a foreign one,
+or one that stalls is logged and counted, instead of vanishing inside the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import cast
 from accord.domain.groups import Membership
 from accord.identity.peer import identity_from_peercert, membership_for
 from accord.server.hub import Hub
-from accord.server.session import SessionSettings, StreamSession
+from accord.server.session import Identify, SessionSettings, StreamSession
 
 log = logging.getLogger("accord.listen")
 BACKLOG = 4096
@@ -40,53 +41,32 @@ class _Refused(asyncio.Protocol):
         cast(asyncio.Transport, transport).abort()
 
 
-class _TlsHandshake(asyncio.Protocol):
-    """Holds a raw connection while its TLS handshake runs, then hands it to a session."""
-
-    def __init__(self, listener: TlsListener) -> None:
-        self.listener = listener
-        self.task: asyncio.Task[None] | None = None
-        # Application bytes that arrive between the end of the handshake and the hand-over.
-        self.early: list[bytes] = []
-        self.eof = False
-        self.lost = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport = cast(asyncio.Transport, transport)
-        transport.pause_reading()  # the ClientHello must reach the TLS layer, not us
-        self.task = asyncio.get_running_loop().create_task(self.listener.handshake(transport, self))
-        self.listener.pending.add(self.task)
-        self.task.add_done_callback(self.listener.pending.discard)
-
-    def data_received(self, data: bytes) -> None:
-        self.early.append(data)
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        return True  # keep the transport open until the session has seen the data
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = True
-
-
 class TcpListener:
+    """Plain TCP streaming (TAK Server's ``stcp``): a session per connection."""
+
     def __init__(
         self, hub: Hub, settings: SessionSettings, membership: Membership, max_connections: int
     ) -> None:
         self.hub = hub
         self.settings = settings
-        self.membership = membership
         self.max_connections = max_connections
+        self._identify: Identify = lambda transport: (membership, "")
 
     def protocol(self) -> asyncio.Protocol:
         if self.hub.session_count >= self.max_connections:
             self.hub.counters.connections_refused += 1
             log.warning("refusing connection: %d sessions open", self.hub.session_count)
             return _Refused()
-        return StreamSession(self.hub, self.settings, self.membership)
+        return StreamSession(self.hub, self.settings, self._identify)
+
+    async def start(self, bind: str, port: int) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(self.protocol, bind, port, backlog=BACKLOG)
 
 
 class TlsListener:
+    """TLS streaming with client certificates; groups come from the certificate."""
+
     def __init__(
         self,
         hub: Hub,
@@ -104,50 +84,67 @@ class TlsListener:
         self.default = default
         self.max_connections = max_connections
         self.handshake_timeout_s = handshake_timeout_s
-        self.pending: set[asyncio.Task[None]] = set()
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._accepting: asyncio.Task[None] | None = None
+        self._sock: socket.socket | None = None
 
-    def protocol(self) -> asyncio.Protocol:
-        if self.hub.session_count + len(self.pending) >= self.max_connections:
-            self.hub.counters.connections_refused += 1
-            log.warning("refusing TLS connection: %d sessions open", self.hub.session_count)
-            return _Refused()
-        return _TlsHandshake(self)
+    def identify(self, transport: asyncio.BaseTransport) -> tuple[Membership, str]:
+        identity = identity_from_peercert(transport.get_extra_info("peercert"))
+        return membership_for(identity, self.groups_map, self.default), identity.cn
 
-    async def handshake(self, raw: asyncio.Transport, holder: _TlsHandshake) -> None:
-        peer = raw.get_extra_info("peername")
+    def start(self, bind: str, port: int) -> int:
+        """Bind and start accepting; return the bound port."""
+        sock = socket.create_server((bind, port), backlog=BACKLOG, reuse_port=False)
+        sock.setblocking(False)
+        self._sock = sock
+        self._accepting = asyncio.get_running_loop().create_task(self._accept_loop(sock))
+        return int(sock.getsockname()[1])
+
+    async def _accept_loop(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as exc:  # EMFILE and friends: back off, keep serving
+                log.error("accept failed on TLS port: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            if self.hub.session_count + len(self._handshakes) >= self.max_connections:
+                self.hub.counters.connections_refused += 1
+                log.warning("refusing TLS connection: %d sessions open", self.hub.session_count)
+                conn.close()
+                continue
+            task = loop.create_task(self._handshake(conn))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(self, conn: socket.socket) -> None:
+        try:
+            peer = conn.getpeername()
+        except OSError:
+            conn.close()
+            return
         loop = asyncio.get_running_loop()
         try:
-            tls = await loop.start_tls(
-                raw,
-                holder,
-                self.context,
-                server_side=True,
+            await loop.connect_accepted_socket(
+                lambda: StreamSession(self.hub, self.settings, self.identify),
+                conn,
+                ssl=self.context,
                 ssl_handshake_timeout=self.handshake_timeout_s,
             )
-        except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
+        except (OSError, TimeoutError, ConnectionError) as exc:  # ssl.SSLError is an OSError
             self.hub.counters.tls_handshake_failed += 1
-            log.warning("TLS handshake failed peer=%s: %s", _label(peer), _reason(exc))
-            raw.abort()
-            return
-        if tls is None:  # the peer went away during the handshake
-            self.hub.counters.tls_handshake_failed += 1
-            raw.abort()
-            return
-        if holder.lost or tls.is_closing():
-            return
-        identity = identity_from_peercert(tls.get_extra_info("peercert"))
-        membership = membership_for(identity, self.groups_map, self.default)
-        session = StreamSession(self.hub, self.settings, membership, who=identity.cn)
-        tls.set_protocol(session)
-        session.connection_made(tls)
-        for data in holder.early:
-            session.data_received(data)
-        if holder.eof and not session.eof_received():
-            tls.close()
+            log.warning("TLS handshake failed peer=%s:%s: %s", peer[0], peer[1], _reason(exc))
+            conn.close()
 
-
-def _label(peer: object) -> str:
-    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+    async def close(self) -> None:
+        for task in (self._accepting, *self._handshakes):
+            if task is not None:
+                task.cancel()
+        if self._sock is not None:
+            self._sock.close()
+        tasks = [t for t in (self._accepting, *self._handshakes) if t is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _reason(exc: BaseException) -> str:

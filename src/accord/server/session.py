@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -39,14 +40,17 @@ class SessionSettings:
     input_burst: float
 
 
+# Who is on the other end of a transport: its groups, and its certificate CN ("" for none).
+Identify = Callable[[asyncio.BaseTransport], tuple[Membership, str]]
+
+
 class StreamSession(asyncio.Protocol):
-    def __init__(
-        self, hub: Hub, settings: SessionSettings, membership: Membership, who: str = ""
-    ) -> None:
+    def __init__(self, hub: Hub, settings: SessionSettings, identify: Identify) -> None:
         self.hub = hub
         self.settings = settings
-        self.membership = membership
-        self.who = who  # certificate CN, when there is one
+        self._identify = identify
+        self.membership: Membership | None = None
+        self.who = ""  # certificate CN, when there is one
         self.conn = StreamConnection(limits=settings.limits)
         self.party: Party | None = None
         self.transport: asyncio.Transport | None = None
@@ -64,14 +68,15 @@ class StreamSession(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         label = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         transport.set_write_buffer_limits(high=self.settings.write_buffer_bytes)
-        self.party = self.hub.new_party(self.membership, label)
+        self.membership, self.who = membership, _ = self._identify(transport)
+        self.party = self.hub.new_party(membership, label)
         self.hub.counters.sessions_opened += 1
         log.info(
             "connect peer=%s transport=%s cert=%s groups=%s",
             label,
             self.settings.transport,
             self.who or "-",
-            ",".join(sorted(self.membership.inbound | self.membership.outbound)),
+            ",".join(sorted(membership.inbound | membership.outbound)),
         )
         if self.settings.negotiate:
             self.conn.offer_protocol(str(uuid.uuid4()), time.time())

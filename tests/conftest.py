@@ -1,0 +1,72 @@
+"""Shared fixtures: a real Accord on loopback ports the OS picks, with real certificates."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvloop
+
+from accord.app import Running, start
+from accord.config import Config
+from accord.identity.ca import PkiPaths, issue_client_files
+
+
+def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[[], Any]]:
+    # Test on the loop Accord ships with.
+    return {"uvloop": uvloop.new_event_loop}
+
+
+@dataclasses.dataclass
+class Server:
+    """A running Accord and what a test needs to reach it."""
+
+    running: Running
+    config: Config
+    pki: PkiPaths
+    certs_dir: Path
+
+    @property
+    def counters(self) -> Any:
+        return self.running.counters
+
+    def port(self, name: str) -> int:
+        return self.running.ports[name]
+
+    def client_cert(self, name: str, group: str | None = None) -> tuple[Path, Path]:
+        """Issue a client certificate from this server's CA."""
+        return issue_client_files(self.pki, name, self.certs_dir, dt.datetime.now(dt.UTC), ou=group)
+
+
+ServerFactory = Callable[..., Awaitable[Server]]
+
+
+@pytest.fixture
+async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
+    """Start Accord with config overrides; every server is closed at teardown."""
+    started: list[Server] = []
+
+    async def factory(**overrides: Any) -> Server:
+        data_dir = tmp_path / f"server{len(started)}"
+        config = Config(data_dir=data_dir, bind="127.0.0.1", **overrides)
+        running = await start(config, any_port=True)
+        server = Server(running, config, PkiPaths(data_dir / "pki"), tmp_path / "certs")
+        started.append(server)
+        return server
+
+    yield factory
+    from tests.e2e.clients import OPEN_CLIENTS
+
+    while OPEN_CLIENTS:
+        await OPEN_CLIENTS.pop().close()
+    for server in started:
+        await server.running.close(grace_s=2.0)
+
+
+@pytest.fixture
+async def server(make_server: ServerFactory) -> Server:
+    return await make_server()

@@ -24,6 +24,9 @@ from accord.domain.groups import Membership
 from accord.server.hub import Hub
 
 log = logging.getLogger("accord.session")
+# Each session logs its first few malformed events; the rest are only counted, so that a
+# flood of garbage cannot flood the log. The disconnect line gives the session's total.
+MALFORMED_LOGGED = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,7 @@ class StreamSession(asyncio.Protocol):
         self._blocked_timer: asyncio.TimerHandle | None = None
         self._bucket = TokenBucket(settings.input_rate, settings.input_burst)
         self._close_reason = ""
+        self._malformed = 0
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -102,11 +106,12 @@ class StreamSession(asyncio.Protocol):
         self.hub.counters.sessions_closed += 1
         reason = self._close_reason or (f"error: {exc}" if exc else "closed")
         log.info(
-            "disconnect peer=%s uid=%s callsign=%s reason=%s",
+            "disconnect peer=%s uid=%s callsign=%s reason=%s malformed=%d",
             party.label,
             party.uid or "-",
             party.callsign or "-",
             reason,
+            self._malformed,
         )
         self.hub.detach(party)
 
@@ -134,7 +139,9 @@ class StreamSession(asyncio.Protocol):
                 event = self.conn.next_event(time.time())
             except MalformedEvent as exc:
                 counters.malformed += 1
-                log.debug("malformed event from %s: %s", party.label, exc)
+                self._malformed += 1
+                if self._malformed <= MALFORMED_LOGGED:
+                    log.warning("dropped malformed event from %s: %s", party.label, exc)
                 continue
             finally:
                 self._write_protocol_bytes()

@@ -195,9 +195,16 @@ def canonical(event: CotEvent) -> tuple[object, ...]:
     elements and attributes (typed fields travel apart from xmlDetail), never change them."""
     from lxml import etree
 
+    def value(text: str) -> object:
+        try:
+            return float(text)  # typed fields carry numbers: "0" comes back as "0.0"
+        except ValueError:
+            return text
+
     def norm(el: etree._Element) -> tuple[object, ...]:
         children = tuple(sorted((norm(c) for c in el), key=repr))
-        return (el.tag, tuple(sorted(el.attrib.items())), (el.text or "").strip(), children)
+        attrs = tuple(sorted((k, value(v)) for k, v in el.attrib.items()))
+        return (el.tag, attrs, (el.text or "").strip(), children)
 
     root = etree.fromstring(f"<detail>{event.detail.xml}</detail>")
     fields = (event.uid, event.type, event.how, event.time, event.start, event.stale, event.point)

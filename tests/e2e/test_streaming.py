@@ -86,7 +86,8 @@ async def test_departure_sends_delete_naming_the_client(server: Server) -> None:
     await alpha.close()
     delete = await bravo.recv()
     assert delete.type == "t-x-d-d"
-    assert 'uid="ALPHA-3"' in delete.detail.xml and 'relation="p-p"' in delete.detail.xml
+    assert 'uid="ALPHA-3"' in delete.detail.xml
+    assert 'relation="p-p"' in delete.detail.xml
 
 
 async def test_directed_message_reaches_only_target_without_marti(server: Server) -> None:
@@ -100,7 +101,8 @@ async def test_directed_message_reaches_only_target_without_marti(server: Server
     await alpha.send(directed)
     got = await bravo.recv()
     assert got.uid == directed.uid
-    assert "marti" not in got.detail.xml and "<remarks>hi</remarks>" in got.detail.xml
+    assert "marti" not in got.detail.xml
+    assert "<remarks>hi</remarks>" in got.detail.xml
     assert await charlie.expect_silence() == []
 
 
@@ -123,11 +125,17 @@ async def test_geochat_to_all_rooms_and_to_members(server: Server) -> None:
         await client.send(sa(f"{name}-UID", name))
     for client in (alpha, bravo, charlie):
         await client.recv(), await client.recv()
-    room = '<__chat chatroom="All Chat Rooms" id="All Chat Rooms"><chatgrp uid0="ALPHA-UID" uid1="All Chat Rooms" id="All Chat Rooms"/></__chat>'
+    room = (
+        '<__chat chatroom="All Chat Rooms" id="All Chat Rooms">'
+        '<chatgrp uid0="ALPHA-UID" uid1="All Chat Rooms" id="All Chat Rooms"/></__chat>'
+    )
     await alpha.send(marker("GeoChat.ALPHA-UID.All Chat Rooms.1", detail=room, type_="b-t-f"))
     assert (await bravo.recv()).type == "b-t-f"
     assert (await charlie.recv()).type == "b-t-f"
-    direct = '<__chat chatroom="BRAVO" id="BRAVO-UID"><chatgrp uid0="ALPHA-UID" uid1="BRAVO-UID" id="BRAVO-UID"/></__chat>'
+    direct = (
+        '<__chat chatroom="BRAVO" id="BRAVO-UID">'
+        '<chatgrp uid0="ALPHA-UID" uid1="BRAVO-UID" id="BRAVO-UID"/></__chat>'
+    )
     await alpha.send(marker("GeoChat.ALPHA-UID.BRAVO-UID.2", detail=direct, type_="b-t-f"))
     assert (await bravo.recv()).uid == "GeoChat.ALPHA-UID.BRAVO-UID.2"
     assert await charlie.expect_silence() == []

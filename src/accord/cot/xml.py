@@ -16,6 +16,8 @@ from lxml import etree
 from accord.cot.errors import MalformedEvent
 from accord.cot.model import (
     EMPTY_DETAIL,
+    MAX_TIME_MS,
+    MIN_TIME_MS,
     UNKNOWN_VALUE,
     Chat,
     Contact,
@@ -40,6 +42,10 @@ MAX_DEPTH = 32
 _DECLARATION = re.compile(rb"<!(?!--|\[CDATA\[)")
 _EVENT_START = re.compile(rb"<event[\s>/]")
 _AUTH = re.compile(rb"<auth[\s>/]")
+# What may precede <event> in a frame: whitespace and at most one XML declaration. Anything
+# else (a <!DOCTYPE> with an external DTD, garbage after the declaration) is refused, not
+# silently dropped.
+_PROLOG = re.compile(rb"\s*(?:<\?xml\s[^>]*\?>\s*)?")
 
 _PARSER = etree.XMLParser(
     resolve_entities=False,
@@ -111,7 +117,9 @@ def decode_xml(frame: bytes, *, max_depth: int = MAX_DEPTH) -> CotEvent:
     The event keeps its exact bytes in ``raw``, so that it can be forwarded as received.
     """
     prefix, body = split_prefix(frame)
-    if prefix.strip() and not prefix.lstrip().startswith(b"<?xml"):
+    # Fix: this used to accept any prefix starting with "<?xml", so a DOCTYPE (external DTD,
+    # entity declarations) or garbage after the declaration was silently dropped; refuse it.
+    if prefix and not _PROLOG.fullmatch(prefix):
         raise MalformedEvent("unexpected bytes before <event>")
     body = body.rstrip()
     root = parse_fragment(body)
@@ -130,10 +138,18 @@ def from_element(root: etree._Element, *, raw: bytes = b"", max_depth: int = MAX
         times = [ms_from_iso(str(attrs[name])) for name in ("time", "start", "stale")]
     except (ValueError, OverflowError) as exc:
         raise MalformedEvent(f"bad event time: {exc}") from None
+    # Fix: a time before 1970 used to be accepted here and then made encode_proto raise
+    # ValueError (uint64 field) when the event was forwarded to a protobuf client.
+    if not all(MIN_TIME_MS <= t <= MAX_TIME_MS for t in times):
+        raise MalformedEvent("event time before 1970 cannot be carried in TAK protocol v1")
     point_el = root.find("point")
     if point_el is None:
         raise MalformedEvent("event has no <point>")
     point = _decode_point(point_el)
+    # commo throws away an event that lacks `how` or any point attribute (§1.1): such an event
+    # is not forwarded as received but encoded afresh, with the gaps filled.
+    if not attrs.get("how") or any(not point_el.get(name) for name in _POINT_ATTRS):
+        raw = b""
     detail_el = root.find("detail")
     detail = EMPTY_DETAIL if detail_el is None else inspect_detail(detail_el, max_depth)
     extra = {name: str(attrs.get(name, "")) for name in _OPTIONAL_EVENT_ATTRS if name in attrs}
@@ -154,6 +170,9 @@ def from_element(root: etree._Element, *, raw: bytes = b"", max_depth: int = MAX
         raw=raw,
         raw_format=WireFormat.XML if raw else None,
     )
+
+
+_POINT_ATTRS = ("lat", "lon", "hae", "ce", "le")
 
 
 def _decode_point(el: etree._Element) -> Point:

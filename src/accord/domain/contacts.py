@@ -88,18 +88,29 @@ class Roster:
         return changed
 
     def latest_sa(self, newcomer: Party, now_ms: int) -> list[CotEvent]:
-        """The latest non-stale SA of every party the newcomer may hear, for its first sync."""
-        out = [
-            p.last_sa
-            for p in self._parties.values()
-            if p is not newcomer
-            and p.last_sa is not None
-            and p.last_sa.stale > now_ms
-            and p.membership.reaches(newcomer.membership)
-        ]
+        """The latest non-stale SA of every party the newcomer may hear, for its first sync.
+
+        One per uid: a client that reconnected before its old socket died has two sessions
+        for a while, and only its newest report counts.
+        """
+        latest: dict[str, CotEvent] = {}
+
+        def offer(event: CotEvent) -> None:
+            known = latest.get(event.uid)
+            if known is None or event.time >= known.time:
+                latest[event.uid] = event
+
+        for p in self._parties.values():
+            if (
+                p is not newcomer
+                and p.last_sa is not None
+                and p.last_sa.stale > now_ms
+                and p.membership.reaches(newcomer.membership)
+            ):
+                offer(p.last_sa)
         for uid, (membership, event) in list(self._mesh_sa.items()):
             if event.stale <= now_ms:
                 del self._mesh_sa[uid]
             elif membership.reaches(newcomer.membership):
-                out.append(event)
-        return out
+                offer(event)
+        return list(latest.values())

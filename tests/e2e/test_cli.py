@@ -1,0 +1,179 @@
+"""``accord serve`` as an operator runs it: a real process, real signals, real logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from accord.cot.xml import encode_xml
+from tests.e2e.clients import sa
+
+START_TIMEOUT_S = 20.0
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def accord(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "accord", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+
+
+class Served:
+    def __init__(self, proc: subprocess.Popen[str], tcp: int, log: Path) -> None:
+        self.proc, self.tcp, self.log = proc, tcp, log
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[object]:
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*extra: str, data_dir: Path | None = None) -> Served:
+        tcp, tls = free_port(), free_port()
+        log = tmp_path / f"serve{len(procs)}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "accord",
+                    "serve",
+                    "--data-dir",
+                    str(data_dir or tmp_path / "data"),
+                    "--tcp-port",
+                    str(tcp),
+                    "--tls-port",
+                    str(tls),
+                    "--udp-port",
+                    "0",
+                    *extra,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        procs.append(proc)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while "listening" not in log.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"accord did not start:\n{log.read_text()}")
+            time.sleep(0.05)
+        return Served(proc, tcp, log)
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_unknown_config_key_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "accord.toml"
+    config.write_text("tcp_prot = 8087\n")
+    result = accord("serve", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "unknown key 'tcp_prot'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_environment_value_names_the_key(tmp_path: Path) -> None:
+    result = accord("serve", "--data-dir", str(tmp_path), env={"ACCORD_TLS_PORT": "eighty"})
+    assert result.returncode == 2
+    assert "tls_port" in result.stderr
+    assert "integer" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_busy_port_says_which_and_how_to_fix(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = accord(
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--tcp-port",
+            str(port),
+            "--tls-port",
+            "0",
+            "--udp-port",
+            "0",
+        )
+    assert result.returncode == 2
+    assert f"port {port}" in result.stderr
+    assert "--tcp-port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreadable_ca_is_reported_with_the_fix(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    (pki / "ca.pem").write_text("not a certificate")
+    (pki / "ca.key").write_text("not a key")
+    result = accord("serve", "--data-dir", str(tmp_path), "--udp-port", "0")
+    assert result.returncode == 2
+    assert "cannot read the CA" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_routes_logs_and_stops_cleanly_on_sigterm(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    served = serve()
+    ca_first = (tmp_path / "data" / "pki" / "ca.pem").read_bytes()
+    a = socket.create_connection(("127.0.0.1", served.tcp))
+    b = socket.create_connection(("127.0.0.1", served.tcp))
+    b.settimeout(5)
+    a.sendall(encode_xml(sa("CLI-1", "CLIALPHA")))
+    assert b"CLI-1" in b.recv(65536)
+    a.close()
+    assert b"t-x-d-d" in b.recv(65536)
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(10) == 0
+    text = served.text()
+    assert "connect peer=127.0.0.1:" in text
+    assert "disconnect peer=127.0.0.1:" in text
+    assert "uid=CLI-1 callsign=CLIALPHA" in text
+    assert "stopped" in text
+    assert "Traceback" not in text
+    b.close()
+
+    again = serve()  # the CA made on first start is kept and reused
+    assert (tmp_path / "data" / "pki" / "ca.pem").read_bytes() == ca_first
+    again.proc.send_signal(signal.SIGINT)
+    assert again.proc.wait(10) == 0
+
+
+def test_json_logs_are_one_object_per_line(serve) -> None:  # type: ignore[no-untyped-def]
+    served = serve("--log-json")
+    sock = socket.create_connection(("127.0.0.1", served.tcp))
+    sock.close()
+    time.sleep(0.3)
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(10) == 0
+    lines = [json.loads(line) for line in served.text().splitlines() if line.strip()]
+    assert any("connect peer=" in line["message"] for line in lines)
+    assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)

@@ -1,0 +1,117 @@
+"""The hub with real sessions replaced by recording sinks and a clock the test turns."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from accord.cot.model import WireFormat
+from accord.cot.outgoing import Outgoing
+from accord.domain.flow import Push
+from accord.domain.groups import ANONYMOUS
+from accord.domain.metrics import Counters
+from accord.server.hub import Hub
+from tests.e2e.clients import sa
+
+
+class RecordingSink:
+    """Takes everything; ``flushed`` holds what a socket would have been given."""
+
+    def __init__(self) -> None:
+        self.batch: list[Outgoing] = []
+        self.flushed: list[Outgoing] = []
+        self.closed = ""
+
+    def deliver(self, item: Outgoing) -> Push:
+        self.batch.append(item)
+        return Push.QUEUED
+
+    def flush(self) -> None:
+        self.flushed += self.batch
+        self.batch = []
+
+    def close(self, reason: str, *, abort: bool = False) -> None:
+        self.closed = reason
+
+
+class Clock:
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+def make_hub(clock: Clock) -> Hub:
+    uids = (f"uid-{n}" for n in itertools.count())
+    return Hub(Counters(), wall_ms=clock, new_uid=lambda: next(uids))
+
+
+def join(hub: Hub, name: str) -> tuple[object, RecordingSink]:
+    party = hub.new_party(ANONYMOUS, name)
+    sink = RecordingSink()
+    hub.attach(party, sink)
+    return party, sink
+
+
+async def test_one_event_is_shared_by_all_recipients_and_encoded_once_per_format() -> None:
+    event = sa("S-1", "SENDER")
+    hub = make_hub(Clock(event.time))
+    sender, _ = join(hub, "sender")
+    sinks = [join(hub, f"r{i}")[1] for i in range(5)]
+    hub.submit(sender, event)  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # the flush runs at the end of the loop turn
+    items = [sink.flushed[0] for sink in sinks]
+    assert all(item is items[0] for item in items)
+    # ...and the shared item encodes each format once, however many recipients ask.
+    for fmt in WireFormat:
+        assert items[0].frame(fmt) is items[-1].frame(fmt)
+
+
+async def test_deliveries_of_one_turn_are_flushed_together() -> None:
+    hub = make_hub(Clock(0))
+    sender, _ = join(hub, "sender")
+    _, sink = join(hub, "receiver")
+    for i in range(10):
+        hub.submit(sender, sa(f"S-{i}", f"S{i}"))  # type: ignore[arg-type]
+    assert sink.flushed == []  # nothing written mid-turn
+    await asyncio.sleep(0)
+    assert [item.event.uid for item in sink.flushed] == [f"S-{i}" for i in range(10)]
+
+
+async def test_stationary_client_sa_is_replayed_until_its_own_stale_time() -> None:
+    event = sa("QUIET-1", "QUIET")  # stale = time + 375 s, as ATAK sends when stationary
+    clock = Clock(event.time)
+    hub = make_hub(clock)
+    quiet, _ = join(hub, "quiet")
+    hub.submit(quiet, event)  # type: ignore[arg-type]
+
+    clock.ms = event.time + 300_000  # well past the 180 s report interval
+    _, early = join(hub, "early")
+    await asyncio.sleep(0)
+    assert [item.event.uid for item in early.flushed] == ["QUIET-1"]
+
+    clock.ms = event.stale + 1
+    _, late = join(hub, "late")
+    await asyncio.sleep(0)
+    assert late.flushed == []
+    assert hub.roster.by_uid("QUIET-1") is quiet  # stale SA, but the client stays connected
+
+
+async def test_departure_names_the_client_unless_its_uid_reconnected_meanwhile() -> None:
+    event = sa("DUP-1", "DUP")
+    hub = make_hub(Clock(event.time))
+    old, _ = join(hub, "old")
+    hub.submit(old, event)  # type: ignore[arg-type]
+    new, _ = join(hub, "new")  # ATAK reconnected before the old socket timed out
+    hub.submit(new, event)  # type: ignore[arg-type]
+    _, watcher = join(hub, "watcher")
+    hub.detach(old)  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert [i.event.type for i in watcher.flushed] == ["a-f-G-U-C"]  # replay only, no delete
+
+    hub.detach(new)  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    deletes = [i.event for i in watcher.flushed if i.event.type == "t-x-d-d"]
+    assert len(deletes) == 1
+    assert 'uid="DUP-1"' in deletes[0].detail.xml

@@ -226,6 +226,14 @@ def inspect_detail(detail: etree._Element, max_depth: int = MAX_DEPTH) -> Detail
 
 
 def _check_depth(root: etree._Element, max_depth: int) -> None:
+    # Depth cannot exceed the element count: the common small detail needs no walk at all.
+    count = 0
+    for _ in root.iter():
+        count += 1
+        if count > max_depth:
+            break
+    else:
+        return
     # Iterative walk: a recursive one would let the peer choose our stack depth.
     stack: list[tuple[etree._Element, int]] = [(root, 1)]
     while stack:

@@ -64,12 +64,15 @@ class Options:
     wire: str  # "xml" or "protobuf"
     xml_decl: bool
     stale_s: int
+    initial_sa: bool
     connect_concurrency: int
     connect_timeout_s: float
+    connect_deadline_s: float
     server_pid: int | None
     ready_file: str | None
     run_id: str
     label: str
+    uvloop: bool
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -101,9 +104,17 @@ def parse_args(argv: list[str] | None = None) -> Options:
         action="store_false",
         help="omit the <?xml ...?> declaration ATAK puts before each event",
     )
+    p.add_argument(
+        "--no-initial-sa",
+        dest="initial_sa",
+        action="store_false",
+        help="do not announce each client with an SA on connect (idle-session tests: "
+        "N announcements cost the server N*(N-1) deliveries)",
+    )
     p.add_argument("--stale", type=int, default=30, help="SA stale time, s after send")
     p.add_argument("--connect-concurrency", type=int, default=200)
     p.add_argument("--connect-timeout", type=float, default=30.0)
+    p.add_argument("--connect-deadline", type=float, default=120.0, help="s to connect all clients")
     p.add_argument("--server-pid", type=int, help="sample RSS/CPU of this process tree")
     p.add_argument(
         "--ready-file",
@@ -111,6 +122,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     )
     p.add_argument("--run-id", default=uuid.uuid4().hex[:8])
     p.add_argument("--label", default="", help="copied into the report")
+    p.add_argument("--no-uvloop", dest="uvloop", action="store_false", help="plain asyncio loop")
     a = p.parse_args(argv)
     senders = a.clients if a.senders < 0 else min(a.senders, a.clients)
     if a.rate < 0 or a.duration <= 0 or a.warmup < 0 or a.clients < 1:
@@ -133,12 +145,15 @@ def parse_args(argv: list[str] | None = None) -> Options:
         wire=a.wire,
         xml_decl=a.xml_decl,
         stale_s=a.stale,
+        initial_sa=a.initial_sa,
         connect_concurrency=a.connect_concurrency,
         connect_timeout_s=a.connect_timeout,
+        connect_deadline_s=a.connect_deadline,
         server_pid=a.server_pid,
         ready_file=a.ready_file,
         run_id=a.run_id,
         label=a.label,
+        uvloop=a.uvloop,
     )
 
 
@@ -240,7 +255,7 @@ class Stats:
     delivered: int = 0
     echoed: int = 0
     rx_bytes: int = 0
-    latencies_us: array = field(default_factory=lambda: array("q"))
+    latencies_us: array[int] = field(default_factory=lambda: array("q"))
     connect_failures: int = 0
     disconnects: int = 0
     protocol_errors: list[str] = field(default_factory=list)
@@ -466,12 +481,20 @@ async def connect_all(opts: Options, stats: Stats) -> list[BenchClient]:
             client = await connect_one(
                 opts, lambda: BenchClient(tpl, stats, pattern, codec), ctx, stats
             )
-        if client is not None:
+        if client is not None and opts.initial_sa:
             client.send_sa()  # announce ourselves, as ATAK does on connect
         return client
 
-    results = await asyncio.gather(*(one(i) for i in range(opts.clients)))
-    return [c for c in results if c is not None]
+    # Bounded as a whole, not just per connection: a server that stalls handshakes must not
+    # hold the run hostage. Whatever connected by the deadline is measured (and reported).
+    tasks = [asyncio.create_task(one(i)) for i in range(opts.clients)]
+    done, pending = await asyncio.wait(tasks, timeout=opts.connect_deadline_s)
+    for task in pending:
+        task.cancel()
+    if pending:
+        stats.protocol_errors.append(f"{len(pending)} clients not connected by the deadline")
+        await asyncio.gather(*pending, return_exceptions=True)
+    return [c for t in done if (c := t.result()) is not None]
 
 
 async def sender(client: BenchClient, rate: float, start: float, stop: float) -> None:
@@ -598,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile(opts.clients)
     runner: Callable[..., Any] = asyncio.run
     with contextlib.suppress(ImportError):
+        if not opts.uvloop:
+            raise ImportError
         import uvloop  # optional: a faster loop makes the loadgen less of a bottleneck
 
         runner = getattr(uvloop, "run", asyncio.run)

@@ -189,6 +189,7 @@ def sc_fanout(ctx: Context) -> list[Row]:
     at = Row("fanout", "  … p99 ms at that rate", True)
     for srv_name in ctx.server_names():
         top: dict[str, Any] | None = None
+        saturated = False
         for rate in ctx.profile.fanout_rates:
             with servers.running(start(ctx, srv_name)) as srv:
                 r = loadgen(
@@ -201,13 +202,17 @@ def sc_fanout(ctx: Context) -> list[Row]:
                 top = r
             # Saturated: the server no longer keeps up, or the loadgen itself is the limit.
             if r["delivered_per_s"] < 0.9 * r["offered_deliveries_per_s"]:
+                saturated = True
                 break
             if r["loadgen_cpu_pct"] > 90:
                 best.notes[srv_name] = "loadgen-bound"
+                saturated = True
                 break
         if top is None:
             best.notes[srv_name] = "failed"
             continue
+        if not saturated:
+            best.notes[srv_name] = "not saturated: ramp ended"
         best.values[srv_name] = top["delivered_per_s"]
         at.values[srv_name] = top["latency_ms"]["p99"]
         at.notes[srv_name] = f"{top['rate_per_sender']:g}/s each"
@@ -254,17 +259,17 @@ def sc_idle_tls(ctx: Context) -> list[Row]:
                 base_kib = procstat.proc_rss_kib(srv.pid)
                 r = loadgen(
                     ctx, srv, tls=True, label=f"idle-tls n={n}", clients=n, rate=0,
-                    duration=5, warmup=1, connect_concurrency=100,
+                    duration=5, warmup=1, connect_concurrency=100, no_initial_sa=True,
                 )  # fmt: skip
             _put(rss, srv_name, r, lambda r: r["server_rss_mib"])
-            _put(
-                per,
-                srv_name,
-                r,
-                lambda r, b=base_kib, n=n: round((r["server_rss_mib"] * 1024 - b) / n, 1),
-            )
+            _put(per, srv_name, r, per_session_kib(base_kib, n))
         rows += [rss, per]
     return rows
+
+
+def per_session_kib(base_kib: int, n: int) -> Callable[[dict[str, Any]], float]:
+    """RSS growth over the pre-connect baseline, per held session."""
+    return lambda r: round((r["server_rss_mib"] * 1024 - base_kib) / n, 1)
 
 
 def sc_idle_cpu(ctx: Context) -> list[Row]:
@@ -353,7 +358,7 @@ def run_meta(args: argparse.Namespace, accord_cmd: list[str] | None) -> str:
         f"### {stamp} — accord {commit}{' (quick)' if args.quick else ''}\n\n"
         f"{os.cpu_count()} x {cpu}, Python {platform.python_version()}, "
         f"loadgen and server on the same host; accord: "
-        f"{' '.join(accord_cmd) if accord_cmd else 'not installed'}"
+        f"{' '.join(accord_cmd) if accord_cmd else 'not measured'}"
     )
 
 

@@ -163,15 +163,14 @@ class TakyCerts:
         client_dir = root / "client"
         client_dir.mkdir(parents=True)
         ctl = str(TAKY_VENV / "bin" / "takyctl")
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         subprocess.run(
             [ctl, "setup", "--public-ip", "127.0.0.1", "--host", "localhost",
              "--bind-ip", "127.0.0.1", str(self.site)],
-            check=True, timeout=CERT_TIMEOUT_S, **quiet,
+            check=True, timeout=CERT_TIMEOUT_S, capture_output=True,
         )  # fmt: skip
         subprocess.run(
             [ctl, "-c", str(self.site / "taky.conf"), "build_client", "--dump_pem", "bench"],
-            check=True, timeout=CERT_TIMEOUT_S, cwd=client_dir, **quiet,
+            check=True, timeout=CERT_TIMEOUT_S, cwd=client_dir, capture_output=True,
         )  # fmt: skip
         crt = next(client_dir.glob("bench-*.crt"))
         self.files = TlsFiles(

@@ -69,6 +69,7 @@ class StreamConnection:
         self._eof = False
         self._closed: Closed | None = None
         self._first_frame = True
+        self._now = 0.0  # the clock of the last receive_data(), for negotiation replies
         if wire_format is WireFormat.PROTOBUF:
             # A protobuf-only input (TAK Server's "prototls") starts switched: no negotiation.
             self.negotiation.state = State.PROTOBUF
@@ -86,7 +87,9 @@ class StreamConnection:
     # -- input ---------------------------------------------------------------------------------
     def receive_data(self, data: bytes, now: float) -> None:
         """Feed bytes read from the stream; ``b""`` means the peer closed its side."""
-        del now  # reserved for timers; the state machine has none that need the clock yet
+        # Fix: `now` used to be discarded, so a caller of next_event() without a clock (as
+        # h11-style callers do) got negotiation replies dated 1970; remember it instead.
+        self._now = now
         if self._closed is not None:
             return
         if data:
@@ -94,11 +97,14 @@ class StreamConnection:
         else:
             self._eof = True
 
-    def next_event(self, now: float = 0.0) -> CotEvent | NeedData | Closed:
+    def next_event(self, now: float | None = None) -> CotEvent | NeedData | Closed:
         """The next event, ``NEED_DATA`` or ``Closed``; raises :class:`MalformedEvent`.
 
         After a ``MalformedEvent`` the stream is intact: call again for the next event.
+        ``now`` dates negotiation replies; by default, the clock given to ``receive_data``.
         """
+        if now is None:
+            now = self._now
         while True:
             if self._closed is not None:
                 return self._closed

@@ -14,6 +14,11 @@ from datetime import UTC, datetime
 # read as unknown; Accord writes seven, like the clients do (reference tak-protocol §1.2).
 UNKNOWN_VALUE = 9999999.0
 UNKNOWN_THRESHOLD = 999999.0
+# The times both wire formats can carry: protobuf times are uint64 ms (nothing before 1970),
+# XML times are ISO-8601 (nothing after year 9999). Decoders refuse an event outside this range,
+# so that whatever was accepted can be forwarded in either format.
+MIN_TIME_MS = 0
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 class WireFormat(enum.Enum):

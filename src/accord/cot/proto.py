@@ -8,7 +8,9 @@ else travels in ``xmlDetail``; on the way back ``xmlDetail`` wins over a typed d
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +19,7 @@ from lxml import etree
 from takproto.proto import TakMessage
 
 from accord.cot.errors import MalformedEvent
-from accord.cot.model import CotEvent, Point, WireFormat
+from accord.cot.model import MAX_TIME_MS, CotEvent, Point, WireFormat
 from accord.cot.xml import DEFAULT_HOW, MAX_DEPTH, format_number, inspect_detail, parse_fragment
 
 # Characters XML 1.0 cannot carry: a protobuf string holding one could never reach an XML client.
@@ -103,11 +105,13 @@ def to_message(event: CotEvent) -> Any:
     if event.detail.xml:
         root = parse_fragment(f"<detail>{event.detail.xml}</detail>")
         rest: list[str] = []
-        seen: set[str] = set()
+        # Fix: with two elements of one typed tag, the first used to go to the typed field and
+        # the second to xmlDetail, where it won on decode and the first was lost. An element
+        # that occurs more than once now stays in xmlDetail, every copy of it.
+        counts = Counter(child.tag for child in root)
         for child in root:
             tag = child.tag
-            if isinstance(tag, str) and tag not in seen and _typed_fits(child):
-                seen.add(tag)
+            if isinstance(tag, str) and counts[tag] == 1 and _typed_fits(child):
                 _fill_typed(cot.detail, child)
             else:
                 rest.append(etree.tostring(child, encoding="unicode", with_tail=False))
@@ -158,6 +162,13 @@ def from_message(msg: Any, *, raw: bytes = b"", max_depth: int = MAX_DEPTH) -> C
     lat, lon = cot.lat, cot.lon
     if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
         raise MalformedEvent(f"point out of range: lat={lat} lon={lon}")
+    # Fix: these used to be accepted, and then the event could not be forwarded to an XML
+    # client (encode_xml wrote hae="nan", which decode_xml and commo refuse; a time past year
+    # 9999 made encode_xml raise ValueError). Refuse what the XML side cannot carry.
+    if not all(math.isfinite(v) for v in (cot.hae, cot.ce, cot.le)):
+        raise MalformedEvent("point hae/ce/le is not finite")
+    if max(cot.sendTime, cot.startTime, cot.staleTime) > MAX_TIME_MS:
+        raise MalformedEvent("event time is past year 9999")
     for name in ("uid", "type", "how", "access", "qos", "opex"):
         if _NOT_XML.search(getattr(cot, name)):
             raise MalformedEvent(f"cotEvent.{name} holds characters XML cannot carry")

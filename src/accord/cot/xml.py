@@ -227,9 +227,7 @@ def inspect_detail(detail: etree._Element, max_depth: int = MAX_DEPTH) -> Detail
 
 def _check_depth(root: etree._Element, max_depth: int) -> None:
     # Depth cannot exceed the element count: the common small detail needs no walk at all.
-    count = 0
-    for _ in root.iter():
-        count += 1
+    for count, _ in enumerate(root.iter(), start=1):
         if count > max_depth:
             break
     else:

@@ -220,23 +220,37 @@ def sc_fanout(ctx: Context) -> list[Row]:
 
 
 def sc_sa1k(ctx: Context) -> list[Row]:
-    """1,000 clients each sending 1 SA/s (≈1M deliveries/s offered: an overload test)."""
+    """1,000 clients each sending 1 SA/s (~1M deliveries/s offered).
+
+    Measured twice: in steady state (clients connect quietly, 8 s of warm-up so that the
+    connect transient has passed), which is what the p99 target is about; and with every
+    client announcing itself on connect (N*(N-1) deliveries at once, as if the whole team
+    reconnected together), which shows how a burst drains.
+    """
     rows = [
         Row("sa1k", "1k clients x 1 SA/s: delivered ev/s", False),
-        Row("sa1k", "  … p50 ms", True),
-        Row("sa1k", "  … p99 ms", True),
+        Row("sa1k", "  … p50 ms (steady)", True),
+        Row("sa1k", "  … p99 ms (steady)", True),
         Row("sa1k", "  … server RSS MiB", True),
+        Row("sa1k", "  … p99 ms, all announcing on connect", True),
     ]
+    warmup = max(ctx.profile.warmup_s, 8.0)
     for srv_name in ctx.server_names():
         with servers.running(start(ctx, srv_name)) as srv:
             r = loadgen(
                 ctx, srv, tls=False, label="sa1k", clients=1000, rate=1,
-                duration=ctx.profile.window_s, warmup=ctx.profile.warmup_s,
+                duration=ctx.profile.window_s, warmup=warmup, no_initial_sa=True,
             )  # fmt: skip
         _put(rows[0], srv_name, r, lambda r: r["delivered_per_s"])
         _put(rows[1], srv_name, r, lambda r: r["latency_ms"]["p50"])
         _put(rows[2], srv_name, r, lambda r: r["latency_ms"]["p99"])
         _put(rows[3], srv_name, r, lambda r: r["server_peak_rss_mib"])
+        with servers.running(start(ctx, srv_name)) as srv:
+            r = loadgen(
+                ctx, srv, tls=False, label="sa1k-burst", clients=1000, rate=1,
+                duration=ctx.profile.window_s, warmup=warmup,
+            )  # fmt: skip
+        _put(rows[4], srv_name, r, lambda r: r["latency_ms"]["p99"])
     return rows
 
 

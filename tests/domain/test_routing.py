@@ -45,7 +45,8 @@ class World:
 
     def route(self, event: CotEvent, sender: Party) -> tuple[Kind, set[str], CotEvent]:
         decision = route(event, sender, self.roster, NOW_MS)
-        return decision.kind, {p.label.split(":")[-1] for p in decision.recipients}, decision.event
+        recipients = decision.audience(sender, self.roster)
+        return decision.kind, {p.label.split(":")[-1] for p in recipients}, decision.event
 
 
 def directed(*dests: str, extra: str = "<remarks>hello</remarks>") -> CotEvent:
@@ -153,6 +154,7 @@ def test_several_dests_deliver_to_each_target_once() -> None:
     event = directed("callsign=BRAVO", "uid=uid-charlie", "uid=uid-bravo")
     assert world.route(event, alpha)[1] == {"bravo", "charlie"}
     decision = route(event, alpha, world.roster, NOW_MS)
+    assert decision.recipients is not None
     assert len(decision.recipients) == 2
 
 

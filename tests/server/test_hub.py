@@ -7,7 +7,6 @@ import itertools
 
 from accord.cot.model import WireFormat
 from accord.cot.outgoing import Outgoing
-from accord.domain.flow import Push
 from accord.domain.groups import ANONYMOUS
 from accord.domain.metrics import Counters
 from accord.server.hub import Hub
@@ -15,20 +14,21 @@ from tests.e2e.clients import sa
 
 
 class RecordingSink:
-    """Takes everything; ``flushed`` holds what a socket would have been given."""
+    """Takes everything; ``flushed`` holds what a socket would have been given, ``writes``
+    the bytes of each write."""
 
-    def __init__(self) -> None:
-        self.batch: list[Outgoing] = []
+    def __init__(self, wire_format: WireFormat = WireFormat.XML) -> None:
+        self.wire_format = wire_format
         self.flushed: list[Outgoing] = []
+        self.writes: list[bytes] = []
         self.closed = ""
 
-    def deliver(self, item: Outgoing) -> Push:
-        self.batch.append(item)
-        return Push.QUEUED
-
-    def flush(self) -> None:
-        self.flushed += self.batch
-        self.batch = []
+    def send(self, items: list[Outgoing], data: bytes | None = None) -> int:
+        self.flushed += items
+        self.writes.append(
+            data if data is not None else b"".join(i.frame(self.wire_format) for i in items)
+        )
+        return len(items)
 
     def close(self, reason: str, *, abort: bool = False) -> None:
         self.closed = reason
@@ -47,9 +47,11 @@ def make_hub(clock: Clock) -> Hub:
     return Hub(Counters(), wall_ms=clock, new_uid=lambda: next(uids))
 
 
-def join(hub: Hub, name: str) -> tuple[object, RecordingSink]:
+def join(
+    hub: Hub, name: str, wire_format: WireFormat = WireFormat.XML
+) -> tuple[object, RecordingSink]:
     party = hub.new_party(ANONYMOUS, name)
-    sink = RecordingSink()
+    sink = RecordingSink(wire_format)
     hub.attach(party, sink)
     return party, sink
 
@@ -58,14 +60,16 @@ async def test_one_event_is_shared_by_all_recipients_and_encoded_once_per_format
     event = sa("S-1", "SENDER")
     hub = make_hub(Clock(event.time))
     sender, _ = join(hub, "sender")
-    sinks = [join(hub, f"r{i}")[1] for i in range(5)]
+    sinks = [join(hub, f"r{i}", fmt)[1] for i in range(3) for fmt in WireFormat]
     hub.submit(sender, event)  # type: ignore[arg-type]
     await asyncio.sleep(0)  # the flush runs at the end of the loop turn
     items = [sink.flushed[0] for sink in sinks]
     assert all(item is items[0] for item in items)
-    # ...and the shared item encodes each format once, however many recipients ask.
+    # Sessions of one class and format are handed the very same bytes: joined once per turn.
     for fmt in WireFormat:
-        assert items[0].frame(fmt) is items[-1].frame(fmt)
+        writes = [sink.writes[0] for sink in sinks if sink.wire_format is fmt]
+        assert len(writes) == 3
+        assert all(w is writes[0] for w in writes)
 
 
 async def test_deliveries_of_one_turn_are_flushed_together() -> None:
@@ -77,6 +81,7 @@ async def test_deliveries_of_one_turn_are_flushed_together() -> None:
     assert sink.flushed == []  # nothing written mid-turn
     await asyncio.sleep(0)
     assert [item.event.uid for item in sink.flushed] == [f"S-{i}" for i in range(10)]
+    assert len(sink.writes) == 1
 
 
 async def test_stationary_client_sa_is_replayed_until_its_own_stale_time() -> None:
@@ -115,3 +120,31 @@ async def test_departure_names_the_client_unless_its_uid_reconnected_meanwhile()
     deletes = [i.event for i in watcher.flushed if i.event.type == "t-x-d-d"]
     assert len(deletes) == 1
     assert 'uid="DUP-1"' in deletes[0].detail.xml
+
+
+async def test_turn_keeps_order_for_a_session_named_by_a_directed_event() -> None:
+    hub = make_hub(Clock(0))
+    alpha, _ = join(hub, "alpha")
+    bravo, bravo_sink = join(hub, "bravo")
+    _, charlie_sink = join(hub, "charlie")
+    hub.submit(bravo, sa("BRAVO-1", "BRAVO"))  # type: ignore[arg-type]
+    hub.submit(alpha, sa("A-1", "ALPHA"))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    directed = sa("D-1", "ALPHA", extra='<marti><dest callsign="BRAVO"/></marti>')
+    hub.submit(alpha, sa("A-2", "ALPHA"))  # type: ignore[arg-type]
+    hub.submit(alpha, directed)  # type: ignore[arg-type]
+    hub.submit(alpha, sa("A-3", "ALPHA"))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert [i.event.uid for i in bravo_sink.flushed] == ["A-1", "A-2", "D-1", "A-3"]
+    assert [i.event.uid for i in charlie_sink.flushed] == ["BRAVO-1", "A-1", "A-2", "A-3"]
+    assert "marti" not in bravo_sink.flushed[2].event.detail.xml
+
+
+async def test_a_session_joining_mid_turn_gets_the_latest_sa_once() -> None:
+    event = sa("EARLY-1", "EARLY")
+    hub = make_hub(Clock(event.time))
+    early, _ = join(hub, "early")
+    hub.submit(early, event)  # type: ignore[arg-type]
+    _, late = join(hub, "late")  # same turn: the SA is known and still being delivered
+    await asyncio.sleep(0)
+    assert [i.event.uid for i in late.flushed] == ["EARLY-1"]

@@ -51,12 +51,23 @@ class Kind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """The decision for one event: what to send (maybe rewritten), to whom, what to answer."""
+    """The decision for one event: what to send (maybe rewritten), to whom, what to answer.
+
+    ``recipients`` is ``None`` for a broadcast: everyone the sender reaches, except itself.
+    It is left unlisted because the hub delivers broadcasts per group class, not per party:
+    listing a thousand parties for every SA would cost more than delivering it.
+    """
 
     kind: Kind
     event: CotEvent
-    recipients: tuple[Party, ...] = ()
+    recipients: tuple[Party, ...] | None = ()
     reply: CotEvent | None = None
+
+    def audience(self, sender: Party, roster: Roster) -> tuple[Party, ...]:
+        """The recipients, with a broadcast spelled out."""
+        if self.recipients is None:
+            return reachable(sender, roster)
+        return self.recipients
 
 
 def classify(event: CotEvent) -> Kind:
@@ -83,12 +94,13 @@ def route(event: CotEvent, sender: Party, roster: Roster, now_ms: int) -> Route:
         chat = event.detail.chat
         if chat is None or chat.chatroom == ALL_CHAT_ROOMS or not chat.members:
             # No member list: ATAK's "All Chat Rooms" or a client that names no one.
-            return Route(kind, event, _reachable(sender, roster))
+            return Route(kind, event, None)
         return Route(kind, event, _targets(sender, roster, uids=chat.members))
-    return Route(kind, event, _reachable(sender, roster))
+    return Route(kind, event, None)
 
 
-def _reachable(sender: Party, roster: Roster) -> tuple[Party, ...]:
+def reachable(sender: Party, roster: Roster) -> tuple[Party, ...]:
+    """Every receiving party that may hear ``sender``, except the sender itself."""
     m = sender.membership
     return tuple(p for p in roster.receivers() if p is not sender and m.reaches(p.membership))
 
@@ -97,7 +109,7 @@ def _directed(event: CotEvent, sender: Party, roster: Roster) -> Route:
     stripped = without_marti(event)
     callsigns = [d.value for d in event.detail.dests if d.kind == "callsign"]
     if ALL_STREAMING in callsigns:
-        return Route(Kind.DIRECTED, stripped, _reachable(sender, roster))
+        return Route(Kind.DIRECTED, stripped, None)
     groups = {d.value for d in event.detail.dests if d.kind == "group"}
     if groups:
         # A group dest narrows delivery to that group, and only a member may use it (§5.1).

@@ -1,7 +1,12 @@
 """The hub: routes each event once and hands it to its recipients' sessions.
 
-Deliveries made while handling input are batched per session and written once per event-loop
-turn, so a session that receives fifty events in one turn costs one write, not fifty.
+Nothing is written while input is being handled. Each routed event becomes an *entry* of the
+current loop turn; at the end of the turn every session gets one write with all its entries,
+in order. Most traffic is broadcast (SA to everyone who shares a group), so for a session that
+neither sent anything this turn nor was named by a directed event, its write is the same bytes
+as every other session of its group class and wire format: that buffer is joined once per
+turn and shared. A thousand clients each reporting once a second cost a thousand writes per
+turn, not a million per-event appends.
 """
 
 from __future__ import annotations
@@ -9,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
-from accord.cot.model import CotEvent
+from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
 from accord.domain.contacts import Party, Roster
-from accord.domain.flow import Push
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
 from accord.domain.routing import Kind, departure, route
@@ -24,17 +29,33 @@ log = logging.getLogger("accord.hub")
 
 
 class Sink(Protocol):
-    """What the hub needs of a session: take an event now or queue it, and flush."""
+    """What the hub needs of a session."""
 
-    def deliver(self, item: Outgoing) -> Push: ...
+    @property
+    def wire_format(self) -> WireFormat: ...
 
-    def flush(self) -> None: ...
+    def send(self, items: list[Outgoing], data: bytes | None = None) -> int:
+        """Write ``items`` (``data`` is their frames already joined, when the hub has them);
+        return how many were taken (written or queued), the rest being dropped."""
+        ...
 
     def close(self, reason: str, *, abort: bool = False) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One routed event of this turn. ``targets`` is None for a broadcast; ``seq`` orders it
+    against attachments, so a session that joins later in the turn does not get it (it gets
+    the latest SA instead, and would otherwise see the same SA twice)."""
+
+    sender: Party
+    item: Outgoing
+    targets: frozenset[int] | None
+    seq: int
+
+
 class Hub:
-    """Routes events between parties; owns the roster and the per-turn write batching."""
+    """Routes events between parties; owns the roster and the per-turn writes."""
 
     def __init__(
         self,
@@ -42,13 +63,22 @@ class Hub:
         *,
         wall_ms: Callable[[], int],
         new_uid: Callable[[], str],
+        flush_interval_s: float = 0.0,
     ) -> None:
         self.counters = counters
+        # Writes happen at most this often: under load each session gets one larger write per
+        # interval instead of one per loop turn (the write syscalls are what fan-out costs).
+        # When traffic is light the previous flush is long past, so nothing waits.
+        self.flush_interval_s = flush_interval_s
+        self._last_flush = -1e9
         self.roster = Roster()
         self._wall_ms = wall_ms
         self._new_uid = new_uid
-        self._sinks: dict[int, Sink] = {}
-        self._dirty: dict[int, Sink] = {}
+        self._sinks: dict[int, tuple[Party, Sink]] = {}
+        self._entries: list[_Entry] = []
+        self._seq = itertools.count()
+        self._attached_at: dict[int, int] = {}  # party key -> seq of its attachment
+        self._joined = False  # someone attached during this turn
         self._flush_armed = False
         self._keys = itertools.count(1)
         self._empty = asyncio.Event()
@@ -65,33 +95,39 @@ class Hub:
     def attach(self, party: Party, sink: Sink) -> None:
         """A session joined: register it and send it the latest SA of everyone it may hear."""
         self.roster.join(party)
-        self._sinks[party.key] = sink
+        self._sinks[party.key] = (party, sink)
+        self._attached_at[party.key] = next(self._seq)
+        self._joined = True
         self._empty.clear()
         for event in self.roster.latest_sa(party, self._wall_ms()):
-            self._deliver(party, Outgoing(event))
+            self._add(party, Outgoing(event), (party,))
 
     def detach(self, party: Party) -> None:
         """A session left: forget it and tell the others with a ``t-x-d-d``."""
         self.roster.leave(party)
         self._sinks.pop(party.key, None)
-        self._dirty.pop(party.key, None)
+        self._attached_at.pop(party.key, None)
         if not self._sinks:
             self._empty.set()
         if not party.uid or self.roster.by_uid(party.uid) is not None:
             return  # never identified, or the same uid is connected again elsewhere
         notice = departure(party, self._new_uid(), self._wall_ms())
         if notice is not None:
-            self._fan_out(route(notice, party, self.roster, self._wall_ms()).recipients, notice)
+            self._add(
+                party,
+                Outgoing(notice),
+                route(notice, party, self.roster, self._wall_ms()).recipients,
+            )
 
     async def wait_empty(self) -> None:
         """Return once no session is attached."""
         await self._empty.wait()
 
     def close_all(self, reason: str, *, abort: bool) -> None:
-        """Close every session: flush what is batched first, unless aborting."""
-        for sink in list(self._sinks.values()):
-            if not abort:
-                sink.flush()
+        """Close every session: write what this turn holds first, unless aborting."""
+        if not abort:
+            self._flush()
+        for _, sink in list(self._sinks.values()):
             sink.close(reason, abort=abort)
 
     # -- traffic -------------------------------------------------------------------------------
@@ -103,38 +139,78 @@ class Hub:
         if decision.kind is Kind.PING:
             self.counters.pings += 1
             if decision.reply is not None and sender.receives:
-                self._deliver(sender, Outgoing(decision.reply))
+                self._add(sender, Outgoing(decision.reply), (sender,))
         elif decision.kind is Kind.CONTROL:
             self.counters.control_consumed += 1
         else:
-            self._fan_out(decision.recipients, decision.event)
+            self._add(sender, Outgoing(decision.event), decision.recipients)
         return changed
 
-    def _fan_out(self, recipients: tuple[Party, ...], event: CotEvent) -> None:
-        if not recipients:
-            return
-        item = Outgoing(event)  # shared: encoded at most once per wire format
-        for party in recipients:
-            self._deliver(party, item)
-
-    def _deliver(self, party: Party, item: Outgoing) -> None:
-        sink = self._sinks.get(party.key)
-        if sink is None:
-            return
-        result = sink.deliver(item)
-        if result is Push.DROPPED:
-            self.counters.queue_dropped += 1
-            return
-        if result is Push.COALESCED:
-            self.counters.queue_coalesced += 1
-        self.counters.events_delivered += 1
-        self._dirty[party.key] = sink
+    def _add(self, sender: Party, item: Outgoing, recipients: Iterable[Party] | None) -> None:
+        if recipients is None:
+            targets = None
+        else:
+            targets = frozenset(p.key for p in recipients)
+            if not targets:
+                return
+        self._entries.append(_Entry(sender, item, targets, next(self._seq)))
         if not self._flush_armed:
             self._flush_armed = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop = asyncio.get_running_loop()
+            wait = self._last_flush + self.flush_interval_s - loop.time()
+            if wait > 0:
+                loop.call_later(wait, self._flush)
+            else:
+                loop.call_soon(self._flush)
 
     def _flush(self) -> None:
+        """End of turn: give every session its entries, in order, in one write."""
         self._flush_armed = False
-        dirty, self._dirty = self._dirty, {}
-        for sink in dirty.values():
-            sink.flush()
+        entries, self._entries = self._entries, []
+        if not entries:
+            return
+        self._last_flush = asyncio.get_running_loop().time()
+        # Sessions that need their own selection: senders of this turn (no echo), targets of
+        # directed entries, and sessions that joined during the turn. Everyone else shares a
+        # per-class buffer.
+        special: set[int] = set()
+        if self._joined:
+            first = entries[0].seq
+            special.update(k for k, seq in self._attached_at.items() if seq > first)
+            self._joined = False
+        for entry in entries:
+            special.add(entry.sender.key)
+            if entry.targets is not None:
+                special |= entry.targets
+        shared: dict[tuple[Membership, WireFormat], tuple[list[Outgoing], bytes]] = {}
+        delivered = 0
+        for key, (party, sink) in list(self._sinks.items()):
+            if key in special:
+                since = self._attached_at[key]
+                items = [e.item for e in entries if _wants(e, party, since)]
+                if items:
+                    delivered += sink.send(items)
+                continue
+            fmt = sink.wire_format
+            cached = shared.get((party.membership, fmt))
+            if cached is None:
+                items = [
+                    e.item
+                    for e in entries
+                    if e.targets is None and e.sender.membership.reaches(party.membership)
+                ]
+                cached = (items, b"".join([item.frame(fmt) for item in items]))
+                shared[(party.membership, fmt)] = cached
+            if cached[0]:
+                delivered += sink.send(*cached)
+        self.counters.events_delivered += delivered
+
+
+def _wants(entry: _Entry, party: Party, attached_at: int) -> bool:
+    if entry.targets is not None:
+        return party.key in entry.targets
+    return (
+        entry.seq > attached_at
+        and entry.sender is not party
+        and entry.sender.membership.reaches(party.membership)
+    )

@@ -57,7 +57,6 @@ class StreamSession(asyncio.Protocol):
         self.conn = StreamConnection(limits=settings.limits)
         self.party: Party | None = None
         self.transport: asyncio.Transport | None = None
-        self._batch: list[Outgoing] = []  # delivered this loop turn, written at its end
         self._queue = SendQueue(settings.send_queue_events)  # used only while blocked
         self._paused = False
         self._blocked_timer: asyncio.TimerHandle | None = None
@@ -125,8 +124,9 @@ class StreamSession(asyncio.Protocol):
         if self._blocked_timer is not None:
             self._blocked_timer.cancel()
             self._blocked_timer = None
-        self._batch.extend(self._queue.drain())
-        self.flush()
+        items = self._queue.drain()
+        if items:
+            self.send(items)
 
     # -- input ---------------------------------------------------------------------------------
     def _drain(self) -> None:
@@ -171,25 +171,34 @@ class StreamSession(asyncio.Protocol):
             self.transport.write(data)
 
     # -- output --------------------------------------------------------------------------------
-    def deliver(self, item: Outgoing) -> Push:
-        """Take one event for this client: batched while the socket drains, else queued."""
-        if self._paused:
-            return self._queue.push(item)
-        self._batch.append(item)
-        return Push.QUEUED
+    @property
+    def wire_format(self) -> WireFormat:
+        return self.conn.wire_format
 
-    def flush(self) -> None:
-        """Write this turn's batch in one call (or park it in the queue if the socket is full)."""
-        batch, self._batch = self._batch, []
-        if not batch or self.transport is None or self.transport.is_closing():
-            return
-        if self._paused:
-            for item in batch:
-                if self._queue.push(item) is Push.DROPPED:
-                    self.hub.counters.queue_dropped += 1
-            return
-        fmt: WireFormat = self.conn.wire_format
-        self.transport.write(b"".join([item.frame(fmt) for item in batch]))
+    def send(self, items: list[Outgoing], data: bytes | None = None) -> int:
+        """Write this turn's events for this client in one call; queue them while blocked.
+
+        Returns how many were taken (written, queued or coalesced); the rest were dropped.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return 0
+        if not self._paused:
+            if data is None:
+                fmt = self.conn.wire_format
+                data = b"".join([item.frame(fmt) for item in items])
+            transport.write(data)
+            return len(items)
+        counters, taken = self.hub.counters, 0
+        for item in items:
+            result = self._queue.push(item)
+            if result is Push.DROPPED:
+                counters.queue_dropped += 1
+            else:
+                taken += 1
+                if result is Push.COALESCED:
+                    counters.queue_coalesced += 1
+        return taken
 
     def _too_slow(self) -> None:
         self.hub.counters.blocked_closed += 1

@@ -288,12 +288,18 @@ async def test_a_client_that_stops_reading_never_delays_the_others(
     sender = await CotClient.connect(server.port("tcp"))
     filler = "<remarks>" + "x" * 2000 + "</remarks>"
     total = 3000  # ~6 MB: more than the kernel buffers of a loopback socket can hide
-    for i in range(total):
-        if i % 2:
-            await sender.send(marker(f"m-{i}", detail=filler))
-        else:
-            await sender.send(sa("MOVER", "MOVER", lat=i / 1000, extra=filler))
+
+    async def send_all() -> None:
+        for i in range(total):
+            if i % 2:
+                await sender.send(marker(f"m-{i}", detail=filler))
+            else:
+                await sender.send(sa("MOVER", "MOVER", lat=i / 1000, extra=filler))
+
+    # The watcher reads while the sender sends, as a live client does.
+    sending = asyncio.create_task(send_all())
     got = [await watcher.recv() for _ in range(total)]
+    await sending
     assert len(got) == total  # the watcher received everything, in order
     assert [e.uid for e in got[1::2]] == [f"m-{i}" for i in range(1, total, 2)]
     counters = server.counters

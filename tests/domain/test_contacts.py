@@ -178,3 +178,18 @@ def test_party_is_compared_by_identity() -> None:
     b = dataclasses.replace(a)
     assert a != b
     assert len({a, b}) == 2
+
+
+def test_udp_contacts_are_bounded_oldest_first() -> None:
+    from accord.domain import contacts
+
+    roster = Roster()
+    udp = Party(1, Membership.both(["__ANON__"]), "udp", receives=False)
+    for i in range(contacts.MAX_MESH_CONTACTS + 5):
+        roster.observe(udp, sa_event(f"mesh-{i}", f"M{i}"))
+    newcomer = Party(2, Membership.both(["__ANON__"]), "new")
+    roster.join(newcomer)
+    uids = {e.uid for e in roster.latest_sa(newcomer, 0)}
+    assert len(uids) == contacts.MAX_MESH_CONTACTS
+    assert "mesh-0" not in uids
+    assert f"mesh-{contacts.MAX_MESH_CONTACTS + 4}" in uids

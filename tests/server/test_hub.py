@@ -148,3 +148,17 @@ async def test_a_session_joining_mid_turn_gets_the_latest_sa_once() -> None:
     _, late = join(hub, "late")  # same turn: the SA is known and still being delivered
     await asyncio.sleep(0)
     assert [i.event.uid for i in late.flushed] == ["EARLY-1"]
+
+
+async def test_newcomers_share_the_encoding_of_the_latest_sa() -> None:
+    event = sa("SA-1", "SHARED")
+    hub = make_hub(Clock(event.time))
+    sender, _ = join(hub, "sender")
+    _, early = join(hub, "early", WireFormat.PROTOBUF)
+    hub.submit(sender, event)  # type: ignore[arg-type]
+    _, late1 = join(hub, "late1", WireFormat.PROTOBUF)
+    await asyncio.sleep(0)
+    _, late2 = join(hub, "late2", WireFormat.PROTOBUF)
+    await asyncio.sleep(0)
+    items = [early.flushed[0], late1.flushed[0], late2.flushed[0]]
+    assert all(item is items[0] for item in items)  # one Outgoing: one protobuf encoding

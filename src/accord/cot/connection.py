@@ -162,6 +162,8 @@ class StreamConnection:
 
     def data_to_send(self) -> bytes:
         """Bytes the protocol itself needs written; write them before anything else."""
+        if not self._out:
+            return b""
         out = bytes(self._out)
         self._out.clear()
         return out

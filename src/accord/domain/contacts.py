@@ -27,6 +27,11 @@ class Party:
     last_sa: CotEvent | None = field(default=None, repr=False)
 
 
+# UDP senders cannot be disconnected, so their SAs are kept until stale, and at most this many
+# (a flood of spoofed datagrams with fresh uids must not grow memory without bound).
+MAX_MESH_CONTACTS = 10_000
+
+
 class Roster:
     """The parties and their indexes by uid and callsign."""
 
@@ -63,13 +68,25 @@ class Roster:
     def by_callsign(self, callsign: str) -> Party | None:
         return self._by_callsign.get(callsign)
 
+    def knows_sa(self, event: CotEvent) -> bool:
+        """Whether ``event`` is still some party's latest SA (connected or UDP)."""
+        party = self._by_uid.get(event.uid)
+        if party is not None and party.last_sa is event:
+            return True
+        mesh = self._mesh_sa.get(event.uid)
+        return mesh is not None and mesh[1] is event
+
     def observe(self, party: Party, event: CotEvent) -> bool:
         """Learn from an event a party sent; True when its uid or callsign changed."""
         contact = event.detail.contact
         if contact is None or not contact.endpoint or not contact.callsign:
             return False
         if not party.receives:
+            # Re-insert so the dict stays in arrival order; the oldest go first when full.
+            self._mesh_sa.pop(event.uid, None)
             self._mesh_sa[event.uid] = (party.membership, event)
+            if len(self._mesh_sa) > MAX_MESH_CONTACTS:
+                del self._mesh_sa[next(iter(self._mesh_sa))]
             return False
         if party.uid and event.uid != party.uid:
             return False  # a marker or another object this client relays, not itself

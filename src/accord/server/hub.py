@@ -81,6 +81,9 @@ class Hub:
         self._joined = False  # someone attached during this turn
         self._flush_armed = False
         self._keys = itertools.count(1)
+        # The latest SA of each uid as an Outgoing, shared by its broadcast and every replay
+        # to a newcomer: a thousand protobuf newcomers encode it once, not a thousand times.
+        self._sa_items: dict[str, Outgoing] = {}
         self._empty = asyncio.Event()
         self._empty.set()
 
@@ -99,8 +102,11 @@ class Hub:
         self._attached_at[party.key] = next(self._seq)
         self._joined = True
         self._empty.clear()
-        for event in self.roster.latest_sa(party, self._wall_ms()):
-            self._add(party, Outgoing(event), (party,))
+        now_ms = self._wall_ms()
+        for event in self.roster.latest_sa(party, now_ms):
+            self._add(party, self._sa_item(event), (party,))
+        if len(self._sa_items) > 2 * len(self.roster) + 1024:
+            self._prune_sa_items()
 
     def detach(self, party: Party) -> None:
         """A session left: forget it and tell the others with a ``t-x-d-d``."""
@@ -111,6 +117,7 @@ class Hub:
             self._empty.set()
         if not party.uid or self.roster.by_uid(party.uid) is not None:
             return  # never identified, or the same uid is connected again elsewhere
+        self._sa_items.pop(party.uid, None)
         notice = departure(party, self._new_uid(), self._wall_ms())
         if notice is not None:
             self._add(
@@ -143,8 +150,22 @@ class Hub:
         elif decision.kind is Kind.CONTROL:
             self.counters.control_consumed += 1
         else:
-            self._add(sender, Outgoing(decision.event), decision.recipients)
+            is_sa = decision.event is event and self.roster.knows_sa(event)
+            item = self._sa_item(event) if is_sa else Outgoing(decision.event)
+            self._add(sender, item, decision.recipients)
         return changed
+
+    def _sa_item(self, event: CotEvent) -> Outgoing:
+        item = self._sa_items.get(event.uid)
+        if item is None or item.event is not event:
+            item = self._sa_items[event.uid] = Outgoing(event)
+        return item
+
+    def _prune_sa_items(self) -> None:
+        """Forget cached SAs the roster no longer holds (UDP senders leave no departure)."""
+        known = self.roster.knows_sa
+        for uid in [u for u, item in self._sa_items.items() if not known(item.event)]:
+            del self._sa_items[uid]
 
     def _add(self, sender: Party, item: Outgoing, recipients: Iterable[Party] | None) -> None:
         if recipients is None:

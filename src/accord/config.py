@@ -59,10 +59,6 @@ class Config:
     write_buffer_bytes: int = field(
         default=256 * 1024, metadata={"doc": "socket buffer above which a session is blocked"}
     )
-    flush_interval_ms: float = field(
-        default=10.0,
-        metadata={"doc": "under load, write to each client at most this often (batching)"},
-    )
     input_rate: float = field(
         default=200.0, metadata={"doc": "events/s accepted per session; 0 = unlimited"}
     )
@@ -150,8 +146,6 @@ def validate(config: Config) -> Config:
     for key in positive:
         if getattr(config, key) <= 0:
             raise ConfigError(f"{key} = {getattr(config, key)} must be greater than 0")
-    if not 0 <= config.flush_interval_ms <= 1000:
-        raise ConfigError(f"flush_interval_ms = {config.flush_interval_ms} must be 0-1000")
     if config.blocked_timeout_s <= 0 or config.tls_handshake_timeout_s <= 0:
         raise ConfigError("timeouts must be greater than 0 seconds")
     if config.input_rate < 0 or config.input_burst < 1:

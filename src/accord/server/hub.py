@@ -63,14 +63,8 @@ class Hub:
         *,
         wall_ms: Callable[[], int],
         new_uid: Callable[[], str],
-        flush_interval_s: float = 0.0,
     ) -> None:
         self.counters = counters
-        # Writes happen at most this often: under load each session gets one larger write per
-        # interval instead of one per loop turn (the write syscalls are what fan-out costs).
-        # When traffic is light the previous flush is long past, so nothing waits.
-        self.flush_interval_s = flush_interval_s
-        self._last_flush = -1e9
         self.roster = Roster()
         self._wall_ms = wall_ms
         self._new_uid = new_uid
@@ -176,22 +170,9 @@ class Hub:
                 return
         self._entries.append(_Entry(sender, item, targets, next(self._seq)))
         if not self._flush_armed:
+            # Under load a loop turn handles many reads: they all share this one flush.
             self._flush_armed = True
-            loop = asyncio.get_running_loop()
-            wait = self._last_flush + self.flush_interval_s - loop.time()
-            if wait > 0:
-                loop.call_later(wait, self._flush)
-            else:
-                loop.call_soon(self._flush)
-
-    def input_done(self) -> None:
-        """A session finished handling one read. When no flush is being held back by the
-        interval, write now rather than one loop turn later: light traffic then pays no
-        batching latency at all."""
-        if self._entries:
-            loop = asyncio.get_running_loop()
-            if loop.time() - self._last_flush >= self.flush_interval_s:
-                self._flush()
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         """End of turn: give every session its entries, in order, in one write."""
@@ -199,7 +180,6 @@ class Hub:
         entries, self._entries = self._entries, []
         if not entries:
             return
-        self._last_flush = asyncio.get_running_loop().time()
         # Sessions that need their own selection: senders of this turn (no echo), targets of
         # directed entries, and sessions that joined during the turn. Everyone else shares a
         # per-class buffer.

@@ -89,12 +89,10 @@ class StreamSession(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.conn.receive_data(data, time.time())
         self._drain()
-        self.hub.input_done()
 
     def eof_received(self) -> bool:
         self.conn.receive_data(b"", time.time())
         self._drain()
-        self.hub.input_done()
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -19,7 +19,7 @@ from accord.config import Config, ConfigError
 from accord.cot.connection import Limits
 from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
-from accord.identity.ca import PkiError, ensure_pki
+from accord.identity.ca import PkiError, PkiPaths, ensure_pki
 from accord.server.hub import Hub
 from accord.server.listeners import TcpListener, TlsListener, server_tls_context
 from accord.server.session import SessionSettings
@@ -86,11 +86,110 @@ def raise_fd_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def _busy(port: int, bind: str, flag: str) -> StartupError:
-    return StartupError(
-        f"port {port} on {bind} is already in use: stop the other program or pick another "
-        f"port with {flag}"
+def _listen_error(exc: OSError, bind: str, port: int, flag: str) -> StartupError:
+    """Translate a bind failure into what the operator should do about it."""
+    if exc.errno == errno.EADDRINUSE:
+        return StartupError(
+            f"port {port} on {bind} is already in use: stop the other program or pick another "
+            f"port with {flag}"
+        )
+    if exc.errno == errno.EACCES:
+        return StartupError(
+            f"port {port} needs privileges Accord does not have: pick a port above 1023 with {flag}"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return StartupError(f"address {bind} is not on this machine: fix --bind")
+    return StartupError(f"cannot listen on {bind}:{port}: {exc.strerror or exc}")
+
+
+def _settings(config: Config, transport: str, negotiate: bool) -> SessionSettings:
+    return SessionSettings(
+        transport=transport,
+        negotiate=negotiate,
+        limits=Limits(config.max_event_bytes, config.max_depth),
+        send_queue_events=config.send_queue_events,
+        blocked_timeout_s=config.blocked_timeout_s,
+        write_buffer_bytes=config.write_buffer_bytes,
+        input_rate=config.input_rate,
+        input_burst=config.input_burst,
     )
+
+
+async def _start_tcp(running: Running, config: Config, port: int) -> None:
+    tcp = TcpListener(
+        running.hub,
+        _settings(config, "tcp", config.tcp_negotiate),
+        Membership.both(config.tcp_groups),
+        config.max_connections,
+    )
+    try:
+        server = await tcp.start(config.bind, port)
+    except OSError as exc:
+        raise _listen_error(exc, config.bind, config.tcp_port, "--tcp-port") from None
+    running.servers.append(server)
+    running.ports["tcp"] = server.sockets[0].getsockname()[1]
+
+
+def _start_tls(running: Running, config: Config, port: int, pki: PkiPaths) -> None:
+    try:
+        context = server_tls_context(pki.server_cert, pki.server_key, pki.ca_cert)
+    except (OSError, ValueError) as exc:
+        raise StartupError(
+            f"cannot load the server certificate from {pki.root} ({exc}); fix or remove "
+            "server.pem/server.key to have a new one issued"
+        ) from None
+    tls = TlsListener(
+        running.hub,
+        _settings(config, "tls", config.tls_negotiate),
+        context,
+        load_groups_file(config.groups_file),
+        Membership.both(config.tls_default_groups),
+        config.max_connections,
+        config.tls_handshake_timeout_s,
+    )
+    try:
+        running.ports["tls"] = tls.start(config.bind, port)
+    except OSError as exc:
+        raise _listen_error(exc, config.bind, config.tls_port, "--tls-port") from None
+    running.tls_listeners.append(tls)
+
+
+async def _start_udp(running: Running, config: Config, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    hub, limits = running.hub, Limits(config.max_event_bytes, config.max_depth)
+    party = hub.new_party(Membership.both(config.udp_groups), "udp", receives=False)
+    try:
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: UdpInput(hub, party, limits), local_addr=(config.bind, port)
+        )
+    except OSError as exc:
+        raise _listen_error(exc, config.bind, config.udp_port, "--udp-port") from None
+    running.transports.append(transport)
+    running.ports["udp"] = transport.get_extra_info("sockname")[1]
+    if config.udp_multicast_group:
+        try:
+            sock = multicast_socket(config.bind, running.ports["udp"], config.udp_multicast_group)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot join multicast group {config.udp_multicast_group}: {exc.strerror}; "
+                "check the address or leave udp_multicast_group empty"
+            ) from None
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: UdpInput(hub, party, limits), sock=sock
+        )
+        running.transports.append(transport)
+
+
+def _ensure_pki(config: Config) -> PkiPaths:
+    try:
+        return ensure_pki(config.data_dir / "pki", config.server_names, dt.datetime.now(dt.UTC))
+    except PkiError as exc:
+        raise StartupError(str(exc)) from None
+    except OSError as exc:
+        raise StartupError(
+            f"cannot write to data directory {config.data_dir}: {exc.strerror}; "
+            "choose another with --data-dir"
+        ) from None
 
 
 async def start(config: Config, *, any_port: bool = False) -> Running:
@@ -99,107 +198,22 @@ async def start(config: Config, *, any_port: bool = False) -> Running:
     ``any_port`` binds each enabled listener to a free port the OS picks (tests, benchmarks);
     ``Running.ports`` tells which.
     """
-    wanted = {"tcp": config.tcp_port, "tls": config.tls_port, "udp": config.udp_port}
-    enabled = {name for name, port in wanted.items() if port}
-    if any_port:
-        wanted = dict.fromkeys(wanted, 0)
-    try:
-        pki = ensure_pki(config.data_dir / "pki", config.server_names, dt.datetime.now(dt.UTC))
-    except PkiError as exc:
-        raise StartupError(str(exc)) from None
-    except OSError as exc:
-        raise StartupError(
-            f"cannot write to data directory {config.data_dir}: {exc.strerror}; "
-            "choose another with --data-dir"
-        ) from None
-    groups_map = load_groups_file(config.groups_file)
-    raise_fd_limit(config.max_connections)
 
+    def port(configured: int) -> int:
+        return 0 if any_port else configured
+
+    pki = _ensure_pki(config)
+    raise_fd_limit(config.max_connections)
     counters = Counters()
     hub = Hub(counters, wall_ms=lambda: int(time.time() * 1000), new_uid=lambda: str(uuid.uuid4()))
     running = Running(hub, counters)
-    loop = asyncio.get_running_loop()
-    limits = Limits(config.max_event_bytes, config.max_depth)
-
-    def settings(transport: str, negotiate: bool) -> SessionSettings:
-        return SessionSettings(
-            transport=transport,
-            negotiate=negotiate,
-            limits=limits,
-            send_queue_events=config.send_queue_events,
-            blocked_timeout_s=config.blocked_timeout_s,
-            write_buffer_bytes=config.write_buffer_bytes,
-            input_rate=config.input_rate,
-            input_burst=config.input_burst,
-        )
-
     try:
-        if "tcp" in enabled:
-            tcp = TcpListener(
-                hub,
-                settings("tcp", config.tcp_negotiate),
-                Membership.both(config.tcp_groups),
-                config.max_connections,
-            )
-            try:
-                server = await tcp.start(config.bind, wanted["tcp"])
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    raise _busy(config.tcp_port, config.bind, "--tcp-port") from None
-                raise
-            running.servers.append(server)
-            running.ports["tcp"] = server.sockets[0].getsockname()[1]
-        if "tls" in enabled:
-            try:
-                context = server_tls_context(pki.server_cert, pki.server_key, pki.ca_cert)
-            except (OSError, ValueError) as exc:
-                raise StartupError(
-                    f"cannot load the server certificate from {pki.root} ({exc}); fix or remove "
-                    "server.pem/server.key to have a new one issued"
-                ) from None
-            tls = TlsListener(
-                hub,
-                settings("tls", config.tls_negotiate),
-                context,
-                groups_map,
-                Membership.both(config.tls_default_groups),
-                config.max_connections,
-                config.tls_handshake_timeout_s,
-            )
-            try:
-                running.ports["tls"] = tls.start(config.bind, wanted["tls"])
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    raise _busy(config.tls_port, config.bind, "--tls-port") from None
-                raise
-            running.tls_listeners.append(tls)
-        if "udp" in enabled:
-            udp_party = hub.new_party(Membership.both(config.udp_groups), "udp", receives=False)
-            try:
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: UdpInput(hub, udp_party, limits),
-                    local_addr=(config.bind, wanted["udp"]),
-                )
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    raise _busy(config.udp_port, config.bind, "--udp-port") from None
-                raise
-            running.transports.append(transport)
-            running.ports["udp"] = transport.get_extra_info("sockname")[1]
-            if config.udp_multicast_group:
-                try:
-                    sock = multicast_socket(
-                        config.bind, running.ports["udp"], config.udp_multicast_group
-                    )
-                except OSError as exc:
-                    raise StartupError(
-                        f"cannot join multicast group {config.udp_multicast_group}: "
-                        f"{exc.strerror}; check the address or leave udp_multicast_group empty"
-                    ) from None
-                mtransport, _ = await loop.create_datagram_endpoint(
-                    lambda: UdpInput(hub, udp_party, limits), sock=sock
-                )
-                running.transports.append(mtransport)
+        if config.tcp_port:
+            await _start_tcp(running, config, port(config.tcp_port))
+        if config.tls_port:
+            _start_tls(running, config, port(config.tls_port), pki)
+        if config.udp_port:
+            await _start_udp(running, config, port(config.udp_port))
     except BaseException:
         await running.close()
         raise

@@ -130,6 +130,16 @@ def test_busy_port_says_which_and_how_to_fix(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_bind_address_not_on_this_machine_is_explained(tmp_path: Path) -> None:
+    # TEST-NET-3 (RFC 5737): never assigned to a host, so the bind fails at once, no traffic.
+    result = accord(
+        "serve", "--data-dir", str(tmp_path), "--bind", "203.0.113.7", "--udp-port", "0"
+    )
+    assert result.returncode == 2
+    assert "203.0.113.7 is not on this machine" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_unreadable_ca_is_reported_with_the_fix(tmp_path: Path) -> None:
     pki = tmp_path / "pki"
     pki.mkdir()

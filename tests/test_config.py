@@ -1,0 +1,81 @@
+"""Configuration layers: defaults < TOML < ACCORD_* environment < flags, with clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from accord.config import Config, ConfigError, keys, load
+
+
+def test_defaults_need_no_file_and_listen_on_loopback() -> None:
+    config = load(environ={})
+    assert config == Config()
+    assert config.bind == "127.0.0.1"
+    assert (config.tcp_port, config.tls_port, config.udp_port) == (8087, 8089, 6969)
+    assert config.max_event_bytes == 8 * 1024 * 1024
+
+
+def test_layers_apply_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "accord.toml"
+    path.write_text('tcp_port = 1000\ntls_port = 2000\nudp_port = 3000\ntcp_groups = ["A", "B"]\n')
+    env = {"ACCORD_TLS_PORT": "2001", "ACCORD_UDP_PORT": "3001"}
+    config = load(path, environ=env, overrides={"udp_port": 3002, "bind": None})
+    assert (config.tcp_port, config.tls_port, config.udp_port) == (1000, 2001, 3002)
+    assert config.tcp_groups == ("A", "B")
+    assert config.bind == "127.0.0.1"  # a flag left unset does not override
+
+
+def test_environment_values_are_typed() -> None:
+    config = load(
+        environ={
+            "ACCORD_LOG_JSON": "yes",
+            "ACCORD_INPUT_RATE": "12.5",
+            "ACCORD_TCP_GROUPS": "Blue, Red",
+            "ACCORD_DATA_DIR": "/srv/accord",
+        }
+    )
+    assert config.log_json is True
+    assert config.input_rate == 12.5
+    assert config.tcp_groups == ("Blue", "Red")
+    assert config.data_dir == Path("/srv/accord")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("tcp_prot = 1\n", "unknown key 'tcp_prot'"),
+        ('tcp_port = "x"\n', "tcp_port = 'x' is not an integer"),
+        ("tcp_port = 70000\n", "tcp_port = 70000 is not a port number"),
+        ("log_json = 3\n", "is not a boolean"),
+        ('log_level = "loud"\n', "log_level = 'loud'"),
+        ("max_connections = 0\n", "max_connections = 0 must be greater than 0"),
+        ("tcp_groups = [1]\n", "is not a list of strings"),
+        ("tcp_port = \n", "is not valid TOML"),
+    ],
+)
+def test_bad_file_names_the_key_and_what_is_expected(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "accord.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        load(path, environ={})
+
+
+def test_unknown_environment_key_is_an_error_not_a_silent_typo() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'tls_prot'"):
+        load(environ={"ACCORD_TLS_PROT": "1"})
+
+
+def test_missing_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load(tmp_path / "nope.toml", environ={})
+
+
+def test_every_key_is_documented() -> None:
+    from dataclasses import fields
+
+    assert all(f.metadata.get("doc") for f in fields(Config))
+    assert len(keys()) == len(fields(Config))

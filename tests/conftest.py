@@ -13,7 +13,8 @@ import uvloop
 
 from accord.app import Running, start
 from accord.config import Config
-from accord.identity.ca import PkiPaths, issue_client_files
+from accord.identity.ca import PkiPaths
+from accord.identity.pki import issue_client
 
 
 def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[[], Any]]:
@@ -39,7 +40,8 @@ class Server:
 
     def client_cert(self, name: str, group: str | None = None) -> tuple[Path, Path]:
         """Issue a client certificate from this server's CA."""
-        return issue_client_files(self.pki, name, self.certs_dir, dt.datetime.now(dt.UTC), ou=group)
+        files = issue_client(self.pki, name, self.certs_dir, dt.datetime.now(dt.UTC), ou=group)
+        return files.cert, files.key
 
 
 ServerFactory = Callable[..., Awaitable[Server]]

@@ -8,6 +8,7 @@ import errno
 import logging
 import resource
 import signal
+import ssl
 import time
 import tomllib
 import uuid
@@ -19,13 +20,16 @@ from accord.config import Config, ConfigError
 from accord.cot.connection import Limits
 from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
-from accord.identity.ca import PkiError, PkiPaths, ensure_pki
+from accord.identity import registry
+from accord.identity.ca import PkiError, PkiPaths
+from accord.identity.pki import ensure_pki
 from accord.server.hub import Hub
 from accord.server.listeners import TcpListener, TlsListener, server_tls_context
 from accord.server.session import SessionSettings
 from accord.server.udp import UdpInput, multicast_socket
 
 log = logging.getLogger("accord")
+CRL_RENEW_CHECK_S = 3600.0
 
 
 class StartupError(Exception):
@@ -42,9 +46,12 @@ class Running:
     servers: list[asyncio.Server] = field(default_factory=list)
     tls_listeners: list[TlsListener] = field(default_factory=list)
     transports: list[asyncio.BaseTransport] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def close(self, grace_s: float = 5.0) -> None:
         """Stop accepting, close every session (flushing what it can), release the ports."""
+        for task in self.tasks:
+            task.cancel()
         for server in self.servers:
             server.close()
         for listener in self.tls_listeners:
@@ -132,7 +139,7 @@ async def _start_tcp(running: Running, config: Config, port: int) -> None:
 
 def _start_tls(running: Running, config: Config, port: int, pki: PkiPaths) -> None:
     try:
-        context = server_tls_context(pki.server_cert, pki.server_key, pki.ca_cert)
+        context = _tls_context(pki)
     except (OSError, ValueError) as exc:
         raise StartupError(
             f"cannot load the server certificate from {pki.root} ({exc}); fix or remove "
@@ -152,6 +159,50 @@ def _start_tls(running: Running, config: Config, port: int, pki: PkiPaths) -> No
     except OSError as exc:
         raise _listen_error(exc, config.bind, config.tls_port, "--tls-port") from None
     running.tls_listeners.append(tls)
+    watcher = watch_pki(tls, pki, config.revocation_check_s)
+    running.tasks.append(asyncio.get_running_loop().create_task(watcher))
+
+
+def _tls_context(pki: PkiPaths) -> ssl.SSLContext:
+    return server_tls_context(pki.server_cert, pki.server_key, pki.ca_cert, registry.crl_path(pki))
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
+
+
+async def watch_pki(tls: TlsListener, pki: PkiPaths, every_s: float) -> None:
+    """Apply revocations made by `accord cert revoke` (another process) to the running server,
+    and keep the CRL from expiring. A stat every few seconds costs nothing measurable."""
+    crl = registry.crl_path(pki)
+    seen = _stamp(crl)
+    renewed = time.monotonic()
+    while True:
+        await asyncio.sleep(every_s)
+        if time.monotonic() - renewed > CRL_RENEW_CHECK_S:
+            renewed = time.monotonic()
+            try:
+                registry.ensure_crl(pki, dt.datetime.now(dt.UTC))
+            except (PkiError, OSError) as exc:
+                log.error("cannot renew the CRL: %s", exc)
+        stamp = _stamp(crl)
+        if stamp == seen:
+            continue
+        seen = stamp
+        try:
+            context = _tls_context(pki)
+            revoked = registry.revoked_serials(pki)
+        except (PkiError, OSError, ValueError, ssl.SSLError) as exc:
+            log.error("revocation list changed but cannot be loaded (%s); keeping the old one", exc)
+            continue
+        closed = tls.reload(context, revoked)
+        log.info(
+            "revocation list reloaded: %d revoked, %d live sessions closed", len(revoked), closed
+        )
 
 
 async def _start_udp(running: Running, config: Config, port: int) -> None:

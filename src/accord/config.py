@@ -64,6 +64,9 @@ class Config:
     )
     input_burst: float = field(default=400.0, metadata={"doc": "burst above input_rate"})
     tls_handshake_timeout_s: float = field(default=15.0, metadata={"doc": "TLS handshake"})
+    revocation_check_s: float = field(
+        default=5.0, metadata={"doc": "how often a running server looks for new revocations"}
+    )
     # -- logs --------------------------------------------------------------------------------
     log_level: str = field(default="info", metadata={"doc": "debug, info, warning, error"})
     log_json: bool = field(default=False, metadata={"doc": "one JSON object per log line"})
@@ -146,7 +149,10 @@ def validate(config: Config) -> Config:
     for key in positive:
         if getattr(config, key) <= 0:
             raise ConfigError(f"{key} = {getattr(config, key)} must be greater than 0")
-    if config.blocked_timeout_s <= 0 or config.tls_handshake_timeout_s <= 0:
+    if (
+        min(config.blocked_timeout_s, config.tls_handshake_timeout_s, config.revocation_check_s)
+        <= 0
+    ):
         raise ConfigError("timeouts must be greater than 0 seconds")
     if config.input_rate < 0 or config.input_burst < 1:
         raise ConfigError("input_rate must be >= 0 (0 = unlimited) and input_burst >= 1")

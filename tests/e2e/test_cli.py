@@ -187,3 +187,28 @@ def test_json_logs_are_one_object_per_line(serve) -> None:  # type: ignore[no-un
     lines = [json.loads(line) for line in served.text().splitlines() if line.strip()]
     assert any("connect peer=" in line["message"] for line in lines)
     assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+
+
+def test_cert_commands_init_issue_list_and_revoke(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert accord("cert", "init", *data).returncode == 0
+    again = accord("cert", "init", *data)
+    assert again.returncode == 2
+    assert "a CA already exists" in again.stderr
+    issued = accord("cert", "client", "alice", "--out", str(tmp_path / "out"), *data)
+    assert issued.returncode == 0, issued.stderr
+    assert (tmp_path / "out" / "alice.p12").exists()
+    listed = accord("cert", "list", *data)
+    assert "alice" in listed.stdout
+    assert "valid" in listed.stdout
+    assert accord("cert", "revoke", "alice", *data).returncode == 0
+    assert "revoked" in accord("cert", "list", *data).stdout
+    twice = accord("cert", "revoke", "alice", *data)
+    assert twice.returncode == 2
+    assert "already revoked" in twice.stderr
+    unknown = accord("cert", "revoke", "nobody", *data)
+    assert unknown.returncode == 2
+    assert "no certificate was issued to 'nobody'" in unknown.stderr
+    bad = accord("cert", "client", "../etc/x", *data)
+    assert bad.returncode == 2
+    assert "cannot be a certificate name" in bad.stderr

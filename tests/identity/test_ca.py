@@ -11,7 +11,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from accord.identity.ca import PkiError, ensure_pki, issue_client_files, load_authority
+from accord.identity.ca import PkiError, load_authority
+from accord.identity.pki import ensure_pki, issue_client
 
 NOW = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
 
@@ -39,7 +40,8 @@ def test_server_certificate_names_every_host_and_chains_to_the_ca(tmp_path: Path
 
 def test_client_certificate_carries_cn_and_group_ou(tmp_path: Path) -> None:
     paths = ensure_pki(tmp_path / "pki", ("localhost",), NOW)
-    cert_path, key_path = issue_client_files(paths, "alice", tmp_path / "out", NOW, ou="Blue")
+    files = issue_client(paths, "alice", tmp_path / "out", NOW, ou="Blue")
+    cert_path, key_path = files.cert, files.key
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "alice"
     assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == "Blue"

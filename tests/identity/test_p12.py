@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from accord.identity import p12
-from accord.identity.ca import Authority, ensure_pki, issue, load_authority
+from accord.identity.ca import Authority, issue, load_authority
+from accord.identity.pki import ensure_pki
 
 NOW = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from lxml import etree
 
 from accord.identity import p12
-from accord.identity.ca import Authority, ensure_pki, issue, load_authority
+from accord.identity.ca import Authority, issue, load_authority
 from accord.identity.package import (
     CACHE_USERNAME,
     Endpoint,
@@ -24,6 +24,7 @@ from accord.identity.package import (
     enrollment_package,
     truststore_filename,
 )
+from accord.identity.pki import ensure_pki
 
 NOW = dt.datetime(2026, 5, 1, 12, 30, 10, tzinfo=dt.UTC)
 HOST = "tak.example.org"

@@ -180,33 +180,3 @@ def load_authority(paths: PkiPaths) -> Authority:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise PkiError(f"{paths.ca_key} is not an RSA key")
     return Authority(cert, key)
-
-
-def ensure_pki(root: Path, hostnames: tuple[str, ...], now: dt.datetime) -> PkiPaths:
-    """Create the CA and server certificate on first start; afterwards only check they load."""
-    paths = PkiPaths(root)
-    root.mkdir(parents=True, exist_ok=True)
-    if not paths.ca_cert.exists():
-        ca = create_authority("Accord CA", now)
-        write_private(paths.ca_key, key_pem(ca.key))
-        write_public(paths.ca_cert, cert_pem(ca.cert))
-    else:
-        ca = load_authority(paths)
-    if not paths.server_cert.exists() or not paths.server_key.exists():
-        cert, key = issue(ca, hostnames[0], now, server=True, hostnames=hostnames)
-        write_private(paths.server_key, key_pem(key))
-        write_public(paths.server_cert, cert_pem(cert))
-    return paths
-
-
-def issue_client_files(
-    paths: PkiPaths, name: str, out_dir: Path, now: dt.datetime, ou: str | None = None
-) -> tuple[Path, Path]:
-    """Issue a client certificate into ``out_dir/NAME.pem`` and ``out_dir/NAME.key``."""
-    ca = load_authority(paths)
-    cert, key = issue(ca, name, now, server=False, ou=ou)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = out_dir / f"{name}.pem", out_dir / f"{name}.key"
-    write_private(key_path, key_pem(key))
-    write_public(cert_path, cert_pem(cert))
-    return cert_path, key_path

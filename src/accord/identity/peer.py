@@ -13,18 +13,20 @@ from accord.domain.groups import Membership
 class CertIdentity:
     cn: str
     ous: tuple[str, ...] = ()
+    serial: str = ""  # upper-case hex, as getpeercert() gives it
 
 
 def identity_from_peercert(peercert: Mapping[str, Any] | None) -> CertIdentity:
     """Read CN and OUs from the dict ``ssl.SSLSocket.getpeercert()`` returns."""
     cn, ous = "", []
+    serial = str((peercert or {}).get("serialNumber", ""))
     for rdn in (peercert or {}).get("subject", ()):
         for name, value in rdn:
             if name == "commonName" and not cn:
                 cn = value
             elif name == "organizationalUnitName":
                 ous.append(value)
-    return CertIdentity(cn, tuple(ous))
+    return CertIdentity(cn, tuple(ous), serial)
 
 
 def membership_for(

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import cast
@@ -24,12 +25,14 @@ log = logging.getLogger("accord.listen")
 BACKLOG = 4096
 
 
-def server_tls_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
-    """Mutual TLS: present our certificate, require and verify one from Accord's CA."""
+def server_tls_context(cert: Path, key: Path, ca: Path, crl: Path) -> ssl.SSLContext:
+    """Mutual TLS: present our certificate, require one from Accord's CA that is not revoked."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # TAK Server default: TLSv1.2,TLSv1.3
     ctx.load_cert_chain(cert, key)
     ctx.load_verify_locations(cafile=ca)
+    ctx.load_verify_locations(cafile=crl)
+    ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
@@ -50,7 +53,7 @@ class TcpListener:
         self.hub = hub
         self.settings = settings
         self.max_connections = max_connections
-        self._identify: Identify = lambda transport: (membership, "")
+        self._identify: Identify = lambda transport: (membership, "", "")
 
     def protocol(self) -> asyncio.Protocol:
         if self.hub.session_count >= self.max_connections:
@@ -85,12 +88,30 @@ class TlsListener:
         self.max_connections = max_connections
         self.handshake_timeout_s = handshake_timeout_s
         self._handshakes: set[asyncio.Task[None]] = set()
+        self._sessions: weakref.WeakSet[StreamSession] = weakref.WeakSet()
         self._accepting: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
 
-    def identify(self, transport: asyncio.BaseTransport) -> tuple[Membership, str]:
+    def identify(self, transport: asyncio.BaseTransport) -> tuple[Membership, str, str]:
         identity = identity_from_peercert(transport.get_extra_info("peercert"))
-        return membership_for(identity, self.groups_map, self.default), identity.cn
+        membership = membership_for(identity, self.groups_map, self.default)
+        return membership, identity.cn, identity.serial
+
+    def session(self) -> StreamSession:
+        session = StreamSession(self.hub, self.settings, self.identify)
+        self._sessions.add(session)
+        return session
+
+    def reload(self, context: ssl.SSLContext, revoked: frozenset[str]) -> int:
+        """Use a new context (new CRL) for new handshakes; close live revoked sessions."""
+        self.context = context
+        closed = 0
+        for session in list(self._sessions):
+            if session.serial and session.serial in revoked:
+                log.warning("closing %s: certificate %s revoked", session.who, session.serial)
+                session.close("certificate revoked", abort=True)
+                closed += 1
+        return closed
 
     def start(self, bind: str, port: int) -> int:
         """Bind and start accepting; return the bound port."""
@@ -127,7 +148,7 @@ class TlsListener:
         loop = asyncio.get_running_loop()
         try:
             await loop.connect_accepted_socket(
-                lambda: StreamSession(self.hub, self.settings, self.identify),
+                self.session,
                 conn,
                 ssl=self.context,
                 ssl_handshake_timeout=self.handshake_timeout_s,

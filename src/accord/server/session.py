@@ -43,8 +43,9 @@ class SessionSettings:
     input_burst: float
 
 
-# Who is on the other end of a transport: its groups, and its certificate CN ("" for none).
-Identify = Callable[[asyncio.BaseTransport], tuple[Membership, str]]
+# Who is on the other end of a transport: its groups, its certificate CN and serial ("" for
+# none: plain TCP).
+Identify = Callable[[asyncio.BaseTransport], tuple[Membership, str, str]]
 
 
 class StreamSession(asyncio.Protocol):
@@ -54,6 +55,7 @@ class StreamSession(asyncio.Protocol):
         self._identify = identify
         self.membership: Membership | None = None
         self.who = ""  # certificate CN, when there is one
+        self.serial = ""  # certificate serial, when there is one
         self.conn = StreamConnection(limits=settings.limits)
         self.party: Party | None = None
         self.transport: asyncio.Transport | None = None
@@ -71,7 +73,8 @@ class StreamSession(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         label = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         transport.set_write_buffer_limits(high=self.settings.write_buffer_bytes)
-        self.membership, self.who = membership, _ = self._identify(transport)
+        membership, self.who, self.serial = self._identify(transport)
+        self.membership = membership
         self.party = self.hub.new_party(membership, label)
         self.hub.counters.sessions_opened += 1
         log.info(

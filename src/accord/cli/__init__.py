@@ -14,8 +14,9 @@ from pathlib import Path
 
 from accord import __version__
 from accord.app import StartupError, serve
+from accord.cli import cert
 from accord.config import Config, ConfigError, load
-from accord.identity.ca import PkiError, PkiPaths, ensure_pki, issue_client_files
+from accord.identity.ca import PkiError
 
 EXIT_USAGE = 2
 
@@ -59,14 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     serve_p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve_p.add_argument("--log-json", action="store_true", default=None, help="JSON log lines")
 
-    cert_p = sub.add_parser("cert", help="certificates from Accord's CA")
-    cert_sub = cert_p.add_subparsers(dest="cert_command", required=True)
-    client_p = cert_sub.add_parser("client", help="issue a client certificate (PEM)")
-    client_p.add_argument("name", help="common name (the user)")
-    client_p.add_argument("--group", help="put the group in the certificate (OU)")
-    client_p.add_argument("--out", type=Path, default=Path("."), help="output directory")
-    client_p.add_argument("--data-dir", type=Path, help="state directory (default ./accord-data)")
-    client_p.add_argument("--config", type=Path, help="TOML configuration file")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, help="state directory (default ./accord-data)")
+    common.add_argument("--config", type=Path, help="TOML configuration file")
+    cert.add_parser(sub, common)
 
     config_p = sub.add_parser("config", help="print every configuration key with its value")
     config_p.add_argument("--config", type=Path, help="TOML configuration file")
@@ -92,14 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _cert(args: argparse.Namespace) -> int:
-    config = load(args.config, overrides=_overrides(args))
-    now = dt.datetime.now(dt.UTC)
-    ensure_pki(config.data_dir / "pki", config.server_names, now)
-    cert, key = issue_client_files(
-        PkiPaths(config.data_dir / "pki"), args.name, args.out, now, args.group
-    )
-    print(f"{cert}\n{key}")
-    return 0
+    return cert.run(args, load(args.config, overrides=_overrides(args)))
 
 
 def _config(args: argparse.Namespace) -> int:

@@ -1,0 +1,111 @@
+"""CA operations as the operator sees them: init, server and client certificates, revocation.
+
+Every certificate issued is recorded (:mod:`accord.identity.registry`) so it can be listed and
+revoked by name; the CRL is kept current so that TLS can enforce it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from accord.identity import registry
+from accord.identity.ca import (
+    PkiError,
+    PkiPaths,
+    cert_pem,
+    create_authority,
+    issue,
+    key_pem,
+    load_authority,
+    write_private,
+    write_public,
+)
+from accord.identity.p12 import DEFAULT_PASSWORD, encode_client_bundle
+
+# A certificate name becomes a CN and file names: no path characters, no leading dot or dash.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+
+
+def check_name(name: str) -> None:
+    if not _NAME.fullmatch(name) or ".." in name:
+        raise PkiError(
+            f"{name!r} cannot be a certificate name: use 1-64 letters, digits, '.', '_' or '-', "
+            "not starting with '.' or '-'"
+        )
+
+
+def init_ca(root: Path, now: dt.datetime, cn: str = "Accord CA") -> PkiPaths:
+    """Create a new root CA; refuse to overwrite one (its clients would all be orphaned)."""
+    paths = PkiPaths(root)
+    if paths.ca_cert.exists() or paths.ca_key.exists():
+        raise PkiError(
+            f"a CA already exists in {root}; keep it, or move the directory away to start over "
+            "(every certificate it issued would stop working)"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    ca = create_authority(cn, now)
+    write_private(paths.ca_key, key_pem(ca.key))
+    write_public(paths.ca_cert, cert_pem(ca.cert))
+    registry.ensure_crl(paths, now)
+    return paths
+
+
+def issue_server(paths: PkiPaths, hostnames: tuple[str, ...], now: dt.datetime) -> None:
+    """(Re)issue the server certificate for the names and addresses clients will dial."""
+    if not hostnames:
+        raise PkiError("name at least one host name or IP address for the server certificate")
+    ca = load_authority(paths)
+    cert, key = issue(ca, hostnames[0], now, server=True, hostnames=hostnames)
+    write_private(paths.server_key, key_pem(key))
+    write_public(paths.server_cert, cert_pem(cert))
+    registry.record(paths, hostnames[0], "server", cert)
+
+
+def ensure_pki(root: Path, hostnames: tuple[str, ...], now: dt.datetime) -> PkiPaths:
+    """First start: make the CA and server certificate; later: check they load, renew the CRL."""
+    paths = PkiPaths(root)
+    if not paths.ca_cert.exists():
+        init_ca(root, now)
+    else:
+        load_authority(paths)
+    if not paths.server_cert.exists() or not paths.server_key.exists():
+        issue_server(paths, hostnames, now)
+    registry.ensure_crl(paths, now)
+    return paths
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFiles:
+    cert: Path
+    key: Path
+    p12: Path
+    password: str
+
+
+def issue_client(
+    paths: PkiPaths,
+    name: str,
+    out_dir: Path,
+    now: dt.datetime,
+    *,
+    ou: str | None = None,
+    password: str = DEFAULT_PASSWORD,
+) -> ClientFiles:
+    """Issue a client certificate: ``NAME.pem``, ``NAME.key`` and a password-protected
+    ``NAME.p12`` (key, certificate and CA, in the format ATAK, WinTAK and iTAK import)."""
+    check_name(name)
+    ca = load_authority(paths)
+    cert, key = issue(ca, name, now, server=False, ou=ou)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = out_dir / name
+    files = ClientFiles(
+        base.with_suffix(".pem"), base.with_suffix(".key"), base.with_suffix(".p12"), password
+    )
+    write_private(files.key, key_pem(key))
+    write_public(files.cert, cert_pem(cert))
+    write_private(files.p12, encode_client_bundle(key, cert, [ca.cert], password))
+    registry.record(paths, name, "client", cert)
+    return files

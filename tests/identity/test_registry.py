@@ -1,0 +1,67 @@
+"""The index of issued certificates and the CRL built from it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from accord.identity import registry
+from accord.identity.ca import PkiError
+from accord.identity.pki import ensure_pki, issue_client
+
+NOW = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
+
+
+def crl_serials(path: Path) -> set[int]:
+    crl = x509.load_pem_x509_crl(path.read_bytes())
+    return {entry.serial_number for entry in crl}
+
+
+def test_revoking_a_name_puts_its_serials_in_a_signed_crl(tmp_path: Path) -> None:
+    paths = ensure_pki(tmp_path / "pki", ("localhost",), NOW)
+    first = issue_client(paths, "alice", tmp_path / "a", NOW)
+    second = issue_client(paths, "alice", tmp_path / "b", NOW)
+    bob = issue_client(paths, "bob", tmp_path / "c", NOW)
+    assert crl_serials(registry.crl_path(paths)) == set()
+
+    revoked = registry.revoke(paths, "alice", NOW)
+    serials = {
+        x509.load_pem_x509_certificate(f.cert.read_bytes()).serial_number for f in (first, second)
+    }
+    assert {int(r.serial, 16) for r in revoked} == serials
+    assert crl_serials(registry.crl_path(paths)) == serials
+    ca = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    crl = x509.load_pem_x509_crl(registry.crl_path(paths).read_bytes())
+    assert crl.is_signature_valid(ca.public_key())  # type: ignore[arg-type]
+    bob_serial = x509.load_pem_x509_certificate(bob.cert.read_bytes()).serial_number
+    assert f"{bob_serial:X}" not in registry.revoked_serials(paths)
+
+
+def test_crl_is_renewed_before_it_expires_and_not_before(tmp_path: Path) -> None:
+    paths = ensure_pki(tmp_path / "pki", ("localhost",), NOW)
+    assert registry.ensure_crl(paths, NOW + dt.timedelta(days=1)) is False
+    later = NOW + dt.timedelta(days=registry.CRL_DAYS - registry.CRL_RENEW_DAYS + 1)
+    assert registry.ensure_crl(paths, later) is True
+    crl = x509.load_pem_x509_crl(registry.crl_path(paths).read_bytes())
+    assert crl.next_update_utc is not None
+    assert crl.next_update_utc > later + dt.timedelta(days=registry.CRL_RENEW_DAYS)
+
+
+def test_revoking_unknown_or_revoked_names_says_so(tmp_path: Path) -> None:
+    paths = ensure_pki(tmp_path / "pki", ("localhost",), NOW)
+    with pytest.raises(PkiError, match="no certificate was issued"):
+        registry.revoke(paths, "ghost", NOW)
+    issue_client(paths, "alice", tmp_path / "a", NOW)
+    registry.revoke(paths, "alice", NOW)
+    with pytest.raises(PkiError, match="already revoked"):
+        registry.revoke(paths, "alice", NOW)
+
+
+def test_a_damaged_index_is_reported(tmp_path: Path) -> None:
+    paths = ensure_pki(tmp_path / "pki", ("localhost",), NOW)
+    registry.index_path(paths).write_text("{not json")
+    with pytest.raises(PkiError, match=r"issued\.json"):
+        registry.load_index(paths)

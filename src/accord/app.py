@@ -23,6 +23,7 @@ from accord.domain.metrics import Counters
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.pki import ensure_pki
+from accord.identity.users import UserStore, UserStoreError
 from accord.server.hub import Hub
 from accord.server.listeners import TcpListener, TlsListener, server_tls_context
 from accord.server.session import SessionSettings
@@ -145,11 +146,12 @@ def _start_tls(running: Running, config: Config, port: int, pki: PkiPaths) -> No
             f"cannot load the server certificate from {pki.root} ({exc}); fix or remove "
             "server.pem/server.key to have a new one issued"
         ) from None
+    groups = Groups(load_groups_file(config.groups_file), UserStore(config.data_dir))
     tls = TlsListener(
         running.hub,
         _settings(config, "tls", config.tls_negotiate),
         context,
-        load_groups_file(config.groups_file),
+        groups.current(),
         Membership.both(config.tls_default_groups),
         config.max_connections,
         config.tls_handshake_timeout_s,
@@ -159,7 +161,7 @@ def _start_tls(running: Running, config: Config, port: int, pki: PkiPaths) -> No
     except OSError as exc:
         raise _listen_error(exc, config.bind, config.tls_port, "--tls-port") from None
     running.tls_listeners.append(tls)
-    watcher = watch_pki(tls, pki, config.revocation_check_s)
+    watcher = watch_identity(tls, pki, groups, config.revocation_check_s)
     running.tasks.append(asyncio.get_running_loop().create_task(watcher))
 
 
@@ -175,14 +177,35 @@ def _stamp(path: Path) -> tuple[int, int]:
     return (st.st_mtime_ns, st.st_size)
 
 
-async def watch_pki(tls: TlsListener, pki: PkiPaths, every_s: float) -> None:
-    """Apply revocations made by `accord cert revoke` (another process) to the running server,
-    and keep the CRL from expiring. A stat every few seconds costs nothing measurable."""
+@dataclass
+class Groups:
+    """Where TLS users' groups come from: the users (``accord user``) over the groups file."""
+
+    from_file: Mapping[str, Membership]
+    users: UserStore
+
+    def current(self) -> dict[str, Membership]:
+        return {**self.from_file, **self.users.memberships()}
+
+    def changed(self) -> bool:
+        return self.users.reload_if_changed()
+
+
+async def watch_identity(tls: TlsListener, pki: PkiPaths, groups: Groups, every_s: float) -> None:
+    """Apply what `accord cert revoke` and `accord user groups` (other processes) changed to
+    the running server, and keep the CRL from expiring. A stat or two every few seconds costs
+    nothing measurable."""
     crl = registry.crl_path(pki)
     seen = _stamp(crl)
     renewed = time.monotonic()
     while True:
         await asyncio.sleep(every_s)
+        try:
+            if groups.changed():
+                moved = tls.regroup(groups.current())
+                log.info("user groups reloaded: %d live sessions moved", moved)
+        except UserStoreError as exc:
+            log.error("user store changed but cannot be read (%s); keeping the old groups", exc)
         if time.monotonic() - renewed > CRL_RENEW_CHECK_S:
             renewed = time.monotonic()
             try:

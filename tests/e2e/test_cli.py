@@ -212,3 +212,77 @@ def test_cert_commands_init_issue_list_and_revoke(tmp_path: Path) -> None:
     bad = accord("cert", "client", "../etc/x", *data)
     assert bad.returncode == 2
     assert "cannot be a certificate name" in bad.stderr
+
+
+def test_user_commands_add_list_change_and_remove(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+
+    def user(*args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "accord", "user", *args, *data],
+            input=password,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    added = user("add", "alice", "--group", "Blue", "--in", "Reports", "--password-stdin",
+                 password="correct horse\n")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    listed = user("list").stdout
+    assert "alice groups=Blue in=Reports" in listed
+    assert user("groups", "alice", "--group", "Red").returncode == 0
+    assert "alice groups=Red" in user("list").stdout
+    short = user("passwd", "alice", "--password-stdin", password="short\n")
+    assert short.returncode == 2
+    assert "at least 8" in short.stderr
+    duplicate = user("add", "Alice", "--password-stdin", password="another pass\n")
+    assert duplicate.returncode == 2
+    assert "already exists" in duplicate.stderr
+    evil = user("add", "../root", "--password-stdin", password="another pass\n")
+    assert evil.returncode == 2
+    assert "path character" in evil.stderr
+    assert user("remove", "alice").returncode == 0
+    assert "alice" not in user("list").stdout
+
+
+def test_package_command_writes_an_importable_connection_package(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from lxml import etree
+
+    data = ["--data-dir", str(tmp_path / "data")]
+    missing = accord("package", "alice", *data)
+    assert missing.returncode == 2
+    assert "accord user add alice" in missing.stderr
+    subprocess.run(
+        [sys.executable, "-m", "accord", "user", "add", "alice", "--password-stdin", *data],
+        input="correct horse\n", text=True, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    out = tmp_path / "alice.zip"
+    made = accord("package", "alice", "--host", "tak.example.org", "--out", str(out), *data)
+    assert made.returncode == 0, made.stderr
+    archive = zipfile.ZipFile(io.BytesIO(out.read_bytes()))
+    names = set(archive.namelist())
+    assert names == {
+        "MANIFEST/manifest.xml",
+        "certs/config.pref",
+        "certs/truststore-tak.example.org.p12",
+        "certs/alice-tak.example.org.p12",
+    }
+    pref = etree.fromstring(archive.read("certs/config.pref"))
+    entries = {e.get("key"): e.text for e in pref.iter("entry")}
+    assert entries["connectString0"] == "tak.example.org:8089:ssl"
+    key, cert, _ = pkcs12.load_key_and_certificates(
+        archive.read("certs/alice-tak.example.org.p12"), entries["clientPassword0"].encode()
+    )
+    assert key is not None
+    assert cert is not None
+    enroll = tmp_path / "enroll.zip"
+    made = accord("package", "alice", "--enroll", "--out", str(enroll), *data)
+    assert made.returncode == 0, made.stderr
+    assert not any(
+        "alice" in name for name in zipfile.ZipFile(io.BytesIO(enroll.read_bytes())).namelist()
+    )

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from accord import __version__
 from accord.app import StartupError, serve
-from accord.cli import cert
+from accord.cli import cert, package, user
 from accord.config import Config, ConfigError, load
 from accord.identity.ca import PkiError
+from accord.identity.users import UserError
 
 EXIT_USAGE = 2
 
@@ -64,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--data-dir", type=Path, help="state directory (default ./accord-data)")
     common.add_argument("--config", type=Path, help="TOML configuration file")
     cert.add_parser(sub, common)
+    package.add_parser(sub, common)
+    user.add_parser(sub, common)
 
     config_p = sub.add_parser("config", help="print every configuration key with its value")
     config_p.add_argument("--config", type=Path, help="TOML configuration file")
@@ -88,10 +91,6 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cert(args: argparse.Namespace) -> int:
-    return cert.run(args, load(args.config, overrides=_overrides(args)))
-
-
 def _config(args: argparse.Namespace) -> int:
     config = load(args.config)
     for f in fields(Config):
@@ -101,10 +100,13 @@ def _config(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"serve": _serve, "cert": _cert, "config": _config}
+    # Offline commands on the data directory; each takes the arguments and the configuration.
+    offline = {"cert": cert.run, "package": package.run, "user": user.run}
     try:
-        return handlers[args.command](args)
-    except (ConfigError, StartupError, PkiError) as exc:
+        if args.command in offline:
+            return offline[args.command](args, load(args.config, overrides=_overrides(args)))
+        return {"serve": _serve, "config": _config}[args.command](args)
+    except (ConfigError, StartupError, PkiError, UserError) as exc:
         print(f"accord: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

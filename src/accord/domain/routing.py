@@ -36,6 +36,7 @@ CONTROL_TYPES = frozenset(
         "t-x-c-m",
         "t-x-c-i-e",
         "t-x-c-i-d",
+        "t-x-g-c",  # a server's notice to a client; never relayed
     }
     | NEGOTIATION_TYPES
 )
@@ -175,4 +176,20 @@ def departure(party: Party, uid: str, now_ms: int) -> CotEvent | None:
         stale=now_ms + DELETE_STALE_MS,
         point=Point(),
         detail=detail,
+    )
+
+
+GROUPS_CHANGED_TYPE = "t-x-g-c"
+
+
+def groups_changed(uid: str, now_ms: int) -> CotEvent:
+    """The TAK Server's "your groups changed" notice (§1.7), sent to the client it concerns."""
+    return CotEvent(
+        uid=uid,
+        type=GROUPS_CHANGED_TYPE,
+        how="h-g-i-g-o",
+        time=now_ms,
+        start=now_ms,
+        stale=now_ms + PONG_STALE_MS,
+        point=Point(),
     )

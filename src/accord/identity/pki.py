@@ -7,11 +7,10 @@ revoked by name; the CRL is kept current so that TLS can enforce it.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from accord.identity import registry
+from accord.identity import registry, users
 from accord.identity.ca import (
     PkiError,
     PkiPaths,
@@ -25,16 +24,13 @@ from accord.identity.ca import (
 )
 from accord.identity.p12 import DEFAULT_PASSWORD, encode_client_bundle
 
-# A certificate name becomes a CN and file names: no path characters, no leading dot or dash.
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
-
 
 def check_name(name: str) -> None:
-    if not _NAME.fullmatch(name) or ".." in name:
-        raise PkiError(
-            f"{name!r} cannot be a certificate name: use 1-64 letters, digits, '.', '_' or '-', "
-            "not starting with '.' or '-'"
-        )
+    """A certificate name is a user name: it becomes a CN and file names (no path characters)."""
+    try:
+        users.check_name(name)
+    except users.UserError as exc:
+        raise PkiError(f"{name!r} cannot be a certificate name: {exc}") from None
 
 
 def init_ca(root: Path, now: dt.datetime, cn: str = "Accord CA") -> PkiPaths:

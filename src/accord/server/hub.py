@@ -23,7 +23,7 @@ from accord.cot.outgoing import Outgoing
 from accord.domain.contacts import Party, Roster
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
-from accord.domain.routing import Kind, departure, route
+from accord.domain.routing import Kind, departure, groups_changed, route
 
 log = logging.getLogger("accord.hub")
 
@@ -119,6 +119,11 @@ class Hub:
                 Outgoing(notice),
                 route(notice, party, self.roster, self._wall_ms()).recipients,
             )
+
+    def regroup(self, party: Party, membership: Membership) -> None:
+        """A party's groups changed (live): route by the new ones and tell its client."""
+        party.membership = membership
+        self._add(party, Outgoing(groups_changed(self._new_uid(), self._wall_ms())), (party,))
 
     async def wait_empty(self) -> None:
         """Return once no session is attached."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import cast
 
 from accord.domain.groups import Membership
-from accord.identity.peer import identity_from_peercert, membership_for
+from accord.identity.peer import CertIdentity, identity_from_peercert, membership_for
 from accord.server.hub import Hub
 from accord.server.session import Identify, SessionSettings, StreamSession
 
@@ -53,7 +53,7 @@ class TcpListener:
         self.hub = hub
         self.settings = settings
         self.max_connections = max_connections
-        self._identify: Identify = lambda transport: (membership, "", "")
+        self._identify: Identify = lambda transport: (membership, None)
 
     def protocol(self) -> asyncio.Protocol:
         if self.hub.session_count >= self.max_connections:
@@ -92,10 +92,23 @@ class TlsListener:
         self._accepting: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
 
-    def identify(self, transport: asyncio.BaseTransport) -> tuple[Membership, str, str]:
+    def identify(self, transport: asyncio.BaseTransport) -> tuple[Membership, CertIdentity]:
         identity = identity_from_peercert(transport.get_extra_info("peercert"))
-        membership = membership_for(identity, self.groups_map, self.default)
-        return membership, identity.cn, identity.serial
+        return membership_for(identity, self.groups_map, self.default), identity
+
+    def regroup(self, groups_map: Mapping[str, Membership]) -> int:
+        """Apply changed user groups to live sessions; each one moved is told (``t-x-g-c``)."""
+        self.groups_map = groups_map
+        moved = 0
+        for session in list(self._sessions):
+            if session.identity is None or session.party is None:
+                continue
+            membership = membership_for(session.identity, groups_map, self.default)
+            if membership != session.party.membership:
+                session.membership = membership
+                self.hub.regroup(session.party, membership)
+                moved += 1
+        return moved
 
     def session(self) -> StreamSession:
         session = StreamSession(self.hub, self.settings, self.identify)
@@ -107,8 +120,9 @@ class TlsListener:
         self.context = context
         closed = 0
         for session in list(self._sessions):
-            if session.serial and session.serial in revoked:
-                log.warning("closing %s: certificate %s revoked", session.who, session.serial)
+            peer = session.identity
+            if peer is not None and peer.serial in revoked:
+                log.warning("closing %s: certificate %s revoked", peer.cn, peer.serial)
                 session.close("certificate revoked", abort=True)
                 closed += 1
         return closed

@@ -21,6 +21,7 @@ from accord.cot.outgoing import Outgoing
 from accord.domain.contacts import Party
 from accord.domain.flow import Push, SendQueue, TokenBucket
 from accord.domain.groups import Membership
+from accord.identity.peer import CertIdentity
 from accord.server.hub import Hub
 
 log = logging.getLogger("accord.session")
@@ -43,9 +44,8 @@ class SessionSettings:
     input_burst: float
 
 
-# Who is on the other end of a transport: its groups, its certificate CN and serial ("" for
-# none: plain TCP).
-Identify = Callable[[asyncio.BaseTransport], tuple[Membership, str, str]]
+# Who is on the other end of a transport: its groups, and its certificate (None: plain TCP).
+Identify = Callable[[asyncio.BaseTransport], tuple[Membership, CertIdentity | None]]
 
 
 class StreamSession(asyncio.Protocol):
@@ -54,8 +54,7 @@ class StreamSession(asyncio.Protocol):
         self.settings = settings
         self._identify = identify
         self.membership: Membership | None = None
-        self.who = ""  # certificate CN, when there is one
-        self.serial = ""  # certificate serial, when there is one
+        self.identity: CertIdentity | None = None
         self.conn = StreamConnection(limits=settings.limits)
         self.party: Party | None = None
         self.transport: asyncio.Transport | None = None
@@ -73,7 +72,7 @@ class StreamSession(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         label = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         transport.set_write_buffer_limits(high=self.settings.write_buffer_bytes)
-        membership, self.who, self.serial = self._identify(transport)
+        membership, self.identity = self._identify(transport)
         self.membership = membership
         self.party = self.hub.new_party(membership, label)
         self.hub.counters.sessions_opened += 1
@@ -81,7 +80,7 @@ class StreamSession(asyncio.Protocol):
             "connect peer=%s transport=%s cert=%s groups=%s",
             label,
             self.settings.transport,
-            self.who or "-",
+            self.identity.cn if self.identity else "-",
             ",".join(sorted(membership.inbound | membership.outbound)),
         )
         if self.settings.negotiate:

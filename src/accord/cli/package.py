@@ -1,0 +1,93 @@
+"""``accord package USER``: the zip a phone or laptop imports to connect (or to enrol)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import secrets
+import uuid
+from pathlib import Path
+
+from accord.config import Config
+from accord.identity.ca import PkiError, load_authority
+from accord.identity.p12 import DEFAULT_PASSWORD, encode_truststore, new_password
+from accord.identity.package import (
+    FLAVOURS,
+    Endpoint,
+    Identity,
+    P12File,
+    client_filename,
+    connection_package,
+    enrollment_package,
+    truststore_filename,
+)
+from accord.identity.pki import ensure_pki, issue_client
+from accord.identity.users import UserStore
+
+
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser(
+        "package",
+        parents=[common],
+        help="write the connection data package for a user (ATAK, WinTAK, iTAK)",
+    )
+    p.add_argument("user", help="an existing user (accord user add)")
+    p.add_argument(
+        "--flavour",
+        choices=FLAVOURS,
+        default="atak",
+        help="atak (also WinTAK): MANIFEST + certs/; itak: flat files",
+    )
+    p.add_argument(
+        "--enroll",
+        action="store_true",
+        help="no client key in the package: the device enrols with user name and password",
+    )
+    p.add_argument("--host", help="the name or address devices dial (default: server_names[0])")
+    p.add_argument("--out", type=Path, help="zip to write (default: USER-HOST[-enroll].zip)")
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    now = dt.datetime.now(dt.UTC)
+    user = UserStore(config.data_dir).get(args.user)
+    if user is None:
+        raise PkiError(f"no user {args.user!r}: add one with `accord user add {args.user}`")
+    host = args.host or config.server_names[0]
+    paths = ensure_pki(config.data_dir / "pki", config.server_names, now)
+    try:
+        endpoint = Endpoint(host, f"Accord {host}", stream_port=config.tls_port or 8089)
+    except ValueError as exc:
+        raise PkiError(str(exc)) from None
+    ca = load_authority(paths)
+    truststore = P12File(
+        truststore_filename(host), encode_truststore([ca.cert], DEFAULT_PASSWORD), DEFAULT_PASSWORD
+    )
+    identity = Identity(callsign=user.name)
+    package_uid = str(uuid.uuid4())
+    if args.enroll:
+        data = enrollment_package(
+            endpoint, truststore, uid=package_uid, now=now, flavour=args.flavour, identity=identity
+        )
+        default_name = f"{user.name}-{host}-enroll.zip"
+    else:
+        # A fresh certificate and a random password for each package: a lost package can be
+        # revoked (accord cert revoke USER) without touching any other device.
+        password = new_password(secrets.token_bytes)
+        files = issue_client(paths, user.name, config.data_dir / "clients", now, password=password)
+        client = P12File(client_filename(user.name, host), files.p12.read_bytes(), password)
+        data = connection_package(
+            endpoint,
+            truststore,
+            client,
+            uid=package_uid,
+            now=now,
+            flavour=args.flavour,
+            identity=identity,
+        )
+        default_name = f"{user.name}-{host}.zip"
+    out: Path = args.out or Path(default_name)
+    out.write_bytes(data)
+    print(out)
+    return 0

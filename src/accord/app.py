@@ -8,6 +8,7 @@ import errno
 import logging
 import resource
 import signal
+import socket
 import ssl
 import time
 import tomllib
@@ -16,6 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import uvicorn
+
+from accord.api.enrollment import Enrollment, build_app
 from accord.config import Config, ConfigError
 from accord.cot.connection import Limits
 from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
@@ -48,6 +52,7 @@ class Running:
     tls_listeners: list[TlsListener] = field(default_factory=list)
     transports: list[asyncio.BaseTransport] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    http: list[tuple[uvicorn.Server, socket.socket]] = field(default_factory=list)
 
     async def close(self, grace_s: float = 5.0) -> None:
         """Stop accepting, close every session (flushing what it can), release the ports."""
@@ -59,6 +64,8 @@ class Running:
             await listener.close()
         for transport in self.transports:
             transport.close()
+        for http, sock in self.http:
+            await http.shutdown(sockets=[sock])
         self.hub.close_all("server shutting down", abort=False)
         try:
             async with asyncio.timeout(grace_s):
@@ -228,6 +235,45 @@ async def watch_identity(tls: TlsListener, pki: PkiPaths, groups: Groups, every_
         )
 
 
+def _enroll_tls_context(pki: PkiPaths) -> ssl.SSLContext:
+    """Server authentication only: a device enrolls because it has no certificate yet."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    return ctx
+
+
+async def _start_enrollment(
+    running: Running, config: Config, port: int, pki: PkiPaths, users: UserStore
+) -> None:
+    app = build_app(Enrollment(pki, users, running.counters))
+    settings = uvicorn.Config(
+        app,
+        log_config=None,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+        limit_concurrency=256,
+        server_header=False,
+    )
+    settings.load()
+    settings.ssl = _enroll_tls_context(pki)
+    try:
+        sock = socket.create_server((config.bind, port), backlog=256)
+    except OSError as exc:
+        raise _listen_error(exc, config.bind, config.enroll_port, "--enroll-port") from None
+    # uvicorn's serve() would add its own signal handlers and a 10 Hz housekeeping loop; the
+    # startup/shutdown halves are all Accord needs (signals and idle CPU stay Accord's).
+    server = uvicorn.Server(settings)
+    server.lifespan = settings.lifespan_class(settings)
+    try:
+        await server.startup(sockets=[sock])
+    except BaseException:
+        sock.close()
+        raise
+    running.http.append((server, sock))
+    running.ports["enroll"] = sock.getsockname()[1]
+
+
 async def _start_udp(running: Running, config: Config, port: int) -> None:
     loop = asyncio.get_running_loop()
     hub, limits = running.hub, Limits(config.max_event_bytes, config.max_depth)
@@ -288,6 +334,9 @@ async def start(config: Config, *, any_port: bool = False) -> Running:
             _start_tls(running, config, port(config.tls_port), pki)
         if config.udp_port:
             await _start_udp(running, config, port(config.udp_port))
+        if config.enroll_port:
+            users = UserStore(config.data_dir)
+            await _start_enrollment(running, config, port(config.enroll_port), pki, users)
     except BaseException:
         await running.close()
         raise

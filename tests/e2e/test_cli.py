@@ -69,6 +69,8 @@ def serve(tmp_path: Path) -> Iterator[object]:
                     str(tls),
                     "--udp-port",
                     "0",
+                    "--enroll-port",
+                    str(free_port()),
                     *extra,
                 ],
                 stdout=out,
@@ -122,6 +124,8 @@ def test_busy_port_says_which_and_how_to_fix(tmp_path: Path) -> None:
             "--tls-port",
             "0",
             "--udp-port",
+            "0",
+            "--enroll-port",
             "0",
         )
     assert result.returncode == 2

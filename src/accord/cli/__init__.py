@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     serve_p.add_argument("--tcp-port", type=int, help="plain TCP streaming (8087; 0 = off)")
     serve_p.add_argument("--tls-port", type=int, help="TLS streaming (8089; 0 = off)")
     serve_p.add_argument("--udp-port", type=int, help="UDP input (6969; 0 = off)")
+    serve_p.add_argument("--enroll-port", type=int, help="certificate enrollment (8446; 0 = off)")
     serve_p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve_p.add_argument("--log-json", action="store_true", default=None, help="JSON log lines")
 
@@ -74,7 +75,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    names = ("data_dir", "bind", "tcp_port", "tls_port", "udp_port", "log_level", "log_json")
+    names = (
+        "data_dir",
+        "bind",
+        "tcp_port",
+        "tls_port",
+        "udp_port",
+        "enroll_port",
+        "log_level",
+        "log_json",
+    )
     return {name: getattr(args, name, None) for name in names}
 
 

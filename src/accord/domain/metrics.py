@@ -23,6 +23,10 @@ class Counters:
     control_consumed: int = 0
     udp_in: int = 0
     udp_malformed: int = 0
+    enrolled: int = 0  # client certificates signed through the enrollment API
+    enroll_refused: int = 0  # bad CSR
+    enroll_auth_failed: int = 0  # wrong user name or password
+    enroll_throttled: int = 0  # refused for too many wrong passwords
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)

@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 KEY_BITS = 2048
@@ -108,13 +109,28 @@ def issue(
     ou: str | None = None,
     hostnames: tuple[str, ...] = (),
 ) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
-    """Issue a server or client certificate signed by ``ca``; ``ou`` carries a client's group."""
+    """Make a key and issue a server or client certificate for it; ``ou`` carries a group."""
     key = _new_key()
+    cert = issue_for_key(ca, cn, key.public_key(), now, server=server, ou=ou, hostnames=hostnames)
+    return cert, key
+
+
+def issue_for_key(
+    ca: Authority,
+    cn: str,
+    public_key: CertificatePublicKeyTypes,
+    now: dt.datetime,
+    *,
+    server: bool,
+    ou: str | None = None,
+    hostnames: tuple[str, ...] = (),
+) -> x509.Certificate:
+    """Issue a certificate for a key someone else holds (enrollment: the device keeps it)."""
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn, ou))
         .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=LEAF_DAYS))
@@ -138,7 +154,7 @@ def issue(
             except ValueError:
                 sans.append(x509.DNSName(host))
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(ca.key, hashes.SHA256()), key
+    return builder.sign(ca.key, hashes.SHA256())
 
 
 def cert_pem(cert: x509.Certificate) -> bytes:

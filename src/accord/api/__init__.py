@@ -1,0 +1,1 @@
+"""HTTP APIs: enrollment now; the Marti API later. Meets the rest through the domain."""

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
+
 from accord.domain.groups import Membership
 
 
@@ -39,3 +41,25 @@ def membership_for(
     if identity.ous:
         return Membership.both(identity.ous)
     return default
+
+
+class PeerRefused(Exception):
+    """A peer that passed the TLS handshake but must not be served; the message says why."""
+
+
+def check_client_certificate(der: bytes | None) -> None:
+    """What OpenSSL verification lets through but a client certificate must not be: a CA.
+
+    (OpenSSL accepts a CA:TRUE certificate as a TLS client, and Python's ssl has no hook to
+    refuse it during the handshake.)"""
+    if not der:
+        raise PeerRefused("no client certificate")
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return
+    except ValueError:
+        raise PeerRefused("client certificate cannot be parsed") from None
+    if constraints.ca:
+        raise PeerRefused("client certificate is a CA certificate (CA:TRUE)")

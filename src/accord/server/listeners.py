@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import cast
 
 from accord.domain.groups import Membership
-from accord.identity.peer import CertIdentity, identity_from_peercert, membership_for
+from accord.identity.peer import (
+    CertIdentity,
+    check_client_certificate,
+    identity_from_peercert,
+    membership_for,
+)
 from accord.server.hub import Hub
 from accord.server.session import Identify, SessionSettings, StreamSession
 
@@ -93,6 +98,8 @@ class TlsListener:
         self._sock: socket.socket | None = None
 
     def identify(self, transport: asyncio.BaseTransport) -> tuple[Membership, CertIdentity]:
+        ssl_object = transport.get_extra_info("ssl_object")
+        check_client_certificate(ssl_object.getpeercert(binary_form=True) if ssl_object else None)
         identity = identity_from_peercert(transport.get_extra_info("peercert"))
         return membership_for(identity, self.groups_map, self.default), identity
 
@@ -183,6 +190,8 @@ class TlsListener:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"client certificate refused: {exc.verify_message}"
     if isinstance(exc, ssl.SSLError):
         return exc.reason or str(exc)
     if isinstance(exc, TimeoutError):

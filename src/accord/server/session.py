@@ -21,7 +21,7 @@ from accord.cot.outgoing import Outgoing
 from accord.domain.contacts import Party
 from accord.domain.flow import Push, SendQueue, TokenBucket
 from accord.domain.groups import Membership
-from accord.identity.peer import CertIdentity
+from accord.identity.peer import CertIdentity, PeerRefused
 from accord.server.hub import Hub
 
 log = logging.getLogger("accord.session")
@@ -72,7 +72,13 @@ class StreamSession(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         label = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         transport.set_write_buffer_limits(high=self.settings.write_buffer_bytes)
-        membership, self.identity = self._identify(transport)
+        try:
+            membership, self.identity = self._identify(transport)
+        except PeerRefused as exc:
+            self.hub.counters.tls_handshake_failed += 1
+            logging.getLogger("accord.listen").warning("TLS peer refused peer=%s: %s", label, exc)
+            transport.abort()
+            return
         self.membership = membership
         self.party = self.hub.new_party(membership, label)
         self.hub.counters.sessions_opened += 1

@@ -290,3 +290,31 @@ def test_package_command_writes_an_importable_connection_package(tmp_path: Path)
     assert not any(
         "alice" in name for name in zipfile.ZipFile(io.BytesIO(enroll.read_bytes())).namelist()
     )
+
+
+def test_qr_command_encodes_an_enrollment_link_that_signs_in(tmp_path: Path) -> None:
+    import zxingcpp
+    from PIL import Image
+
+    from accord.identity.users import UserStore
+
+    data = ["--data-dir", str(tmp_path / "data")]
+    subprocess.run(
+        [sys.executable, "-m", "accord", "user", "add", "alice", "--password-stdin", *data],
+        input="first password\n", text=True, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    png = tmp_path / "alice.png"
+    made = accord("qr", "alice", "--host", "tak.example.org", "--out", str(png), *data)
+    assert made.returncode == 0, made.stderr
+    (decoded,) = zxingcpp.read_barcodes(Image.open(png))
+    assert decoded.text.startswith(
+        "tak://com.atakmap.app/enroll?host=tak.example.org&username=alice&token="
+    )
+    token = decoded.text.rsplit("token=", 1)[1]
+    store = UserStore(tmp_path / "data")
+    assert store.verify("alice", token) is not None  # the token is the enrolment password
+    assert store.verify("alice", "first password") is None
+    itak = accord("qr", "alice", "--itak", "--host", "tak.example.org", "--out", str(png), *data)
+    assert itak.returncode == 0
+    (decoded,) = zxingcpp.read_barcodes(Image.open(png))
+    assert decoded.text == "Accord tak.example.org,tak.example.org,8089,SSL"

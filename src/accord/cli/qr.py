@@ -1,0 +1,62 @@
+"""``accord qr USER``: the QR code a phone scans to enrol (ATAK) or to add the server (iTAK)."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import time
+from pathlib import Path
+
+from accord.config import Config
+from accord.identity.ca import PkiError
+from accord.identity.p12 import new_password
+from accord.identity.package import Endpoint
+from accord.identity.qr import encode_png, encode_text, enrollment_uri, quick_connect_csv
+from accord.identity.users import UserStore
+
+
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser(
+        "qr",
+        parents=[common],
+        help="print and save the enrolment QR code for a user (sets a new one-time password)",
+    )
+    p.add_argument("user", help="an existing user (accord user add)")
+    p.add_argument("--host", help="the name or address devices dial (default: server_names[0])")
+    p.add_argument(
+        "--itak",
+        action="store_true",
+        help="iTAK's server QR (description,host,port,SSL); iTAK then asks for the password",
+    )
+    p.add_argument("--out", type=Path, help="PNG to write (default: USER-qr.png)")
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    store = UserStore(config.data_dir)
+    if store.get(args.user) is None:
+        raise PkiError(f"no user {args.user!r}: add one with `accord user add {args.user}`")
+    host = args.host or config.server_names[0]
+    try:
+        endpoint = Endpoint(host, f"Accord {host}", stream_port=config.tls_port or 8089)
+    except ValueError as exc:
+        raise PkiError(str(exc)) from None
+    note = ""
+    if args.itak:
+        payload = quick_connect_csv(endpoint)
+    else:
+        # ATAK's QR carries the enrolment password ("token"). The stored password is only a
+        # hash, so a fresh random one is set and shown here, once.
+        token = new_password(secrets.token_bytes)
+        store.set_password(args.user, token, now_ms=int(time.time() * 1000))
+        payload = enrollment_uri(endpoint, args.user, token)
+        note = f"{args.user}'s password is now {token} (the QR carries it; change it later)"
+    out: Path = args.out or Path(f"{args.user}-qr.png")
+    out.write_bytes(encode_png(payload))
+    print(encode_text(payload))
+    print(payload)
+    if note:
+        print(note)
+    print(f"saved {out}")
+    return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import secrets
+import time
 import uuid
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from accord.identity.package import (
     truststore_filename,
 )
 from accord.identity.pki import ensure_pki, issue_client
-from accord.identity.users import UserStore
+from accord.identity.users import User, UserStore, membership_of
 
 
 def add_parser(
@@ -33,7 +34,8 @@ def add_parser(
         parents=[common],
         help="write the connection data package for a user (ATAK, WinTAK, iTAK)",
     )
-    p.add_argument("user", help="an existing user (accord user add)")
+    p.add_argument("user", help="the user (made, with a random password, if new)")
+    p.add_argument("--group", action="append", default=[], help="groups of a new user (repeat)")
     p.add_argument(
         "--flavour",
         choices=FLAVOURS,
@@ -49,11 +51,21 @@ def add_parser(
     p.add_argument("--out", type=Path, help="zip to write (default: USER-HOST[-enroll].zip)")
 
 
+def ensure_user(store: UserStore, name: str, groups: list[str]) -> User:
+    """The user, made on the spot when new, so that `accord cert init` and one more command
+    give a phone-ready package. Its password is random: it enrols with the QR or has one set."""
+    user = store.get(name)
+    if user is not None:
+        return user
+    password = new_password(secrets.token_bytes)
+    user = store.add(name, password, membership_of(groups), now_ms=int(time.time() * 1000))
+    print(f"new user {name} (groups: {', '.join(groups) or 'listener default'})")
+    return user
+
+
 def run(args: argparse.Namespace, config: Config) -> int:
     now = dt.datetime.now(dt.UTC)
-    user = UserStore(config.data_dir).get(args.user)
-    if user is None:
-        raise PkiError(f"no user {args.user!r}: add one with `accord user add {args.user}`")
+    user = ensure_user(UserStore(config.data_dir), args.user, args.group)
     host = args.host or config.server_names[0]
     paths = ensure_pki(config.data_dir / "pki", config.server_names, now)
     try:

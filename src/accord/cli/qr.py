@@ -7,6 +7,7 @@ import secrets
 import time
 from pathlib import Path
 
+from accord.cli.package import ensure_user
 from accord.config import Config
 from accord.identity.ca import PkiError
 from accord.identity.p12 import new_password
@@ -23,7 +24,8 @@ def add_parser(
         parents=[common],
         help="print and save the enrolment QR code for a user (sets a new one-time password)",
     )
-    p.add_argument("user", help="an existing user (accord user add)")
+    p.add_argument("user", help="the user (made if new)")
+    p.add_argument("--group", action="append", default=[], help="groups of a new user (repeat)")
     p.add_argument("--host", help="the name or address devices dial (default: server_names[0])")
     p.add_argument(
         "--itak",
@@ -35,8 +37,7 @@ def add_parser(
 
 def run(args: argparse.Namespace, config: Config) -> int:
     store = UserStore(config.data_dir)
-    if store.get(args.user) is None:
-        raise PkiError(f"no user {args.user!r}: add one with `accord user add {args.user}`")
+    ensure_user(store, args.user, args.group)
     host = args.host or config.server_names[0]
     try:
         endpoint = Endpoint(host, f"Accord {host}", stream_port=config.tls_port or 8089)

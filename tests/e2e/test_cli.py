@@ -149,6 +149,7 @@ def test_unreadable_ca_is_reported_with_the_fix(tmp_path: Path) -> None:
     pki.mkdir()
     (pki / "ca.pem").write_text("not a certificate")
     (pki / "ca.key").write_text("not a key")
+    (pki / "ca.key").chmod(0o600)
     result = accord("serve", "--data-dir", str(tmp_path), "--udp-port", "0")
     assert result.returncode == 2
     assert "cannot read the CA" in result.stderr
@@ -316,3 +317,20 @@ def test_qr_command_encodes_an_enrollment_link_that_signs_in(tmp_path: Path) -> 
     assert itak.returncode == 0
     (decoded,) = zxingcpp.read_barcodes(Image.open(png))
     assert decoded.text == "Accord tak.example.org,tak.example.org,8089,SSL"
+
+
+def test_ca_directory_problems_are_explained_and_change_nothing(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert accord("cert", "init", *data).returncode == 0
+    key = tmp_path / "data" / "pki" / "ca.key"
+    key.chmod(0o644)
+    exposed = accord("cert", "client", "alice", "--out", str(tmp_path / "out"), *data)
+    assert exposed.returncode == 2
+    assert "can be read by other users" in exposed.stderr
+    assert not (tmp_path / "out").exists()
+    key.chmod(0o600)
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where a directory should be")
+    result = accord("cert", "init", "--data-dir", str(blocked))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr

@@ -57,3 +57,10 @@ def test_a_damaged_ca_is_reported_not_replaced(tmp_path: Path) -> None:
     paths.ca_key.write_text("garbage")
     with pytest.raises(PkiError, match="cannot read the CA"):
         ensure_pki(tmp_path / "pki", ("localhost",), NOW)
+
+
+def test_a_ca_key_others_can_read_is_refused(tmp_path: Path) -> None:
+    paths = ensure_pki(tmp_path / "pki", ("localhost",), NOW)
+    paths.ca_key.chmod(0o644)
+    with pytest.raises(PkiError, match="chmod 600"):
+        load_authority(paths)

@@ -120,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, StartupError, PkiError, UserError) as exc:
         print(f"accord: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a file or directory the command needs is not usable
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"accord: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 0
 

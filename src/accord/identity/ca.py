@@ -184,7 +184,21 @@ def write_public(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def check_key_private(path: Path) -> None:
+    """Refuse a CA key that others can read: whoever reads it can mint any identity."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return  # reading it will report the problem
+    if mode & 0o077:
+        raise PkiError(
+            f"{path} can be read by other users (mode {mode:04o}); "
+            f"run `chmod 600 {path}` and consider the CA compromised if they did"
+        )
+
+
 def load_authority(paths: PkiPaths) -> Authority:
+    check_key_private(paths.ca_key)
     try:
         cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
         key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)

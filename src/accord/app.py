@@ -27,10 +27,12 @@ from accord.domain.metrics import Counters
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.pki import ensure_pki
+from accord.identity.signin import SignIn
 from accord.identity.users import UserStore, UserStoreError
 from accord.server.hub import Hub
 from accord.server.listeners import TcpListener, TlsListener, server_tls_context
 from accord.server.session import SessionSettings
+from accord.server.signin import Authenticate, password_check
 from accord.server.udp import UdpInput, multicast_socket
 
 log = logging.getLogger("accord")
@@ -117,7 +119,9 @@ def _listen_error(exc: OSError, bind: str, port: int, flag: str) -> StartupError
     return StartupError(f"cannot listen on {bind}:{port}: {exc.strerror or exc}")
 
 
-def _settings(config: Config, transport: str, negotiate: bool) -> SessionSettings:
+def _settings(
+    config: Config, transport: str, negotiate: bool, authenticate: Authenticate | None = None
+) -> SessionSettings:
     return SessionSettings(
         transport=transport,
         negotiate=negotiate,
@@ -127,14 +131,18 @@ def _settings(config: Config, transport: str, negotiate: bool) -> SessionSetting
         write_buffer_bytes=config.write_buffer_bytes,
         input_rate=config.input_rate,
         input_burst=config.input_burst,
+        authenticate=authenticate,
+        sign_in_timeout_s=config.tls_handshake_timeout_s,
     )
 
 
 async def _start_tcp(running: Running, config: Config, port: int) -> None:
+    default = Membership.both(config.tcp_groups)
+    check = password_check(SignIn(UserStore(config.data_dir)), default) if config.tcp_auth else None
     tcp = TcpListener(
         running.hub,
-        _settings(config, "tcp", config.tcp_negotiate),
-        Membership.both(config.tcp_groups),
+        _settings(config, "tcp", config.tcp_negotiate, check),
+        default,
         config.max_connections,
     )
     try:
@@ -246,7 +254,7 @@ def _enroll_tls_context(pki: PkiPaths) -> ssl.SSLContext:
 async def _start_enrollment(
     running: Running, config: Config, port: int, pki: PkiPaths, users: UserStore
 ) -> None:
-    app = build_app(Enrollment(pki, users, running.counters))
+    app = build_app(Enrollment(pki, SignIn(users), running.counters))
     settings = uvicorn.Config(
         app,
         log_config=None,

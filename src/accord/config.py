@@ -46,6 +46,10 @@ class Config:
     groups_file: str = field(default="", metadata={"doc": "TOML file: CN -> groups"})
     # -- protocol ----------------------------------------------------------------------------
     tls_negotiate: bool = field(default=True, metadata={"doc": "offer TAK protocol v1 on TLS"})
+    tcp_auth: bool = field(
+        default=False,
+        metadata={"doc": "TCP clients must sign in with <auth> (user name, password) first"},
+    )
     tcp_negotiate: bool = field(default=False, metadata={"doc": "offer v1 on TCP (stcp: no)"})
     max_event_bytes: int = field(
         default=8 * 1024 * 1024, metadata={"doc": "largest event, bytes (TAK Server: 8 MiB)"}

@@ -21,30 +21,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from accord.domain.flow import FailureThrottle
 from accord.domain.metrics import Counters
 from accord.identity import enroll
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.p12 import DEFAULT_PASSWORD, encode_truststore
-from accord.identity.users import UserStore, UserStoreError
+from accord.identity.signin import Refusal, SignIn
+from accord.identity.users import UserStoreError
 
 log = logging.getLogger("accord.enroll")
-# Five wrong passwords a minute per address or user, then 429 until the minute has passed.
-AUTH_FAILURES_ALLOWED = 5
-AUTH_WINDOW_S = 60.0
 
 
 @dataclass
 class Enrollment:
-    """What the API needs: the CA, the users, and the counters to report into."""
+    """What the API needs: the CA, the sign-in, and the counters to report into."""
 
     pki: PkiPaths
-    users: UserStore
+    signin: SignIn
     counters: Counters
-    throttle: FailureThrottle = field(
-        default_factory=lambda: FailureThrottle(AUTH_FAILURES_ALLOWED, AUTH_WINDOW_S)
-    )
-    # The user store is not thread-safe and verify() runs in a worker thread: one at a time.
+    # The user store is not thread-safe and the check runs in a worker thread: one at a time.
     verifying: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -73,25 +67,22 @@ async def _authenticate(state: Enrollment, request: Request) -> str | Response:
     if creds is None:
         return _plain(401, "sign in with your Accord user name and password", **challenge)
     name, password = creds
-    if not (state.throttle.allowed(client, now) and state.throttle.allowed(name, now)):
-        state.counters.enroll_throttled += 1
-        return _plain(429, "too many wrong passwords; wait a minute", **{"Retry-After": "60"})
     try:
         # argon2 costs tens of milliseconds on purpose: keep it off the event loop.
         async with state.verifying:
-            user = await asyncio.to_thread(state.users.verify, name, password)
+            result = await asyncio.to_thread(state.signin.check, client, name, password, now)
     except UserStoreError as exc:
         log.error("enrollment refused: %s", exc)
         return _plain(503, "the user store cannot be read; ask the operator")
-    if user is None:
+    if result is Refusal.THROTTLED:
+        state.counters.enroll_throttled += 1
+        return _plain(429, result.value, **{"Retry-After": "60"})
+    if result is Refusal.WRONG:
         state.counters.enroll_auth_failed += 1
-        state.throttle.failed(client, now)
-        state.throttle.failed(name, now)
         log.warning("enrollment sign-in failed peer=%s user=%r", client, name[:64])
-        return _plain(401, "wrong user name or password", **challenge)
-    state.throttle.succeeded(client)
-    state.throttle.succeeded(name)
-    return user.name
+        return _plain(401, result.value, **challenge)
+    assert not isinstance(result, Refusal)
+    return result.name
 
 
 async def _body(request: Request) -> bytes | Response:

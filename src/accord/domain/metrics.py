@@ -23,6 +23,7 @@ class Counters:
     control_consumed: int = 0
     udp_in: int = 0
     udp_malformed: int = 0
+    auth_failed: int = 0  # plain-TCP <auth> missing or wrong
     enrolled: int = 0  # client certificates signed through the enrollment API
     enroll_refused: int = 0  # bad CSR
     enroll_auth_failed: int = 0  # wrong user name or password

@@ -10,19 +10,20 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
 from accord.cot.connection import Closed, Limits, NeedData, StreamConnection
 from accord.cot.errors import MalformedEvent
-from accord.cot.model import WireFormat
+from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
 from accord.domain.contacts import Party
 from accord.domain.flow import Push, SendQueue, TokenBucket
 from accord.domain.groups import Membership
 from accord.identity.peer import CertIdentity, PeerRefused
 from accord.server.hub import Hub
+from accord.server.signin import Authenticate
 
 log = logging.getLogger("accord.session")
 # Each session logs its first few malformed events; the rest are only counted, so that a
@@ -42,6 +43,9 @@ class SessionSettings:
     write_buffer_bytes: int
     input_rate: float
     input_burst: float
+    # Plain TCP configured to require <auth> (§8.2): nothing is routed until it checks out.
+    authenticate: Authenticate | None = None
+    sign_in_timeout_s: float = 15.0
 
 
 # Who is on the other end of a transport: its groups, and its certificate (None: plain TCP).
@@ -64,6 +68,8 @@ class StreamSession(asyncio.Protocol):
         self._bucket = TokenBucket(settings.input_rate, settings.input_burst)
         self._close_reason = ""
         self._malformed = 0
+        self._label = ""
+        self._signing_in: asyncio.Task[None] | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -79,6 +85,18 @@ class StreamSession(asyncio.Protocol):
             logging.getLogger("accord.listen").warning("TLS peer refused peer=%s: %s", label, exc)
             transport.abort()
             return
+        self._label = label
+        if self.settings.authenticate is not None:
+            # The party is made once <auth> checks out (_sign_in); a silent client is cut.
+            loop = asyncio.get_running_loop()
+            self._blocked_timer = loop.call_later(
+                self.settings.sign_in_timeout_s, self._sign_in_too_slow
+            )
+            return
+        self._start(membership)
+
+    def _start(self, membership: Membership) -> None:
+        label = self._label
         self.membership = membership
         self.party = self.hub.new_party(membership, label)
         self.hub.counters.sessions_opened += 1
@@ -96,16 +114,69 @@ class StreamSession(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.conn.receive_data(data, time.time())
-        self._drain()
+        if self.party is None:
+            self._sign_in()
+        else:
+            self._drain()
 
     def eof_received(self) -> bool:
         self.conn.receive_data(b"", time.time())
-        self._drain()
+        if self.party is not None:
+            self._drain()
         return False  # close our side too
+
+    # -- <auth> sign-in (plain TCP, when required) ----------------------------------------------
+    def _sign_in(self) -> None:
+        """Read the first document; it must carry <auth>. Later bytes wait in the connection."""
+        authenticate = self.settings.authenticate
+        if authenticate is None or self._signing_in is not None:
+            return
+        try:
+            first = self.conn.next_event()
+        except MalformedEvent as exc:
+            self._refuse(f"first document is not <auth> and an event: {exc}")
+            return
+        if isinstance(first, NeedData):
+            return
+        if isinstance(first, Closed) or self.conn.auth is None:
+            self._refuse("sign-in required: send <auth><cot username password/></auth> first")
+            return
+        auth = self.conn.auth
+        peer = self._label.rsplit(":", 1)[0]
+        coro = authenticate(peer, auth.username, auth.password)
+        self._signing_in = asyncio.get_running_loop().create_task(self._signed_in(coro, first))
+
+    async def _signed_in(self, check: Awaitable[Membership | str], first: CotEvent) -> None:
+        result = await check
+        if self.transport is None or self.transport.is_closing():
+            return
+        if isinstance(result, str):
+            self._refuse(result)
+            return
+        if self._blocked_timer is not None:
+            self._blocked_timer.cancel()
+            self._blocked_timer = None
+        self._start(result)
+        assert self.party is not None
+        if self._bucket.allow(asyncio.get_running_loop().time()):
+            self.hub.submit(self.party, first)
+        self._drain()
+
+    def _sign_in_too_slow(self) -> None:
+        if self.party is None:
+            self._refuse(f"no sign-in within {self.settings.sign_in_timeout_s:g} s")
+
+    def _refuse(self, reason: str) -> None:
+        self.hub.counters.auth_failed += 1
+        user = self.conn.auth.username if self.conn.auth else "-"
+        log.warning("sign-in refused peer=%s user=%r: %s", self._label, user[:64], reason)
+        self.close(reason, abort=True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._blocked_timer is not None:
             self._blocked_timer.cancel()
+        if self._signing_in is not None:
+            self._signing_in.cancel()
         party = self.party
         if party is None:
             return

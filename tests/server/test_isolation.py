@@ -186,7 +186,10 @@ def names(*pool: str) -> st.SearchStrategy[str]:
 
 
 callsign_st = st.one_of(
-    names(*CALLSIGNS), names(*ALT_CALLSIGNS), st.sampled_from((ALL_STREAMING, "MESH0", "NOBODY"))
+    names(*CALLSIGNS),
+    names(*ALT_CALLSIGNS),
+    st.just(ALL_STREAMING),
+    st.sampled_from(("MESH0", "NOBODY")),
 )
 uid_st = st.one_of(names(*UIDS), st.sampled_from((*MESH_UIDS, "ANDROID-GONE")))
 dest_st = st.one_of(

@@ -63,15 +63,21 @@ def ensure_user(store: UserStore, name: str, groups: list[str]) -> User:
     return user
 
 
+def endpoint_for(config: Config, host: str | None) -> Endpoint:
+    """Where devices reach this server: ``host`` or the certificate's first name."""
+    host = host or config.server_names[0]
+    try:
+        return Endpoint(host, f"Accord {host}", stream_port=config.tls_port or 8089)
+    except ValueError as exc:
+        raise PkiError(str(exc)) from None
+
+
 def run(args: argparse.Namespace, config: Config) -> int:
     now = dt.datetime.now(dt.UTC)
     user = ensure_user(UserStore(config.data_dir), args.user, args.group)
-    host = args.host or config.server_names[0]
+    endpoint = endpoint_for(config, args.host)
+    host = endpoint.host
     paths = ensure_pki(config.data_dir / "pki", config.server_names, now)
-    try:
-        endpoint = Endpoint(host, f"Accord {host}", stream_port=config.tls_port or 8089)
-    except ValueError as exc:
-        raise PkiError(str(exc)) from None
     ca = load_authority(paths)
     truststore = P12File(
         truststore_filename(host), encode_truststore([ca.cert], DEFAULT_PASSWORD), DEFAULT_PASSWORD

@@ -7,11 +7,9 @@ import secrets
 import time
 from pathlib import Path
 
-from accord.cli.package import ensure_user
+from accord.cli.package import endpoint_for, ensure_user
 from accord.config import Config
-from accord.identity.ca import PkiError
 from accord.identity.p12 import new_password
-from accord.identity.package import Endpoint
 from accord.identity.qr import encode_png, encode_text, enrollment_uri, quick_connect_csv
 from accord.identity.users import UserStore
 
@@ -38,11 +36,7 @@ def add_parser(
 def run(args: argparse.Namespace, config: Config) -> int:
     store = UserStore(config.data_dir)
     ensure_user(store, args.user, args.group)
-    host = args.host or config.server_names[0]
-    try:
-        endpoint = Endpoint(host, f"Accord {host}", stream_port=config.tls_port or 8089)
-    except ValueError as exc:
-        raise PkiError(str(exc)) from None
+    endpoint = endpoint_for(config, args.host)
     note = ""
     if args.itak:
         payload = quick_connect_csv(endpoint)

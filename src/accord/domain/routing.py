@@ -10,7 +10,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from accord.cot.model import CotEvent, Point
+from accord.cot.model import EMPTY_DETAIL, CotEvent, Detail, Point
 from accord.cot.negotiation import NEGOTIATION_TYPES
 from accord.cot.xml import detail_from_xml, escape_attr, without_marti
 from accord.domain.contacts import Party, Roster
@@ -146,17 +146,25 @@ def _targets(
     )
 
 
-def pong(now_ms: int) -> CotEvent:
-    """The TAK Server's answer to a ping: uid ``takPong``, stale +20 s, no detail (§1.7)."""
+def notice(
+    uid: str, kind: str, now_ms: int, stale_ms: int, detail: Detail = EMPTY_DETAIL
+) -> CotEvent:
+    """A server-made control event: how ``h-g-i-g-o``, point 0,0 with unknown errors."""
     return CotEvent(
-        uid="takPong",
-        type=PONG_TYPE,
+        uid=uid,
+        type=kind,
         how="h-g-i-g-o",
         time=now_ms,
         start=now_ms,
-        stale=now_ms + PONG_STALE_MS,
+        stale=now_ms + stale_ms,
         point=Point(),
+        detail=detail,
     )
+
+
+def pong(now_ms: int) -> CotEvent:
+    """The TAK Server's answer to a ping: uid ``takPong``, stale +20 s, no detail (§1.7)."""
+    return notice("takPong", PONG_TYPE, now_ms, PONG_STALE_MS)
 
 
 def departure(party: Party, uid: str, now_ms: int) -> CotEvent | None:
@@ -167,16 +175,7 @@ def departure(party: Party, uid: str, now_ms: int) -> CotEvent | None:
     detail = detail_from_xml(
         f'<link uid="{escape_attr(party.uid)}" type="{escape_attr(link_type)}" relation="p-p"/>'
     )
-    return CotEvent(
-        uid=uid,
-        type=DELETE_TYPE,
-        how="h-g-i-g-o",
-        time=now_ms,
-        start=now_ms,
-        stale=now_ms + DELETE_STALE_MS,
-        point=Point(),
-        detail=detail,
-    )
+    return notice(uid, DELETE_TYPE, now_ms, DELETE_STALE_MS, detail)
 
 
 GROUPS_CHANGED_TYPE = "t-x-g-c"
@@ -184,12 +183,4 @@ GROUPS_CHANGED_TYPE = "t-x-g-c"
 
 def groups_changed(uid: str, now_ms: int) -> CotEvent:
     """The TAK Server's "your groups changed" notice (§1.7), sent to the client it concerns."""
-    return CotEvent(
-        uid=uid,
-        type=GROUPS_CHANGED_TYPE,
-        how="h-g-i-g-o",
-        time=now_ms,
-        start=now_ms,
-        stale=now_ms + PONG_STALE_MS,
-        point=Point(),
-    )
+    return notice(uid, GROUPS_CHANGED_TYPE, now_ms, PONG_STALE_MS)

@@ -24,19 +24,18 @@ from accord.config import Config, ConfigError
 from accord.cot.connection import Limits
 from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
-from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.pki import ensure_pki
 from accord.identity.signin import SignIn
-from accord.identity.users import UserStore, UserStoreError
+from accord.identity.users import UserStore
 from accord.server.hub import Hub
-from accord.server.listeners import TcpListener, TlsListener, server_tls_context
+from accord.server.listeners import TcpListener, TlsListener
 from accord.server.session import SessionSettings
 from accord.server.signin import Authenticate, password_check
 from accord.server.udp import UdpInput, multicast_socket
+from accord.server.watch import Groups, tls_context, watch_identity
 
 log = logging.getLogger("accord")
-CRL_RENEW_CHECK_S = 3600.0
 
 
 class StartupError(Exception):
@@ -155,7 +154,7 @@ async def _start_tcp(running: Running, config: Config, port: int) -> None:
 
 def _start_tls(running: Running, config: Config, port: int, pki: PkiPaths) -> None:
     try:
-        context = _tls_context(pki)
+        context = tls_context(pki)
     except (OSError, ValueError) as exc:
         raise StartupError(
             f"cannot load the server certificate from {pki.root} ({exc}); fix or remove "
@@ -178,69 +177,6 @@ def _start_tls(running: Running, config: Config, port: int, pki: PkiPaths) -> No
     running.tls_listeners.append(tls)
     watcher = watch_identity(tls, pki, groups, config.revocation_check_s)
     running.tasks.append(asyncio.get_running_loop().create_task(watcher))
-
-
-def _tls_context(pki: PkiPaths) -> ssl.SSLContext:
-    return server_tls_context(pki.server_cert, pki.server_key, pki.ca_cert, registry.crl_path(pki))
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    try:
-        st = path.stat()
-    except OSError:
-        return (0, 0)
-    return (st.st_mtime_ns, st.st_size)
-
-
-@dataclass
-class Groups:
-    """Where TLS users' groups come from: the users (``accord user``) over the groups file."""
-
-    from_file: Mapping[str, Membership]
-    users: UserStore
-
-    def current(self) -> dict[str, Membership]:
-        return {**self.from_file, **self.users.memberships()}
-
-    def changed(self) -> bool:
-        return self.users.reload_if_changed()
-
-
-async def watch_identity(tls: TlsListener, pki: PkiPaths, groups: Groups, every_s: float) -> None:
-    """Apply what `accord cert revoke` and `accord user groups` (other processes) changed to
-    the running server, and keep the CRL from expiring. A stat or two every few seconds costs
-    nothing measurable."""
-    crl = registry.crl_path(pki)
-    seen = _stamp(crl)
-    renewed = time.monotonic()
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            if groups.changed():
-                moved = tls.regroup(groups.current())
-                log.info("user groups reloaded: %d live sessions moved", moved)
-        except UserStoreError as exc:
-            log.error("user store changed but cannot be read (%s); keeping the old groups", exc)
-        if time.monotonic() - renewed > CRL_RENEW_CHECK_S:
-            renewed = time.monotonic()
-            try:
-                registry.ensure_crl(pki, dt.datetime.now(dt.UTC))
-            except (PkiError, OSError) as exc:
-                log.error("cannot renew the CRL: %s", exc)
-        stamp = _stamp(crl)
-        if stamp == seen:
-            continue
-        seen = stamp
-        try:
-            context = _tls_context(pki)
-            revoked = registry.revoked_serials(pki)
-        except (PkiError, OSError, ValueError, ssl.SSLError) as exc:
-            log.error("revocation list changed but cannot be loaded (%s); keeping the old one", exc)
-            continue
-        closed = tls.reload(context, revoked)
-        log.info(
-            "revocation list reloaded: %d revoked, %d live sessions closed", len(revoked), closed
-        )
 
 
 def _enroll_tls_context(pki: PkiPaths) -> ssl.SSLContext:

@@ -12,7 +12,7 @@ import logging
 import socket
 import ssl
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
@@ -73,7 +73,8 @@ class TcpListener:
 
 
 class TlsListener:
-    """TLS streaming with client certificates; groups come from the certificate."""
+    """TLS streaming with client certificates. A client's groups come from its user record
+    (by CN), the groups file, its certificate's OU, or the listener default, in that order."""
 
     def __init__(
         self,
@@ -112,7 +113,6 @@ class TlsListener:
                 continue
             membership = membership_for(session.identity, groups_map, self.default)
             if membership != session.party.membership:
-                session.membership = membership
                 self.hub.regroup(session.party, membership)
                 moved += 1
         return moved
@@ -197,6 +197,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "handshake timed out"
     return str(exc) or type(exc).__name__
-
-
-ProtocolFactory = Callable[[], asyncio.Protocol]

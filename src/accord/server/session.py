@@ -57,7 +57,6 @@ class StreamSession(asyncio.Protocol):
         self.hub = hub
         self.settings = settings
         self._identify = identify
-        self.membership: Membership | None = None
         self.identity: CertIdentity | None = None
         self.conn = StreamConnection(limits=settings.limits)
         self.party: Party | None = None
@@ -97,7 +96,6 @@ class StreamSession(asyncio.Protocol):
 
     def _start(self, membership: Membership) -> None:
         label = self._label
-        self.membership = membership
         self.party = self.hub.new_party(membership, label)
         self.hub.counters.sessions_opened += 1
         log.info(

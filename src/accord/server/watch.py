@@ -1,0 +1,87 @@
+"""Follow, in a running server, what the operator changes from another process.
+
+`accord cert revoke` rewrites the CRL and `accord user groups` rewrites the user store; the
+watcher notices (a stat or two every few seconds costs nothing measurable), reloads, closes
+revoked sessions and moves regrouped ones. It also re-signs the CRL before it expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from accord.domain.groups import Membership
+from accord.identity import registry
+from accord.identity.ca import PkiError, PkiPaths
+from accord.identity.users import UserStore, UserStoreError
+from accord.server.listeners import TlsListener, server_tls_context
+
+log = logging.getLogger("accord.watch")
+CRL_RENEW_CHECK_S = 3600.0
+
+
+def tls_context(pki: PkiPaths) -> ssl.SSLContext:
+    return server_tls_context(pki.server_cert, pki.server_key, pki.ca_cert, registry.crl_path(pki))
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
+
+
+@dataclass
+class Groups:
+    """Where TLS users' groups come from: the users (``accord user``) over the groups file."""
+
+    from_file: Mapping[str, Membership]
+    users: UserStore
+
+    def current(self) -> dict[str, Membership]:
+        return {**self.from_file, **self.users.memberships()}
+
+    def changed(self) -> bool:
+        return self.users.reload_if_changed()
+
+
+async def watch_identity(tls: TlsListener, pki: PkiPaths, groups: Groups, every_s: float) -> None:
+    """Apply revocations and group changes to the running server; keep the CRL current."""
+    crl = registry.crl_path(pki)
+    seen = _stamp(crl)
+    renewed = time.monotonic()
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            if groups.changed():
+                moved = tls.regroup(groups.current())
+                log.info("user groups reloaded: %d live sessions moved", moved)
+        except UserStoreError as exc:
+            log.error("user store changed but cannot be read (%s); keeping the old groups", exc)
+        if time.monotonic() - renewed > CRL_RENEW_CHECK_S:
+            renewed = time.monotonic()
+            try:
+                registry.ensure_crl(pki, dt.datetime.now(dt.UTC))
+            except (PkiError, OSError) as exc:
+                log.error("cannot renew the CRL: %s", exc)
+        stamp = _stamp(crl)
+        if stamp == seen:
+            continue
+        seen = stamp
+        try:
+            context = tls_context(pki)
+            revoked = registry.revoked_serials(pki)
+        except (PkiError, OSError, ValueError, ssl.SSLError) as exc:
+            log.error("revocation list changed but cannot be loaded (%s); keeping the old one", exc)
+            continue
+        closed = tls.reload(context, revoked)
+        log.info(
+            "revocation list reloaded: %d revoked, %d live sessions closed", len(revoked), closed
+        )

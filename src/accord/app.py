@@ -18,13 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
+from starlette.requests import Request
+from starlette.types import ASGIApp
 
 from accord.api.enrollment import Enrollment, build_app
+from accord.api.marti import MartiState
+from accord.api.marti import build_app as build_marti
+from accord.api.peers import PeerCertificates
 from accord.config import Config, ConfigError
 from accord.cot.connection import Limits
 from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
+from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
+from accord.identity.peer import identity_from_peercert, membership_for
 from accord.identity.pki import ensure_pki
 from accord.identity.signin import SignIn
 from accord.identity.users import UserStore
@@ -33,7 +40,7 @@ from accord.server.listeners import TcpListener, TlsListener
 from accord.server.session import SessionSettings
 from accord.server.signin import Authenticate, password_check
 from accord.server.udp import UdpInput, multicast_socket
-from accord.server.watch import Groups, tls_context, watch_identity
+from accord.server.watch import Identities, tls_context, watch_identity
 
 log = logging.getLogger("accord")
 
@@ -152,7 +159,9 @@ async def _start_tcp(running: Running, config: Config, port: int) -> None:
     running.ports["tcp"] = server.sockets[0].getsockname()[1]
 
 
-def _start_tls(running: Running, config: Config, port: int, pki: PkiPaths) -> None:
+def _start_tls(
+    running: Running, config: Config, port: int, pki: PkiPaths, identities: Identities
+) -> TlsListener:
     try:
         context = tls_context(pki)
     except (OSError, ValueError) as exc:
@@ -160,12 +169,11 @@ def _start_tls(running: Running, config: Config, port: int, pki: PkiPaths) -> No
             f"cannot load the server certificate from {pki.root} ({exc}); fix or remove "
             "server.pem/server.key to have a new one issued"
         ) from None
-    groups = Groups(load_groups_file(config.groups_file), UserStore(config.data_dir))
     tls = TlsListener(
         running.hub,
         _settings(config, "tls", config.tls_negotiate),
         context,
-        groups.current(),
+        identities.groups,
         Membership.both(config.tls_default_groups),
         config.max_connections,
         config.tls_handshake_timeout_s,
@@ -175,8 +183,7 @@ def _start_tls(running: Running, config: Config, port: int, pki: PkiPaths) -> No
     except OSError as exc:
         raise _listen_error(exc, config.bind, config.tls_port, "--tls-port") from None
     running.tls_listeners.append(tls)
-    watcher = watch_identity(tls, pki, groups, config.revocation_check_s)
-    running.tasks.append(asyncio.get_running_loop().create_task(watcher))
+    return tls
 
 
 def _enroll_tls_context(pki: PkiPaths) -> ssl.SSLContext:
@@ -187,10 +194,17 @@ def _enroll_tls_context(pki: PkiPaths) -> ssl.SSLContext:
     return ctx
 
 
-async def _start_enrollment(
-    running: Running, config: Config, port: int, pki: PkiPaths, users: UserStore
+async def _serve_http(
+    running: Running,
+    config: Config,
+    app: ASGIApp,
+    context: ssl.SSLContext,
+    where: tuple[str, int, int, str],
+    protocol: type[asyncio.Protocol] | None = None,
 ) -> None:
-    app = build_app(Enrollment(pki, SignIn(users), running.counters))
+    """Run an ASGI app on uvicorn in this event loop; ``where`` = (name, port to bind,
+    configured port, flag)."""
+    name, port, configured, flag = where
     settings = uvicorn.Config(
         app,
         log_config=None,
@@ -198,13 +212,14 @@ async def _start_enrollment(
         timeout_graceful_shutdown=2,
         limit_concurrency=256,
         server_header=False,
+        http=protocol or "h11",
     )
     settings.load()
-    settings.ssl = _enroll_tls_context(pki)
+    settings.ssl = context
     try:
         sock = socket.create_server((config.bind, port), backlog=256)
     except OSError as exc:
-        raise _listen_error(exc, config.bind, config.enroll_port, "--enroll-port") from None
+        raise _listen_error(exc, config.bind, configured, flag) from None
     # uvicorn's serve() would add its own signal handlers and a 10 Hz housekeeping loop; the
     # startup/shutdown halves are all Accord needs (signals and idle CPU stay Accord's).
     server = uvicorn.Server(settings)
@@ -215,7 +230,25 @@ async def _start_enrollment(
         sock.close()
         raise
     running.http.append((server, sock))
-    running.ports["enroll"] = sock.getsockname()[1]
+    running.ports[name] = sock.getsockname()[1]
+
+
+def _marti_app(
+    running: Running, config: Config, identities: Identities, peers: PeerCertificates
+) -> ASGIApp:
+    default = Membership.both(config.tls_default_groups)
+
+    def caller(request: Request) -> Membership | None:
+        cert = peers.of(request)
+        if cert is None:
+            return None
+        identity = identity_from_peercert(cert)
+        if identity.serial in identities.revoked:
+            return None
+        return membership_for(identity, identities.groups, default)
+
+    state = MartiState(running.hub, caller, config.server_names[0])
+    return build_marti(state)
 
 
 async def _start_udp(running: Running, config: Config, port: int) -> None:
@@ -274,13 +307,35 @@ async def start(config: Config, *, any_port: bool = False) -> Running:
     try:
         if config.tcp_port:
             await _start_tcp(running, config, port(config.tcp_port))
+        identities = Identities(load_groups_file(config.groups_file), UserStore(config.data_dir))
+        identities.revoked = registry.revoked_serials(pki)
+        tls = None
         if config.tls_port:
-            _start_tls(running, config, port(config.tls_port), pki)
+            tls = _start_tls(running, config, port(config.tls_port), pki, identities)
+        if config.https_port:
+            peers = PeerCertificates()
+            await _serve_http(
+                running,
+                config,
+                _marti_app(running, config, identities, peers),
+                tls_context(pki),
+                ("https", port(config.https_port), config.https_port, "--https-port"),
+                peers.protocol_class(),
+            )
+        if config.tls_port or config.https_port:
+            watcher = watch_identity(tls, pki, identities, config.revocation_check_s)
+            running.tasks.append(asyncio.get_running_loop().create_task(watcher))
         if config.udp_port:
             await _start_udp(running, config, port(config.udp_port))
         if config.enroll_port:
-            users = UserStore(config.data_dir)
-            await _start_enrollment(running, config, port(config.enroll_port), pki, users)
+            enrollment = build_app(Enrollment(pki, SignIn(UserStore(config.data_dir)), counters))
+            await _serve_http(
+                running,
+                config,
+                enrollment,
+                _enroll_tls_context(pki),
+                ("enroll", port(config.enroll_port), config.enroll_port, "--enroll-port"),
+            )
     except BaseException:
         await running.close()
         raise

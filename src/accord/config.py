@@ -27,6 +27,9 @@ class Config:
     tcp_port: int = field(default=8087, metadata={"doc": "plain TCP streaming; 0 = off"})
     tls_port: int = field(default=8089, metadata={"doc": "TLS streaming, client cert; 0 = off"})
     udp_port: int = field(default=6969, metadata={"doc": "UDP input (XML or mesh); 0 = off"})
+    https_port: int = field(
+        default=8443, metadata={"doc": "Marti HTTPS API, client certificate required; 0 = off"}
+    )
     enroll_port: int = field(
         default=8446, metadata={"doc": "certificate enrollment HTTPS (basic auth); 0 = off"}
     )
@@ -148,7 +151,7 @@ def _apply(base: Config, values: Mapping[str, Any], source: str) -> Config:
 
 
 def validate(config: Config) -> Config:
-    for key in ("tcp_port", "tls_port", "udp_port", "enroll_port"):
+    for key in ("tcp_port", "tls_port", "udp_port", "enroll_port", "https_port"):
         port = getattr(config, key)
         if not 0 <= port <= 65535:
             raise ConfigError(f"{key} = {port} is not a port number (0-65535; 0 = off)")

@@ -26,3 +26,8 @@ def test_groups_file_wins_over_ou_which_wins_over_default() -> None:
     assert membership_for(alice, mapped, ANONYMOUS) == mapped["alice"]
     assert membership_for(alice, {}, ANONYMOUS) == Membership.both(["Blue"])
     assert membership_for(CertIdentity("bob"), {}, ANONYMOUS) == ANONYMOUS
+
+
+def test_serial_is_read_without_the_padding_openssl_adds() -> None:
+    padded = {**PEERCERT, "serialNumber": "0A1B2C"}
+    assert identity_from_peercert(padded).serial == "A1B2C"

@@ -15,13 +15,15 @@ from accord.domain.groups import Membership
 class CertIdentity:
     cn: str
     ous: tuple[str, ...] = ()
-    serial: str = ""  # upper-case hex, as getpeercert() gives it
+    serial: str = ""  # upper-case hex without leading zeros, as the registry writes it
 
 
 def identity_from_peercert(peercert: Mapping[str, Any] | None) -> CertIdentity:
     """Read CN and OUs from the dict ``ssl.SSLSocket.getpeercert()`` returns."""
     cn, ous = "", []
-    serial = str((peercert or {}).get("serialNumber", ""))
+    raw_serial = str((peercert or {}).get("serialNumber", ""))
+    # OpenSSL pads the hex to whole bytes ("0A1B..."); the registry writes it unpadded.
+    serial = f"{int(raw_serial, 16):X}" if raw_serial else ""
     for rdn in (peercert or {}).get("subject", ()):
         for name, value in rdn:
             if name == "commonName" and not cn:

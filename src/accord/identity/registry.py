@@ -37,7 +37,7 @@ class Issued:
 
 
 def serial_hex(cert: x509.Certificate) -> str:
-    """The serial as ``ssl.getpeercert()['serialNumber']`` writes it: upper-case hex."""
+    """Upper-case hex without leading zeros (``getpeercert()`` may pad: compare as numbers)."""
     return f"{cert.serial_number:X}"
 
 

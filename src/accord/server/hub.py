@@ -23,6 +23,7 @@ from accord.cot.outgoing import Outgoing
 from accord.domain.contacts import Party, Roster
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
+from accord.domain.ports import ContactView
 from accord.domain.routing import Kind, departure, groups_changed, route
 
 log = logging.getLogger("accord.hub")
@@ -121,9 +122,28 @@ class Hub:
             )
 
     def regroup(self, party: Party, membership: Membership) -> None:
-        """A party's groups changed (live): route by the new ones and tell its client."""
+        """A party's groups changed (live): route by the new ones and tell its client.
+
+        What was routed earlier in this turn is written first, under the groups it was sent
+        with: a broadcast is judged when it is flushed, so a regroup must not overtake it."""
+        self._flush()
         party.membership = membership
         self._add(party, Outgoing(groups_changed(self._new_uid(), self._wall_ms())), (party,))
+
+    # -- Directory (domain/ports.py), read by the HTTP API --------------------------------------
+    def contacts(self) -> list[ContactView]:
+        return [
+            ContactView(p.uid, p.callsign, p.membership, p.last_sa)
+            for p in self.roster.receivers()
+            if p.uid
+        ]
+
+    def latest(self, uid: str) -> CotEvent | None:
+        item = self._sa_items.get(uid)
+        if item is not None and self.roster.knows_sa(item.event):
+            return item.event
+        party = self.roster.by_uid(uid)
+        return party.last_sa if party is not None else None
 
     async def wait_empty(self) -> None:
         """Return once no session is attached."""

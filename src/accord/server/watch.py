@@ -13,7 +13,7 @@ import logging
 import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from accord.domain.groups import Membership
@@ -39,20 +39,30 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 
 @dataclass
-class Groups:
-    """Where TLS users' groups come from: the users (``accord user``) over the groups file."""
+class Identities:
+    """What certificate holders get, kept current by :func:`watch_identity`: their groups (the
+    users of ``accord user`` over the groups file) and the revoked serials (for listeners that
+    cannot swap their TLS context, such as the HTTPS API)."""
 
     from_file: Mapping[str, Membership]
     users: UserStore
+    revoked: frozenset[str] = frozenset()
+    groups: dict[str, Membership] = field(default_factory=dict)
 
-    def current(self) -> dict[str, Membership]:
-        return {**self.from_file, **self.users.memberships()}
+    def __post_init__(self) -> None:
+        self.groups = {**self.from_file, **self.users.memberships()}
 
-    def changed(self) -> bool:
-        return self.users.reload_if_changed()
+    def refresh_groups(self) -> bool:
+        """Re-read the users if they changed; True when the groups map was rebuilt."""
+        if not self.users.reload_if_changed():
+            return False
+        self.groups = {**self.from_file, **self.users.memberships()}
+        return True
 
 
-async def watch_identity(tls: TlsListener, pki: PkiPaths, groups: Groups, every_s: float) -> None:
+async def watch_identity(
+    tls: TlsListener | None, pki: PkiPaths, identities: Identities, every_s: float
+) -> None:
     """Apply revocations and group changes to the running server; keep the CRL current."""
     crl = registry.crl_path(pki)
     seen = _stamp(crl)
@@ -60,8 +70,8 @@ async def watch_identity(tls: TlsListener, pki: PkiPaths, groups: Groups, every_
     while True:
         await asyncio.sleep(every_s)
         try:
-            if groups.changed():
-                moved = tls.regroup(groups.current())
+            if identities.refresh_groups() and tls is not None:
+                moved = tls.regroup(identities.groups)
                 log.info("user groups reloaded: %d live sessions moved", moved)
         except UserStoreError as exc:
             log.error("user store changed but cannot be read (%s); keeping the old groups", exc)
@@ -81,7 +91,8 @@ async def watch_identity(tls: TlsListener, pki: PkiPaths, groups: Groups, every_
         except (PkiError, OSError, ValueError, ssl.SSLError) as exc:
             log.error("revocation list changed but cannot be loaded (%s); keeping the old one", exc)
             continue
-        closed = tls.reload(context, revoked)
+        identities.revoked = revoked
+        closed = tls.reload(context, revoked) if tls is not None else 0
         log.info(
             "revocation list reloaded: %d revoked, %d live sessions closed", len(revoked), closed
         )

@@ -1,0 +1,164 @@
+"""The Marti API stock clients call on every connect (reference tak-protocol §4.1-4.3, §4.13).
+
+HTTPS with client certificates (8443). Every answer is limited to what the caller's groups may
+see. This first slice serves the read-only endpoints: version, version/config,
+clientEndPoints, contacts/all, groups/all and cot/xml/{uid}; data packages, history and video
+come with the store (issue 4).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from accord import __version__
+from accord.cot.connection import frame
+from accord.cot.model import WireFormat
+from accord.cot.xml import parse_fragment, without_marti
+from accord.domain.groups import Membership
+from accord.domain.ports import ContactView, Directory
+
+XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+API_VERSION = "3"  # TAK Server's Constants.API_VERSION; ATAK adds `tool` params from 2 on
+
+# Who is calling: the groups of the client certificate behind a request, or None when there is
+# none (the transport layer fills this in; see accord.api.peers).
+Caller = Callable[[Request], Membership | None]
+
+
+@dataclass(frozen=True)
+class MartiState:
+    directory: Directory
+    caller: Caller
+    hostname: str
+
+
+def envelope(kind: str, data: Any) -> dict[str, Any]:
+    """TAK Server's API response envelope (``ApiResponse``), null members left out."""
+    return {"version": API_VERSION, "type": kind, "data": data, "nodeId": "accord"}
+
+
+def _time(ms: int) -> str:
+    # ClientEndpoint.lastEventTime: yyyy-MM-dd'T'HH:mm:ss.S'Z' (ATAK parses it; one bad entry
+    # fails the whole list, §4.3).
+    value = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{(ms % 1000) // 100}Z"
+
+
+def _detail_attrs(contact: ContactView, tag: str) -> Mapping[str, str]:
+    if contact.last_sa is None or not contact.last_sa.detail.xml:
+        return {}
+    root = parse_fragment(f"<detail>{contact.last_sa.detail.xml}</detail>")
+    found = root.find(tag)
+    return {str(k): str(v) for k, v in found.attrib.items()} if found is not None else {}
+
+
+def _visible(contacts: list[ContactView], caller: Membership) -> list[ContactView]:
+    """What the caller may see: clients whose traffic reaches it (§4.3: the caller's OUT)."""
+    return [c for c in contacts if c.membership.reaches(caller)]
+
+
+def build_app(state: MartiState) -> Starlette:
+    def who(request: Request) -> Membership | Response:
+        membership = state.caller(request)
+        if membership is None:
+            return JSONResponse({"error": "a client certificate is required"}, status_code=401)
+        return membership
+
+    async def version(request: Request) -> Response:
+        return PlainTextResponse(f"Accord {__version__}")
+
+    async def version_config(request: Request) -> Response:
+        data = {"version": __version__, "api": API_VERSION, "hostname": state.hostname}
+        return JSONResponse(envelope("ServerConfig", data))
+
+    async def client_endpoints(request: Request) -> Response:
+        caller = who(request)
+        if isinstance(caller, Response):
+            return caller
+        rows = []
+        for c in _visible(state.directory.contacts(), caller):
+            group = _detail_attrs(c, "__group")
+            rows.append(
+                {
+                    "callsign": c.callsign,
+                    "uid": c.uid,
+                    "username": "",
+                    "team": group.get("name", ""),
+                    "role": group.get("role", ""),
+                    "lastEventTime": _time(c.last_sa.time if c.last_sa else 0),
+                    "lastStatus": "Connected" if c.connected else "Disconnected",
+                    "groups": sorted(c.membership.inbound | c.membership.outbound),
+                }
+            )
+        return JSONResponse(envelope("com.bbn.marti.remote.ClientEndpoint", rows))
+
+    async def contacts_all(request: Request) -> Response:
+        caller = who(request)
+        if isinstance(caller, Response):
+            return caller
+        rows = []
+        for c in _visible(state.directory.contacts(), caller):
+            group, takv = _detail_attrs(c, "__group"), _detail_attrs(c, "takv")
+            rows.append(
+                {
+                    "uid": c.uid,
+                    "callsign": c.callsign,
+                    "team": group.get("name", ""),
+                    "role": group.get("role", ""),
+                    "takv": " ".join(v for v in takv.values() if v),
+                    "notes": "",
+                    "filterGroups": sorted(c.membership.inbound | c.membership.outbound),
+                }
+            )
+        return JSONResponse(rows)  # a bare list, no envelope (ContactsApi)
+
+    async def groups_all(request: Request) -> Response:
+        caller = who(request)
+        if isinstance(caller, Response):
+            return caller
+        rows = [
+            {
+                "name": name,
+                "direction": direction,
+                "created": "1970-01-01",
+                "type": "SYSTEM",
+                "bitpos": index,
+                "active": True,
+                "description": "",
+            }
+            for index, name in enumerate(sorted(caller.inbound | caller.outbound))
+            for direction, members in (("IN", caller.inbound), ("OUT", caller.outbound))
+            if name in members
+        ]
+        return JSONResponse(envelope("com.bbn.marti.remote.groups.Group", rows))
+
+    async def cot_xml(request: Request) -> Response:
+        caller = who(request)
+        if isinstance(caller, Response):
+            return caller
+        uid = request.path_params["uid"]
+        event = state.directory.latest(uid)
+        owner = next((c for c in state.directory.contacts() if c.uid == uid), None)
+        if event is None or (owner is not None and not owner.membership.reaches(caller)):
+            return JSONResponse({"error": f"no event for uid {uid!r}"}, status_code=404)
+        body = frame(without_marti(event), WireFormat.XML)  # as forwarded: no <marti>
+        return Response(XML_DECLARATION + body, media_type="application/xml")
+
+    return Starlette(
+        routes=[
+            Route("/Marti/api/version", version, methods=["GET"]),
+            Route("/Marti/api/version/config", version_config, methods=["GET"]),
+            Route("/Marti/api/clientEndPoints", client_endpoints, methods=["GET"]),
+            Route("/Marti/api/contacts/all", contacts_all, methods=["GET"]),
+            Route("/Marti/api/groups/all", groups_all, methods=["GET"]),
+            Route("/Marti/api/cot/xml/{uid}", cot_xml, methods=["GET"]),
+        ]
+    )

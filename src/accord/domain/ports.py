@@ -1,0 +1,31 @@
+"""What the adapters offer each other. The HTTP API never imports the streaming server: it
+reads the live picture through :class:`Directory`, which the hub implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from accord.cot.model import CotEvent
+from accord.domain.groups import Membership
+
+
+@dataclass(frozen=True, slots=True)
+class ContactView:
+    """One connected client, as the contact list APIs show it."""
+
+    uid: str
+    callsign: str
+    membership: Membership
+    last_sa: CotEvent | None
+    connected: bool = True
+
+
+class Directory(Protocol):
+    def contacts(self) -> list[ContactView]:
+        """Every identified client, connected now."""
+        ...
+
+    def latest(self, uid: str) -> CotEvent | None:
+        """The newest SA held for ``uid`` (connected or UDP), if any."""
+        ...

@@ -1,0 +1,83 @@
+"""The Marti endpoints ATAK calls on every connect, over HTTPS with client certificates."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ssl
+
+import httpx
+
+from accord.cot.xml import decode_xml
+from accord.identity import registry
+from tests.conftest import Server, ServerFactory
+from tests.e2e.clients import CotClient, client_tls_context, sa
+
+
+def https(server: Server, name: str, group: str | None = None) -> httpx.AsyncClient:
+    cert, key = server.client_cert(name, group)
+    ctx = ssl.create_default_context(cafile=str(server.pki.ca_cert))
+    ctx.load_cert_chain(cert, key)
+    return httpx.AsyncClient(
+        base_url=f"https://127.0.0.1:{server.port('https')}", verify=ctx, timeout=10
+    )
+
+
+async def test_version_config_is_the_envelope_atak_parses(server: Server) -> None:
+    async with https(server, "alice") as http:
+        answer = await http.get("/Marti/api/version/config")
+        body = answer.json()
+        assert answer.status_code == 200
+        assert body["type"] == "ServerConfig"
+        assert int(body["version"]) >= 2  # ATAK: obj.getInt("version")
+        assert body["data"]["api"] == "3"
+        assert (await http.get("/Marti/api/version")).text.startswith("Accord ")
+
+
+async def test_client_endpoints_and_contacts_show_only_what_the_caller_may_hear(
+    server: Server,
+) -> None:
+    blue_cert, blue_key = server.client_cert("bluebird", "Blue")
+    blue = await CotClient.connect(
+        server.port("tls"), tls=client_tls_context(blue_cert, blue_key, server.pki.ca_cert)
+    )
+    await blue.send(
+        sa(
+            "BLUE-1",
+            "BLUEBIRD",
+            extra='<takv device="Pixel" platform="ATAK-CIV" os="34" version="5.5"/>',
+        )
+    )
+    await asyncio.sleep(0.2)
+    async with https(server, "blue-viewer", "Blue") as http:
+        answer = await http.get("/Marti/api/clientEndPoints")
+        body = answer.json()
+        assert body["type"] == "com.bbn.marti.remote.ClientEndpoint"
+        (entry,) = body["data"]
+        assert (entry["uid"], entry["callsign"], entry["team"]) == ("BLUE-1", "BLUEBIRD", "Cyan")
+        assert entry["lastStatus"] == "Connected"
+        dt.datetime.strptime(entry["lastEventTime"], "%Y-%m-%dT%H:%M:%S.%fZ")  # ATAK parses it
+        contacts = (await http.get("/Marti/api/contacts/all")).json()
+        assert [c["callsign"] for c in contacts] == ["BLUEBIRD"]
+        assert "ATAK-CIV" in contacts[0]["takv"]
+        groups = (await http.get("/Marti/api/groups/all")).json()["data"]
+        assert {(g["name"], g["direction"]) for g in groups} == {("Blue", "IN"), ("Blue", "OUT")}
+        xml = await http.get("/Marti/api/cot/xml/BLUE-1")
+        assert xml.status_code == 200
+        assert decode_xml(xml.content).uid == "BLUE-1"
+        missing = await http.get("/Marti/api/cot/xml/NOBODY")
+        assert missing.status_code == 404
+        assert "NOBODY" in missing.json()["error"]
+    async with https(server, "red-viewer", "Red") as http:
+        assert (await http.get("/Marti/api/clientEndPoints")).json()["data"] == []
+        assert (await http.get("/Marti/api/cot/xml/BLUE-1")).status_code == 404
+
+
+async def test_revoked_certificate_gets_nothing_from_the_api(make_server: ServerFactory) -> None:
+    server = await make_server(revocation_check_s=0.1)
+    async with https(server, "alice") as http:
+        assert (await http.get("/Marti/api/contacts/all")).status_code == 200
+        registry.revoke(server.pki, "alice", dt.datetime.now(dt.UTC))
+        await asyncio.sleep(0.5)
+        refused = await http.get("/Marti/api/contacts/all")
+        assert refused.status_code == 401

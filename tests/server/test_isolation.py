@@ -512,8 +512,15 @@ class Play:
                 self.report(session, alt=False)
             self.pending.clear()
             for step in turn:
-                # A regroup may fall mid-turn: the hub writes what came before it first.
-                self.step(step)
+                if isinstance(step, Regroup):
+                    # A regroup gets a turn of its own, so that the oracle's bookkeeping of
+                    # replays and departures stays per turn; the hub's own ordering around a
+                    # mid-turn regroup is pinned by the dedicated test below.
+                    await self.flush()
+                    self.step(step)
+                    await self.flush()
+                else:
+                    self.step(step)
             await self.flush()
 
 

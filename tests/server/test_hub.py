@@ -6,40 +6,11 @@ import asyncio
 import itertools
 
 from accord.cot.model import WireFormat
-from accord.cot.outgoing import Outgoing
 from accord.domain.groups import ANONYMOUS
 from accord.domain.metrics import Counters
 from accord.server.hub import Hub
 from tests.e2e.clients import sa
-
-
-class RecordingSink:
-    """Takes everything; ``flushed`` holds what a socket would have been given, ``writes``
-    the bytes of each write."""
-
-    def __init__(self, wire_format: WireFormat = WireFormat.XML) -> None:
-        self.wire_format = wire_format
-        self.flushed: list[Outgoing] = []
-        self.writes: list[bytes] = []
-        self.closed = ""
-
-    def send(self, items: list[Outgoing], data: bytes | None = None) -> int:
-        self.flushed += items
-        self.writes.append(
-            data if data is not None else b"".join(i.frame(self.wire_format) for i in items)
-        )
-        return len(items)
-
-    def close(self, reason: str, *, abort: bool = False) -> None:
-        self.closed = reason
-
-
-class Clock:
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
+from tests.server.fakes import Clock, RecordingSink
 
 
 def make_hub(clock: Clock) -> Hub:

@@ -34,13 +34,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accord.cot.model import CotEvent, WireFormat
-from accord.cot.outgoing import Outgoing
 from accord.cot.xml import decode_xml, encode_xml, escape_attr
 from accord.domain.contacts import Party
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
 from accord.server.hub import Hub
 from tests.cot.samples import make_event
+from tests.server.fakes import Clock, RecordingSink
 
 # A few seconds by default; RUN_SLOW=1 (or ISOLATION_EXAMPLES=N) digs deeper.
 ISOLATION_EXAMPLES = int(
@@ -63,33 +63,6 @@ MESH_UIDS = ("MESH-0", "MESH-1")
 ALL_STREAMING = "All Streaming"
 ALL_CHAT_ROOMS = "All Chat Rooms"
 PING, PONG, DELETE, GROUPS_CHANGED, CHAT = "t-x-c-t", "t-x-c-t-r", "t-x-d-d", "t-x-g-c", "b-t-f"
-
-
-# -- fakes ----------------------------------------------------------------------------------------
-class RecordingSink:
-    """Takes everything; checks that shared bytes are the frames of the items they go with."""
-
-    def __init__(self, wire_format: WireFormat) -> None:
-        self.wire_format = wire_format
-        self.flushed: list[Outgoing] = []
-        self.closed = ""
-
-    def send(self, items: list[Outgoing], data: bytes | None = None) -> int:
-        if data is not None:
-            assert data == b"".join(i.frame(self.wire_format) for i in items)
-        self.flushed += items
-        return len(items)
-
-    def close(self, reason: str, *, abort: bool = False) -> None:
-        self.closed = reason
-
-
-class Clock:
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
 
 
 # -- steps ----------------------------------------------------------------------------------------

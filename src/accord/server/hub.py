@@ -73,7 +73,7 @@ class Hub:
         self._entries: list[_Entry] = []
         self._seq = itertools.count()
         self._attached_at: dict[int, int] = {}  # party key -> seq of its attachment
-        self._joined = False  # someone attached during this turn
+        self._joined: set[int] = set()  # parties attached during this turn
         self._flush_armed = False
         self._keys = itertools.count(1)
         # The latest SA of each uid as an Outgoing, shared by its broadcast and every replay
@@ -95,7 +95,7 @@ class Hub:
         self.roster.join(party)
         self._sinks[party.key] = (party, sink)
         self._attached_at[party.key] = next(self._seq)
-        self._joined = True
+        self._joined.add(party.key)
         self._empty.clear()
         now_ms = self._wall_ms()
         for event in self.roster.latest_sa(party, now_ms):
@@ -203,23 +203,30 @@ class Hub:
         """End of turn: give every session its entries, in order, in one write."""
         self._flush_armed = False
         entries, self._entries = self._entries, []
+        joined, self._joined = self._joined, set()
         if not entries:
             return
         # Sessions that need their own selection: senders of this turn (no echo), targets of
-        # directed entries, and sessions that joined during the turn. Everyone else shares a
-        # per-class buffer.
-        special: set[int] = set()
-        if self._joined:
-            first = entries[0].seq
-            special.update(k for k, seq in self._attached_at.items() if seq > first)
-            self._joined = False
+        # directed entries, and sessions that joined after the turn's first entry. Everyone
+        # else shares a per-class buffer.
+        first = entries[0].seq
+        special = {k for k in joined if self._attached_at.get(k, first) > first}
+        broadcast = False
         for entry in entries:
             special.add(entry.sender.key)
-            if entry.targets is not None:
+            if entry.targets is None:
+                broadcast = True
+            else:
                 special |= entry.targets
+        # A turn of pongs, replays or directed events concerns only its own parties: with ten
+        # thousand idle ATAK clients pinging, visiting every session per turn would dominate.
+        if broadcast:
+            visit = list(self._sinks.items())
+        else:
+            visit = [(k, self._sinks[k]) for k in special if k in self._sinks]
         shared: dict[tuple[Membership, WireFormat], tuple[list[Outgoing], bytes]] = {}
         delivered = 0
-        for key, (party, sink) in list(self._sinks.items()):
+        for key, (party, sink) in visit:
             if key in special:
                 since = self._attached_at[key]
                 items = [e.item for e in entries if _wants(e, party, since)]

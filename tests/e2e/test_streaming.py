@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from accord.cot.model import WireFormat
 from accord.cot.xml import encode_xml
@@ -68,10 +69,8 @@ async def test_newcomer_receives_latest_sa_of_connected_clients(server: Server) 
 
 async def test_stale_sa_is_not_replayed_to_newcomers(server: Server) -> None:
     alpha = await CotClient.connect(server.port("tcp"))
-    old = sa("ALPHA-2", "ALPHA")
-    old = type(old)(
-        **{**{f: getattr(old, f) for f in old.__dataclass_fields__}, "stale": old.time - 1}
-    )
+    fresh = sa("ALPHA-2", "ALPHA")
+    old = dataclasses.replace(fresh, stale=fresh.time - 1)
     await alpha.send(old)
     await asyncio.sleep(0.1)
     bravo = await CotClient.connect(server.port("tcp"))

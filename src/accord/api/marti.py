@@ -9,7 +9,7 @@ come with the store (issue 4).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,12 +65,42 @@ def _visible(contacts: list[ContactView], caller: Membership) -> list[ContactVie
     return [c for c in contacts if c.membership.reaches(caller)]
 
 
+@dataclass(frozen=True, slots=True)
+class _Card:
+    """What every contact listing says about a client, read once from its latest SA."""
+
+    team: str
+    role: str
+    takv: str
+    groups: list[str]
+
+
+def _card(c: ContactView) -> _Card:
+    group, takv = _detail_attrs(c, "__group"), _detail_attrs(c, "takv")
+    return _Card(
+        group.get("name", ""),
+        group.get("role", ""),
+        " ".join(v for v in takv.values() if v),
+        sorted(c.membership.inbound | c.membership.outbound),
+    )
+
+
+Handler = Callable[[Request, Membership], Awaitable[Response]]
+
+
 def build_app(state: MartiState) -> Starlette:
-    def who(request: Request) -> Membership | Response:
-        membership = state.caller(request)
-        if membership is None:
-            return JSONResponse({"error": "a client certificate is required"}, status_code=401)
-        return membership
+    def signed_in(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """Resolve the caller's groups from its certificate, or answer 401."""
+
+        async def endpoint(request: Request) -> Response:
+            caller = state.caller(request)
+            if caller is None:
+                return JSONResponse(
+                    {"error": "a valid client certificate is required"}, status_code=401
+                )
+            return await handler(request, caller)
+
+        return endpoint
 
     async def version(request: Request) -> Response:
         return PlainTextResponse(f"Accord {__version__}")
@@ -79,51 +109,42 @@ def build_app(state: MartiState) -> Starlette:
         data = {"version": __version__, "api": API_VERSION, "hostname": state.hostname}
         return JSONResponse(envelope("ServerConfig", data))
 
-    async def client_endpoints(request: Request) -> Response:
-        caller = who(request)
-        if isinstance(caller, Response):
-            return caller
+    async def client_endpoints(request: Request, caller: Membership) -> Response:
         rows = []
         for c in _visible(state.directory.contacts(), caller):
-            group = _detail_attrs(c, "__group")
+            card = _card(c)
             rows.append(
                 {
                     "callsign": c.callsign,
                     "uid": c.uid,
                     "username": "",
-                    "team": group.get("name", ""),
-                    "role": group.get("role", ""),
+                    "team": card.team,
+                    "role": card.role,
                     "lastEventTime": _time(c.last_sa.time if c.last_sa else 0),
                     "lastStatus": "Connected" if c.connected else "Disconnected",
-                    "groups": sorted(c.membership.inbound | c.membership.outbound),
+                    "groups": card.groups,
                 }
             )
         return JSONResponse(envelope("com.bbn.marti.remote.ClientEndpoint", rows))
 
-    async def contacts_all(request: Request) -> Response:
-        caller = who(request)
-        if isinstance(caller, Response):
-            return caller
+    async def contacts_all(request: Request, caller: Membership) -> Response:
         rows = []
         for c in _visible(state.directory.contacts(), caller):
-            group, takv = _detail_attrs(c, "__group"), _detail_attrs(c, "takv")
+            card = _card(c)
             rows.append(
                 {
                     "uid": c.uid,
                     "callsign": c.callsign,
-                    "team": group.get("name", ""),
-                    "role": group.get("role", ""),
-                    "takv": " ".join(v for v in takv.values() if v),
+                    "team": card.team,
+                    "role": card.role,
+                    "takv": card.takv,
                     "notes": "",
-                    "filterGroups": sorted(c.membership.inbound | c.membership.outbound),
+                    "filterGroups": card.groups,
                 }
             )
         return JSONResponse(rows)  # a bare list, no envelope (ContactsApi)
 
-    async def groups_all(request: Request) -> Response:
-        caller = who(request)
-        if isinstance(caller, Response):
-            return caller
+    async def groups_all(request: Request, caller: Membership) -> Response:
         rows = [
             {
                 "name": name,
@@ -140,10 +161,7 @@ def build_app(state: MartiState) -> Starlette:
         ]
         return JSONResponse(envelope("com.bbn.marti.remote.groups.Group", rows))
 
-    async def cot_xml(request: Request) -> Response:
-        caller = who(request)
-        if isinstance(caller, Response):
-            return caller
+    async def cot_xml(request: Request, caller: Membership) -> Response:
         uid = request.path_params["uid"]
         event = state.directory.latest(uid)
         owner = next((c for c in state.directory.contacts() if c.uid == uid), None)
@@ -156,9 +174,9 @@ def build_app(state: MartiState) -> Starlette:
         routes=[
             Route("/Marti/api/version", version, methods=["GET"]),
             Route("/Marti/api/version/config", version_config, methods=["GET"]),
-            Route("/Marti/api/clientEndPoints", client_endpoints, methods=["GET"]),
-            Route("/Marti/api/contacts/all", contacts_all, methods=["GET"]),
-            Route("/Marti/api/groups/all", groups_all, methods=["GET"]),
-            Route("/Marti/api/cot/xml/{uid}", cot_xml, methods=["GET"]),
+            Route("/Marti/api/clientEndPoints", signed_in(client_endpoints), methods=["GET"]),
+            Route("/Marti/api/contacts/all", signed_in(contacts_all), methods=["GET"]),
+            Route("/Marti/api/groups/all", signed_in(groups_all), methods=["GET"]),
+            Route("/Marti/api/cot/xml/{uid}", signed_in(cot_xml), methods=["GET"]),
         ]
     )

@@ -334,3 +334,11 @@ def test_ca_directory_problems_are_explained_and_change_nothing(tmp_path: Path) 
     result = accord("cert", "init", "--data-dir", str(blocked))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_a_package_leaves_no_device_key_on_the_server(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    made = accord("package", "alice", "--out", str(tmp_path / "a.zip"), "--data-dir", str(data_dir))
+    assert made.returncode == 0, made.stderr
+    keys = sorted(p.name for p in data_dir.rglob("*.key"))
+    assert keys == ["ca.key", "server.key"]

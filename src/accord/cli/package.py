@@ -22,7 +22,7 @@ from accord.identity.package import (
     enrollment_package,
     truststore_filename,
 )
-from accord.identity.pki import ensure_pki, issue_client
+from accord.identity.pki import ensure_pki, issue_client_bundle
 from accord.identity.users import User, UserStore, membership_of
 
 
@@ -93,8 +93,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
         # A fresh certificate and a random password for each package: a lost package can be
         # revoked (accord cert revoke USER) without touching any other device.
         password = new_password(secrets.token_bytes)
-        files = issue_client(paths, user.name, config.data_dir / "clients", now, password=password)
-        client = P12File(client_filename(user.name, host), files.p12.read_bytes(), password)
+        bundle = issue_client_bundle(paths, user.name, now, password=password)
+        client = P12File(client_filename(user.name, host), bundle, password)
         data = connection_package(
             endpoint,
             truststore,

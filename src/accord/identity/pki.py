@@ -81,6 +81,18 @@ class ClientFiles:
     password: str
 
 
+def issue_client_bundle(
+    paths: PkiPaths, name: str, now: dt.datetime, *, password: str, ou: str | None = None
+) -> bytes:
+    """Issue a client certificate and return only its password-protected PKCS#12 (key,
+    certificate, CA). Nothing of the key is written on the server: it leaves in the bundle."""
+    check_name(name)
+    ca = load_authority(paths)
+    cert, key = issue(ca, name, now, server=False, ou=ou)
+    registry.record(paths, name, "client", cert)
+    return encode_client_bundle(key, cert, [ca.cert], password)
+
+
 def issue_client(
     paths: PkiPaths,
     name: str,

@@ -38,8 +38,9 @@ class Enrollment:
     pki: PkiPaths
     signin: SignIn
     counters: Counters
-    # The user store is not thread-safe and the check runs in a worker thread: one at a time.
-    verifying: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Password checks (argon2) and signing (RSA, the certificate index) run in a worker thread,
+    # one at a time: neither the user store nor the index takes concurrent writers.
+    working: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def _plain(status: int, text: str, **headers: str) -> Response:
@@ -69,7 +70,7 @@ async def _authenticate(state: Enrollment, request: Request) -> str | Response:
     name, password = creds
     try:
         # argon2 costs tens of milliseconds on purpose: keep it off the event loop.
-        async with state.verifying:
+        async with state.working:
             result = await asyncio.to_thread(state.signin.check, client, name, password, now)
     except UserStoreError as exc:
         log.error("enrollment refused: %s", exc)
@@ -112,7 +113,10 @@ def build_app(state: Enrollment) -> Starlette:
         if isinstance(body, Response):
             return body
         try:
-            signed = enroll.sign(state.pki, who, body, dt.datetime.now(dt.UTC))
+            async with state.working:
+                signed = await asyncio.to_thread(
+                    enroll.sign, state.pki, who, body, dt.datetime.now(dt.UTC)
+                )
         except enroll.EnrollError as exc:
             state.counters.enroll_refused += 1
             log.warning("enrollment refused user=%s: %s", who, exc)

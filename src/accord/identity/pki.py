@@ -10,8 +10,12 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from accord.identity import registry, users
 from accord.identity.ca import (
+    Authority,
     PkiError,
     PkiPaths,
     cert_pem,
@@ -86,11 +90,18 @@ def issue_client_bundle(
 ) -> bytes:
     """Issue a client certificate and return only its password-protected PKCS#12 (key,
     certificate, CA). Nothing of the key is written on the server: it leaves in the bundle."""
+    ca, cert, key = _issue_recorded(paths, name, now, ou)
+    return encode_client_bundle(key, cert, [ca.cert], password)
+
+
+def _issue_recorded(
+    paths: PkiPaths, name: str, now: dt.datetime, ou: str | None
+) -> tuple[Authority, x509.Certificate, rsa.RSAPrivateKey]:
     check_name(name)
     ca = load_authority(paths)
     cert, key = issue(ca, name, now, server=False, ou=ou)
     registry.record(paths, name, "client", cert)
-    return encode_client_bundle(key, cert, [ca.cert], password)
+    return ca, cert, key
 
 
 def issue_client(
@@ -104,9 +115,7 @@ def issue_client(
 ) -> ClientFiles:
     """Issue a client certificate: ``NAME.pem``, ``NAME.key`` and a password-protected
     ``NAME.p12`` (key, certificate and CA, in the format ATAK, WinTAK and iTAK import)."""
-    check_name(name)
-    ca = load_authority(paths)
-    cert, key = issue(ca, name, now, server=False, ou=ou)
+    ca, cert, key = _issue_recorded(paths, name, now, ou)
     out_dir.mkdir(parents=True, exist_ok=True)
     base = out_dir / name
     files = ClientFiles(
@@ -115,5 +124,4 @@ def issue_client(
     write_private(files.key, key_pem(key))
     write_public(files.cert, cert_pem(cert))
     write_private(files.p12, encode_client_bundle(key, cert, [ca.cert], password))
-    registry.record(paths, name, "client", cert)
     return files

@@ -1,0 +1,190 @@
+"""What the store keeps and how it is asked for it: plain frozen records, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from accord.cot.model import CotEvent, WireFormat
+from accord.cot.xml import encode_xml
+
+MAX_PAGE = 1000  # rows per history page, at most
+DEFAULT_PAGE = 100
+
+
+class Payload(enum.IntEnum):
+    """The wire format an archived payload is kept in (as received: never re-encoded)."""
+
+    XML = 0
+    PROTO = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedEvent:
+    """One routed event as history keeps it: the fields queries filter on, the groups that
+    could receive it, and the event's own bytes."""
+
+    uid: str
+    type: str
+    how: str
+    time_ms: int
+    start_ms: int
+    stale_ms: int
+    lat: float
+    lon: float
+    hae: float
+    callsign: str
+    groups: tuple[str, ...]  # the sender's IN groups: who may see this event
+    payload: bytes
+    payload_format: Payload = Payload.XML
+    id: int = 0  # assigned by the store; orders events of equal time
+
+    @classmethod
+    def of(cls, event: CotEvent, groups: Iterable[str]) -> ArchivedEvent:
+        """Archive ``event`` as it arrived; an event made by the server is encoded as XML."""
+        if event.raw and event.raw_format is WireFormat.PROTOBUF:
+            payload, fmt = event.raw, Payload.PROTO
+        elif event.raw and event.raw_format is WireFormat.XML:
+            payload, fmt = event.raw, Payload.XML
+        else:
+            payload, fmt = encode_xml(event), Payload.XML
+        contact = event.detail.contact
+        return cls(
+            uid=event.uid,
+            type=event.type,
+            how=event.how,
+            time_ms=event.time,
+            start_ms=event.start,
+            stale_ms=event.stale,
+            lat=event.point.lat,
+            lon=event.point.lon,
+            hae=event.point.hae,
+            callsign=contact.callsign if contact is not None else "",
+            groups=tuple(sorted(groups)),
+            payload=payload,
+            payload_format=fmt,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BBox:
+    """A latitude/longitude box; ``west > east`` crosses the antimeridian."""
+
+    south: float
+    west: float
+    north: float
+    east: float
+
+    def __post_init__(self) -> None:
+        if not (-90 <= self.south <= self.north <= 90):
+            raise ValueError("bbox latitudes must satisfy -90 <= south <= north <= 90")
+        if not (-180 <= self.west <= 180 and -180 <= self.east <= 180):
+            raise ValueError("bbox longitudes must be within -180..180")
+
+    def lon_ranges(self) -> list[tuple[float, float]]:
+        if self.west <= self.east:
+            return [(self.west, self.east)]
+        return [(self.west, 180.0), (-180.0, self.east)]
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where the next page starts: after the event (time_ms, id)."""
+
+    time_ms: int
+    id: int
+
+    def encode(self) -> str:
+        return f"{self.time_ms}.{self.id}"
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        time_text, _, id_text = text.partition(".")
+        try:
+            return cls(int(time_text), int(id_text))
+        except ValueError:
+            raise ValueError(f"cursor {text!r} is not one this server gave out") from None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """Filters are ANDed; ``visible_to`` None means every group (an operator's query)."""
+
+    uid: str | None = None
+    type_prefix: str | None = None
+    since_ms: int | None = None  # event time >= since
+    until_ms: int | None = None  # event time < until
+    bbox: BBox | None = None
+    visible_to: frozenset[str] | None = None
+    after: Cursor | None = None
+    limit: int = DEFAULT_PAGE
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    events: list[ArchivedEvent]
+    next: Cursor | None  # None when this is the last page
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryStats:
+    events: int
+    oldest_ms: int | None
+    newest_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    """A data package's metadata; its bytes are the blob named by ``hash`` (sha256 hex)."""
+
+    hash: str
+    name: str
+    size: int
+    mimetype: str = "application/x-zip-compressed"
+    keywords: tuple[str, ...] = ("missionpackage",)
+    tool: str = "public"
+    groups: tuple[str, ...] = ()
+    creator_uid: str = ""
+    submitter: str = ""
+    submitted_ms: int = 0
+    lat: float | None = None
+    lon: float | None = None
+    expiration_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PackageQuery:
+    visible_to: frozenset[str] | None = None
+    name: str | None = None  # exact file name
+    keyword: str | None = None
+    tool: str | None = None
+    mimetype: str | None = None
+    creator_uid: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFeed:
+    """One entry of ``/Marti/vcm``: a stream a client can open (reference §4.12)."""
+
+    uid: str
+    alias: str
+    url: str  # protocol://address:port/path
+    groups: tuple[str, ...] = ()
+    fields: dict[str, str] = field(default_factory=dict)  # the other feed elements, verbatim
+    active: bool = True
+
+
+def group_key(groups: Iterable[str]) -> str:
+    """Groups as one text column: ``\\x1fA\\x1fB\\x1f`` (unit separators never occur in names)."""
+    return "\x1f" + "\x1f".join(sorted(groups)) + "\x1f"
+
+
+def groups_of(key: str) -> tuple[str, ...]:
+    return tuple(g for g in key.split("\x1f") if g)

@@ -1,0 +1,499 @@
+"""The default store: one SQLite file in WAL mode, in the data directory.
+
+sqlite3 blocks, so the database is used from two threads of its own: one writer (every write
+is serialised there, as SQLite wants) and one reader (WAL lets it read while a write is in
+flight, so a history query never waits behind an archive batch). The event loop only awaits.
+``synchronous=NORMAL`` in WAL mode: a committed transaction survives the process being
+killed; only a power cut can lose the last ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from accord.store.contract import StoreError
+from accord.store.migrations import pending
+from accord.store.records import (
+    ArchivedEvent,
+    BBox,
+    Cursor,
+    HistoryPage,
+    HistoryQuery,
+    HistoryStats,
+    Package,
+    PackageQuery,
+    Payload,
+    VideoFeed,
+    group_key,
+    groups_of,
+)
+
+T = TypeVar("T")
+
+_EVENT_COLUMNS = (
+    "uid, type, how, time_ms, start_ms, stale_ms, lat, lon, hae, callsign, groups, "
+    "payload_format, payload"
+)
+_PACKAGE_COLUMNS = (
+    "hash, name, size, mimetype, keywords, tool, groups, creator_uid, submitter, submitted_ms, "
+    "lat, lon, expiration_ms"
+)
+_PRUNE_CHUNK = 10_000  # rows per delete statement: keeps each write transaction short
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class SqliteStore:
+    name = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="accord-sqlite-w")
+        self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="accord-sqlite-r")
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._next_id = 1  # the next history id (see write_events)
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteStore:
+        """Open (creating if needed) and migrate the database at ``path``."""
+        store = cls(path)
+        store._writer = await store._in(store._writer_pool, lambda: _open_writer(path))
+        row = await store._write(lambda c: c.execute("SELECT max(id) FROM history").fetchone())
+        store._next_id = (row[0] or 0) + 1
+        store._reader = await store._in(store._reader_pool, lambda: _connect(path))
+        return store
+
+    async def close(self) -> None:
+        for pool, conn in ((self._writer_pool, self._writer), (self._reader_pool, self._reader)):
+            if conn is not None:
+                await self._in(pool, conn.close)
+            pool.shutdown(wait=True)
+        self._writer = self._reader = None
+
+    async def _in(self, pool: ThreadPoolExecutor, work: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, work)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite database {self.path}: {exc}") from exc
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        conn = self._writer
+        if conn is None:
+            raise StoreError("the store is closed")
+
+        def transaction() -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return asyncio.ensure_future(self._in(self._writer_pool, transaction))
+
+    def _read(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        conn = self._reader
+        if conn is None:
+            raise StoreError("the store is closed")
+        return asyncio.ensure_future(self._in(self._reader_pool, lambda: work(conn)))
+
+    # -- history and latest ----------------------------------------------------------------------
+    async def write_events(
+        self, history: Sequence[ArchivedEvent], latest: Sequence[ArchivedEvent]
+    ) -> None:
+        rows = [_event_row(e) for e in history]
+        latest_rows = [_event_row(e) for e in latest]
+
+        def work(conn: sqlite3.Connection) -> None:
+            # Ids are handed out here (this thread is the only writer) so both tables can be
+            # filled with executemany; a rolled-back batch only leaves a gap.
+            first = self._next_id
+            self._next_id += len(rows)
+            conn.executemany(
+                f"INSERT INTO history (id, {_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                ((first + i, *row) for i, row in enumerate(rows)),
+            )
+            conn.executemany(
+                "INSERT INTO history_space VALUES (?,?,?,?,?,?,?)",
+                (
+                    (first + i, row[6], row[6], row[7], row[7], row[3], row[3])
+                    for i, row in enumerate(rows)
+                ),
+            )
+            conn.executemany(
+                f"INSERT INTO latest ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (uid) DO UPDATE SET type=excluded.type, how=excluded.how, "
+                "time_ms=excluded.time_ms, start_ms=excluded.start_ms, "
+                "stale_ms=excluded.stale_ms, lat=excluded.lat, lon=excluded.lon, "
+                "hae=excluded.hae, callsign=excluded.callsign, groups=excluded.groups, "
+                "payload_format=excluded.payload_format, payload=excluded.payload "
+                "WHERE excluded.time_ms >= latest.time_ms",
+                latest_rows,
+            )
+
+        await self._write(work)
+
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        if query.visible_to is not None and not query.visible_to:
+            return HistoryPage([], None)
+        boxes: list[BBox | None] = [None]
+        if query.bbox is not None:
+            boxes = [
+                BBox(query.bbox.south, west, query.bbox.north, east)
+                for west, east in query.bbox.lon_ranges()
+            ]
+
+        def work(conn: sqlite3.Connection) -> list[ArchivedEvent]:
+            found: list[ArchivedEvent] = []
+            for box in boxes:
+                sql, args = _history_sql(query, box)
+                found.extend(_event(row) for row in conn.execute(sql, args))
+            found.sort(key=lambda e: (e.time_ms, e.id))
+            return found[: query.limit + 1]
+
+        events = await self._read(work)
+        if len(events) > query.limit:
+            events = events[: query.limit]
+            return HistoryPage(events, Cursor(events[-1].time_ms, events[-1].id))
+        return HistoryPage(events, None)
+
+    async def history_stats(self) -> HistoryStats:
+        def work(conn: sqlite3.Connection) -> HistoryStats:
+            count, oldest, newest = conn.execute(
+                "SELECT count(*), min(time_ms), max(time_ms) FROM history"
+            ).fetchone()
+            return HistoryStats(count, oldest, newest)
+
+        return await self._read(work)
+
+    async def prune_history(self, older_than_ms: int, keep_newest: int) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            cut = conn.execute(
+                "SELECT id FROM history ORDER BY id DESC LIMIT 1 OFFSET ?", (keep_newest,)
+            ).fetchone()
+            cut_id = cut[0] if cut is not None else 0
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM history WHERE time_ms < ? OR id <= ? LIMIT ?",
+                    (older_than_ms, cut_id, _PRUNE_CHUNK),
+                )
+            ]
+            conn.executemany("DELETE FROM history_space WHERE id = ?", ((i,) for i in ids))
+            conn.executemany("DELETE FROM history WHERE id = ?", ((i,) for i in ids))
+            return len(ids)
+
+        total = 0
+        while True:
+            removed = await self._write(work)
+            total += removed
+            if removed < _PRUNE_CHUNK:
+                return total
+
+    async def latest(self, uid: str) -> ArchivedEvent | None:
+        def work(conn: sqlite3.Connection) -> ArchivedEvent | None:
+            row = conn.execute(
+                f"SELECT 0, {_EVENT_COLUMNS} FROM latest WHERE uid = ?", (uid,)
+            ).fetchone()
+            return _event(row) if row is not None else None
+
+        return await self._read(work)
+
+    async def latest_fresh(self, now_ms: int) -> list[ArchivedEvent]:
+        def work(conn: sqlite3.Connection) -> list[ArchivedEvent]:
+            sql = f"SELECT 0, {_EVENT_COLUMNS} FROM latest WHERE stale_ms > ? ORDER BY time_ms"
+            return [_event(row) for row in conn.execute(sql, (now_ms,))]
+
+        return await self._read(work)
+
+    # -- packages --------------------------------------------------------------------------------
+    async def add_package(self, package: Package) -> Package:
+        def work(conn: sqlite3.Connection) -> Package:
+            row = conn.execute(
+                f"SELECT {_PACKAGE_COLUMNS} FROM packages WHERE hash = ?", (package.hash,)
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    f"INSERT INTO packages ({_PACKAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    _package_row(package),
+                )
+                return package
+            stored = _package(row)
+            groups = tuple(sorted(set(stored.groups) | set(package.groups)))
+            conn.execute(
+                "UPDATE packages SET groups = ? WHERE hash = ?", (group_key(groups), package.hash)
+            )
+            return replace(stored, groups=groups)
+
+        return await self._write(work)
+
+    async def package(self, hash: str) -> Package | None:
+        def work(conn: sqlite3.Connection) -> Package | None:
+            row = conn.execute(
+                f"SELECT {_PACKAGE_COLUMNS} FROM packages WHERE hash = ?", (hash,)
+            ).fetchone()
+            return _package(row) if row is not None else None
+
+        return await self._read(work)
+
+    async def packages(self, query: PackageQuery) -> list[Package]:
+        if query.visible_to is not None and not query.visible_to:
+            return []
+        where: list[str] = ["1"]
+        args: list[Any] = []
+        for column, value in (
+            ("name", query.name),
+            ("tool", query.tool),
+            ("mimetype", query.mimetype),
+            ("creator_uid", query.creator_uid),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.since_ms is not None:
+            where.append("submitted_ms >= ?")
+            args.append(query.since_ms)
+        if query.until_ms is not None:
+            where.append("submitted_ms < ?")
+            args.append(query.until_ms)
+        if query.visible_to is not None:
+            where.append(_groups_clause(query.visible_to, "groups", args))
+        sql = (
+            f"SELECT {_PACKAGE_COLUMNS} FROM packages WHERE {' AND '.join(where)} "
+            "ORDER BY submitted_ms DESC, hash"
+        )
+
+        def work(conn: sqlite3.Connection) -> list[Package]:
+            found = [_package(row) for row in conn.execute(sql, args)]
+            if query.keyword is not None:
+                found = [p for p in found if query.keyword in p.keywords]
+            return found
+
+        return await self._read(work)
+
+    async def update_package(
+        self, hash: str, *, tool: str | None = None, mimetype: str | None = None
+    ) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE packages SET tool = coalesce(?, tool), mimetype = coalesce(?, mimetype) "
+                "WHERE hash = ?",
+                (tool, mimetype, hash),
+            )
+            return cur.rowcount > 0
+
+        return await self._write(work)
+
+    async def delete_package(self, hash: str) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM packages WHERE hash = ?", (hash,)).rowcount > 0
+
+        return await self._write(work)
+
+    # -- video -----------------------------------------------------------------------------------
+    async def put_video(self, feed: VideoFeed) -> None:
+        row = (
+            feed.uid,
+            feed.alias,
+            feed.url,
+            group_key(feed.groups),
+            json.dumps(feed.fields, sort_keys=True),
+            int(feed.active),
+        )
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO videos VALUES (?,?,?,?,?,?)", row)
+
+        await self._write(work)
+
+    async def videos(self, visible_to: frozenset[str] | None) -> list[VideoFeed]:
+        if visible_to is not None and not visible_to:
+            return []
+        args: list[Any] = []
+        where = _groups_clause(visible_to, "groups", args) if visible_to is not None else "1"
+
+        def work(conn: sqlite3.Connection) -> list[VideoFeed]:
+            sql = f"SELECT uid, alias, url, groups, fields, active FROM videos WHERE {where}"
+            return [
+                VideoFeed(uid, alias, url, groups_of(groups), json.loads(fields), bool(active))
+                for uid, alias, url, groups, fields, active in conn.execute(
+                    sql + " ORDER BY alias, uid", args
+                )
+            ]
+
+        return await self._read(work)
+
+    async def delete_video(self, uid: str) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM videos WHERE uid = ?", (uid,)).rowcount > 0
+
+        return await self._write(work)
+
+
+def _open_writer(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = _connect(path)
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(number INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+    )
+    applied = {row[0] for row in conn.execute("SELECT number FROM schema_migrations")}
+    for migration in pending("sqlite", applied):
+        # executescript commits on its own; wrap the migration and its record in one
+        # transaction so a crash mid-migration leaves the schema as it was.
+        conn.executescript(
+            "BEGIN IMMEDIATE;\n"
+            + migration.sql
+            + f"\nINSERT INTO schema_migrations VALUES ({migration.number}, "
+            f"'{migration.name}');\nCOMMIT;"
+        )
+    result = conn.execute("PRAGMA quick_check").fetchone()
+    if result[0] != "ok":
+        raise StoreError(f"SQLite database {path} is damaged ({result[0]}); restore a backup")
+    return conn
+
+
+def _groups_clause(groups: frozenset[str], column: str, args: list[Any]) -> str:
+    # Each group is matched as a whole name between separators (records.group_key).
+    parts = []
+    for name in sorted(groups):
+        parts.append(f"instr({column}, ?) > 0")
+        args.append(f"\x1f{name}\x1f")
+    return "(" + " OR ".join(parts) + ")"
+
+
+def _history_sql(query: HistoryQuery, box: BBox | None) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    join = ""
+    if box is not None:
+        # The R*Tree narrows by place and time; the row's own columns settle it exactly.
+        join = "JOIN history_space s ON s.id = h.id"
+        where += ["s.lat_max >= ?", "s.lat_min <= ?", "s.lon_max >= ?", "s.lon_min <= ?"]
+        args += [box.south, box.north, box.west, box.east]
+        where += ["h.lat BETWEEN ? AND ?", "h.lon BETWEEN ? AND ?"]
+        args += [box.south, box.north, box.west, box.east]
+        if query.since_ms is not None:
+            where.append("s.t_max >= ?")
+            args.append(query.since_ms)
+        if query.until_ms is not None:
+            where.append("s.t_min <= ?")
+            args.append(query.until_ms)
+    if query.uid is not None:
+        where.append("h.uid = ?")
+        args.append(query.uid)
+    if query.type_prefix:
+        # A range, not LIKE: it uses the index and treats % and _ as the characters they are.
+        where.append("h.type >= ? AND h.type < ?")
+        args += [query.type_prefix, query.type_prefix + "\U0010ffff"]
+    if query.since_ms is not None:
+        where.append("h.time_ms >= ?")
+        args.append(query.since_ms)
+    if query.until_ms is not None:
+        where.append("h.time_ms < ?")
+        args.append(query.until_ms)
+    if query.after is not None:
+        where.append("(h.time_ms > ? OR (h.time_ms = ? AND h.id > ?))")
+        args += [query.after.time_ms, query.after.time_ms, query.after.id]
+    if query.visible_to is not None:
+        where.append(_groups_clause(query.visible_to, "h.groups", args))
+    columns = ", ".join(f"h.{c.strip()}" for c in _EVENT_COLUMNS.split(","))
+    sql = f"SELECT h.id, {columns} FROM history h {join}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY h.time_ms, h.id LIMIT ?"
+    args.append(query.limit + 1)
+    return sql, args
+
+
+def _event_row(e: ArchivedEvent) -> tuple[Any, ...]:
+    return (
+        e.uid,
+        e.type,
+        e.how,
+        e.time_ms,
+        e.start_ms,
+        e.stale_ms,
+        e.lat,
+        e.lon,
+        e.hae,
+        e.callsign,
+        group_key(e.groups),
+        int(e.payload_format),
+        e.payload,
+    )
+
+
+def _event(row: Sequence[Any]) -> ArchivedEvent:
+    (id_, uid, type_, how, time_ms, start_ms, stale_ms, lat, lon, hae, callsign, groups, fmt,
+     payload) = row  # fmt: skip
+    return ArchivedEvent(
+        uid=uid,
+        type=type_,
+        how=how,
+        time_ms=time_ms,
+        start_ms=start_ms,
+        stale_ms=stale_ms,
+        lat=lat,
+        lon=lon,
+        hae=hae,
+        callsign=callsign,
+        groups=groups_of(groups),
+        payload=bytes(payload),
+        payload_format=Payload(fmt),
+        id=id_,
+    )
+
+
+def _package_row(p: Package) -> tuple[Any, ...]:
+    return (
+        p.hash,
+        p.name,
+        p.size,
+        p.mimetype,
+        json.dumps(list(p.keywords)),
+        p.tool,
+        group_key(p.groups),
+        p.creator_uid,
+        p.submitter,
+        p.submitted_ms,
+        p.lat,
+        p.lon,
+        p.expiration_ms,
+    )
+
+
+def _package(row: Sequence[Any]) -> Package:
+    (hash_, name, size, mimetype, keywords, tool, groups, creator, submitter, submitted, lat, lon,
+     expiration) = row  # fmt: skip
+    return Package(
+        hash=hash_,
+        name=name,
+        size=size,
+        mimetype=mimetype,
+        keywords=tuple(json.loads(keywords)),
+        tool=tool,
+        groups=groups_of(groups),
+        creator_uid=creator,
+        submitter=submitter,
+        submitted_ms=submitted,
+        lat=lat,
+        lon=lon,
+        expiration_ms=expiration,
+    )

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import uvicorn
 from starlette.requests import Request
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from accord.api.enrollment import Enrollment, build_app
@@ -41,6 +42,8 @@ from accord.server.session import SessionSettings
 from accord.server.signin import Authenticate, password_check
 from accord.server.udp import UdpInput, multicast_socket
 from accord.server.watch import Identities, tls_context, watch_identity
+from accord.store.contract import Store, StoreError
+from accord.store.opening import open_store
 
 log = logging.getLogger("accord")
 
@@ -55,6 +58,7 @@ class Running:
 
     hub: Hub
     counters: Counters
+    store: Store | None = None
     ports: dict[str, int] = field(default_factory=dict)
     servers: list[asyncio.Server] = field(default_factory=list)
     tls_listeners: list[TlsListener] = field(default_factory=list)
@@ -87,6 +91,9 @@ class Running:
                     await server.wait_closed()
             except TimeoutError:
                 log.warning("listener did not close in %g s", grace_s)
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
 
 
 def load_groups_file(path: str) -> Mapping[str, Membership]:
@@ -248,7 +255,8 @@ def _marti_app(
         return membership_for(identity, identities.groups, default)
 
     state = MartiState(running.hub, caller, config.server_names[0])
-    return build_marti(state)
+    extra: list[BaseRoute] = []  # the routes of the other API modules, each added below
+    return build_marti(state, extra)
 
 
 async def _start_udp(running: Running, config: Config, port: int) -> None:
@@ -305,6 +313,10 @@ async def start(config: Config, *, any_port: bool = False) -> Running:
     hub = Hub(counters, wall_ms=lambda: int(time.time() * 1000), new_uid=lambda: str(uuid.uuid4()))
     running = Running(hub, counters)
     try:
+        try:
+            running.store = await open_store(config.database_url, config.data_dir)
+        except StoreError as exc:
+            raise StartupError(str(exc)) from None
         if config.tcp_port:
             await _start_tcp(running, config, port(config.tcp_port))
         identities = Identities(load_groups_file(config.groups_file), UserStore(config.data_dir))

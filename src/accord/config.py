@@ -77,6 +77,15 @@ class Config:
     revocation_check_s: float = field(
         default=5.0, metadata={"doc": "how often a running server looks for new revocations"}
     )
+    # -- storage -----------------------------------------------------------------------------
+    database_url: str = field(
+        default="",
+        metadata={"doc": "empty = SQLite in the data directory; or postgresql://user@host/db"},
+    )
+    max_package_bytes: int = field(
+        default=400 * 1024 * 1024,
+        metadata={"doc": "largest data package accepted, bytes (413 beyond; TAK Server: 400 MB)"},
+    )
     # -- logs --------------------------------------------------------------------------------
     log_level: str = field(default="info", metadata={"doc": "debug, info, warning, error"})
     log_json: bool = field(default=False, metadata={"doc": "one JSON object per log line"})
@@ -155,7 +164,13 @@ def validate(config: Config) -> Config:
         port = getattr(config, key)
         if not 0 <= port <= 65535:
             raise ConfigError(f"{key} = {port} is not a port number (0-65535; 0 = off)")
-    positive = ("max_event_bytes", "max_depth", "max_connections", "send_queue_events")
+    positive = (
+        "max_event_bytes",
+        "max_depth",
+        "max_connections",
+        "send_queue_events",
+        "max_package_bytes",
+    )
     for key in positive:
         if getattr(config, key) <= 0:
             raise ConfigError(f"{key} = {getattr(config, key)} must be greater than 0")

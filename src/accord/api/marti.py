@@ -9,14 +9,14 @@ come with the store (issue 4).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from accord import __version__
 from accord.cot.connection import frame
@@ -88,19 +88,25 @@ def _card(c: ContactView) -> _Card:
 Handler = Callable[[Request, Membership], Awaitable[Response]]
 
 
-def build_app(state: MartiState) -> Starlette:
+def authorised(caller_of: Caller, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Resolve the caller's groups from its certificate, or answer 401."""
+
+    async def endpoint(request: Request) -> Response:
+        caller = caller_of(request)
+        if caller is None:
+            return JSONResponse(
+                {"error": "a valid client certificate is required"}, status_code=401
+            )
+        return await handler(request, caller)
+
+    return endpoint
+
+
+def build_app(state: MartiState, extra: Sequence[BaseRoute] = ()) -> Starlette:
+    """The Marti API; ``extra`` are the routes of the other API modules (packages, history…)."""
+
     def signed_in(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        """Resolve the caller's groups from its certificate, or answer 401."""
-
-        async def endpoint(request: Request) -> Response:
-            caller = state.caller(request)
-            if caller is None:
-                return JSONResponse(
-                    {"error": "a valid client certificate is required"}, status_code=401
-                )
-            return await handler(request, caller)
-
-        return endpoint
+        return authorised(state.caller, handler)
 
     async def version(request: Request) -> Response:
         return PlainTextResponse(f"Accord {__version__}")
@@ -178,5 +184,6 @@ def build_app(state: MartiState) -> Starlette:
             Route("/Marti/api/contacts/all", signed_in(contacts_all), methods=["GET"]),
             Route("/Marti/api/groups/all", signed_in(groups_all), methods=["GET"]),
             Route("/Marti/api/cot/xml/{uid}", signed_in(cot_xml), methods=["GET"]),
+            *extra,
         ]
     )

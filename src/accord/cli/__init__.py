@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     serve_p.add_argument("--udp-port", type=int, help="UDP input (6969; 0 = off)")
     serve_p.add_argument("--enroll-port", type=int, help="certificate enrollment (8446; 0 = off)")
     serve_p.add_argument("--https-port", type=int, help="Marti HTTPS API (8443; 0 = off)")
+    serve_p.add_argument(
+        "--database-url", help="postgresql://user@host/db (default: SQLite in the data dir)"
+    )
     serve_p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve_p.add_argument("--log-json", action="store_true", default=None, help="JSON log lines")
 
@@ -85,6 +88,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "udp_port",
         "enroll_port",
         "https_port",
+        "database_url",
         "log_level",
         "log_json",
     )

@@ -245,6 +245,7 @@ def start_accord(cmd: list[str], *, client_certs: bool = True) -> Server:
     serve = [
         *cmd, "serve", "--data-dir", str(data_dir), "--bind", "127.0.0.1",
         "--tcp-port", str(tcp_port), "--tls-port", str(tls_port), "--udp-port", "0",
+        "--https-port", "0", "--enroll-port", "0",
     ]  # fmt: skip
     server = Server("accord", _spawn(serve, workdir, log_path), workdir, log_path=log_path)
     server.tcp_port, server.tls_port = tcp_port, tls_port

@@ -23,11 +23,13 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from accord.api.enrollment import Enrollment, build_app
+from accord.api.history import history_routes
 from accord.api.marti import MartiState
 from accord.api.marti import build_app as build_marti
 from accord.api.peers import PeerCertificates
 from accord.config import Config, ConfigError
 from accord.cot.connection import Limits
+from accord.cot.errors import MalformedEvent
 from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
 from accord.identity import registry
@@ -36,6 +38,7 @@ from accord.identity.peer import identity_from_peercert, membership_for
 from accord.identity.pki import ensure_pki
 from accord.identity.signin import SignIn
 from accord.identity.users import UserStore
+from accord.server.archive import Archiver, ArchiveRules
 from accord.server.hub import Hub
 from accord.server.listeners import TcpListener, TlsListener
 from accord.server.session import SessionSettings
@@ -44,6 +47,7 @@ from accord.server.udp import UdpInput, multicast_socket
 from accord.server.watch import Identities, tls_context, watch_identity
 from accord.store.contract import Store, StoreError
 from accord.store.opening import open_store
+from accord.store.records import to_event
 
 log = logging.getLogger("accord")
 
@@ -59,6 +63,7 @@ class Running:
     hub: Hub
     counters: Counters
     store: Store | None = None
+    archiver: Archiver | None = None
     ports: dict[str, int] = field(default_factory=dict)
     servers: list[asyncio.Server] = field(default_factory=list)
     tls_listeners: list[TlsListener] = field(default_factory=list)
@@ -91,9 +96,19 @@ class Running:
                     await server.wait_closed()
             except TimeoutError:
                 log.warning("listener did not close in %g s", grace_s)
+        if self.archiver is not None:
+            try:
+                async with asyncio.timeout(grace_s):
+                    await self.archiver.flush()
+            except TimeoutError:
+                log.warning("%d events were not archived in %g s", self.archiver.queued, grace_s)
         if self.store is not None:
             await self.store.close()
             self.store = None
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def load_groups_file(path: str) -> Mapping[str, Membership]:
@@ -256,6 +271,8 @@ def _marti_app(
 
     state = MartiState(running.hub, caller, config.server_names[0])
     extra: list[BaseRoute] = []  # the routes of the other API modules, each added below
+    if running.store is not None:
+        extra += history_routes(running.store, running.hub, caller, _wall_ms)
     return build_marti(state, extra)
 
 
@@ -283,6 +300,39 @@ async def _start_udp(running: Running, config: Config, port: int) -> None:
             lambda: UdpInput(hub, party, limits), sock=sock
         )
         running.transports.append(transport)
+
+
+async def _start_store(running: Running, config: Config) -> None:
+    """Open the store, give newcomers the SAs that were live before a restart, and start the
+    history writer."""
+    try:
+        store = running.store = await open_store(config.database_url, config.data_dir)
+        latest = await store.latest_fresh(_wall_ms())
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
+    for archived in latest:
+        try:
+            event = to_event(archived)
+        except MalformedEvent:
+            continue  # stored by an older decoder; not worth failing a start for
+        contact = event.detail.contact
+        if contact is not None and contact.endpoint and contact.callsign:
+            running.hub.restore(event, frozenset(archived.groups))
+    rules = ArchiveRules(
+        config.archive,
+        config.archive_skip_types,
+        config.history_max_age_days,
+        config.history_max_events,
+    )
+    archiver = running.archiver = Archiver(
+        store,
+        rules,
+        running.counters,
+        wall_ms=_wall_ms,
+        queue_events=config.archive_queue_events,
+    )
+    running.hub.recorder = archiver
+    running.tasks.append(asyncio.get_running_loop().create_task(archiver.run()))
 
 
 def _ensure_pki(config: Config) -> PkiPaths:
@@ -313,10 +363,7 @@ async def start(config: Config, *, any_port: bool = False) -> Running:
     hub = Hub(counters, wall_ms=lambda: int(time.time() * 1000), new_uid=lambda: str(uuid.uuid4()))
     running = Running(hub, counters)
     try:
-        try:
-            running.store = await open_store(config.database_url, config.data_dir)
-        except StoreError as exc:
-            raise StartupError(str(exc)) from None
+        await _start_store(running, config)
         if config.tcp_port:
             await _start_tcp(running, config, port(config.tcp_port))
         identities = Identities(load_groups_file(config.groups_file), UserStore(config.data_dir))

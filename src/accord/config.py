@@ -86,6 +86,20 @@ class Config:
         default=400 * 1024 * 1024,
         metadata={"doc": "largest data package accepted, bytes (413 beyond; TAK Server: 400 MB)"},
     )
+    archive: bool = field(default=True, metadata={"doc": "keep a history of routed events"})
+    archive_skip_types: tuple[str, ...] = field(
+        default=(), metadata={"doc": "event type prefixes kept out of the history (high rate)"}
+    )
+    history_max_age_days: float = field(
+        default=30.0, metadata={"doc": "delete history older than this; 0 = keep forever"}
+    )
+    history_max_events: int = field(
+        default=10_000_000, metadata={"doc": "keep at most this many history events"}
+    )
+    archive_queue_events: int = field(
+        default=100_000,
+        metadata={"doc": "events waiting for the store before new ones skip the history"},
+    )
     # -- logs --------------------------------------------------------------------------------
     log_level: str = field(default="info", metadata={"doc": "debug, info, warning, error"})
     log_json: bool = field(default=False, metadata={"doc": "one JSON object per log line"})
@@ -170,6 +184,8 @@ def validate(config: Config) -> Config:
         "max_connections",
         "send_queue_events",
         "max_package_bytes",
+        "history_max_events",
+        "archive_queue_events",
     )
     for key in positive:
         if getattr(config, key) <= 0:
@@ -181,6 +197,8 @@ def validate(config: Config) -> Config:
         raise ConfigError("timeouts must be greater than 0 seconds")
     if config.input_rate < 0 or config.input_burst < 1:
         raise ConfigError("input_rate must be >= 0 (0 = unlimited) and input_burst >= 1")
+    if config.history_max_age_days < 0:
+        raise ConfigError("history_max_age_days must be >= 0 (0 = keep forever)")
     if config.log_level.lower() not in _LOG_LEVELS:
         raise ConfigError(f"log_level = {config.log_level!r}; use one of {', '.join(_LOG_LEVELS)}")
     if not config.server_names:

@@ -193,3 +193,25 @@ def test_udp_contacts_are_bounded_oldest_first() -> None:
     assert len(uids) == contacts.MAX_MESH_CONTACTS
     assert "mesh-0" not in uids
     assert f"mesh-{contacts.MAX_MESH_CONTACTS + 4}" in uids
+
+
+def test_a_restored_sa_is_replayed_by_group_until_its_owner_reports_again() -> None:
+    roster = Roster()
+    before = sa_event("uid-r", "RESTORED", stale_s=60)
+    roster.restore(Membership(frozenset({"A"}), frozenset()), before)
+    assert roster.latest_sa(new_party(roster, 1, ("B",)), NOW_MS) == []
+    assert roster.latest_sa(new_party(roster, 2, ("A",)), NOW_MS) == [before]
+    # The owner reconnects and reports: only its live SA counts, and once it leaves its
+    # restored report does not come back.
+    owner = new_party(roster, 3, ("A",))
+    fresh = sa_event("uid-r", "RESTORED", stale_s=60)
+    roster.observe(owner, fresh)
+    assert roster.latest_sa(new_party(roster, 4, ("A",)), NOW_MS) == [fresh]
+    roster.leave(owner)
+    assert roster.latest_sa(new_party(roster, 5, ("A",)), NOW_MS) == []
+
+
+def test_a_restored_sa_goes_when_stale() -> None:
+    roster = Roster()
+    roster.restore(Membership.both(["A"]), sa_event("uid-r", "R", stale_s=10))
+    assert roster.latest_sa(new_party(roster, 1, ("A",)), NOW_MS + 10_000) == []

@@ -71,6 +71,8 @@ def serve(tmp_path: Path) -> Iterator[object]:
                     "0",
                     "--enroll-port",
                     str(free_port()),
+                    "--https-port",
+                    str(free_port()),
                     *extra,
                 ],
                 stdout=out,
@@ -126,6 +128,8 @@ def test_busy_port_says_which_and_how_to_fix(tmp_path: Path) -> None:
             "--udp-port",
             "0",
             "--enroll-port",
+            "0",
+            "--https-port",
             "0",
         )
     assert result.returncode == 2

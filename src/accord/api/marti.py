@@ -19,9 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from accord import __version__
-from accord.cot.connection import frame
-from accord.cot.model import WireFormat
-from accord.cot.xml import parse_fragment, without_marti
+from accord.cot.xml import parse_fragment
 from accord.domain.groups import Membership
 from accord.domain.ports import ContactView, Directory
 
@@ -167,15 +165,6 @@ def build_app(state: MartiState, extra: Sequence[BaseRoute] = ()) -> Starlette:
         ]
         return JSONResponse(envelope("com.bbn.marti.remote.groups.Group", rows))
 
-    async def cot_xml(request: Request, caller: Membership) -> Response:
-        uid = request.path_params["uid"]
-        event = state.directory.latest(uid)
-        owner = next((c for c in state.directory.contacts() if c.uid == uid), None)
-        if event is None or (owner is not None and not owner.membership.reaches(caller)):
-            return JSONResponse({"error": f"no event for uid {uid!r}"}, status_code=404)
-        body = frame(without_marti(event), WireFormat.XML)  # as forwarded: no <marti>
-        return Response(XML_DECLARATION + body, media_type="application/xml")
-
     return Starlette(
         routes=[
             Route("/Marti/api/version", version, methods=["GET"]),
@@ -183,7 +172,6 @@ def build_app(state: MartiState, extra: Sequence[BaseRoute] = ()) -> Starlette:
             Route("/Marti/api/clientEndPoints", signed_in(client_endpoints), methods=["GET"]),
             Route("/Marti/api/contacts/all", signed_in(contacts_all), methods=["GET"]),
             Route("/Marti/api/groups/all", signed_in(groups_all), methods=["GET"]),
-            Route("/Marti/api/cot/xml/{uid}", signed_in(cot_xml), methods=["GET"]),
             *extra,
         ]
     )

@@ -94,6 +94,7 @@ class Roster:
         if not party.uid:
             party.uid = event.uid
             self._by_uid[event.uid] = party
+            self._mesh_sa.pop(event.uid, None)  # a restored report of itself is superseded
             changed = True
         if contact.callsign != party.callsign:
             if party.callsign and self._by_callsign.get(party.callsign) is party:
@@ -103,6 +104,15 @@ class Roster:
             changed = True
         party.last_sa = event
         return changed
+
+    def restore(self, sender: Membership, event: CotEvent) -> None:
+        """Hold an SA remembered from before a restart until its owner reports again or it goes
+        stale: newcomers get it like a UDP sender's (the sender is not connected either)."""
+        if event.uid not in self._by_uid:
+            self._mesh_sa.pop(event.uid, None)
+            self._mesh_sa[event.uid] = (sender, event)
+            if len(self._mesh_sa) > MAX_MESH_CONTACTS:
+                del self._mesh_sa[next(iter(self._mesh_sa))]
 
     def latest_sa(self, newcomer: Party, now_ms: int) -> list[CotEvent]:
         """The latest non-stale SA of every party the newcomer may hear, for its first sync.

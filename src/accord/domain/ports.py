@@ -29,3 +29,12 @@ class Directory(Protocol):
     def latest(self, uid: str) -> CotEvent | None:
         """The newest SA held for ``uid`` (connected or UDP), if any."""
         ...
+
+
+class Recorder(Protocol):
+    """Where the hub hands every routed event for the history. Must never block or raise: the
+    hub calls it on the hot path (a full recorder drops and counts)."""
+
+    def record(self, event: CotEvent, groups: frozenset[str]) -> None:
+        """``groups``: the sender's IN groups, i.e. who could receive ``event``."""
+        ...

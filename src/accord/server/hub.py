@@ -23,7 +23,7 @@ from accord.cot.outgoing import Outgoing
 from accord.domain.contacts import Party, Roster
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
-from accord.domain.ports import ContactView
+from accord.domain.ports import ContactView, Recorder
 from accord.domain.routing import Kind, departure, groups_changed, route
 
 log = logging.getLogger("accord.hub")
@@ -64,8 +64,10 @@ class Hub:
         *,
         wall_ms: Callable[[], int],
         new_uid: Callable[[], str],
+        recorder: Recorder | None = None,
     ) -> None:
         self.counters = counters
+        self.recorder = recorder
         self.roster = Roster()
         self._wall_ms = wall_ms
         self._new_uid = new_uid
@@ -172,7 +174,13 @@ class Hub:
             is_sa = decision.event is event and self.roster.knows_sa(event)
             item = self._sa_item(event) if is_sa else Outgoing(decision.event)
             self._add(sender, item, decision.recipients)
+            if self.recorder is not None:
+                self.recorder.record(event, sender.membership.inbound)
         return changed
+
+    def restore(self, event: CotEvent, groups: frozenset[str]) -> None:
+        """Remember an SA from before a restart for newcomers (see ``Roster.restore``)."""
+        self.roster.restore(Membership(groups, frozenset()), event)
 
     def _sa_item(self, event: CotEvent) -> Outgoing:
         item = self._sa_items.get(event.uid)

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from accord.cot.model import CotEvent, WireFormat
-from accord.cot.xml import encode_xml
+from accord.cot.proto import decode_proto
+from accord.cot.xml import decode_xml, encode_xml
 
 MAX_PAGE = 1000  # rows per history page, at most
 DEFAULT_PAGE = 100
@@ -65,6 +66,13 @@ class ArchivedEvent:
             payload=payload,
             payload_format=fmt,
         )
+
+
+def to_event(archived: ArchivedEvent) -> CotEvent:
+    """The event an archived payload holds; raises ``MalformedEvent`` if it no longer decodes."""
+    if archived.payload_format is Payload.PROTO:
+        return decode_proto(archived.payload)
+    return decode_xml(archived.payload)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,116 @@
+"""The history writer: everything routed reaches the store, and nothing waits for it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from accord.cot.model import WireFormat
+from accord.cot.proto import decode_proto, encode_proto
+from accord.cot.xml import decode_xml, encode_xml
+from accord.domain.groups import Membership
+from accord.domain.metrics import Counters
+from accord.server.archive import Archiver, ArchiveRules
+from accord.server.hub import Hub
+from accord.store.contract import Store
+from accord.store.opening import open_store
+from accord.store.records import HistoryQuery, Payload, to_event
+from tests.cot.samples import make_event, sa_event
+from tests.server.fakes import Clock, RecordingSink
+
+NOW_MS = 1_700_000_000_000
+A = frozenset({"A"})
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store("", tmp_path)
+    yield opened
+    await opened.close()
+
+
+def archiver(store: Store, rules: ArchiveRules | None = None, **kw: int) -> Archiver:
+    return Archiver(store, rules or ArchiveRules(), Counters(), wall_ms=Clock(NOW_MS), **kw)
+
+
+async def test_routed_events_reach_history_and_latest_with_their_groups(store: Store) -> None:
+    counters = Counters()
+    arch = Archiver(store, ArchiveRules(), counters, wall_ms=Clock(NOW_MS))
+    hub = Hub(counters, wall_ms=Clock(NOW_MS), new_uid=lambda: "x", recorder=arch)
+    alice = hub.new_party(Membership.both(["A"]), "alice")
+    hub.attach(alice, RecordingSink())
+    first = sa_event("uid-alice", "ALICE", now_ms=NOW_MS)
+    second = sa_event("uid-alice", "ALICE", now_ms=NOW_MS + 1000)
+    hub.submit(alice, first)
+    hub.submit(alice, make_event("marker-1", "b-m-p-s-m", now_ms=NOW_MS))
+    hub.submit(alice, second)
+    hub.submit(alice, make_event("ping", "t-x-c-t", now_ms=NOW_MS))  # a ping is not routed
+    await arch.flush()
+    page = await store.history(HistoryQuery())
+    assert [(e.uid, e.time_ms) for e in page.events] == [
+        ("uid-alice", NOW_MS),
+        ("marker-1", NOW_MS),
+        ("uid-alice", NOW_MS + 1000),
+    ]
+    assert {e.groups for e in page.events} == {("A",)}
+    assert page.events[0].callsign == "ALICE"
+    latest = await store.latest("uid-alice")
+    assert latest is not None
+    assert to_event(latest) == second
+    assert counters.archived == 3
+
+
+async def test_the_payload_is_kept_in_the_format_it_arrived_in(store: Store) -> None:
+    arch = archiver(store)
+    xml = decode_xml(encode_xml(make_event("x", now_ms=NOW_MS)))
+    proto = decode_proto(encode_proto(make_event("p", now_ms=NOW_MS)))
+    assert proto.raw_format is WireFormat.PROTOBUF
+    arch.record(xml, A)
+    arch.record(proto, A)
+    await arch.flush()
+    events = (await store.history(HistoryQuery())).events
+    assert [(e.uid, e.payload_format) for e in events] == [("x", Payload.XML), ("p", Payload.PROTO)]
+    assert events[0].payload == xml.raw
+    assert events[1].payload == proto.raw
+    assert [to_event(e) for e in events] == [xml, proto]
+
+
+async def test_skipped_types_stay_out_of_history_but_keep_their_latest(store: Store) -> None:
+    arch = archiver(store, ArchiveRules(skip_types=("a-f-A-M",)))
+    arch.record(make_event("drone", "a-f-A-M-H-Q", now_ms=NOW_MS), A)
+    arch.record(make_event("person", "a-f-G-U-C", now_ms=NOW_MS), A)
+    await arch.flush()
+    assert [e.uid for e in (await store.history(HistoryQuery())).events] == ["person"]
+    assert await store.latest("drone") is not None
+
+
+async def test_a_full_queue_drops_and_counts_instead_of_waiting(store: Store) -> None:
+    arch = archiver(store, queue_events=3)
+    for i in range(5):
+        arch.record(make_event(f"u{i}", now_ms=NOW_MS + i), A)  # returns at once, every time
+    assert arch.queued == 3
+    assert arch.counters.archive_dropped == 2
+    await arch.flush()
+    assert [e.uid for e in (await store.history(HistoryQuery())).events] == ["u0", "u1", "u2"]
+
+
+async def test_a_failing_store_loses_the_batch_not_the_writer(tmp_path: Path) -> None:
+    broken = await open_store("", tmp_path / "broken")
+    await broken.close()  # every write now fails
+    arch = archiver(broken)
+    arch.record(make_event("u", now_ms=NOW_MS), A)
+    await arch.flush()
+    assert arch.counters.archive_failed == 1
+    assert arch.queued == 0
+
+
+async def test_retention_removes_old_events_and_keeps_the_newest(store: Store) -> None:
+    day = 86_400_000
+    arch = archiver(store, ArchiveRules(max_age_days=1, max_events=2))
+    for i, age_days in enumerate((3, 0.5, 0.25, 0.1)):
+        arch.record(make_event(f"u{i}", now_ms=NOW_MS - int(age_days * day)), A)
+    await arch.flush()
+    assert await arch.prune() == 2
+    assert [e.uid for e in (await store.history(HistoryQuery())).events] == ["u2", "u3"]

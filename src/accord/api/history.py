@@ -60,7 +60,7 @@ def history_routes(
             }
             return JSONResponse(body, headers=headers)
         return StreamingResponse(
-            _encoded(WRITERS[fmt](page.events)), media_type=MEDIA_TYPES[fmt], headers=headers
+            _encoded(WRITERS[fmt].render(page.events)), media_type=MEDIA_TYPES[fmt], headers=headers
         )
 
     async def latest(request: Request, who: Membership) -> Response:
@@ -105,7 +105,9 @@ def history_routes(
                 )  # fmt: skip
         except StoreError as exc:
             return _error(503, f"history is unavailable: {exc}")
-        return StreamingResponse(_encoded(WRITERS["cot"](events)), media_type="application/xml")
+        return StreamingResponse(
+            _encoded(WRITERS["cot"].render(events)), media_type="application/xml"
+        )
 
     return [
         Route("/api/history", authorised(caller, history), methods=["GET"]),

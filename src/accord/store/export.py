@@ -1,13 +1,14 @@
 """History out of the store, in the formats other tools read: GeoJSON, KML and raw CoT.
 
-Each writer takes archived events and yields text chunks, so an export of a million events
+Each :class:`Writer` turns archived events into text pieces, so an export of a million events
 streams instead of being built in memory.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from lxml import etree
 
@@ -16,9 +17,9 @@ from accord.cot.model import UNKNOWN_VALUE, iso_from_ms
 from accord.cot.xml import encode_xml
 from accord.store.records import ArchivedEvent, to_event
 
-FORMATS = ("json", "geojson", "kml", "cot")
 MEDIA_TYPES = {
     "json": "application/json",
+    "jsonl": "application/jsonl",
     "geojson": "application/geo+json",
     "kml": "application/vnd.google-earth.kml+xml",
     "cot": "application/xml",
@@ -59,57 +60,71 @@ def _feature(event: ArchivedEvent) -> dict[str, object]:
     }
 
 
-def geojson(events: Iterable[ArchivedEvent]) -> Iterator[str]:
-    """A GeoJSON FeatureCollection (RFC 7946): one Point feature per event."""
-    yield '{"type":"FeatureCollection","features":['
-    for i, event in enumerate(events):
-        yield ("," if i else "") + json.dumps(_feature(event), separators=(",", ":"))
-    yield "]}\n"
+@dataclass(frozen=True, slots=True)
+class Writer:
+    """One export format: a head, one piece per event, a tail. Pieces are text, so an export
+    can be written page by page without holding the whole history."""
+
+    head: str
+    item: Callable[[ArchivedEvent, bool], str]  # (event, is_first) -> text
+    tail: str
+
+    def render(self, events: Iterable[ArchivedEvent]) -> Iterator[str]:
+        yield self.head
+        for i, event in enumerate(events):
+            piece = self.item(event, i == 0)
+            if piece:
+                yield piece
+        yield self.tail
 
 
-def kml(events: Iterable[ArchivedEvent]) -> Iterator[str]:
-    """A KML 2.2 document: one time-stamped Placemark per event (Google Earth can animate
-    them with its time slider)."""
-    yield f'<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="{KML_NS}"><Document>'
-    yield "<name>Accord history</name>"
-    for event in events:
-        mark = etree.Element("Placemark")
-        etree.SubElement(mark, "name").text = event.callsign or event.uid
-        etree.SubElement(mark, "description").text = f"{event.type} {event.uid}"
-        etree.SubElement(etree.SubElement(mark, "TimeStamp"), "when").text = iso_from_ms(
-            event.time_ms
-        )
-        point = etree.SubElement(mark, "Point")
-        if event.hae != UNKNOWN_VALUE:
-            # CoT hae is above the ellipsoid and KML "absolute" is above the geoid: tens of
-            # metres apart, which a history overview can live with.
-            etree.SubElement(point, "altitudeMode").text = "absolute"
-            coords = f"{event.lon!r},{event.lat!r},{event.hae!r}"
-        else:
-            coords = f"{event.lon!r},{event.lat!r}"
-        etree.SubElement(point, "coordinates").text = coords
-        yield etree.tostring(mark, encoding="unicode")
-    yield "</Document></kml>\n"
+def _geojson_item(event: ArchivedEvent, first: bool) -> str:
+    return ("" if first else ",") + json.dumps(_feature(event), separators=(",", ":"))
 
 
-def cot(events: Iterable[ArchivedEvent]) -> Iterator[str]:
-    """The events themselves as CoT XML, one per line, inside ``<events>`` (the shape of TAK
-    Server's ``/Marti/api/cot/xml/{uid}/all``). Protobuf payloads are converted to XML."""
-    yield '<?xml version="1.0" encoding="UTF-8"?>\n<events>\n'
-    for event in events:
-        try:
-            # Re-encoded rather than pasted: a payload may be protobuf or carry its own
-            # XML declaration.
-            text = encode_xml(to_event(event)).decode("utf-8")
-        except MalformedEvent:
-            continue
-        yield text + "\n"
-    yield "</events>\n"
+def _kml_item(event: ArchivedEvent, first: bool) -> str:
+    mark = etree.Element("Placemark")
+    etree.SubElement(mark, "name").text = event.callsign or event.uid
+    etree.SubElement(mark, "description").text = f"{event.type} {event.uid}"
+    etree.SubElement(etree.SubElement(mark, "TimeStamp"), "when").text = iso_from_ms(event.time_ms)
+    point = etree.SubElement(mark, "Point")
+    if event.hae != UNKNOWN_VALUE:
+        # CoT hae is above the ellipsoid and KML "absolute" is above the geoid: tens of
+        # metres apart, which a history overview can live with.
+        etree.SubElement(point, "altitudeMode").text = "absolute"
+        coords = f"{event.lon!r},{event.lat!r},{event.hae!r}"
+    else:
+        coords = f"{event.lon!r},{event.lat!r}"
+    etree.SubElement(point, "coordinates").text = coords
+    return etree.tostring(mark, encoding="unicode")
 
 
-def json_lines(events: Iterable[ArchivedEvent]) -> Iterator[str]:
-    for event in events:
-        yield json.dumps(summary(event)) + "\n"
+def _cot_item(event: ArchivedEvent, first: bool) -> str:
+    try:
+        # Re-encoded rather than pasted: a payload may be protobuf or carry its own
+        # XML declaration.
+        return encode_xml(to_event(event)).decode("utf-8") + "\n"
+    except MalformedEvent:
+        return ""
 
 
-WRITERS = {"geojson": geojson, "kml": kml, "cot": cot}
+def _json_item(event: ArchivedEvent, first: bool) -> str:
+    return json.dumps(summary(event)) + "\n"
+
+
+WRITERS = {
+    # RFC 7946 FeatureCollection, one Point feature per event.
+    "geojson": Writer('{"type":"FeatureCollection","features":[', _geojson_item, "]}\n"),
+    # KML 2.2: one time-stamped Placemark per event (Google Earth's time slider animates them).
+    "kml": Writer(
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="{KML_NS}"><Document>'
+        "<name>Accord history</name>",
+        _kml_item,
+        "</Document></kml>\n",
+    ),
+    # The events themselves, one per line inside <events> (TAK Server's
+    # /Marti/api/cot/xml/{uid}/all shape); protobuf payloads converted to XML.
+    "cot": Writer('<?xml version="1.0" encoding="UTF-8"?>\n<events>\n', _cot_item, "</events>\n"),
+    # JSON lines: one summary object per event (for jq and scripts).
+    "jsonl": Writer("", _json_item, ""),
+}

@@ -27,6 +27,7 @@ from accord.api.history import history_routes
 from accord.api.marti import MartiState
 from accord.api.marti import build_app as build_marti
 from accord.api.peers import PeerCertificates
+from accord.api.video import video_routes
 from accord.config import Config, ConfigError
 from accord.cot.connection import Limits
 from accord.cot.errors import MalformedEvent
@@ -269,10 +270,15 @@ def _marti_app(
             return None
         return membership_for(identity, identities.groups, default)
 
-    state = MartiState(running.hub, caller, config.server_names[0])
+    def principal(request: Request) -> str | None:
+        cert = peers.of(request)
+        return identity_from_peercert(cert).cn if cert is not None else None
+
+    state = MartiState(running.hub, caller, config.server_names[0], principal)
     extra: list[BaseRoute] = []  # the routes of the other API modules, each added below
     if running.store is not None:
         extra += history_routes(running.store, running.hub, caller, _wall_ms)
+        extra += video_routes(running.store, caller)
     return build_marti(state, extra)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ssl
+from pathlib import Path
 
 import httpx
 
@@ -81,3 +82,53 @@ async def test_revoked_certificate_gets_nothing_from_the_api(make_server: Server
         await asyncio.sleep(0.5)
         refused = await http.get("/Marti/api/contacts/all")
         assert refused.status_code == 401
+
+
+async def test_a_client_switches_its_own_channels_off_and_on(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    groups = tmp_path / "groups.toml"
+    groups.write_text('alice = ["Red", "Blue"]\nmallory = ["Red", "Blue"]\n')
+    server = await make_server(groups_file=str(groups))
+
+    async def stream(name: str, group: str | None = None) -> CotClient:
+        cert, key = server.client_cert(name, group)
+        ctx = client_tls_context(cert, key, server.pki.ca_cert)
+        return await CotClient.connect(server.port("tls"), tls=ctx)
+
+    alice, red, blue = (
+        await stream("alice"),
+        await stream("red", "Red"),
+        await stream("blue", "Blue"),
+    )
+    await alice.send(sa("ALICE-1", "ALICE"))
+    await red.recv()
+    await blue.recv()
+    off = [{"name": "Blue", "direction": "OUT", "active": False}]
+    async with https(server, "mallory") as mallory:
+        # Same groups, another person: may not switch alice's session.
+        stolen = await mallory.put("/Marti/api/groups/active?clientUid=ALICE-1", json=off)
+        assert stolen.status_code == 404
+    async with https(server, "alice") as http:
+        answer = await http.put("/Marti/api/groups/active?clientUid=ALICE-1", json=off)
+        assert answer.status_code == 200, answer.text
+        assert (await alice.recv()).type == "t-x-g-c"  # told to refresh its groups
+        await blue.send(sa("BLUE-1", "BLUE"))
+        await red.send(sa("RED-1", "RED"))
+        assert [e.uid for e in await alice.expect_silence()] == ["RED-1"]
+        back = [{"name": "Blue", "direction": "OUT", "active": True}]
+        assert (await http.put("/Marti/api/groups/active?clientUid=ALICE-1", json=back)).is_success
+        assert (await alice.recv()).type == "t-x-g-c"
+        await blue.send(sa("BLUE-1", "BLUE"))
+        assert (await alice.recv()).uid == "BLUE-1"
+        for body, words in (
+            (b"{}", "JSON list"),
+            (b"not json", "JSON list"),
+            (b'[{"direction": "IN"}]', "name"),
+            (b'[{"name": "Red", "direction": "SIDEWAYS"}]', "direction"),
+            (b'[{"name": "Red", "active": "no"}]', "active"),
+        ):
+            bad = await http.put("/Marti/api/groups/active?clientUid=ALICE-1", content=body)
+            assert bad.status_code == 400
+            assert words in bad.json()["error"]
+        assert (await http.put("/Marti/api/groups/active", json=off)).status_code == 400

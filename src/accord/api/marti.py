@@ -9,6 +9,7 @@ come with the store (issue 4).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,12 @@ class MartiState:
     directory: Directory
     caller: Caller
     hostname: str
+    # Who signed the request (certificate CN), to check a client changes only its own session.
+    principal: Callable[[Request], str | None] = lambda request: None
+
+
+def _bad(reason: str) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=400)
 
 
 def envelope(kind: str, data: Any) -> dict[str, Any]:
@@ -165,6 +172,39 @@ def build_app(state: MartiState, extra: Sequence[BaseRoute] = ()) -> Starlette:
         ]
         return JSONResponse(envelope("com.bbn.marti.remote.groups.Group", rows))
 
+    async def groups_active(request: Request, caller: Membership) -> Response:
+        # ATAK switching channels on and off: a bare JSON list of group objects, each with a
+        # name, a direction and an active flag (§4.13, §5.3). Groups not listed stay as they are.
+        uid = request.query_params.get("clientUid", "")
+        if not uid:
+            return _bad("clientUid is required")
+        try:
+            groups = json.loads(await request.body())
+        except ValueError:
+            return _bad("the body must be a JSON list of groups")
+        off: set[tuple[str, str]] = set()
+        if not isinstance(groups, list):
+            return _bad("the body must be a JSON list of groups")
+        for group in groups:
+            if not isinstance(group, dict) or not isinstance(group.get("name"), str):
+                return _bad("every group needs a name")
+            direction = group.get("direction", "")
+            if direction not in ("IN", "OUT", ""):
+                return _bad(f"direction {direction!r}: use IN or OUT")
+            active = group.get("active", True)
+            if not isinstance(active, bool):
+                return _bad("active must be true or false")
+            if not active:
+                off |= {(group["name"], d) for d in ((direction,) if direction else ("IN", "OUT"))}
+        wanted = Membership(
+            frozenset(g for g in caller.inbound if (g, "IN") not in off),
+            frozenset(g for g in caller.outbound if (g, "OUT") not in off),
+        )
+        principal = state.principal(request) or ""
+        if not state.directory.activate(uid, principal, wanted):
+            return JSONResponse({"error": f"no session of yours has uid {uid!r}"}, status_code=404)
+        return JSONResponse(envelope("com.bbn.marti.remote.groups.Group", []))
+
     return Starlette(
         routes=[
             Route("/Marti/api/version", version, methods=["GET"]),
@@ -172,6 +212,7 @@ def build_app(state: MartiState, extra: Sequence[BaseRoute] = ()) -> Starlette:
             Route("/Marti/api/clientEndPoints", signed_in(client_endpoints), methods=["GET"]),
             Route("/Marti/api/contacts/all", signed_in(contacts_all), methods=["GET"]),
             Route("/Marti/api/groups/all", signed_in(groups_all), methods=["GET"]),
+            Route("/Marti/api/groups/active", signed_in(groups_active), methods=["PUT"]),
             *extra,
         ]
     )

@@ -24,6 +24,7 @@ class Party:
     receives: bool = True  # False for UDP sources: nothing can be sent back
     uid: str = ""
     callsign: str = ""
+    principal: str = ""  # who signed in: certificate CN or TCP user name ("" = anonymous)
     last_sa: CotEvent | None = field(default=None, repr=False)
 
 

@@ -30,6 +30,12 @@ class Directory(Protocol):
         """The newest SA held for ``uid`` (connected or UDP), if any."""
         ...
 
+    def activate(self, uid: str, principal: str, membership: Membership) -> bool:
+        """Give the session of ``uid`` the groups ``membership`` (a client switching channels
+        on and off), if it is signed in as ``principal``; False when there is no such session.
+        The caller makes sure ``membership`` is within what ``principal`` may have."""
+        ...
+
 
 class Recorder(Protocol):
     """Where the hub hands every routed event for the history. Must never block or raise: the

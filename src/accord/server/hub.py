@@ -140,6 +140,14 @@ class Hub:
             if p.uid
         ]
 
+    def activate(self, uid: str, principal: str, membership: Membership) -> bool:
+        party = self.roster.by_uid(uid)
+        if party is None or not principal or party.principal != principal:
+            return False
+        if membership != party.membership:
+            self.regroup(party, membership)
+        return True
+
     def latest(self, uid: str) -> CotEvent | None:
         item = self._sa_items.get(uid)
         if item is not None and self.roster.knows_sa(item.event):

@@ -97,6 +97,10 @@ class StreamSession(asyncio.Protocol):
     def _start(self, membership: Membership) -> None:
         label = self._label
         self.party = self.hub.new_party(membership, label)
+        if self.identity is not None:
+            self.party.principal = self.identity.cn
+        elif self.conn.auth is not None:
+            self.party.principal = self.conn.auth.username
         self.hub.counters.sessions_opened += 1
         log.info(
             "connect peer=%s transport=%s cert=%s groups=%s",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import errno
 import logging
@@ -13,7 +14,7 @@ import ssl
 import time
 import tomllib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp
 
 from accord.api.enrollment import Enrollment, build_app
 from accord.api.history import history_routes
-from accord.api.marti import MartiState
+from accord.api.marti import Caller, MartiState
 from accord.api.marti import build_app as build_marti
 from accord.api.peers import PeerCertificates
 from accord.api.video import video_routes
@@ -221,7 +222,7 @@ async def _serve_http(
     running: Running,
     config: Config,
     app: ASGIApp,
-    context: ssl.SSLContext,
+    context: ssl.SSLContext | None,
     where: tuple[str, int, int, str],
     protocol: type[asyncio.Protocol] | None = None,
 ) -> None:
@@ -257,8 +258,23 @@ async def _serve_http(
 
 
 def _marti_app(
-    running: Running, config: Config, identities: Identities, peers: PeerCertificates
+    running: Running,
+    config: Config,
+    caller: Caller,
+    principal: Callable[[Request], str | None],
 ) -> ASGIApp:
+    state = MartiState(running.hub, caller, config.server_names[0], principal)
+    extra: list[BaseRoute] = []  # the routes of the other API modules, each added below
+    if running.store is not None:
+        extra += history_routes(running.store, running.hub, caller, _wall_ms)
+        extra += video_routes(running.store, caller)
+    return build_marti(state, extra)
+
+
+def _certificate_caller(
+    config: Config, identities: Identities, peers: PeerCertificates
+) -> tuple[Caller, Callable[[Request], str | None]]:
+    """HTTPS: the caller is the client certificate (not revoked), its groups as on 8089."""
     default = Membership.both(config.tls_default_groups)
 
     def caller(request: Request) -> Membership | None:
@@ -274,12 +290,38 @@ def _marti_app(
         cert = peers.of(request)
         return identity_from_peercert(cert).cn if cert is not None else None
 
-    state = MartiState(running.hub, caller, config.server_names[0], principal)
-    extra: list[BaseRoute] = []  # the routes of the other API modules, each added below
-    if running.store is not None:
-        extra += history_routes(running.store, running.hub, caller, _wall_ms)
-        extra += video_routes(running.store, caller)
-    return build_marti(state, extra)
+    return caller, principal
+
+
+def _password_caller(config: Config) -> tuple[Caller, Callable[[Request], str | None]]:
+    """Plain HTTP (ATAK on a TCP stream uses http://host:8080/Marti): HTTP basic auth with the
+    users of ``accord user``, or, unless ``tcp_auth`` is on, anonymous with the TCP groups."""
+    default = Membership.both(config.tcp_groups)
+    check = password_check(SignIn(UserStore(config.data_dir)), default)
+
+    def credentials(request: Request) -> tuple[str, str] | None:
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            name, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return (name, password) if sep else None
+
+    async def caller(request: Request) -> Membership | None:
+        given = credentials(request)
+        if given is None:
+            return None if config.tcp_auth else default
+        peer = request.client.host if request.client else "-"
+        result = await check(peer, *given)
+        return None if isinstance(result, str) else result
+
+    def principal(request: Request) -> str | None:
+        given = credentials(request)
+        return given[0] if given is not None else None
+
+    return caller, principal
 
 
 async def _start_udp(running: Running, config: Config, port: int) -> None:
@@ -382,7 +424,7 @@ async def start(config: Config, *, any_port: bool = False) -> Running:
             await _serve_http(
                 running,
                 config,
-                _marti_app(running, config, identities, peers),
+                _marti_app(running, config, *_certificate_caller(config, identities, peers)),
                 tls_context(pki),
                 ("https", port(config.https_port), config.https_port, "--https-port"),
                 peers.protocol_class(),
@@ -400,6 +442,14 @@ async def start(config: Config, *, any_port: bool = False) -> Running:
                 enrollment,
                 _enroll_tls_context(pki),
                 ("enroll", port(config.enroll_port), config.enroll_port, "--enroll-port"),
+            )
+        if config.http_port:
+            await _serve_http(
+                running,
+                config,
+                _marti_app(running, config, *_password_caller(config)),
+                None,
+                ("http", port(config.http_port), config.http_port, "--http-port"),
             )
     except BaseException:
         await running.close()

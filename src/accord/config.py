@@ -30,6 +30,10 @@ class Config:
     https_port: int = field(
         default=8443, metadata={"doc": "Marti HTTPS API, client certificate required; 0 = off"}
     )
+    http_port: int = field(
+        default=0,
+        metadata={"doc": "Marti plain HTTP, basic auth or anonymous (TAK's is 8080); 0 = off"},
+    )
     enroll_port: int = field(
         default=8446, metadata={"doc": "certificate enrollment HTTPS (basic auth); 0 = off"}
     )
@@ -174,7 +178,7 @@ def _apply(base: Config, values: Mapping[str, Any], source: str) -> Config:
 
 
 def validate(config: Config) -> Config:
-    for key in ("tcp_port", "tls_port", "udp_port", "enroll_port", "https_port"):
+    for key in ("tcp_port", "tls_port", "udp_port", "enroll_port", "https_port", "http_port"):
         port = getattr(config, key)
         if not 0 <= port <= 65535:
             raise ConfigError(f"{key} = {port} is not a port number (0-65535; 0 = off)")

@@ -9,6 +9,7 @@ come with the store (issue 4).
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,9 +28,13 @@ from accord.domain.ports import ContactView, Directory
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 API_VERSION = "3"  # TAK Server's Constants.API_VERSION; ATAK adds `tool` params from 2 on
 
-# Who is calling: the groups of the client certificate behind a request, or None when there is
-# none (the transport layer fills this in; see accord.api.peers).
-Caller = Callable[[Request], Membership | None]
+# Who is calling: the groups of the client certificate (HTTPS) or of the signed-in user (plain
+# HTTP, basic auth) behind a request, or None when there is none. It may have to wait (a
+# password check), so it may return an awaitable.
+Caller = Callable[[Request], Membership | Awaitable[Membership | None] | None]
+SIGN_IN_REQUIRED = (
+    "sign in: a client certificate (HTTPS) or a user name and password (HTTP basic auth)"
+)
 
 
 @dataclass(frozen=True)
@@ -94,13 +99,17 @@ Handler = Callable[[Request, Membership], Awaitable[Response]]
 
 
 def authorised(caller_of: Caller, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Resolve the caller's groups from its certificate, or answer 401."""
+    """Resolve the caller's groups (certificate or basic auth), or answer 401."""
 
     async def endpoint(request: Request) -> Response:
         caller = caller_of(request)
+        if inspect.isawaitable(caller):
+            caller = await caller
         if caller is None:
             return JSONResponse(
-                {"error": "a valid client certificate is required"}, status_code=401
+                {"error": SIGN_IN_REQUIRED},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Basic realm="Accord"'},
             )
         return await handler(request, caller)
 

@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     serve_p.add_argument("--enroll-port", type=int, help="certificate enrollment (8446; 0 = off)")
     serve_p.add_argument("--https-port", type=int, help="Marti HTTPS API (8443; 0 = off)")
     serve_p.add_argument(
+        "--http-port", type=int, help="Marti plain HTTP, basic auth (e.g. 8080; default off)"
+    )
+    serve_p.add_argument(
         "--database-url", help="postgresql://user@host/db (default: SQLite in the data dir)"
     )
     serve_p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -89,6 +92,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "udp_port",
         "enroll_port",
         "https_port",
+        "http_port",
         "database_url",
         "log_level",
         "log_json",

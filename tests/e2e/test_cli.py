@@ -9,21 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from accord.cot.xml import encode_xml
 from tests.e2e.clients import sa
-
-START_TIMEOUT_S = 20.0
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def accord(
@@ -37,61 +26,6 @@ def accord(
         env={**os.environ, **(env or {})},
         cwd=cwd,
     )
-
-
-class Served:
-    def __init__(self, proc: subprocess.Popen[str], tcp: int, log: Path) -> None:
-        self.proc, self.tcp, self.log = proc, tcp, log
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[object]:
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(*extra: str, data_dir: Path | None = None) -> Served:
-        tcp, tls = free_port(), free_port()
-        log = tmp_path / f"serve{len(procs)}.log"
-        with log.open("w") as out:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "accord",
-                    "serve",
-                    "--data-dir",
-                    str(data_dir or tmp_path / "data"),
-                    "--tcp-port",
-                    str(tcp),
-                    "--tls-port",
-                    str(tls),
-                    "--udp-port",
-                    "0",
-                    "--enroll-port",
-                    str(free_port()),
-                    "--https-port",
-                    str(free_port()),
-                    *extra,
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        procs.append(proc)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while "listening" not in log.read_text():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"accord did not start:\n{log.read_text()}")
-            time.sleep(0.05)
-        return Served(proc, tcp, log)
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
 def test_unknown_config_key_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -77,6 +79,40 @@ async def test_a_database_from_a_newer_accord_is_refused(postgres_url: str) -> N
         await conn.close()
     with pytest.raises(StoreError, match="newer version"):
         await PostgresStore.open(postgres_url)
+
+
+async def test_a_user_who_may_not_create_tables_is_told_what_to_grant(postgres_url: str) -> None:
+    role = f"accord_limited_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f"CREATE ROLE {role} LOGIN")
+        await admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        parts = urlsplit(postgres_url)
+        as_role = parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}")
+        with pytest.raises(StoreError, match=r"may not create Accord's tables.*grant this user"):
+            await PostgresStore.open(urlunsplit(as_role))
+    finally:
+        await admin.execute(f"DROP OWNED BY {role}")
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
+
+
+async def test_a_connection_the_server_dropped_is_replaced(postgres_url: str) -> None:
+    store = await PostgresStore.open(postgres_url)
+    try:
+        await store.write_events([ev("a")], [])
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.1)  # let the client see the connection close
+        assert [e.uid for e in (await store.history(HistoryQuery())).events] == ["a"]
+    finally:
+        await store.close()
 
 
 def unused_port() -> int:

@@ -64,6 +64,15 @@ _PACKAGE_COLUMNS = (
     "lat, lon, expiration_ms"
 )
 
+# The server went away (or is going): worth saying so, rather than only what the driver says.
+_CONNECTION_LOST = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+
 Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 
 
@@ -81,7 +90,11 @@ class PostgresStore:
         where = redact(url)
         try:
             pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=POOL_MAX, timeout=CONNECT_TIMEOUT_S
+                url,
+                min_size=1,
+                max_size=POOL_MAX,
+                timeout=CONNECT_TIMEOUT_S,
+                reset=_keep_session,
             )
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ValueError) as exc:
             raise StoreError(_connect_problem(where, exc)) from exc
@@ -100,27 +113,27 @@ class PostgresStore:
 
     async def _migrate(self) -> None:
         async with self._transaction() as conn:
-            # Held until commit: a second server waits here, then finds nothing left to do.
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(number integer PRIMARY KEY, name text NOT NULL)"
-            )
-            applied = {row[0] for row in await conn.fetch("SELECT number FROM schema_migrations")}
-            for migration in pending("postgres", applied):
-                try:
-                    await conn.execute(migration.sql)
-                except asyncpg.InsufficientPrivilegeError as exc:
-                    raise StoreError(
-                        f"PostgreSQL at {self.where}: schema migration {migration.name} "
-                        f"needs more rights than this user has ({exc}); let the database "
-                        "owner run Accord once, or grant CREATE on the database"
-                    ) from exc
+            try:
+                # Held until commit: a second server waits here, then finds nothing to do.
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
                 await conn.execute(
-                    "INSERT INTO schema_migrations VALUES ($1, $2)",
-                    migration.number,
-                    migration.name,
+                    "CREATE TABLE IF NOT EXISTS schema_migrations "
+                    "(number integer PRIMARY KEY, name text NOT NULL)"
                 )
+                rows = await conn.fetch("SELECT number FROM schema_migrations")
+                for migration in pending("postgres", {row[0] for row in rows}):
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations VALUES ($1, $2)",
+                        migration.number,
+                        migration.name,
+                    )
+            except asyncpg.InsufficientPrivilegeError as exc:
+                raise StoreError(
+                    f"PostgreSQL at {self.where}: this user may not create Accord's tables "
+                    f"({exc}); connect as the database's owner, or let its owner run "
+                    "grant this user CREATE on schema public"
+                ) from exc
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
@@ -130,11 +143,13 @@ class PostgresStore:
         try:
             async with pool.acquire() as conn:
                 yield conn
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except _CONNECTION_LOST as exc:
             raise StoreError(
-                f"PostgreSQL at {self.where}: {exc}; if the connection was lost, check that "
-                "the server is running"
+                f"lost the connection to PostgreSQL at {self.where} ({exc}); check that the "
+                "server is running"
             ) from exc
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreError(f"PostgreSQL at {self.where}: {exc}") from exc
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Connection]:
@@ -326,6 +341,12 @@ class PostgresStore:
         async with self._transaction() as conn:
             status = await conn.execute("DELETE FROM videos WHERE uid = $1", uid)
         return _count(status) > 0
+
+
+async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """What a connection needs when it goes back to the pool: nothing. asyncpg has already
+    rolled back any transaction left open, and the store sets no session state (no SET, LISTEN
+    or session-level lock), so asyncpg's reset query would only cost a round trip per call."""
 
 
 class _Args:

@@ -243,3 +243,12 @@ async def test_video_feeds_add_replace_filter_delete(store: Store) -> None:
 def test_history_query_limits_are_checked(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="limit"):
         HistoryQuery(**bad)  # type: ignore[arg-type]
+
+
+async def test_one_batch_may_carry_the_same_uid_several_times(store: Store) -> None:
+    await store.write_events([], [ev("a", t=5), ev("a", t=9), ev("a", t=7), ev("b", t=1)])
+    await store.write_events([], [ev("a", t=8), ev("a", t=3)])  # both older than what is kept
+    a = await store.latest("a")
+    assert a is not None
+    assert a.time_ms == T0 + 9
+    assert [e.uid for e in await store.latest_fresh(T0)] == ["b", "a"]

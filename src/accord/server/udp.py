@@ -11,7 +11,7 @@ import socket
 import struct
 
 from accord.cot.connection import Limits
-from accord.cot.errors import MalformedEvent
+from accord.cot.errors import Malformation, MalformedEvent
 from accord.cot.framing import split_datagram
 from accord.cot.model import WireFormat
 from accord.cot.proto import decode_proto
@@ -33,7 +33,7 @@ class UdpInput(asyncio.DatagramProtocol):
         counters.udp_in += 1
         try:
             if len(data) > self.limits.max_event_bytes:
-                raise MalformedEvent("datagram larger than max_event_bytes")
+                raise MalformedEvent("datagram larger than max_event_bytes", Malformation.TOO_LARGE)
             fmt, payload = split_datagram(data)
             if fmt is WireFormat.XML:
                 event = decode_xml(payload.strip(), max_depth=self.limits.max_depth)

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
+from accord.api import admin
 from accord.api.enrollment import Enrollment, build_app
 from accord.api.marti import MartiState
 from accord.api.marti import build_app as build_marti
@@ -30,12 +31,14 @@ from accord.config import Config, ConfigError
 from accord.cot.connection import Limits
 from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
+from accord.domain.ports import Probes
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.peer import identity_from_peercert, membership_for
-from accord.identity.pki import ensure_pki
+from accord.identity.pki import ensure_admin_certificate, ensure_pki
 from accord.identity.signin import SignIn
 from accord.identity.users import UserStore
+from accord.server.census import Census
 from accord.server.hub import Hub
 from accord.server.listeners import TcpListener, TlsListener
 from accord.server.session import SessionSettings
@@ -65,6 +68,9 @@ class Running:
     transports: list[asyncio.BaseTransport] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     http: list[tuple[uvicorn.Server, socket.socket]] = field(default_factory=list)
+    census: Census = field(default_factory=Census)  # the sessions, for the admin API
+    probes: Probes = field(default_factory=Probes)  # optional reporters to /metrics
+    started_s: float = field(default_factory=time.time)
 
     async def close(self, grace_s: float = 5.0) -> None:
         """Stop accepting, close every session (flushing what it can), release the ports."""
@@ -157,6 +163,7 @@ async def _start_tcp(running: Running, config: Config, port: int) -> None:
         _settings(config, "tcp", config.tcp_negotiate, check),
         default,
         config.max_connections,
+        running.census,
     )
     try:
         server = await tcp.start(config.bind, port)
@@ -184,6 +191,7 @@ def _start_tls(
         Membership.both(config.tls_default_groups),
         config.max_connections,
         config.tls_handshake_timeout_s,
+        running.census,
     )
     try:
         running.ports["tls"] = tls.start(config.bind, port)
@@ -205,13 +213,16 @@ async def _serve_http(
     running: Running,
     config: Config,
     app: ASGIApp,
-    context: ssl.SSLContext,
+    context: ssl.SSLContext | None,
     where: tuple[str, int, int, str],
     protocol: type[asyncio.Protocol] | None = None,
+    bind: str | None = None,
 ) -> None:
     """Run an ASGI app on uvicorn in this event loop; ``where`` = (name, port to bind,
-    configured port, flag)."""
+    configured port, flag); plain HTTP when ``context`` is None; ``bind`` overrides the
+    configured address."""
     name, port, configured, flag = where
+    bind = bind or config.bind
     settings = uvicorn.Config(
         app,
         log_config=None,
@@ -224,9 +235,9 @@ async def _serve_http(
     settings.load()
     settings.ssl = context
     try:
-        sock = socket.create_server((config.bind, port), backlog=256)
+        sock = socket.create_server((bind, port), backlog=256)
     except OSError as exc:
-        raise _listen_error(exc, config.bind, configured, flag) from None
+        raise _listen_error(exc, bind, configured, flag) from None
     # uvicorn's serve() would add its own signal handlers and a 10 Hz housekeeping loop; the
     # startup/shutdown halves are all Accord needs (signals and idle CPU stay Accord's).
     server = uvicorn.Server(settings)
@@ -256,7 +267,46 @@ def _marti_app(
 
     state = MartiState(running.hub, caller, config.server_names[0])
     extra: list[BaseRoute] = []  # the routes of the other API modules, each added below
+    extra += admin.routes(_admin_state(running, config, identities, peers))
     return build_marti(state, extra)
+
+
+def _admin_state(
+    running: Running, config: Config, identities: Identities, peers: PeerCertificates
+) -> admin.AdminState:
+    def admin_cn(request: Request) -> str | None:
+        cert = peers.of(request)
+        if cert is None:
+            return None
+        identity = identity_from_peercert(cert)
+        return None if identity.serial in identities.revoked else identity.cn
+
+    return admin.AdminState(
+        running.census,
+        running.counters,
+        running.probes,
+        running.ports,
+        config.bind,
+        running.store,
+        frozenset(config.admin_users),
+        admin_cn,
+        running.started_s,
+        time.time,
+    )
+
+
+def _ensure_admin_certificate(config: Config, pki: PkiPaths) -> None:
+    """The certificate `accord status` signs in with, kept in the PKI directory."""
+    if not config.https_port:
+        return
+    try:
+        now = dt.datetime.now(dt.UTC)
+        if ensure_admin_certificate(pki, config.admin_users, now, registry.revoked_serials(pki)):
+            log.info(
+                "issued the admin certificate %s for %s", pki.admin_cert, config.admin_users[0]
+            )
+    except (PkiError, OSError) as exc:
+        raise StartupError(f"cannot issue the admin certificate in {pki.root}: {exc}") from None
 
 
 async def _start_udp(running: Running, config: Config, port: int) -> None:
@@ -265,7 +315,7 @@ async def _start_udp(running: Running, config: Config, port: int) -> None:
     party = hub.new_party(Membership.both(config.udp_groups), "udp", receives=False)
     try:
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: UdpInput(hub, party, limits), local_addr=(config.bind, port)
+            lambda: UdpInput(hub, party, limits, running.census), local_addr=(config.bind, port)
         )
     except OSError as exc:
         raise _listen_error(exc, config.bind, config.udp_port, "--udp-port") from None
@@ -280,7 +330,7 @@ async def _start_udp(running: Running, config: Config, port: int) -> None:
                 "check the address or leave udp_multicast_group empty"
             ) from None
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: UdpInput(hub, party, limits), sock=sock
+            lambda: UdpInput(hub, party, limits, running.census), sock=sock
         )
         running.transports.append(transport)
 
@@ -308,6 +358,7 @@ async def start(config: Config, *, any_port: bool = False) -> Running:
         return 0 if any_port else configured
 
     pki = _ensure_pki(config)
+    _ensure_admin_certificate(config, pki)
     raise_fd_limit(config.max_connections)
     counters = Counters()
     hub = Hub(counters, wall_ms=lambda: int(time.time() * 1000), new_uid=lambda: str(uuid.uuid4()))
@@ -333,6 +384,15 @@ async def start(config: Config, *, any_port: bool = False) -> Running:
                 tls_context(pki),
                 ("https", port(config.https_port), config.https_port, "--https-port"),
                 peers.protocol_class(),
+            )
+        if config.metrics_port:
+            await _serve_http(
+                running,
+                config,
+                admin.metrics_app(running.census, running.counters, running.probes),
+                None,
+                ("metrics", port(config.metrics_port), config.metrics_port, "--metrics-port"),
+                bind="127.0.0.1",  # no sign-in: loopback only (see Config.metrics_port)
             )
         if config.tls_port or config.https_port:
             watcher = watch_identity(tls, pki, identities, config.revocation_check_s)

@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     serve_p.add_argument("--enroll-port", type=int, help="certificate enrollment (8446; 0 = off)")
     serve_p.add_argument("--https-port", type=int, help="Marti HTTPS API (8443; 0 = off)")
     serve_p.add_argument(
+        "--metrics-port", type=int, help="plain-HTTP /metrics on 127.0.0.1 (default 0 = off)"
+    )
+    serve_p.add_argument(
         "--database-url", help="postgresql://user@host/db (default: SQLite in the data dir)"
     )
     serve_p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -88,6 +91,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "udp_port",
         "enroll_port",
         "https_port",
+        "metrics_port",
         "database_url",
         "log_level",
         "log_json",

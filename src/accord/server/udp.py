@@ -17,16 +17,19 @@ from accord.cot.model import WireFormat
 from accord.cot.proto import decode_proto
 from accord.cot.xml import decode_xml
 from accord.domain.contacts import Party
+from accord.server.census import Census
 from accord.server.hub import Hub
 
 log = logging.getLogger("accord.udp")
 
 
 class UdpInput(asyncio.DatagramProtocol):
-    def __init__(self, hub: Hub, party: Party, limits: Limits) -> None:
+    def __init__(self, hub: Hub, party: Party, limits: Limits, census: Census) -> None:
         self.hub = hub
         self.party = party
         self.limits = limits
+        self.census = census
+        self.tally = census.listen("udp")
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         counters = self.hub.counters
@@ -42,8 +45,11 @@ class UdpInput(asyncio.DatagramProtocol):
         except MalformedEvent as exc:
             counters.udp_malformed += 1
             counters.malformed += 1
+            self.tally.malformed += 1
+            self.census.malformed("udp", exc.reason)
             log.debug("malformed datagram from %s: %s", addr, exc)
             return
+        self.tally.events_in += 1
         self.hub.submit(self.party, event)
 
     def error_received(self, exc: Exception) -> None:

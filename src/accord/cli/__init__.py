@@ -1,4 +1,4 @@
-"""``accord`` command line: ``serve``, ``cert client``, ``config``, ``version``."""
+"""``accord`` command line: ``serve``, ``status``, ``cert client``, ``config``, ``version``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from accord import __version__
 from accord.app import StartupError, serve
-from accord.cli import cert, package, qr, user
+from accord.cli import cert, package, qr, status, user
 from accord.config import Config, ConfigError, load
 from accord.identity.ca import PkiError
 from accord.identity.users import UserError
@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     package.add_parser(sub, common)
     user.add_parser(sub, common)
     qr.add_parser(sub, common)
+    status.add_parser(sub, common)
 
     config_p = sub.add_parser("config", help="print every configuration key with its value")
     config_p.add_argument("--config", type=Path, help="TOML configuration file")
@@ -121,8 +122,15 @@ def _config(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # Offline commands on the data directory; each takes the arguments and the configuration.
-    offline = {"cert": cert.run, "package": package.run, "user": user.run, "qr": qr.run}
+    # Commands on the data directory (status: and the server it serves); each takes the
+    # arguments and the configuration.
+    offline = {
+        "cert": cert.run,
+        "package": package.run,
+        "user": user.run,
+        "qr": qr.run,
+        "status": status.run,
+    }
     try:
         if args.command in offline:
             return offline[args.command](args, load(args.config, overrides=_overrides(args)))

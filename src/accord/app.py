@@ -421,7 +421,10 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> Counte
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    listening = ", ".join(f"{name}={config.bind}:{port}" for name, port in running.ports.items())
+    listening = ", ".join(
+        f"{name}={'127.0.0.1' if name == 'metrics' else config.bind}:{port}"
+        for name, port in running.ports.items()
+    )
     log.info("Accord listening: %s; data in %s", listening, config.data_dir.resolve())
     if ready is not None:
         ready.set()

@@ -11,14 +11,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from cryptography import x509
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 
 from accord.api import admin
 from accord.cot.xml import encode_xml
+from accord.domain.groups import Membership
 from accord.domain.ports import Backlog, Sample
 from accord.identity import registry
+from accord.identity.users import UserStore
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient, client_tls_context, marker, sa
 
@@ -333,3 +336,23 @@ async def test_openapi_document_is_valid_and_lists_every_admin_route(server: Ser
     assert served == described
     assert docs.status_code == 200
     assert "/api/admin/clients/{id}" in docs.text
+
+
+async def test_a_tcp_client_signed_in_with_auth_shows_its_user(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "server0"  # the first server of make_server
+    data_dir.mkdir()
+    hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    store = UserStore(data_dir, hasher=hasher)
+    store.add("carol", "carol password", Membership.both(["Green"]), now_ms=0)
+    server = await make_server(tcp_auth=True)
+    carol = await CotClient.connect(server.port("tcp"))
+    first = b'<auth><cot username="carol" password="carol password" uid="C-1"/></auth>'
+    await carol.send(first + encode_xml(sa("CAROL-1", "CAROL")))
+    await asyncio.sleep(0.3)
+    async with as_admin(server) as http:
+        (client,) = (await http.get("/api/admin/clients")).json()["clients"]
+    assert (client["user"], client["uid"], client["listener"]) == ("carol", "CAROL-1", "tcp")
+    assert client["groups"] == {"in": ["Green"], "out": ["Green"]}
+    assert client["events_in"] == 1

@@ -14,7 +14,7 @@ import ssl
 import time
 import tomllib
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
+from accord.api import admin
 from accord.api.enrollment import Enrollment, build_app
 from accord.api.history import history_routes
 from accord.api.marti import Caller, MartiState
@@ -34,13 +35,15 @@ from accord.cot.connection import Limits
 from accord.cot.errors import MalformedEvent
 from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
+from accord.domain.ports import Probes
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.peer import identity_from_peercert, membership_for
-from accord.identity.pki import ensure_pki
+from accord.identity.pki import ensure_admin_certificate, ensure_pki
 from accord.identity.signin import SignIn
 from accord.identity.users import UserStore
 from accord.server.archive import Archiver, ArchiveRules
+from accord.server.census import Census
 from accord.server.hub import Hub
 from accord.server.listeners import TcpListener, TlsListener
 from accord.server.session import SessionSettings
@@ -72,6 +75,9 @@ class Running:
     transports: list[asyncio.BaseTransport] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     http: list[tuple[uvicorn.Server, socket.socket]] = field(default_factory=list)
+    census: Census = field(default_factory=Census)  # the sessions, for the admin API
+    probes: Probes = field(default_factory=Probes)  # optional reporters to /metrics
+    started_s: float = field(default_factory=time.time)
 
     async def close(self, grace_s: float = 5.0) -> None:
         """Stop accepting, close every session (flushing what it can), release the ports."""
@@ -174,6 +180,7 @@ async def _start_tcp(running: Running, config: Config, port: int) -> None:
         _settings(config, "tcp", config.tcp_negotiate, check),
         default,
         config.max_connections,
+        running.census,
     )
     try:
         server = await tcp.start(config.bind, port)
@@ -201,6 +208,7 @@ def _start_tls(
         Membership.both(config.tls_default_groups),
         config.max_connections,
         config.tls_handshake_timeout_s,
+        running.census,
     )
     try:
         running.ports["tls"] = tls.start(config.bind, port)
@@ -225,10 +233,13 @@ async def _serve_http(
     context: ssl.SSLContext | None,
     where: tuple[str, int, int, str],
     protocol: type[asyncio.Protocol] | None = None,
+    bind: str | None = None,
 ) -> None:
     """Run an ASGI app on uvicorn in this event loop; ``where`` = (name, port to bind,
-    configured port, flag)."""
+    configured port, flag); plain HTTP when ``context`` is None; ``bind`` overrides the
+    configured address."""
     name, port, configured, flag = where
+    bind = bind or config.bind
     settings = uvicorn.Config(
         app,
         log_config=None,
@@ -241,9 +252,9 @@ async def _serve_http(
     settings.load()
     settings.ssl = context
     try:
-        sock = socket.create_server((config.bind, port), backlog=256)
+        sock = socket.create_server((bind, port), backlog=256)
     except OSError as exc:
-        raise _listen_error(exc, config.bind, configured, flag) from None
+        raise _listen_error(exc, bind, configured, flag) from None
     # uvicorn's serve() would add its own signal handlers and a 10 Hz housekeeping loop; the
     # startup/shutdown halves are all Accord needs (signals and idle CPU stay Accord's).
     server = uvicorn.Server(settings)
@@ -262,9 +273,10 @@ def _marti_app(
     config: Config,
     caller: Caller,
     principal: Callable[[Request], str | None],
+    more: Sequence[BaseRoute] = (),
 ) -> ASGIApp:
     state = MartiState(running.hub, caller, config.server_names[0], principal)
-    extra: list[BaseRoute] = []  # the routes of the other API modules, each added below
+    extra: list[BaseRoute] = [*more]  # the routes of the other API modules, each added below
     if running.store is not None:
         extra += history_routes(running.store, running.hub, caller, _wall_ms)
         extra += video_routes(running.store, caller)
@@ -324,13 +336,51 @@ def _password_caller(config: Config) -> tuple[Caller, Callable[[Request], str | 
     return caller, principal
 
 
+def _admin_state(
+    running: Running, config: Config, identities: Identities, peers: PeerCertificates
+) -> admin.AdminState:
+    def admin_cn(request: Request) -> str | None:
+        cert = peers.of(request)
+        if cert is None:
+            return None
+        identity = identity_from_peercert(cert)
+        return None if identity.serial in identities.revoked else identity.cn
+
+    return admin.AdminState(
+        running.census,
+        running.counters,
+        running.probes,
+        running.ports,
+        config.bind,
+        running.store,
+        frozenset(config.admin_users),
+        admin_cn,
+        running.started_s,
+        time.time,
+    )
+
+
+def _ensure_admin_certificate(config: Config, pki: PkiPaths) -> None:
+    """The certificate `accord status` signs in with, kept in the PKI directory."""
+    if not config.https_port:
+        return
+    try:
+        now = dt.datetime.now(dt.UTC)
+        if ensure_admin_certificate(pki, config.admin_users, now, registry.revoked_serials(pki)):
+            log.info(
+                "issued the admin certificate %s for %s", pki.admin_cert, config.admin_users[0]
+            )
+    except (PkiError, OSError) as exc:
+        raise StartupError(f"cannot issue the admin certificate in {pki.root}: {exc}") from None
+
+
 async def _start_udp(running: Running, config: Config, port: int) -> None:
     loop = asyncio.get_running_loop()
     hub, limits = running.hub, Limits(config.max_event_bytes, config.max_depth)
     party = hub.new_party(Membership.both(config.udp_groups), "udp", receives=False)
     try:
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: UdpInput(hub, party, limits), local_addr=(config.bind, port)
+            lambda: UdpInput(hub, party, limits, running.census), local_addr=(config.bind, port)
         )
     except OSError as exc:
         raise _listen_error(exc, config.bind, config.udp_port, "--udp-port") from None
@@ -345,7 +395,7 @@ async def _start_udp(running: Running, config: Config, port: int) -> None:
                 "check the address or leave udp_multicast_group empty"
             ) from None
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: UdpInput(hub, party, limits), sock=sock
+            lambda: UdpInput(hub, party, limits, running.census), sock=sock
         )
         running.transports.append(transport)
 
@@ -380,6 +430,7 @@ async def _start_store(running: Running, config: Config) -> None:
         queue_events=config.archive_queue_events,
     )
     running.hub.recorder = archiver
+    running.probes.history = archiver
     running.tasks.append(asyncio.get_running_loop().create_task(archiver.run()))
 
 
@@ -406,6 +457,7 @@ async def start(config: Config, *, any_port: bool = False) -> Running:
         return 0 if any_port else configured
 
     pki = _ensure_pki(config)
+    _ensure_admin_certificate(config, pki)
     raise_fd_limit(config.max_connections)
     counters = Counters()
     hub = Hub(counters, wall_ms=lambda: int(time.time() * 1000), new_uid=lambda: str(uuid.uuid4()))
@@ -424,10 +476,25 @@ async def start(config: Config, *, any_port: bool = False) -> Running:
             await _serve_http(
                 running,
                 config,
-                _marti_app(running, config, *_certificate_caller(config, identities, peers)),
+                _marti_app(
+                    running,
+                    config,
+                    *_certificate_caller(config, identities, peers),
+                    # The admin API only where callers are certificates, never on plain HTTP.
+                    admin.routes(_admin_state(running, config, identities, peers)),
+                ),
                 tls_context(pki),
                 ("https", port(config.https_port), config.https_port, "--https-port"),
                 peers.protocol_class(),
+            )
+        if config.metrics_port:
+            await _serve_http(
+                running,
+                config,
+                admin.metrics_app(running.census, running.counters, running.probes),
+                None,
+                ("metrics", port(config.metrics_port), config.metrics_port, "--metrics-port"),
+                bind="127.0.0.1",  # no sign-in: loopback only (see Config.metrics_port)
             )
         if config.tls_port or config.https_port:
             watcher = watch_identity(tls, pki, identities, config.revocation_check_s)
@@ -464,7 +531,10 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> Counte
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    listening = ", ".join(f"{name}={config.bind}:{port}" for name, port in running.ports.items())
+    listening = ", ".join(
+        f"{name}={'127.0.0.1' if name == 'metrics' else config.bind}:{port}"
+        for name, port in running.ports.items()
+    )
     log.info("Accord listening: %s; data in %s", listening, config.data_dir.resolve())
     if ready is not None:
         ready.set()

@@ -104,6 +104,23 @@ class Config:
         default=100_000,
         metadata={"doc": "events waiting for the store before new ones skip the history"},
     )
+    # -- administration and monitoring -------------------------------------------------------
+    admin_users: tuple[str, ...] = field(
+        default=("admin",),
+        metadata={
+            "doc": "client-certificate CNs allowed the admin API (/api/admin) and /metrics on "
+            "https_port; at start the server issues <data_dir>/pki/admin.pem for the first one, "
+            "which `accord status` uses; empty = no admin API"
+        },
+    )
+    metrics_port: int = field(
+        default=0,
+        metadata={
+            "doc": "plain-HTTP /metrics (Prometheus text) on 127.0.0.1 only, no sign-in, for a "
+            "Prometheus on this host; 0 = off (9464 is customary); a remote Prometheus scrapes "
+            "https_port/metrics with an admin certificate (tls_config cert_file/key_file)"
+        },
+    )
     # -- logs --------------------------------------------------------------------------------
     log_level: str = field(default="info", metadata={"doc": "debug, info, warning, error"})
     log_json: bool = field(default=False, metadata={"doc": "one JSON object per log line"})
@@ -178,7 +195,8 @@ def _apply(base: Config, values: Mapping[str, Any], source: str) -> Config:
 
 
 def validate(config: Config) -> Config:
-    for key in ("tcp_port", "tls_port", "udp_port", "enroll_port", "https_port", "http_port"):
+    ports = ("tcp_port", "tls_port", "udp_port", "enroll_port", "https_port", "http_port")
+    for key in (*ports, "metrics_port"):
         port = getattr(config, key)
         if not 0 <= port <= 65535:
             raise ConfigError(f"{key} = {port} is not a port number (0-65535; 0 = off)")

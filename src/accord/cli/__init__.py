@@ -1,4 +1,4 @@
-"""``accord`` command line: ``serve``, ``cert client``, ``config``, ``version``."""
+"""``accord`` command line: ``serve``, ``status``, ``cert client``, ``config``, ``version``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from accord import __version__
 from accord.app import StartupError, serve
-from accord.cli import cert, history, package, qr, user
+from accord.cli import cert, history, package, qr, status, user
 from accord.config import Config, ConfigError, load
 from accord.identity.ca import PkiError
 from accord.identity.users import UserError
@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
         "--http-port", type=int, help="Marti plain HTTP, basic auth (e.g. 8080; default off)"
     )
     serve_p.add_argument(
+        "--metrics-port", type=int, help="plain-HTTP /metrics on 127.0.0.1 (default 0 = off)"
+    )
+    serve_p.add_argument(
         "--database-url", help="postgresql://user@host/db (default: SQLite in the data dir)"
     )
     serve_p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -77,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     user.add_parser(sub, common)
     qr.add_parser(sub, common)
     history.add_parser(sub, common)
+    status.add_parser(sub, common)
 
     config_p = sub.add_parser("config", help="print every configuration key with its value")
     config_p.add_argument("--config", type=Path, help="TOML configuration file")
@@ -93,6 +97,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "enroll_port",
         "https_port",
         "http_port",
+        "metrics_port",
         "database_url",
         "log_level",
         "log_json",
@@ -122,13 +127,15 @@ def _config(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # Offline commands on the data directory; each takes the arguments and the configuration.
+    # Commands on the data directory (status: and the server it serves); each takes the
+    # arguments and the configuration.
     offline = {
         "cert": cert.run,
         "package": package.run,
         "user": user.run,
         "qr": qr.run,
         "history": history.run,
+        "status": status.run,
     }
     try:
         if args.command in offline:

@@ -7,7 +7,7 @@ next whole frame or ``None`` when more bytes are needed. Lost framing raises
 
 from __future__ import annotations
 
-from accord.cot.errors import FramingError, MalformedEvent
+from accord.cot.errors import FramingError, Malformation, MalformedEvent
 from accord.cot.model import WireFormat
 from accord.cot.xml import MAX_EVENT_BYTES
 
@@ -76,7 +76,9 @@ class XmlSplitter:
         self._scan = 0
         buf.pos = end
         if end - start > self._max:
-            raise MalformedEvent(f"event of {end - start} bytes exceeds {self._max}")
+            raise MalformedEvent(
+                f"event of {end - start} bytes exceeds {self._max}", Malformation.TOO_LARGE
+            )
         return bytes(buf.data[start:end])
 
     def pending(self) -> int:
@@ -165,8 +167,13 @@ def split_datagram(datagram: bytes) -> tuple[WireFormat, bytes]:
     """Tell an XML datagram from a mesh protobuf one and return its payload."""
     if datagram[:1] == b"\xbf":
         if datagram[:3] != MESH_HEADER:
-            raise MalformedEvent("unsupported mesh header (only TAK protocol version 1)")
+            raise MalformedEvent(
+                "unsupported mesh header (only TAK protocol version 1)",
+                Malformation.UNKNOWN_FORMAT,
+            )
         return WireFormat.PROTOBUF, datagram[3:]
     if datagram.lstrip()[:1] == b"<":
         return WireFormat.XML, datagram
-    raise MalformedEvent("datagram is neither XML nor TAK protocol mesh")
+    raise MalformedEvent(
+        "datagram is neither XML nor TAK protocol mesh", Malformation.UNKNOWN_FORMAT
+    )

@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from lxml import etree
 from takproto.proto import TakMessage
 
-from accord.cot.errors import MalformedEvent
+from accord.cot.errors import Malformation, MalformedEvent
 from accord.cot.model import MAX_TIME_MS, CotEvent, Point, WireFormat
 from accord.cot.xml import DEFAULT_HOW, MAX_DEPTH, format_number, inspect_detail, parse_fragment
 
@@ -204,5 +204,5 @@ def decode_proto(payload: bytes, *, max_depth: int = MAX_DEPTH) -> CotEvent:
     try:
         msg.ParseFromString(payload)
     except (DecodeError, RuntimeError, ValueError) as exc:
-        raise MalformedEvent(f"not a TakMessage: {exc}") from None
+        raise MalformedEvent(f"not a TakMessage: {exc}", Malformation.NOT_PROTOBUF) from None
     return from_message(msg, raw=payload, max_depth=max_depth)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from lxml import etree
 
-from accord.cot.errors import MalformedEvent
+from accord.cot.errors import Malformation, MalformedEvent
 from accord.cot.model import (
     EMPTY_DETAIL,
     MAX_TIME_MS,
@@ -78,13 +78,16 @@ def parse_fragment(data: bytes | str) -> etree._Element:
     """Parse one XML element with the hardened parser; :class:`MalformedEvent` on any problem."""
     raw = data.encode() if isinstance(data, str) else data
     if b"<!" in raw and _DECLARATION.search(raw):
-        raise MalformedEvent("XML declarations (DOCTYPE/ENTITY) are not allowed in CoT")
+        raise MalformedEvent(
+            "XML declarations (DOCTYPE/ENTITY) are not allowed in CoT",
+            Malformation.FORBIDDEN_XML,
+        )
     try:
         root = etree.fromstring(raw, _PARSER)
     except (etree.XMLSyntaxError, ValueError) as exc:
-        raise MalformedEvent(f"not well-formed XML: {exc}") from None
+        raise MalformedEvent(f"not well-formed XML: {exc}", Malformation.NOT_WELL_FORMED) from None
     if root is None:
-        raise MalformedEvent("empty XML document")
+        raise MalformedEvent("empty XML document", Malformation.NOT_WELL_FORMED)
     return root
 
 
@@ -120,7 +123,11 @@ def decode_xml(frame: bytes, *, max_depth: int = MAX_DEPTH) -> CotEvent:
     # Fix: this used to accept any prefix starting with "<?xml", so a DOCTYPE (external DTD,
     # entity declarations) or garbage after the declaration was silently dropped; refuse it.
     if prefix and not _PROLOG.fullmatch(prefix):
-        raise MalformedEvent("unexpected bytes before <event>")
+        declared = _DECLARATION.search(prefix) is not None
+        raise MalformedEvent(
+            "unexpected bytes before <event>",
+            Malformation.FORBIDDEN_XML if declared else Malformation.NOT_WELL_FORMED,
+        )
     body = body.rstrip()
     root = parse_fragment(body)
     if root.tag != "event":
@@ -237,7 +244,9 @@ def _check_depth(root: etree._Element, max_depth: int) -> None:
     while stack:
         el, depth = stack.pop()
         if depth > max_depth:
-            raise MalformedEvent(f"<detail> nests deeper than {max_depth} levels")
+            raise MalformedEvent(
+                f"<detail> nests deeper than {max_depth} levels", Malformation.TOO_DEEP
+            )
         stack.extend((child, depth + 1) for child in el)
 
 

@@ -34,3 +34,32 @@ class Counters:
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)
+
+
+@dataclass(slots=True)
+class Tally:
+    """The traffic of one session, or what closed sessions of one listener added up to.
+
+    Bumped on the hot path with plain integer increments; nothing else is done per event. A
+    listener's totals are its closed sessions' tallies plus its live ones, summed when read.
+    """
+
+    events_in: int = 0  # events routed (after the rate limit)
+    events_out: int = 0  # events taken for this client: written or queued
+    malformed: int = 0
+    rate_limited: int = 0
+    queue_dropped: int = 0  # send queue full
+    queue_coalesced: int = 0  # an older position report replaced in the full queue
+
+    def add(self, other: Tally) -> None:
+        self.events_in += other.events_in
+        self.events_out += other.events_out
+        self.malformed += other.malformed
+        self.rate_limited += other.rate_limited
+        self.queue_dropped += other.queue_dropped
+        self.queue_coalesced += other.queue_coalesced
+
+    @property
+    def dropped(self) -> int:
+        """Events lost: refused as malformed or over the rate, or dropped for a full queue."""
+        return self.malformed + self.rate_limited + self.queue_dropped

@@ -1,13 +1,16 @@
 """What the adapters offer each other. The HTTP API never imports the streaming server: it
-reads the live picture through :class:`Directory`, which the hub implements."""
+reads the live picture through :class:`Directory`, which the hub implements, and the sessions
+through :class:`Sessions`, which the server's census implements."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 from accord.cot.model import CotEvent
 from accord.domain.groups import Membership
+from accord.domain.metrics import Tally
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +47,102 @@ class Recorder(Protocol):
     def record(self, event: CotEvent, groups: frozenset[str]) -> None:
         """``groups``: the sender's IN groups, i.e. who could receive ``event``."""
         ...
+
+
+# -- sessions, for the admin API and /metrics -----------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Device:
+    """What a TAK client says it runs on, from the ``<takv>`` of its latest SA."""
+
+    device: str = ""
+    platform: str = ""
+    os: str = ""
+    version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """One connected streaming client, read when asked (nothing here costs per event)."""
+
+    key: int  # the admin API's id for it; unique for the process lifetime
+    listener: str  # "tcp" or "tls"
+    address: str  # the peer's "ip:port"
+    user: str  # certificate CN, or the <auth> user name on plain TCP; "" when anonymous
+    uid: str  # "" until its first SA
+    callsign: str
+    membership: Membership
+    wire_format: str  # "xml" or "protobuf"
+    device: Device
+    connected_s: float  # wall clock, seconds since the epoch
+    last_event_s: float | None  # when its latest event came in; None: nothing yet
+    tally: Tally  # a copy
+    queued_events: int  # waiting in its send queue (only while its socket is full)
+    write_buffer_bytes: int  # written but not yet taken by the kernel
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerView:
+    """One listener's totals: its closed sessions plus its live ones."""
+
+    name: str  # "tcp", "tls" or "udp"
+    sessions: int  # live now
+    tally: Tally
+    malformed: Mapping[str, int]  # by :class:`accord.cot.errors.Malformation` value
+    queued_events: int  # summed over its live sessions
+    max_queued_events: int  # the fullest of its send queues
+    write_buffer_bytes: int
+
+
+class Sessions(Protocol):
+    def sessions(self) -> list[SessionView]:
+        """Every streaming client connected now (signed in, when sign-in is required)."""
+        ...
+
+    def listeners(self) -> list[ListenerView]: ...
+
+    def disconnect(self, key: int, reason: str) -> bool:
+        """Close the session ``key`` (its client may reconnect); False when there is none."""
+        ...
+
+
+# -- optional reporters, plugged in by the composition root ----------------------------------------
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """How far the history archiver is behind the live traffic."""
+
+    queued_events: int = 0  # routed but not yet written
+    lag_s: float = 0.0  # how long the oldest of them has waited; 0 when caught up
+
+
+class HistoryBacklog(Protocol):
+    """What the history archiver reports (read at every scrape and status call)."""
+
+    def backlog(self) -> Backlog: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One number for /metrics. ``name`` has no ``accord_`` prefix; a counter's ends in
+    ``_total``. Samples of one name are one metric family (same kind and help)."""
+
+    name: str
+    kind: Literal["gauge", "counter"]
+    help: str
+    value: float
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+class MetricsSource(Protocol):
+    def samples(self) -> Iterable[Sample]:
+        """The current values; called at every scrape, on the event loop: keep it cheap."""
+        ...
+
+
+@dataclass
+class Probes:
+    """Where optional parts report to /metrics and the admin status. The composition root
+    sets ``history`` when it starts an archiver and appends other sources; both are read at
+    every scrape, so a part started after the HTTP API is seen from then on."""
+
+    history: HistoryBacklog | None = None
+    sources: list[MetricsSource] = field(default_factory=list)

@@ -49,6 +49,15 @@ class PkiPaths:
     def server_key(self) -> Path:
         return self.root / "server.key"
 
+    @property
+    def admin_cert(self) -> Path:
+        """The client certificate the server issues for ``accord status`` (admin API)."""
+        return self.root / "admin.pem"
+
+    @property
+    def admin_key(self) -> Path:
+        return self.root / "admin.key"
+
 
 @dataclass(frozen=True, slots=True)
 class Authority:

@@ -125,3 +125,36 @@ def issue_client(
     write_public(files.cert, cert_pem(cert))
     write_private(files.p12, encode_client_bundle(key, cert, [ca.cert], password))
     return files
+
+
+# Reissue the local admin certificate when it has less than this left (it is free to remake).
+ADMIN_RENEW_BEFORE = dt.timedelta(days=30)
+
+
+def ensure_admin_certificate(
+    paths: PkiPaths, admins: tuple[str, ...], now: dt.datetime, revoked: frozenset[str]
+) -> bool:
+    """Keep ``admin.pem``/``admin.key`` (mode 0600) in the PKI directory: a client certificate
+    for the first of ``admins``, with which ``accord status`` on this host calls the admin API.
+    It is (re)issued when missing, revoked, about to expire, or for a name no longer listed;
+    True when a new one was written. Nothing is issued when ``admins`` is empty."""
+    if not admins:
+        return False
+    try:
+        cert = x509.load_pem_x509_certificate(paths.admin_cert.read_bytes())
+        paths.admin_key.stat()
+    except (OSError, ValueError):
+        cert = None
+    if cert is not None:
+        names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        cn = str(names[0].value) if names else ""
+        if (
+            cn in admins
+            and registry.serial_hex(cert) not in revoked
+            and cert.not_valid_after_utc - now > ADMIN_RENEW_BEFORE
+        ):
+            return False
+    _, cert, key = _issue_recorded(paths, admins[0], now, None)
+    write_private(paths.admin_key, key_pem(key))
+    write_private(paths.admin_cert, cert_pem(cert))
+    return True

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from accord.cot.model import CotEvent
 from accord.domain.metrics import Counters
+from accord.domain.ports import Backlog
 from accord.store.contract import Store, StoreError
 from accord.store.records import ArchivedEvent
 
@@ -60,11 +61,16 @@ class Archiver:
         self._queue: deque[tuple[CotEvent, frozenset[str], float]] = deque()
         self._queue_events = queue_events
         self._wake = asyncio.Event()
-        self.lag_s = 0.0  # how long the oldest event of the last batch waited to be written
 
     @property
     def queued(self) -> int:
         return len(self._queue)
+
+    def backlog(self) -> Backlog:
+        """For /metrics and the admin status (``domain.ports.HistoryBacklog``)."""
+        if not self._queue:
+            return Backlog(0, 0.0)
+        return Backlog(len(self._queue), time.monotonic() - self._queue[0][2])
 
     def record(self, event: CotEvent, groups: frozenset[str]) -> None:
         if len(self._queue) >= self._queue_events:
@@ -113,7 +119,6 @@ class Archiver:
             log.error("history write of %d events failed: %s", len(batch), exc)
         else:
             self.counters.archived += len(history)
-            self.lag_s = time.monotonic() - batch[0][2]
         return len(batch)
 
     async def prune(self) -> int:

@@ -23,6 +23,7 @@ from accord.identity.peer import (
     identity_from_peercert,
     membership_for,
 )
+from accord.server.census import Census
 from accord.server.hub import Hub
 from accord.server.session import Identify, SessionSettings, StreamSession
 
@@ -53,11 +54,18 @@ class TcpListener:
     """Plain TCP streaming (TAK Server's ``stcp``): a session per connection."""
 
     def __init__(
-        self, hub: Hub, settings: SessionSettings, membership: Membership, max_connections: int
+        self,
+        hub: Hub,
+        settings: SessionSettings,
+        membership: Membership,
+        max_connections: int,
+        census: Census,
     ) -> None:
         self.hub = hub
         self.settings = settings
         self.max_connections = max_connections
+        self.census = census
+        census.listen(settings.transport)
         self._identify: Identify = lambda transport: (membership, None)
 
     def protocol(self) -> asyncio.Protocol:
@@ -65,7 +73,7 @@ class TcpListener:
             self.hub.counters.connections_refused += 1
             log.warning("refusing connection: %d sessions open", self.hub.session_count)
             return _Refused()
-        return StreamSession(self.hub, self.settings, self._identify)
+        return StreamSession(self.hub, self.settings, self._identify, self.census)
 
     async def start(self, bind: str, port: int) -> asyncio.Server:
         loop = asyncio.get_running_loop()
@@ -85,8 +93,11 @@ class TlsListener:
         default: Membership,
         max_connections: int,
         handshake_timeout_s: float,
+        census: Census,
     ) -> None:
         self.hub = hub
+        self.census = census
+        census.listen(settings.transport)
         self.settings = settings
         self.context = context
         self.groups_map = groups_map
@@ -118,7 +129,7 @@ class TlsListener:
         return moved
 
     def session(self) -> StreamSession:
-        session = StreamSession(self.hub, self.settings, self.identify)
+        session = StreamSession(self.hub, self.settings, self.identify, self.census)
         self._sessions.add(session)
         return session
 

@@ -21,7 +21,9 @@ from accord.cot.outgoing import Outgoing
 from accord.domain.contacts import Party
 from accord.domain.flow import Push, SendQueue, TokenBucket
 from accord.domain.groups import Membership
+from accord.domain.metrics import Tally
 from accord.identity.peer import CertIdentity, PeerRefused
+from accord.server.census import Census
 from accord.server.hub import Hub
 from accord.server.signin import Authenticate
 
@@ -53,10 +55,18 @@ Identify = Callable[[asyncio.BaseTransport], tuple[Membership, CertIdentity | No
 
 
 class StreamSession(asyncio.Protocol):
-    def __init__(self, hub: Hub, settings: SessionSettings, identify: Identify) -> None:
+    def __init__(
+        self, hub: Hub, settings: SessionSettings, identify: Identify, census: Census
+    ) -> None:
         self.hub = hub
         self.settings = settings
         self._identify = identify
+        self._census = census
+        # What the admin API shows; the tally is bumped per event, the rest set once.
+        self.tally = Tally()
+        self.user = ""  # certificate CN, or the <auth> user name
+        self.connected_s = 0.0
+        self.last_event_s = 0.0
         self.identity: CertIdentity | None = None
         self.conn = StreamConnection(limits=settings.limits)
         self.party: Party | None = None
@@ -102,6 +112,11 @@ class StreamSession(asyncio.Protocol):
         elif self.conn.auth is not None:
             self.party.principal = self.conn.auth.username
         self.hub.counters.sessions_opened += 1
+        self.connected_s = time.time()
+        if self.identity is not None:
+            self.user = self.identity.cn
+        elif self.conn.auth is not None:
+            self.user = self.conn.auth.username
         log.info(
             "connect peer=%s transport=%s cert=%s groups=%s",
             label,
@@ -113,6 +128,7 @@ class StreamSession(asyncio.Protocol):
             self.conn.offer_protocol(str(uuid.uuid4()), time.time())
         self._write_protocol_bytes()
         self.hub.attach(self.party, self)
+        self._census.enter(self)
 
     def data_received(self, data: bytes) -> None:
         self.conn.receive_data(data, time.time())
@@ -161,7 +177,12 @@ class StreamSession(asyncio.Protocol):
         self._start(result)
         assert self.party is not None
         if self._bucket.allow(asyncio.get_running_loop().time()):
+            self.tally.events_in += 1
+            self.last_event_s = time.time()
             self.hub.submit(self.party, first)
+        else:
+            self.hub.counters.rate_limited += 1
+            self.tally.rate_limited += 1
         self._drain()
 
     def _sign_in_too_slow(self) -> None:
@@ -184,6 +205,7 @@ class StreamSession(asyncio.Protocol):
             return
         self.party = None
         self.hub.counters.sessions_closed += 1
+        self._census.leave(self, party)
         reason = self._close_reason or (f"error: {exc}" if exc else "closed")
         log.info(
             "disconnect peer=%s uid=%s callsign=%s reason=%s malformed=%d",
@@ -206,20 +228,24 @@ class StreamSession(asyncio.Protocol):
             self._blocked_timer.cancel()
             self._blocked_timer = None
         items = self._queue.drain()
-        if items:
-            self.send(items)
+        if items and self.transport is not None and not self.transport.is_closing():
+            # Counted when they were queued.
+            self.transport.write(self._frames(items))
 
     # -- input ---------------------------------------------------------------------------------
     def _drain(self) -> None:
-        party, counters = self.party, self.hub.counters
+        party, counters, tally = self.party, self.hub.counters, self.tally
         if party is None:
             return
         loop_now = asyncio.get_running_loop().time()
+        now = time.time()  # one read of the socket: one time for all its events
         while True:
             try:
-                event = self.conn.next_event(time.time())
+                event = self.conn.next_event(now)
             except MalformedEvent as exc:
                 counters.malformed += 1
+                tally.malformed += 1
+                self._census.malformed(self.settings.transport, exc.reason)
                 self._malformed += 1
                 if self._malformed <= MALFORMED_LOGGED:
                     log.warning("dropped malformed event from %s: %s", party.label, exc)
@@ -236,7 +262,10 @@ class StreamSession(asyncio.Protocol):
                 return
             if not self._bucket.allow(loop_now):
                 counters.rate_limited += 1
+                tally.rate_limited += 1
                 continue
+            tally.events_in += 1
+            self.last_event_s = now
             if self.hub.submit(party, event):
                 log.info(
                     "identified peer=%s uid=%s callsign=%s",
@@ -256,6 +285,15 @@ class StreamSession(asyncio.Protocol):
     def wire_format(self) -> WireFormat:
         return self.conn.wire_format
 
+    @property
+    def blocked(self) -> bool:
+        """The socket is full: the client is not reading what it is sent."""
+        return self._paused
+
+    @property
+    def queued_events(self) -> int:
+        return len(self._queue)
+
     def send(self, items: list[Outgoing], data: bytes | None = None) -> int:
         """Write this turn's events for this client in one call; queue them while blocked.
 
@@ -265,21 +303,26 @@ class StreamSession(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return 0
         if not self._paused:
-            if data is None:
-                fmt = self.conn.wire_format
-                data = b"".join([item.frame(fmt) for item in items])
-            transport.write(data)
+            transport.write(self._frames(items) if data is None else data)
+            self.tally.events_out += len(items)
             return len(items)
-        counters, taken = self.hub.counters, 0
+        counters, tally, taken = self.hub.counters, self.tally, 0
         for item in items:
             result = self._queue.push(item)
             if result is Push.DROPPED:
                 counters.queue_dropped += 1
+                tally.queue_dropped += 1
             else:
                 taken += 1
                 if result is Push.COALESCED:
                     counters.queue_coalesced += 1
+                    tally.queue_coalesced += 1
+        tally.events_out += taken
         return taken
+
+    def _frames(self, items: list[Outgoing]) -> bytes:
+        fmt = self.conn.wire_format
+        return b"".join([item.frame(fmt) for item in items])
 
     def _too_slow(self) -> None:
         self.hub.counters.blocked_closed += 1

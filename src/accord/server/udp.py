@@ -11,29 +11,32 @@ import socket
 import struct
 
 from accord.cot.connection import Limits
-from accord.cot.errors import MalformedEvent
+from accord.cot.errors import Malformation, MalformedEvent
 from accord.cot.framing import split_datagram
 from accord.cot.model import WireFormat
 from accord.cot.proto import decode_proto
 from accord.cot.xml import decode_xml
 from accord.domain.contacts import Party
+from accord.server.census import Census
 from accord.server.hub import Hub
 
 log = logging.getLogger("accord.udp")
 
 
 class UdpInput(asyncio.DatagramProtocol):
-    def __init__(self, hub: Hub, party: Party, limits: Limits) -> None:
+    def __init__(self, hub: Hub, party: Party, limits: Limits, census: Census) -> None:
         self.hub = hub
         self.party = party
         self.limits = limits
+        self.census = census
+        self.tally = census.listen("udp")
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         counters = self.hub.counters
         counters.udp_in += 1
         try:
             if len(data) > self.limits.max_event_bytes:
-                raise MalformedEvent("datagram larger than max_event_bytes")
+                raise MalformedEvent("datagram larger than max_event_bytes", Malformation.TOO_LARGE)
             fmt, payload = split_datagram(data)
             if fmt is WireFormat.XML:
                 event = decode_xml(payload.strip(), max_depth=self.limits.max_depth)
@@ -42,8 +45,11 @@ class UdpInput(asyncio.DatagramProtocol):
         except MalformedEvent as exc:
             counters.udp_malformed += 1
             counters.malformed += 1
+            self.tally.malformed += 1
+            self.census.malformed("udp", exc.reason)
             log.debug("malformed datagram from %s: %s", addr, exc)
             return
+        self.tally.events_in += 1
         self.hub.submit(self.party, event)
 
     def error_received(self, exc: Exception) -> None:

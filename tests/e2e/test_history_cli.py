@@ -20,7 +20,7 @@ async def fill(data_dir: Path, count: int) -> list[ArchivedEvent]:
     events = [
         ArchivedEvent.of(
             decode_xml(encode_xml(sa_event(f"uid-{i}", f"CS{i}", now_ms=NOW_MS + i * 1000))),
-            {"A"} if i % 2 else {"B"},
+            ("A",) if i % 2 else ("B",),
         )
         for i in range(count)
     ]

@@ -103,8 +103,12 @@ class Archiver:
             return 0
         history: list[ArchivedEvent] = []
         newest: dict[str, ArchivedEvent] = {}
+        sorted_groups: dict[frozenset[str], tuple[str, ...]] = {}  # few distinct sets per batch
         for event, groups, _ in batch:
-            archived = ArchivedEvent.of(event, groups)
+            names = sorted_groups.get(groups)
+            if names is None:
+                names = sorted_groups[groups] = tuple(sorted(groups))
+            archived = ArchivedEvent.of(event, names)
             if self.rules.keeps(event.type):
                 history.append(archived)
             known = newest.get(event.uid)

@@ -236,8 +236,9 @@ def accord_command(override: str | None = None) -> list[str] | None:
     return None
 
 
-def start_accord(cmd: list[str], *, client_certs: bool = True) -> Server:
-    """`accord serve` on fresh TCP and TLS ports with a fresh data dir; UDP off."""
+def start_accord(cmd: list[str], *, client_certs: bool = True, config: str = "") -> Server:
+    """`accord serve` on fresh TCP and TLS ports with a fresh data dir; UDP off. ``config``:
+    TOML text for a config file (e.g. ``archive = false``)."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-accord-"))
     data_dir = workdir / "data"
     tcp_port, tls_port = free_port(), free_port()
@@ -247,6 +248,9 @@ def start_accord(cmd: list[str], *, client_certs: bool = True) -> Server:
         "--tcp-port", str(tcp_port), "--tls-port", str(tls_port), "--udp-port", "0",
         "--https-port", "0", "--enroll-port", "0",
     ]  # fmt: skip
+    if config:
+        (workdir / "accord.toml").write_text(config)
+        serve += ["--config", str(workdir / "accord.toml")]
     server = Server("accord", _spawn(serve, workdir, log_path), workdir, log_path=log_path)
     server.tcp_port, server.tls_port = tcp_port, tls_port
     try:

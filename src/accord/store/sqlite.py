@@ -45,6 +45,7 @@ _PACKAGE_COLUMNS = (
     "hash, name, size, mimetype, keywords, tool, groups, creator_uid, submitter, submitted_ms, "
     "lat, lon, expiration_ms"
 )
+_PARAMS_PER_INSERT = 7_000  # well under SQLite's 32,766 bound parameters per statement
 _PRUNE_CHUNK = 10_000  # rows per delete statement: keeps each write transaction short
 
 
@@ -117,34 +118,26 @@ class SqliteStore:
     async def write_events(
         self, history: Sequence[ArchivedEvent], latest: Sequence[ArchivedEvent]
     ) -> None:
-        rows = [_event_row(e) for e in history]
-        latest_rows = [_event_row(e) for e in latest]
-
         def work(conn: sqlite3.Connection) -> None:
-            # Ids are handed out here (this thread is the only writer) so both tables can be
-            # filled with executemany; a rolled-back batch only leaves a gap.
+            # Rows are built here, off the event loop. Ids are handed out here too (this
+            # thread is the only writer); a rolled-back batch only leaves a gap.
             first = self._next_id
-            self._next_id += len(rows)
-            conn.executemany(
-                f"INSERT INTO history (id, {_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                ((first + i, *row) for i, row in enumerate(rows)),
+            self._next_id += len(history)
+            _insert_many(
+                conn,
+                f"INSERT INTO history (id, {_EVENT_COLUMNS}) VALUES ",
+                [(first + i, *_event_row(e)) for i, e in enumerate(history)],
             )
-            conn.executemany(
-                "INSERT INTO history_space VALUES (?,?,?,?,?,?,?)",
-                (
-                    (first + i, row[6], row[6], row[7], row[7], row[3], row[3])
-                    for i, row in enumerate(rows)
-                ),
-            )
-            conn.executemany(
-                f"INSERT INTO latest ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT (uid) DO UPDATE SET type=excluded.type, how=excluded.how, "
+            _insert_many(
+                conn,
+                f"INSERT INTO latest ({_EVENT_COLUMNS}) VALUES ",
+                [_event_row(e) for e in latest],
+                " ON CONFLICT (uid) DO UPDATE SET type=excluded.type, how=excluded.how, "
                 "time_ms=excluded.time_ms, start_ms=excluded.start_ms, "
                 "stale_ms=excluded.stale_ms, lat=excluded.lat, lon=excluded.lon, "
                 "hae=excluded.hae, callsign=excluded.callsign, groups=excluded.groups, "
                 "payload_format=excluded.payload_format, payload=excluded.payload "
                 "WHERE excluded.time_ms >= latest.time_ms",
-                latest_rows,
             )
 
         await self._write(work)
@@ -195,7 +188,6 @@ class SqliteStore:
                     (older_than_ms, cut_id, _PRUNE_CHUNK),
                 )
             ]
-            conn.executemany("DELETE FROM history_space WHERE id = ?", ((i,) for i in ids))
             conn.executemany("DELETE FROM history WHERE id = ?", ((i,) for i in ids))
             return len(ids)
 
@@ -367,6 +359,25 @@ def _open_writer(path: Path) -> sqlite3.Connection:
     if result[0] != "ok":
         raise StoreError(f"SQLite database {path} is damaged ({result[0]}); restore a backup")
     return conn
+
+
+def _insert_many(
+    conn: sqlite3.Connection, head: str, rows: Sequence[tuple[Any, ...]], tail: str = ""
+) -> None:
+    """Insert ``rows`` with as few statements as the parameter limit allows.
+
+    One multi-row INSERT is one statement step: the thread releases the GIL for the whole
+    of SQLite's work on it, where ``executemany`` would hand it back and forth per row
+    (and wait for it each time the event loop is busy). The R*Tree follows by trigger."""
+    if not rows:
+        return
+    width = len(rows[0])
+    per = max(1, _PARAMS_PER_INSERT // width)
+    one = "(" + ",".join("?" * width) + ")"
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        params = [value for row in chunk for value in row]
+        conn.execute(head + ",".join([one] * len(chunk)) + tail, params)
 
 
 def _groups_clause(groups: frozenset[str], column: str, args: list[Any]) -> str:

@@ -23,6 +23,15 @@ CREATE INDEX history_type ON history (type, time_ms);
 CREATE VIRTUAL TABLE history_space USING rtree (
     id, lat_min, lat_max, lon_min, lon_max, t_min, t_max
 );
+-- Kept in step by triggers: inside SQLite, so an archive batch is one statement per chunk
+-- of rows (the writer thread holds the GIL only to bind them, not once more per row).
+CREATE TRIGGER history_space_add AFTER INSERT ON history BEGIN
+    INSERT INTO history_space VALUES
+        (new.id, new.lat, new.lat, new.lon, new.lon, new.time_ms, new.time_ms);
+END;
+CREATE TRIGGER history_space_remove AFTER DELETE ON history BEGIN
+    DELETE FROM history_space WHERE id = old.id;
+END;
 
 -- The newest event of every uid, as it was routed: what survives a restart.
 CREATE TABLE latest (

@@ -197,9 +197,10 @@ class PostgresStore:
 
     async def prune_history(self, older_than_ms: int, keep_newest: int) -> int:
         async with self._connection() as conn:
-            cut = await conn.fetchval(
-                "SELECT id FROM history ORDER BY id DESC LIMIT 1 OFFSET $1", keep_newest
-            )
+            # Ids come from one sequence (gaps only where a batch rolled back), so the newest
+            # N are those above max(id) - N: no OFFSET walk over millions of rows.
+            newest = await conn.fetchval("SELECT max(id) FROM history")
+        cut = (newest or 0) - keep_newest
         total = 0
         while True:
             async with self._transaction() as conn:
@@ -207,7 +208,7 @@ class PostgresStore:
                     "DELETE FROM history WHERE id IN (SELECT id FROM history "
                     "WHERE time_ms < $1 OR id <= $2 LIMIT $3)",
                     older_than_ms,
-                    cut or 0,
+                    cut,
                     _PRUNE_CHUNK,
                 )
             removed = _count(status)

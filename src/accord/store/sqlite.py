@@ -177,25 +177,34 @@ class SqliteStore:
 
     async def prune_history(self, older_than_ms: int, keep_newest: int) -> int:
         def work(conn: sqlite3.Connection) -> int:
-            cut = conn.execute(
-                "SELECT id FROM history ORDER BY id DESC LIMIT 1 OFFSET ?", (keep_newest,)
-            ).fetchone()
-            cut_id = cut[0] if cut is not None else 0
+            # Two index walks (time, then id) rather than one OR that could scan the table.
             ids = [
                 row[0]
                 for row in conn.execute(
-                    "SELECT id FROM history WHERE time_ms < ? OR id <= ? LIMIT ?",
-                    (older_than_ms, cut_id, _PRUNE_CHUNK),
+                    "SELECT id FROM history WHERE time_ms < ? LIMIT ?",
+                    (older_than_ms, _PRUNE_CHUNK),
                 )
             ]
-            conn.executemany("DELETE FROM history WHERE id = ?", ((i,) for i in ids))
-            return len(ids)
+            if len(ids) < _PRUNE_CHUNK:
+                # Ids are dense (gaps only where a batch rolled back), so the newest N are
+                # those above max(id) - N: no OFFSET walk over millions of rows.
+                newest = conn.execute("SELECT max(id) FROM history").fetchone()[0] or 0
+                ids += [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT id FROM history WHERE id <= ? LIMIT ?",
+                        (newest - keep_newest, _PRUNE_CHUNK - len(ids)),
+                    )
+                ]
+            # The R*Tree rows go by trigger.
+            conn.executemany("DELETE FROM history WHERE id = ?", ((i,) for i in set(ids)))
+            return len(set(ids))
 
         total = 0
         while True:
             removed = await self._write(work)
             total += removed
-            if removed < _PRUNE_CHUNK:
+            if removed == 0:
                 return total
 
     async def latest(self, uid: str) -> ArchivedEvent | None:

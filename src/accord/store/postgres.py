@@ -27,8 +27,11 @@ from accord.store.records import (
     HistoryStats,
     Package,
     PackageQuery,
-    Payload,
     VideoFeed,
+    event_from_row,
+    event_row,
+    package_from_row,
+    package_row,
 )
 
 CONNECT_TIMEOUT_S = 10.0  # per connection attempt; asyncpg's own default is 60 s
@@ -407,80 +410,19 @@ def _count(status: str) -> int:
 
 
 def _event_row(e: ArchivedEvent) -> tuple[Any, ...]:
-    return (
-        e.uid,
-        e.type,
-        e.how,
-        e.time_ms,
-        e.start_ms,
-        e.stale_ms,
-        e.lat,
-        e.lon,
-        e.hae,
-        e.callsign,
-        sorted(e.groups),
-        int(e.payload_format),
-        e.payload,
-    )
+    return event_row(e, sorted(e.groups))
 
 
 def _event(row: asyncpg.Record) -> ArchivedEvent:
-    (id_, uid, type_, how, time_ms, start_ms, stale_ms, lat, lon, hae, callsign, groups, fmt,
-     payload) = row  # fmt: skip
-    return ArchivedEvent(
-        uid=uid,
-        type=type_,
-        how=how,
-        time_ms=time_ms,
-        start_ms=start_ms,
-        stale_ms=stale_ms,
-        lat=lat,
-        lon=lon,
-        hae=hae,
-        callsign=callsign,
-        groups=tuple(groups),
-        payload=payload,
-        payload_format=Payload(fmt),
-        id=id_,
-    )
+    return event_from_row(tuple(row), tuple(row[11]))
 
 
 def _package_row(p: Package) -> tuple[Any, ...]:
-    return (
-        p.hash,
-        p.name,
-        p.size,
-        p.mimetype,
-        list(p.keywords),
-        p.tool,
-        sorted(p.groups),
-        p.creator_uid,
-        p.submitter,
-        p.submitted_ms,
-        p.lat,
-        p.lon,
-        p.expiration_ms,
-    )
+    return package_row(p, list(p.keywords), sorted(p.groups))
 
 
 def _package(row: asyncpg.Record) -> Package:
-    (hash_, name, size, mimetype, keywords, tool, groups, creator, submitter, submitted, lat, lon,
-     expiration) = row  # fmt: skip
-    return Package(
-        hash=hash_,
-        name=name,
-        size=size,
-        mimetype=mimetype,
-        keywords=tuple(keywords),
-        tool=tool,
-        groups=tuple(groups),
-        creator_uid=creator,
-        submitter=submitter,
-        submitted_ms=submitted,
-        lat=lat,
-        lon=lon,
-        expiration_ms=expiration,
-    )
+    return package_from_row(tuple(row), tuple(row[4]), tuple(row[6]))
 
 
 def redact(url: str) -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from accord.cot.model import CotEvent, WireFormat
 from accord.cot.proto import decode_proto
@@ -69,6 +69,36 @@ class ArchivedEvent(NamedTuple):
             payload,
             fmt,
         )
+
+
+def event_row(e: ArchivedEvent, groups: Any) -> tuple[Any, ...]:
+    """The columns of a stored event, in table order (``uid`` … ``payload``); each backend
+    encodes ``groups`` its own way."""
+    return (*e[:10], groups, int(e.payload_format), e.payload)
+
+
+def event_from_row(row: Sequence[Any], groups: tuple[str, ...]) -> ArchivedEvent:
+    """A stored row ``(id, uid, …, callsign, groups, payload_format, payload)`` back to its
+    record; ``groups`` as the backend decoded them."""
+    return ArchivedEvent._make((*row[1:11], groups, bytes(row[13]), Payload(row[12]), row[0]))
+
+
+def package_row(p: Package, keywords: Any, groups: Any) -> tuple[Any, ...]:
+    """The columns of a stored package, in table order; lists encoded by the backend."""
+    return (
+        p.hash, p.name, p.size, p.mimetype, keywords, p.tool, groups, p.creator_uid,
+        p.submitter, p.submitted_ms, p.lat, p.lon, p.expiration_ms,
+    )  # fmt: skip
+
+
+def package_from_row(
+    row: Sequence[Any], keywords: tuple[str, ...], groups: tuple[str, ...]
+) -> Package:
+    hash_, name, size, mimetype, _, tool, _, creator, submitter, submitted, lat, lon, exp = row
+    return Package(
+        hash_, name, size, mimetype, keywords, tool, groups, creator, submitter, submitted,
+        lat, lon, exp,
+    )  # fmt: skip
 
 
 def to_event(archived: ArchivedEvent) -> CotEvent:

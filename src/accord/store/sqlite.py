@@ -29,10 +29,13 @@ from accord.store.records import (
     HistoryStats,
     Package,
     PackageQuery,
-    Payload,
     VideoFeed,
+    event_from_row,
+    event_row,
     group_key,
     groups_of,
+    package_from_row,
+    package_row,
 )
 
 T = TypeVar("T")
@@ -443,77 +446,16 @@ def _history_sql(query: HistoryQuery, box: BBox | None) -> tuple[str, list[Any]]
 
 
 def _event_row(e: ArchivedEvent) -> tuple[Any, ...]:
-    return (
-        e.uid,
-        e.type,
-        e.how,
-        e.time_ms,
-        e.start_ms,
-        e.stale_ms,
-        e.lat,
-        e.lon,
-        e.hae,
-        e.callsign,
-        group_key(e.groups),
-        int(e.payload_format),
-        e.payload,
-    )
+    return event_row(e, group_key(e.groups))
 
 
 def _event(row: Sequence[Any]) -> ArchivedEvent:
-    (id_, uid, type_, how, time_ms, start_ms, stale_ms, lat, lon, hae, callsign, groups, fmt,
-     payload) = row  # fmt: skip
-    return ArchivedEvent(
-        uid=uid,
-        type=type_,
-        how=how,
-        time_ms=time_ms,
-        start_ms=start_ms,
-        stale_ms=stale_ms,
-        lat=lat,
-        lon=lon,
-        hae=hae,
-        callsign=callsign,
-        groups=groups_of(groups),
-        payload=bytes(payload),
-        payload_format=Payload(fmt),
-        id=id_,
-    )
+    return event_from_row(row, groups_of(row[11]))
 
 
 def _package_row(p: Package) -> tuple[Any, ...]:
-    return (
-        p.hash,
-        p.name,
-        p.size,
-        p.mimetype,
-        json.dumps(list(p.keywords)),
-        p.tool,
-        group_key(p.groups),
-        p.creator_uid,
-        p.submitter,
-        p.submitted_ms,
-        p.lat,
-        p.lon,
-        p.expiration_ms,
-    )
+    return package_row(p, json.dumps(list(p.keywords)), group_key(p.groups))
 
 
 def _package(row: Sequence[Any]) -> Package:
-    (hash_, name, size, mimetype, keywords, tool, groups, creator, submitter, submitted, lat, lon,
-     expiration) = row  # fmt: skip
-    return Package(
-        hash=hash_,
-        name=name,
-        size=size,
-        mimetype=mimetype,
-        keywords=tuple(json.loads(keywords)),
-        tool=tool,
-        groups=groups_of(groups),
-        creator_uid=creator,
-        submitter=submitter,
-        submitted_ms=submitted,
-        lat=lat,
-        lon=lon,
-        expiration_ms=expiration,
-    )
+    return package_from_row(row, tuple(json.loads(row[4])), groups_of(row[6]))

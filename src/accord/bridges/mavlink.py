@@ -124,6 +124,14 @@ def ground_distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> flo
     return 2 * 6_371_000.0 * math.asin(min(1.0, math.sqrt(a)))
 
 
+def gcs_heartbeat(sysid: int = 255, compid: int = 190) -> bytes:
+    """A ground station's HEARTBEAT (MAVLink 2): what a vehicle or router needs to hear before
+    it sends telemetry to a UDP peer (``udpout`` feeds), and that a TCP server may expect."""
+    mav = mavlink.MAVLink(None, srcSystem=sysid, srcComponent=compid)
+    frame: bytes = mav.heartbeat_encode(MAV_TYPE_GCS, MAV_AUTOPILOT_INVALID, 0, 0, 0).pack(mav)
+    return frame
+
+
 @dataclass
 class MavlinkBridge:
     """The sans-IO MAVLink bridge of one feed."""

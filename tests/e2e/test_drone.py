@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from pathlib import Path
 
 from accord.bridges.simulator import Fleet
@@ -108,3 +109,18 @@ async def test_a_tlog_feed_replays_a_real_flight_to_clients(make_server: ServerF
     event = await client.recv_until(lambda e: e.uid == "accord.vtol.1", timeout=10.0)
     assert event.type == "a-f-A-M-F-Q"
     assert -35.37 < event.point.lat < -35.35
+
+
+async def test_the_simulate_command_feeds_a_running_server(make_server: ServerFactory) -> None:
+    server = await make_server(drone_feeds=(udp_feed(),))
+    client = await CotClient.connect(server.port("tcp"))
+    await client.expect_silence(0.1)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "accord", "drone", "simulate", "--vehicles", "2",
+        "--udp", f"127.0.0.1:{server.port('drone:sim')}", "--seconds", "1.5",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out
+    got = await collect(client, 0.3)
+    assert {e.uid for e in got if e.type.startswith("a-")} == {"org.sim.1", "org.sim.2"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ log = logging.getLogger("accord.feeds")
 TICK_S = 0.5
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 30.0
 READ_BYTES = 65536
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
 
 class Router(Protocol):
@@ -97,6 +99,11 @@ async def start_udp(feed: Feed, address: str, *, send_first: bool) -> None:
             lambda: _Datagrams(feed), local_addr=(host, port)
         )
         feed.bound = transport.get_extra_info("sockname")[:2]
+        # A fleet's ticks arrive as bursts of one datagram per vehicle: with the default
+        # buffer a burst of 200 overflows it and whole heartbeats are lost.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
     feed.transport = transport
     feed.tasks.append(loop.create_task(feed.ticker()))
 

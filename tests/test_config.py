@@ -79,3 +79,39 @@ def test_every_key_is_documented() -> None:
 
     assert all(f.metadata.get("doc") for f in fields(Config))
     assert len(keys()) == len(fields(Config))
+
+
+def test_drone_feeds_are_read_from_toml_tables(tmp_path: Path) -> None:
+    path = tmp_path / "accord.toml"
+    path.write_text(
+        '[[drone_feeds]]\nname = "sim"\nkind = "udp"\naddress = "0.0.0.0:14550"\n'
+        'groups = ["drones"]\nvideo_url = "rtsp://cam/1"\n'
+        '[[drone_feeds]]\nname = "log"\nkind = "tlog"\npath = "flight.tlog"\nspeed = 10\n'
+    )
+    feeds = load(path, environ={}).drone_feeds
+    assert [(f.name, f.kind, f.groups) for f in feeds] == [
+        ("sim", "udp", ("drones",)),
+        ("log", "tlog", ("__ANON__",)),
+    ]
+    assert feeds[1].speed == 10.0
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('name = "a"\nkind = "serial"\naddress = "x:1"', "kind = 'serial'"),
+        ('name = "a"\nkind = "udp"\naddress = "14550"', "not host:port"),
+        ('name = "a"\nkind = "tlog"', "needs path"),
+        ('kind = "udp"\naddress = "h:1"', "name is required"),
+        ('name = "a"\nkind = "udp"\naddress = "h:1"\nport = 3', "unknown key(s) port"),
+        ('name = "a"\nkind = "tlog"\npath = "f"\nspeed = -1', "speed = -1 is not a number > 0"),
+    ],
+)
+def test_bad_drone_feeds_name_the_table_and_the_key(
+    tmp_path: Path, table: str, message: str
+) -> None:
+    path = tmp_path / "accord.toml"
+    path.write_text(f"[[drone_feeds]]\n{table}\n")
+    with pytest.raises(ConfigError, match=r"drone_feeds\[0\]") as info:
+        load(path, environ={})
+    assert message in str(info.value)

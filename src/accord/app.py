@@ -30,12 +30,15 @@ from accord.api.marti import Caller, MartiState
 from accord.api.marti import build_app as build_marti
 from accord.api.peers import PeerCertificates
 from accord.api.video import video_routes
-from accord.config import Config, ConfigError
+from accord.bridges.mavlink import MavlinkBridge
+from accord.bridges.uas import FeedSettings, Geoid
+from accord.config import Config, ConfigError, DroneFeed
 from accord.cot.connection import Limits
 from accord.cot.errors import MalformedEvent
 from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
 from accord.domain.ports import Probes
+from accord.feeds import mavlink as feeds
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.peer import identity_from_peercert, membership_for
@@ -78,9 +81,12 @@ class Running:
     census: Census = field(default_factory=Census)  # the sessions, for the admin API
     probes: Probes = field(default_factory=Probes)  # optional reporters to /metrics
     started_s: float = field(default_factory=time.time)
+    feeds: dict[str, feeds.Feed] = field(default_factory=dict)  # drone feeds by name
 
     async def close(self, grace_s: float = 5.0) -> None:
         """Stop accepting, close every session (flushing what it can), release the ports."""
+        for feed in self.feeds.values():
+            feed.close()
         for task in self.tasks:
             task.cancel()
         for server in self.servers:
@@ -400,6 +406,65 @@ async def _start_udp(running: Running, config: Config, port: int) -> None:
         running.transports.append(transport)
 
 
+def load_geoid() -> Geoid | None:
+    """EGM96 from the optional ``egm96`` package (extra ``geoid``), if it is installed."""
+    try:
+        import egm96
+    except ImportError:
+        return None
+    undulation: Geoid = egm96.undulation
+    return undulation
+
+
+async def start_drone_feed(running: Running, feed: DroneFeed, geoid: Geoid | None) -> feeds.Feed:
+    """Start one MAVLink feed as a party of the hub; :class:`StartupError` names the problem."""
+    settings = FeedSettings(
+        feed.name,
+        org=feed.org,
+        affiliation=feed.affiliation,
+        callsign=feed.callsign,
+        video_url=feed.video_url,
+        rate_hz=feed.rate_hz,
+        link_timeout_ms=int(feed.link_timeout_s * 1000),
+    )
+    party = running.hub.new_party(
+        Membership.both(feed.groups), f"drone:{feed.name}", receives=False
+    )
+    runner = feeds.Feed(feed.name, MavlinkBridge(settings, geoid), running.hub, party)
+    try:
+        if feed.kind in ("udp", "udpout"):
+            await feeds.start_udp(runner, feed.address, send_first=feed.kind == "udpout")
+        elif feed.kind == "tcp":
+            await feeds.start_tcp(runner, feed.address)
+        else:
+            await feeds.start_tlog(runner, Path(feed.path), feed.speed)
+    except OSError as exc:
+        runner.close()
+        where = feed.path if feed.kind == "tlog" else feed.address
+        raise StartupError(
+            f"drone feed {feed.name!r} ({feed.kind} {where}): {exc.strerror or exc}; fix its "
+            "address or path in [[drone_feeds]]"
+        ) from None
+    running.feeds[feed.name] = runner
+    if runner.bound is not None:
+        running.ports[f"drone:{feed.name}"] = runner.bound[1]
+    log.info("drone feed %s: %s %s", feed.name, feed.kind, feed.path or feed.address)
+    return runner
+
+
+async def _start_drone_feeds(running: Running, config: Config) -> None:
+    if not config.drone_feeds:
+        return
+    geoid = load_geoid()
+    if geoid is None:
+        log.info(
+            "no EGM96 geoid (pip install 'accord[geoid]', Python >= 3.12): a drone whose GPS "
+            "reports only MSL heights is sent with hae unknown"
+        )
+    for feed in config.drone_feeds:
+        await start_drone_feed(running, feed, geoid)
+
+
 async def _start_store(running: Running, config: Config) -> None:
     """Open the store, give newcomers the SAs that were live before a restart, and start the
     history writer."""
@@ -501,6 +566,7 @@ async def start(config: Config, *, any_port: bool = False) -> Running:
             running.tasks.append(asyncio.get_running_loop().create_task(watcher))
         if config.udp_port:
             await _start_udp(running, config, port(config.udp_port))
+        await _start_drone_feeds(running, config)
         if config.enroll_port:
             enrollment = build_app(Enrollment(pki, SignIn(UserStore(config.data_dir)), counters))
             await _serve_http(

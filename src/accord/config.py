@@ -19,6 +19,82 @@ class ConfigError(Exception):
     """A configuration key or value is wrong; the message says which and how to fix it."""
 
 
+FEED_KINDS = ("udp", "udpout", "tcp", "tlog")
+
+
+@dataclass(frozen=True, slots=True)
+class DroneFeed:
+    """One ``[[drone_feeds]]`` table: a MAVLink source whose vehicles become tracks."""
+
+    name: str  # in uids (<org>.<name>.<sysid>) and default callsigns
+    kind: str  # udp (listen), udpout (send first to a vehicle/router), tcp (connect), tlog
+    address: str = ""  # host:port: to listen on (udp) or to reach (udpout, tcp)
+    path: str = ""  # the .tlog file (tlog)
+    org: str = "accord"
+    affiliation: str = "f"  # f friend, n neutral, u unknown, h hostile, a assumed friend
+    callsign: str = "{feed}-{sysid}"
+    video_url: str = ""  # put in <__video url> (rtsp://, srt://, ...)
+    groups: tuple[str, ...] = ("__ANON__",)
+    speed: float = 1.0  # tlog replay speed
+    rate_hz: float = 2.0  # events per vehicle and second, at most
+    link_timeout_s: float = 3.0  # no HEARTBEAT this long: stale track and a link-lost alert
+
+
+_FEED_TYPES: dict[str, type] = {
+    "name": str, "kind": str, "address": str, "path": str, "org": str, "affiliation": str,
+    "callsign": str, "video_url": str, "groups": tuple, "speed": float, "rate_hz": float,
+    "link_timeout_s": float,
+}  # fmt: skip
+
+
+def parse_drone_feeds(raw: Any, source: str) -> tuple[DroneFeed, ...]:
+    """The ``[[drone_feeds]]`` tables, checked; every error names the table and the key."""
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise ConfigError(f"{source}: drone_feeds must be [[drone_feeds]] tables")
+    feeds: list[DroneFeed] = []
+    for index, table in enumerate(raw):
+        where = f"{source}: drone_feeds[{index}]"
+        unknown = set(table) - set(_FEED_TYPES)
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: "
+                f"{', '.join(_FEED_TYPES)}"
+            )
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            kind = _FEED_TYPES[key]
+            if kind is tuple:
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ConfigError(f"{where}: {key} = {value!r} is not a list of strings")
+                values[key] = tuple(value)
+            elif kind is float:
+                if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                    raise ConfigError(f"{where}: {key} = {value!r} is not a number > 0")
+                values[key] = float(value)
+            elif not isinstance(value, str):
+                raise ConfigError(f"{where}: {key} = {value!r} is not a string")
+            else:
+                values[key] = value
+        for key in ("name", "kind"):
+            if not values.get(key):
+                raise ConfigError(f"{where}: {key} is required")
+        feed = DroneFeed(**values)
+        if feed.kind not in FEED_KINDS:
+            raise ConfigError(f"{where}: kind = {feed.kind!r}; use one of {', '.join(FEED_KINDS)}")
+        if feed.kind == "tlog" and not feed.path:
+            raise ConfigError(f'{where}: a tlog feed needs path = "file.tlog"')
+        if feed.kind != "tlog":
+            host, _, port = feed.address.rpartition(":")
+            if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+                raise ConfigError(f"{where}: address = {feed.address!r} is not host:port")
+        if feed.affiliation not in ("f", "a", "n", "u", "s", "h", "j", "k", "p", "o", "x"):
+            raise ConfigError(f"{where}: affiliation = {feed.affiliation!r} is not a CoT one")
+        if "." in feed.name or any(f.name == feed.name for f in feeds):
+            raise ConfigError(f"{where}: name = {feed.name!r} must be unique and have no dot")
+        feeds.append(feed)
+    return tuple(feeds)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     # -- where and what to listen on ---------------------------------------------------------
@@ -121,6 +197,11 @@ class Config:
             "https_port/metrics with an admin certificate (tls_config cert_file/key_file)"
         },
     )
+    # -- drones ------------------------------------------------------------------------------
+    drone_feeds: tuple[DroneFeed, ...] = field(
+        default=(),
+        metadata={"doc": "MAVLink sources bridged to tracks: [[drone_feeds]] tables (TOML only)"},
+    )
     # -- logs --------------------------------------------------------------------------------
     log_level: str = field(default="info", metadata={"doc": "debug, info, warning, error"})
     log_json: bool = field(default=False, metadata={"doc": "one JSON object per log line"})
@@ -170,6 +251,10 @@ def _convert(key: str, raw: Any, kind: Any, source: str) -> Any:
         if not isinstance(raw, str | Path):
             raise bad("a path")
         return Path(raw)
+    if kind == tuple[DroneFeed, ...]:
+        if source.startswith("environment"):
+            raise ConfigError(f"{source}: {key} can only be set in the TOML file")
+        return parse_drone_feeds(raw, source)
     if kind == tuple[str, ...]:
         if isinstance(raw, str):
             return tuple(part.strip() for part in raw.split(",") if part.strip())

@@ -352,9 +352,14 @@ async def test_a_tcp_client_signed_in_with_auth_shows_its_user(
     carol = await CotClient.connect(server.port("tcp"))
     first = b'<auth><cot username="carol" password="carol password" uid="C-1"/></auth>'
     await carol.send(first + encode_xml(sa("CAROL-1", "CAROL")))
-    await asyncio.sleep(0.3)
     async with as_admin(server) as http:
-        (client,) = (await http.get("/api/admin/clients")).json()["clients"]
+        # The password check runs in a thread: wait for the session rather than guess a delay.
+        for _ in range(100):
+            clients = (await http.get("/api/admin/clients")).json()["clients"]
+            if clients and clients[0]["uid"]:
+                break
+            await asyncio.sleep(0.05)
+        (client,) = clients
     assert (client["user"], client["uid"], client["listener"]) == ("carol", "CAROL-1", "tcp")
     assert client["groups"] == {"in": ["Green"], "out": ["Green"]}
     assert client["events_in"] == 1

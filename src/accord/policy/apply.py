@@ -183,7 +183,8 @@ def link_released(policy: Policy, link: etree._Element) -> bool:
     target = link.get("type")
     if not target:
         return True
-    if type_matches(policy.always_withhold.types, target) and policy.always_withhold.types:
+    held = policy.always_withhold.types
+    if held and type_matches(held, target):
         return False
     for rule in policy.rules:
         if type_matches(rule.types, target):

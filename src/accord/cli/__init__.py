@@ -1,4 +1,4 @@
-"""``accord`` command line: ``serve``, ``status``, ``cert``, ``drone``, ``config``, ``version``."""
+"""``accord`` command line: ``serve``, ``status``, ``history``, ``drone``, ``policy``, ``cert``…"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from accord import __version__
 from accord.app import StartupError, serve
-from accord.cli import cert, drone, history, package, qr, status, user
+from accord.cli import cert, drone, history, package, policy, qr, status, user
 from accord.config import Config, ConfigError, load
 from accord.identity.ca import PkiError
 from accord.identity.users import UserError
@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     history.add_parser(sub, common)
     status.add_parser(sub, common)
     drone.add_parser(sub, common)
+    policy.add_parser(sub)
 
     config_p = sub.add_parser("config", help="print every configuration key with its value")
     config_p.add_argument("--config", type=Path, help="TOML configuration file")
@@ -142,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in offline:
             return offline[args.command](args, load(args.config, overrides=_overrides(args)))
-        return {"serve": _serve, "config": _config}[args.command](args)
+        return {"serve": _serve, "config": _config, "policy": policy.run}[args.command](args)
     except (ConfigError, StartupError, PkiError, UserError) as exc:
         print(f"accord: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

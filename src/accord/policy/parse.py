@@ -1,0 +1,545 @@
+"""TOML → :class:`~accord.policy.model.Policy`, with every problem named by line, key and why.
+
+``tomllib`` reports line numbers only for syntax errors, so the lines of tables and keys are
+found by scanning the source text (:class:`_Lines`): each ``[table]`` / ``[[rule]]`` header
+opens a section and each ``key =`` line inside it is recorded. The scan ignores lines inside
+multi-line arrays; a key written as an inline table or a dotted key elsewhere falls back to the
+line of its section.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from accord.cot.model import ms_from_iso
+from accord.policy.model import (
+    DEFAULT_STRIP,
+    GEOMETRY_TAGS,
+    Area,
+    Circle,
+    Policy,
+    Polygon,
+    Rule,
+    Shape,
+    Transform,
+    Withheld,
+)
+
+ACTIONS = ("release", "withhold")
+_TOP_KEYS = frozenset(
+    {
+        "name",
+        "partner",
+        "pseudonymise",
+        "pseudonym_prefix",
+        "secret",
+        "valid_from",
+        "valid_until",
+        "area",
+        "always_withhold",
+        "rule",
+    }
+)
+_RULE_KEYS = frozenset(
+    {
+        "name",
+        "types",
+        "areas",
+        "not_areas",
+        "max_age_s",
+        "action",
+        "keep",
+        "strip",
+        "allow",
+        "grid_m",
+        "altitude_m",
+        "delay_s",
+        "min_interval_s",
+    }
+)
+_WITHHOLD_KEYS = frozenset({"types", "areas"})
+_AREA_KEYS = frozenset({"polygon", "circle"})
+_CIRCLE_KEYS = frozenset({"lat", "lon", "radius_m"})
+_TAG = re.compile(r"[A-Za-z_][\w.\-]*")
+_TYPE_GLOB = re.compile(r"[A-Za-z0-9*?\-\[\]!]+")
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)\s*=""")
+# A grid finer than this is no coarsening at all; coarser than a quarter of the Earth is a
+# typo (the unit is metres).
+MIN_GRID_M = 1.0
+MAX_GRID_M = 10_000_000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem in a policy file: where, which key, and why."""
+
+    line: int
+    key: str
+    message: str
+
+    def format(self, filename: str) -> str:
+        return f"{filename}:{self.line}: {self.key}: {self.message}"
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        super().__init__("; ".join(f"line {i.line}: {i.key}: {i.message}" for i in issues))
+        self.issues = issues
+
+
+@dataclass
+class _Lines:
+    """Where sections and keys are in the source text."""
+
+    sections: dict[tuple[str, int], int] = field(default_factory=dict)
+    keys: dict[tuple[str, int, str], int] = field(default_factory=dict)
+
+    @classmethod
+    def scan(cls, text: str) -> _Lines:
+        found = cls()
+        counts: dict[str, int] = {}
+        section, index = "", 0
+        depth = 0  # open brackets of a multi-line array value
+        for number, line in enumerate(text.splitlines(), start=1):
+            if depth > 0:
+                depth += _bracket_balance(line)
+                continue
+            header = _HEADER.match(line)
+            if header:
+                section = header.group(2).replace('"', "").replace("'", "")
+                index = counts.get(section, 0)
+                counts[section] = index + 1
+                found.sections.setdefault((section, index), number)
+                continue
+            key = _KEY.match(line)
+            if key:
+                name = key.group(1).strip("\"'")
+                found.keys.setdefault((section, index, name), number)
+                depth = max(0, _bracket_balance(line[key.end() :]))
+        return found
+
+    def section(self, section: str, index: int = 0) -> int:
+        return self.sections.get((section, index), 1)
+
+    def key(self, section: str, index: int, name: str) -> int:
+        return self.keys.get((section, index, name), self.section(section, index))
+
+
+def _bracket_balance(text: str) -> int:
+    text = re.sub(r'"(?:\\.|[^"\\])*"|\'[^\']*\'', "", text.split("#", 1)[0])
+    return text.count("[") - text.count("]")
+
+
+class _Reader:
+    """Collects issues while reading values of the right type."""
+
+    def __init__(self, lines: _Lines) -> None:
+        self.lines = lines
+        self.issues: list[Issue] = []
+
+    def fail(self, line: int, key: str, message: str) -> None:
+        self.issues.append(Issue(line, key, message))
+
+    def unknown(
+        self, table: dict[str, Any], allowed: frozenset[str], where: tuple[str, int], label: str
+    ) -> None:
+        for name in table:
+            if name not in allowed:
+                self.fail(
+                    self.lines.key(*where, name),
+                    f"{label}{name}",
+                    f"unknown key (expected one of: {', '.join(sorted(allowed))})",
+                )
+
+    def string(self, value: object, line: int, key: str) -> str | None:
+        if not isinstance(value, str) or not value.strip():
+            self.fail(line, key, "must be a non-empty string")
+            return None
+        return value
+
+    def number(
+        self,
+        value: object,
+        line: int,
+        key: str,
+        *,
+        low: float = 0.0,
+        high: float = math.inf,
+        unit: str = "",
+    ) -> float | None:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            self.fail(line, key, f"must be a number{' of ' + unit if unit else ''}")
+            return None
+        if not low <= value <= high:
+            bound = f"at least {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
+            self.fail(
+                line, key, f"{value:g} is out of range: must be {bound}{' ' + unit if unit else ''}"
+            )
+            return None
+        return float(value)
+
+    def strings(self, value: object, line: int, key: str) -> tuple[str, ...] | None:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.fail(line, key, "must be a list of non-empty strings")
+            return None
+        return tuple(value)
+
+
+def decode_policy(text: str | bytes) -> Policy:
+    """Read a policy; raise :class:`PolicyError` listing every problem."""
+    raw = text.encode() if isinstance(text, str) else text
+    try:
+        source = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError([Issue(1, "(file)", f"not UTF-8 text: {exc.reason}")]) from None
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise PolicyError(
+            [Issue(int(found.group(1)) if found else 1, "(syntax)", message)]
+        ) from None
+    reader = _Reader(_Lines.scan(source))
+    policy = _policy(data, reader, "sha256:" + hashlib.sha256(raw).hexdigest()[:16])
+    if reader.issues or policy is None:
+        raise PolicyError(sorted(reader.issues, key=lambda i: i.line))
+    return policy
+
+
+def _policy(data: dict[str, Any], r: _Reader, version: str) -> Policy | None:
+    lines = r.lines
+    r.unknown(data, _TOP_KEYS, ("", 0), "")
+    name = r.string(data.get("name"), lines.key("", 0, "name"), "name")
+    partner = r.string(data.get("partner"), lines.key("", 0, "partner"), "partner")
+    pseudonymise = data.get("pseudonymise", False)
+    if not isinstance(pseudonymise, bool):
+        r.fail(lines.key("", 0, "pseudonymise"), "pseudonymise", "must be true or false")
+        pseudonymise = False
+    prefix = data.get("pseudonym_prefix", "")
+    if not isinstance(prefix, str):
+        r.fail(lines.key("", 0, "pseudonym_prefix"), "pseudonym_prefix", "must be a string")
+        prefix = ""
+    secret: bytes | None = None
+    if "secret" in data:
+        text = r.string(data["secret"], lines.key("", 0, "secret"), "secret")
+        if text is not None and len(text) < 16:
+            r.fail(
+                lines.key("", 0, "secret"),
+                "secret",
+                "too short to key an HMAC: use at least 16 characters (32 random bytes hex)",
+            )
+        secret = text.encode() if text else None
+    valid = [_time(data, key, r) for key in ("valid_from", "valid_until")]
+    if valid[0] is not None and valid[1] is not None and valid[0] >= valid[1]:
+        r.fail(lines.key("", 0, "valid_until"), "valid_until", "must be later than valid_from")
+    areas = _areas(data.get("area", {}), r)
+    withheld = _withheld(data.get("always_withhold", {}), areas, r)
+    rules = _rules(data.get("rule", []), areas, r)
+    if name is None or partner is None:
+        return None
+    return Policy(
+        name=name,
+        partner=partner,
+        version=version,
+        rules=rules,
+        areas=areas,
+        always_withhold=withheld,
+        pseudonymise=pseudonymise,
+        pseudonym_prefix=prefix,
+        secret=secret,
+        valid_from_ms=valid[0],
+        valid_until_ms=valid[1],
+    )
+
+
+def _time(data: dict[str, Any], key: str, r: _Reader) -> int | None:
+    if key not in data:
+        return None
+    value = data[key]
+    line = r.lines.key("", 0, key)
+    if hasattr(value, "isoformat") and not isinstance(value, str):
+        value = value.isoformat()
+    if not isinstance(value, str):
+        r.fail(line, key, "must be an ISO 8601 time, e.g. 2026-01-01T00:00:00Z")
+        return None
+    try:
+        return ms_from_iso(value.replace("Z", "+00:00"))
+    except ValueError:
+        r.fail(line, key, f"{value!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z")
+        return None
+
+
+def _areas(table: object, r: _Reader) -> dict[str, Area]:
+    if not isinstance(table, dict):
+        r.fail(r.lines.key("", 0, "area"), "area", "must be a table of named areas: [area.NAME]")
+        return {}
+    areas: dict[str, Area] = {}
+    for name, body in table.items():
+        where = (f"area.{name}", 0)
+        line = r.lines.section(*where)
+        label = f"area.{name}"
+        if not isinstance(body, dict):
+            r.fail(line, label, "must be a table with polygon = [...] or circle = {...}")
+            continue
+        r.unknown(body, _AREA_KEYS, where, label + ".")
+        kinds = [k for k in ("polygon", "circle") if k in body]
+        if len(kinds) != 1:
+            r.fail(line, label, "needs exactly one of polygon or circle")
+            continue
+        kind = kinds[0]
+        shape = (_polygon if kind == "polygon" else _circle)(
+            body[kind], r.lines.key(*where, kind), f"{label}.{kind}", r
+        )
+        if shape is not None:
+            areas[name] = Area(name, shape)
+    return areas
+
+
+def _latlon(value: object) -> tuple[float, float] | None:
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        and -90.0 <= value[0] <= 90.0
+        and -180.0 <= value[1] <= 180.0
+    ):
+        return float(value[0]), float(value[1])
+    return None
+
+
+def _polygon(value: object, line: int, key: str, r: _Reader) -> Shape | None:
+    if not isinstance(value, list) or len(value) < 3:
+        r.fail(line, key, "needs at least 3 vertices: [[lat, lon], [lat, lon], [lat, lon]]")
+        return None
+    vertices = []
+    for number, vertex in enumerate(value, start=1):
+        point = _latlon(vertex)
+        if point is None:
+            r.fail(
+                line,
+                key,
+                f"vertex {number} must be [lat, lon] in degrees (lat -90..90, lon -180..180)",
+            )
+            return None
+        vertices.append(point)
+    if vertices[0] == vertices[-1]:
+        vertices.pop()  # a closed ring written out in full
+    if len(set(vertices)) < 3:
+        r.fail(line, key, "needs at least 3 distinct vertices")
+        return None
+    return Polygon(tuple(vertices))
+
+
+def _circle(value: object, line: int, key: str, r: _Reader) -> Shape | None:
+    if not isinstance(value, dict) or set(value) != _CIRCLE_KEYS:
+        r.fail(line, key, "must be { lat = DEG, lon = DEG, radius_m = METRES }")
+        return None
+    lat = r.number(value["lat"], line, key + ".lat", low=-90, high=90, unit="degrees")
+    lon = r.number(value["lon"], line, key + ".lon", low=-180, high=180, unit="degrees")
+    radius = r.number(value["radius_m"], line, key + ".radius_m", low=0, unit="metres")
+    if lat is None or lon is None or radius is None:
+        return None
+    return Circle(lat, lon, radius)
+
+
+def _area_refs(
+    value: object, line: int, key: str, areas: dict[str, Area], r: _Reader, declared: Iterable[str]
+) -> tuple[str, ...]:
+    names = r.strings(value, line, key)
+    if names is None:
+        return ()
+    known = set(declared)
+    for name in names:
+        if name not in known:
+            r.fail(line, key, f"no area named {name!r} (declare it as [area.{name}])")
+    return tuple(n for n in names if n in areas)
+
+
+def _globs(value: object, line: int, key: str, r: _Reader) -> tuple[str, ...]:
+    globs = r.strings(value, line, key)
+    if globs is None:
+        return ()
+    for glob in globs:
+        if not _TYPE_GLOB.fullmatch(glob):
+            r.fail(line, key, f"{glob!r} is not a CoT type glob (letters, digits, -, *, ?)")
+    return globs
+
+
+def _withheld(table: object, areas: dict[str, Area], r: _Reader) -> Withheld:
+    line = r.lines.section("always_withhold")
+    if not isinstance(table, dict):
+        r.fail(line, "always_withhold", "must be a table: [always_withhold]")
+        return Withheld()
+    r.unknown(table, _WITHHOLD_KEYS, ("always_withhold", 0), "always_withhold.")
+    declared = _declared(r)
+    types = _globs(
+        table.get("types", []),
+        r.lines.key("always_withhold", 0, "types"),
+        "always_withhold.types",
+        r,
+    )
+    refs = _area_refs(
+        table.get("areas", []),
+        r.lines.key("always_withhold", 0, "areas"),
+        "always_withhold.areas",
+        areas,
+        r,
+        declared,
+    )
+    return Withheld(types, refs)
+
+
+def _declared(r: _Reader) -> set[str]:
+    # Areas that failed to parse are still declared: refer to them without a second error.
+    return {s[len("area.") :] for s, _ in r.lines.sections if s.startswith("area.")}
+
+
+def _rules(value: object, areas: dict[str, Area], r: _Reader) -> tuple[Rule, ...]:
+    if not isinstance(value, list):
+        r.fail(r.lines.key("", 0, "rule"), "rule", "must be an array of tables: [[rule]]")
+        return ()
+    declared = _declared(r)
+    rules: list[Rule] = []
+    seen: dict[str, int] = {}
+    for index, body in enumerate(value):
+        label = f"rule[{index + 1}]"
+        line = r.lines.section("rule", index)
+        if not isinstance(body, dict):
+            r.fail(line, label, "must be a table")
+            continue
+        rule = _rule(body, index, label, line, areas, declared, r)
+        if rule is None:
+            continue
+        if rule.name in seen:
+            r.fail(
+                r.lines.key("rule", index, "name"),
+                f"{label}.name",
+                f"duplicate rule name {rule.name!r} (first at line {seen[rule.name]})",
+            )
+        seen.setdefault(rule.name, line)
+        rules.append(rule)
+    return tuple(rules)
+
+
+def _rule(
+    body: dict[str, Any],
+    index: int,
+    label: str,
+    line: int,
+    areas: dict[str, Area],
+    declared: set[str],
+    r: _Reader,
+) -> Rule | None:
+    def at(key: str) -> int:
+        return r.lines.key("rule", index, key)
+
+    def number(key: str, **bounds: Any) -> float:
+        if key not in body:
+            return 0.0
+        value = r.number(body[key], at(key), f"{label}.{key}", **bounds)
+        return 0.0 if value is None else value
+
+    def tags(key: str) -> frozenset[str] | None:
+        if key not in body:
+            return None
+        values = r.strings(body[key], at(key), f"{label}.{key}")
+        for tag in values or ():
+            if not _TAG.fullmatch(tag):
+                r.fail(at(key), f"{label}.{key}", f"{tag!r} is not an XML element name")
+        return frozenset(values or ())
+
+    r.unknown(body, _RULE_KEYS, ("rule", index), f"{label}.")
+    if "name" not in body:
+        r.fail(line, f"{label}.name", "every rule needs a name (it is counted and marked)")
+        name = None
+    else:
+        name = r.string(body["name"], at("name"), f"{label}.name")
+    action = body.get("action", "release")
+    if action not in ACTIONS:
+        r.fail(at("action"), f"{label}.action", f"must be one of: {', '.join(ACTIONS)}")
+    types = _globs(body.get("types", []), at("types"), f"{label}.types", r)
+    in_areas = _area_refs(body.get("areas", []), at("areas"), f"{label}.areas", areas, r, declared)
+    not_areas = _area_refs(
+        body.get("not_areas", []), at("not_areas"), f"{label}.not_areas", areas, r, declared
+    )
+    max_age: float | None = None
+    if "max_age_s" in body:
+        max_age = r.number(body["max_age_s"], at("max_age_s"), f"{label}.max_age_s", unit="seconds")
+    keep, strip, allow = tags("keep"), tags("strip") or frozenset(), tags("allow") or frozenset()
+    for a, b, first, second in ((keep, strip, "keep", "strip"), (allow, strip, "allow", "strip")):
+        both = sorted((a or frozenset()) & b)
+        if both:
+            r.fail(at(second), f"{label}.{second}", f"{', '.join(both)} also in {first}")
+    if keep is not None and "allow" in body:
+        r.fail(
+            at("allow"),
+            f"{label}.allow",
+            "allow has no effect with keep (keep lists everything that goes out)",
+        )
+    useless = sorted(allow - DEFAULT_STRIP - GEOMETRY_TAGS)
+    if useless:
+        r.fail(
+            at("allow"),
+            f"{label}.allow",
+            f"{', '.join(useless)} not stripped by default (allow lifts only: "
+            f"{', '.join(sorted(DEFAULT_STRIP | GEOMETRY_TAGS))})",
+        )
+    grid = number("grid_m", low=MIN_GRID_M, high=MAX_GRID_M, unit="metres")
+    altitude = number("altitude_m", low=0.0, high=100_000.0, unit="metres")
+    delay = number("delay_s", low=0.0, high=86_400.0, unit="seconds")
+    interval = number("min_interval_s", low=0.0, high=86_400.0, unit="seconds")
+    if max_age is not None and delay > 0 and max_age <= delay:
+        r.fail(
+            at("max_age_s"),
+            f"{label}.max_age_s",
+            f"{max_age:g} s is not longer than delay_s = {delay:g} s: "
+            "no event would ever be old enough to release and young enough to match",
+        )
+    if action == "withhold":
+        shaping = sorted(
+            set(body)
+            & (_RULE_KEYS - {"name", "types", "areas", "not_areas", "max_age_s", "action"})
+        )
+        if shaping:
+            r.fail(
+                at(shaping[0]),
+                f"{label}.{shaping[0]}",
+                "a withhold rule releases nothing: remove the transform keys "
+                f"({', '.join(shaping)})",
+            )
+    if name is None:
+        return None
+    return Rule(
+        name=name,
+        types=types,
+        areas=in_areas,
+        not_areas=not_areas,
+        max_age_s=max_age,
+        release=action != "withhold",
+        transform=Transform(
+            keep=keep,
+            strip=strip,
+            allow=allow,
+            grid_m=grid,
+            altitude_m=altitude,
+            delay_s=delay,
+            min_interval_s=interval,
+        ),
+        line=line,
+    )

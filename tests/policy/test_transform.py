@@ -1,0 +1,236 @@
+"""What a releasing rule does to an event: details, pseudonyms, links, position, marking."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from lxml import etree
+
+from accord.cot.model import UNKNOWN_VALUE, Point
+from accord.cot.xml import decode_xml, encode_xml, parse_fragment
+from accord.policy.apply import PolicyState, Release, decide
+from accord.policy.geo import distance_m, grid_cell
+from accord.policy.parse import decode_policy
+from accord.policy.transform import coarsen, coarsen_text, pseudonym
+from tests.cot.samples import uas_tool_events
+from tests.policy.helpers import ELSEWHERE, IN_REGION, NOW_MS, SECRET, event, policy
+
+HEAD = f'name = "p"\npartner = "org-b"\nsecret = "{SECRET}"\n'
+
+
+def release_with(rule_body: str, detail: str, type_: str = "a-f-G", *, head: str = HEAD) -> Release:
+    p = decode_policy(head + '[[rule]]\nname = "r"\n' + rule_body)
+    decision = decide(event(type_, IN_REGION, detail=detail), p, NOW_MS, PolicyState())
+    assert isinstance(decision, Release), decision
+    return decision
+
+
+def tags(release: Release) -> list[str]:
+    root = parse_fragment(f"<detail>{release.event.detail.xml}</detail>")
+    return [str(child.tag) for child in root]
+
+
+DETAIL = (
+    '<contact callsign="ALPHA"/><track course="90" speed="3"/><remarks>pilot is Bob</remarks>'
+    '<__video url="rtsp://user:pw@10.0.0.1/x"/><_flow-tags_ TAK-Server-1="2024"/>'
+    '<sensor azimuth="10" fov="60" range="300"/><marti><dest callsign="B"/></marti>'
+    '<shape><polyline><vertex lat="1" lon="2"/></polyline></shape>'
+    '<__release policy="upstream"/>'
+)
+
+
+def test_sensitive_details_are_stripped_by_default() -> None:
+    assert tags(release_with("", DETAIL)) == ["contact", "track", "shape", "__release"]
+
+
+def test_strip_adds_to_the_defaults() -> None:
+    assert tags(release_with('strip = ["contact"]\n', DETAIL)) == ["track", "shape", "__release"]
+
+
+def test_allow_lets_a_default_stripped_tag_through() -> None:
+    out = tags(release_with('allow = ["remarks", "sensor"]\n', DETAIL))
+    assert out == ["contact", "track", "remarks", "sensor", "shape", "__release"]
+
+
+def test_keep_is_an_allow_list() -> None:
+    assert tags(release_with('keep = ["track", "remarks"]\n', DETAIL)) == [
+        "track",
+        "remarks",
+        "__release",
+    ]
+
+
+def test_coarsening_also_strips_geometry_the_grid_cannot_reach() -> None:
+    assert tags(release_with("grid_m = 100\n", DETAIL)) == ["contact", "track", "__release"]
+    out = tags(release_with('grid_m = 100\nallow = ["shape"]\n', DETAIL))
+    assert out == ["contact", "track", "shape", "__release"]
+
+
+def test_kept_details_are_byte_faithful() -> None:
+    detail = '<contact callsign="A" endpoint="*:-1:stcp"/><x b="2" a="1">t<y/>&amp;</x>'
+    out = release_with("", detail).event.detail.xml
+    assert out.startswith(detail)
+
+
+def test_the_release_marking_names_policy_rule_partner_version_and_time() -> None:
+    release = release_with("", "")
+    root = parse_fragment(f"<detail>{release.event.detail.xml}</detail>")
+    mark = root.find("__release")
+    assert mark is not None
+    p = decode_policy(HEAD + '[[rule]]\nname = "r"\n')
+    assert dict(mark.attrib) == {
+        "policy": "p",
+        "rule": "r",
+        "partner": "org-b",
+        "version": p.version,
+        "time": "2023-11-14T22:13:20.000Z",
+    }
+
+
+def test_an_upstream_release_marking_is_replaced() -> None:
+    out = release_with("", '<__release policy="upstream"/>').event.detail.xml
+    assert out.count("<__release") == 1
+    assert "upstream" not in out
+
+
+def test_pseudonyms_are_stable_per_partner_and_never_the_uid() -> None:
+    key = b"k" * 32
+    a = pseudonym("ANDROID-1", key, "org-b", "org-a.")
+    assert a == pseudonym("ANDROID-1", key, "org-b", "org-a.")
+    assert a.startswith("org-a.")
+    assert len(a) == len("org-a.") + 24
+    assert a != pseudonym("ANDROID-1", key, "org-c", "org-a.")
+    assert a != pseudonym("ANDROID-2", key, "org-b", "org-a.")
+    assert a != pseudonym("ANDROID-1", b"j" * 32, "org-b", "org-a.")
+
+
+def test_the_event_uid_and_its_links_get_the_same_pseudonym() -> None:
+    p = policy()
+    aircraft = decide(event(uid="uas-1"), p, NOW_MS, PolicyState())
+    spi = decide(
+        event(
+            "b-m-p-s-p-i",
+            ELSEWHERE,
+            uid="uas-1.SPI1",
+            detail='<link uid="uas-1" type="a-f-A-M-H-Q" relation="p-p"/>',
+        ),
+        p,
+        NOW_MS,
+        PolicyState(),
+    )
+    assert isinstance(aircraft, Release)
+    assert isinstance(spi, Release)
+    assert aircraft.event.uid.startswith("org-a.")
+    assert "uas-1" not in spi.event.detail.xml
+    assert f'<link uid="{aircraft.event.uid}" type="a-f-A-M-H-Q" relation="p-p"/>' in (
+        spi.event.detail.xml
+    )
+    assert spi.event.uid != aircraft.event.uid
+
+
+def test_links_to_targets_the_policy_never_releases_are_dropped() -> None:
+    detail = (
+        '<link uid="pilot" type="a-f-G-U-C" relation="p-p"/>'
+        '<link uid="chat" type="b-t-f" relation="p-p"/>'
+        '<link uid="neutral" type="a-n-G" relation="p-p"/>'
+        '<link uid="mystery" relation="p-p"/>'
+    )
+    p = decode_policy(
+        HEAD + '[always_withhold]\ntypes = ["b-t-f"]\n'
+        '[[rule]]\nname = "a"\ntypes = ["a-f-*"]\n'
+        '[[rule]]\nname = "spi"\ntypes = ["b-m-p-s-p-i"]\n'
+    )
+    decision = decide(event("b-m-p-s-p-i", detail=detail), p, NOW_MS, PolicyState())
+    assert isinstance(decision, Release)
+    root = parse_fragment(f"<detail>{decision.event.detail.xml}</detail>")
+    # pilot: a releasing rule takes a-f-G-U-C; chat: always withheld; neutral: no rule;
+    # mystery: no type, the policy cannot know, kept.
+    assert [link.get("uid") for link in root.iter("link")] == ["pilot", "mystery"]
+    assert any("drop <link uid='chat'>" in step for step in decision.transforms)
+
+
+def test_a_link_to_a_type_only_an_unconditional_withhold_rule_takes_is_dropped() -> None:
+    p = decode_policy(
+        HEAD + '[[rule]]\nname = "no"\ntypes = ["a-h-*"]\naction = "withhold"\n'
+        '[[rule]]\nname = "all"\n'
+    )
+    detail = '<link uid="h" type="a-h-G" relation="p-p"/><link uid="f" type="a-f-G"/>'
+    decision = decide(event(detail=detail), p, NOW_MS, PolicyState())
+    assert isinstance(decision, Release)
+    assert 'uid="h"' not in decision.event.detail.xml
+    assert 'uid="f"' in decision.event.detail.xml
+
+
+def test_route_link_points_are_coarsened_with_the_event() -> None:
+    detail = '<link uid="wp1" type="b-m-p-w" point="47.0512,8.1033,512.4"/>'
+    out = release_with("grid_m = 1000\naltitude_m = 10\n", detail, "b-m-r").event.detail.xml
+    cell = grid_cell(47.0512, 8.1033, 1000)
+    assert f'point="{cell.lat!r},{cell.lon!r},510.0"' in out
+
+
+def test_unreadable_link_points_are_removed_when_coarsening() -> None:
+    assert coarsen_text("x,y", 100, 0) is None
+    out = release_with("grid_m = 100\n", '<link uid="w" point="north"/>', "b-m-r").event
+    assert "point=" not in out.detail.xml
+
+
+def test_coarsening_snaps_to_the_cell_centre_and_inflates_ce() -> None:
+    p = Point(47.05123, 8.10456, 512.4, 3.0, 2.0)
+    out = coarsen(p, 100.0, 10.0)
+    cell = grid_cell(p.lat, p.lon, 100.0)
+    assert (out.lat, out.lon) == (cell.lat, cell.lon)
+    assert out.ce == math.ceil(cell.radius_m)
+    assert out.ce >= distance_m(p.lat, p.lon, out.lat, out.lon)
+    assert (out.hae, out.le) == (510.0, 5.0)
+
+
+def test_a_larger_error_than_the_cell_is_kept() -> None:
+    out = coarsen(Point(47.0, 8.0, 500.0, 250.0, 30.0), 100.0, 10.0)
+    assert (out.ce, out.le) == (250.0, 30.0)
+
+
+def test_unknown_errors_and_altitude_stay_unknown() -> None:
+    p = Point(47.0, 8.0, UNKNOWN_VALUE, UNKNOWN_VALUE, UNKNOWN_VALUE)
+    out = coarsen(p, 100.0, 10.0)
+    assert (out.hae, out.ce, out.le) == (UNKNOWN_VALUE, UNKNOWN_VALUE, UNKNOWN_VALUE)
+
+
+def test_altitude_rounding_alone_leaves_the_position() -> None:
+    out = release_with("altitude_m = 50\n", "").event.point
+    assert (out.lat, out.lon, out.hae, out.le) == (IN_REGION.lat, IN_REGION.lon, 500.0, 25.0)
+
+
+@pytest.mark.parametrize("capture", uas_tool_events(), ids=["uas-tool-1", "uas-tool-2"])
+def test_uas_tool_captures_come_out_stripped_and_coarse(capture: bytes) -> None:
+    source = decode_xml(capture)
+    p = decode_policy(
+        HEAD + 'pseudonymise = true\npseudonym_prefix = "org-a."\n'
+        '[[rule]]\nname = "drones"\ntypes = ["a-f-A-M-*"]\ngrid_m = 100\naltitude_m = 10\n'
+    )
+    decision = decide(source, p, source.time, PolicyState())
+    assert isinstance(decision, Release)
+    frame = encode_xml(decision.event)
+    out = decode_xml(frame)
+    root = etree.fromstring(frame)
+    detail = root.find("detail")
+    assert detail is not None
+    present = {str(child.tag) for child in detail}
+    assert present.isdisjoint({"__video", "remarks", "sensor", "_flow-tags_", "_route"})
+    assert b"rtsp://" not in frame
+    assert b"ANDROID-" not in frame  # the pilot's device: its link (a-f-G-U-C) has no rule
+    assert b"TAK-Server-" not in frame
+    assert source.uid.encode() not in frame
+    cell = grid_cell(source.point.lat, source.point.lon, 100)
+    assert (out.point.lat, out.point.lon) == (cell.lat, cell.lon)
+    assert out.point.ce >= cell.radius_m
+    assert out.point.hae % 10 == 0
+    assert {"track", "spatial", "vehicle", "__release"} <= present
+
+
+def test_a_uas_tool_capture_keeps_its_sensor_only_when_allowed() -> None:
+    source = decode_xml(uas_tool_events()[1])
+    p = decode_policy(HEAD + '[[rule]]\nname = "d"\nallow = ["sensor"]\n')
+    decision = decide(source, p, source.time, PolicyState())
+    assert isinstance(decision, Release)
+    assert "<sensor " in decision.event.detail.xml

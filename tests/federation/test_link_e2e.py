@@ -251,3 +251,27 @@ async def test_triangle_delivers_once_to_each_and_never_loops(orgs: Any) -> None
         assert again == [], name
     total_in = sum(org.running.counters.events_in for org in (a, b, c) if org.running)
     assert total_in <= 4  # A's client, then once at B and once at C (+ nothing circling)
+
+
+async def test_link_comes_back_after_the_partner_restarts(orgs: Any) -> None:
+    make, launch = orgs
+    a, b = await pair(make, launch)
+    assert a.running
+    assert b.running
+    tcp_b, fed_b = b.running.ports["tcp"], b.port
+    await b.running.close(grace_s=0.5)
+    async with asyncio.timeout(5):
+        while a.link("ORG-B").state == "up":
+            await asyncio.sleep(0.02)
+    alice = await CotClient.connect(a.running.ports["tcp"])
+    await alice.send(sa(new_uid(), "alice"))  # sent while B is away: not queued (see CHANGELOG)
+    # B comes back on the same data dir and ports; A redials with backoff.
+    await launch(b, a.partner(), any_port=False, tcp_port=tcp_b, federation_port=fed_b)
+    await wait_up(a, "ORG-B", timeout=15)
+    assert b.running
+    bob = await CotClient.connect(b.running.ports["tcp"])
+    await asyncio.sleep(0.1)
+    uid = new_uid()
+    await alice.send(sa(uid, "alice"))
+    got = await bob.recv_until(lambda e: e.uid == uid)
+    assert callsign(got) == "[ORG-A] alice"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from accord import __version__
 from accord.app import StartupError, serve
-from accord.cli import cert, history, package, qr, status, user
+from accord.cli import cert, history, package, partner, qr, status, user
 from accord.config import Config, ConfigError, load
 from accord.identity.ca import PkiError
 from accord.identity.users import UserError
@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     qr.add_parser(sub, common)
     history.add_parser(sub, common)
     status.add_parser(sub, common)
+    partner.add_parser(sub, common)
 
     config_p = sub.add_parser("config", help="print every configuration key with its value")
     config_p.add_argument("--config", type=Path, help="TOML configuration file")
@@ -136,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "qr": qr.run,
         "history": history.run,
         "status": status.run,
+        "partner": partner.run,
     }
     try:
         if args.command in offline:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
+from cryptography import x509
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
@@ -37,12 +38,22 @@ from accord.cot.connection import Limits
 from accord.cot.errors import MalformedEvent
 from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
-from accord.domain.ports import Probes
+from accord.domain.partners import PartnerError, check_unique, server_id
+from accord.domain.ports import LinkJournal, Probes, ReleaseGate
+from accord.domain.release import NoJournal, ShareAllOrNothing
+from accord.federation import partners_file
+from accord.federation.link import Own
+from accord.federation.transport import Federation
+from accord.federation.trust import fingerprint
 from accord.feeds import mavlink as feeds
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.peer import identity_from_peercert, membership_for
-from accord.identity.pki import ensure_admin_certificate, ensure_pki
+from accord.identity.pki import (
+    ensure_admin_certificate,
+    ensure_federation_certificate,
+    ensure_pki,
+)
 from accord.identity.signin import SignIn
 from accord.identity.users import UserStore
 from accord.server.archive import Archiver, ArchiveRules
@@ -78,6 +89,7 @@ class Running:
     transports: list[asyncio.BaseTransport] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     http: list[tuple[uvicorn.Server, socket.socket]] = field(default_factory=list)
+    federation: Federation | None = None
     census: Census = field(default_factory=Census)  # the sessions, for the admin API
     probes: Probes = field(default_factory=Probes)  # optional reporters to /metrics
     started_s: float = field(default_factory=time.time)
@@ -97,6 +109,9 @@ class Running:
             transport.close()
         for http, sock in self.http:
             await http.shutdown(sockets=[sock])
+        if self.federation is not None:
+            await self.federation.close()
+            self.federation = None
         self.hub.close_all("server shutting down", abort=False)
         try:
             async with asyncio.timeout(grace_s):
@@ -511,11 +526,61 @@ def _ensure_pki(config: Config) -> PkiPaths:
         ) from None
 
 
-async def start(config: Config, *, any_port: bool = False) -> Running:
+async def _start_federation(
+    running: Running,
+    config: Config,
+    pki: PkiPaths,
+    port: int,
+    gate: ReleaseGate | None,
+    journal: LinkJournal | None,
+) -> None:
+    """Partner links: those of the config file and of ``<data_dir>/partners.toml``."""
+    try:
+        partners = (*config.partners, *partners_file.read(config.data_dir))
+        check_unique(partners, "partners (config file and partners.toml)")
+    except PartnerError as exc:
+        raise StartupError(str(exc)) from None
+    if not partners:
+        return
+    try:
+        ensure_federation_certificate(pki, config.server_names, dt.datetime.now(dt.UTC))
+        ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+        chain = (pki.federation_key.read_bytes(), pki.federation_cert.read_bytes())
+    except (OSError, ValueError, PkiError) as exc:
+        raise StartupError(f"cannot load the server certificate from {pki.root} ({exc})") from None
+    federation = Federation(
+        partners,
+        exchange=running.hub,
+        gate=gate or ShareAllOrNothing(),
+        journal=journal or NoJournal(),
+        own=Own(server_id(fingerprint(ca)), config.federation_name or config.server_names[0]),
+        cert_chain=chain,
+        base=Path(),
+        wall_ms=_wall_ms,
+    )
+    running.federation = federation
+    running.probes.links = federation
+    running.probes.sources.append(federation)
+    try:
+        bound = await federation.start(config.bind, port, listen=config.federation_port != 0)
+    except OSError as exc:
+        raise _listen_error(exc, config.bind, port, "federation_port") from None
+    if bound is not None:
+        running.ports["federation"] = bound
+
+
+async def start(
+    config: Config,
+    *,
+    any_port: bool = False,
+    gate: ReleaseGate | None = None,
+    journal: LinkJournal | None = None,
+) -> Running:
     """Start every configured listener; raise :class:`StartupError` with a fix on failure.
 
     ``any_port`` binds each enabled listener to a free port the OS picks (tests, benchmarks);
-    ``Running.ports`` tells which.
+    ``Running.ports`` tells which. ``gate`` and ``journal`` decide and record what crosses
+    partner links (default: :mod:`accord.domain.release`, deny unless ``share_all``).
     """
 
     def port(configured: int) -> int:
@@ -567,6 +632,7 @@ async def start(config: Config, *, any_port: bool = False) -> Running:
         if config.udp_port:
             await _start_udp(running, config, port(config.udp_port))
         await _start_drone_feeds(running, config)
+        await _start_federation(running, config, pki, port(config.federation_port), gate, journal)
         if config.enroll_port:
             enrollment = build_app(Enrollment(pki, SignIn(UserStore(config.data_dir)), counters))
             await _serve_http(

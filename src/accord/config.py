@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from accord.domain.partners import FEDERATION_V2_PORT, Partner, PartnerError, parse_partners
+
 
 class ConfigError(Exception):
     """A configuration key or value is wrong; the message says which and how to fix it."""
@@ -180,6 +182,25 @@ class Config:
         default=100_000,
         metadata={"doc": "events waiting for the store before new ones skip the history"},
     )
+    # -- federation --------------------------------------------------------------------------
+    federation_port: int = field(
+        default=FEDERATION_V2_PORT,
+        metadata={
+            "doc": "partner links in (TAK Server federation v2, gRPC over mutual TLS; TAK's is "
+            "9001); listened on only when a partner is configured; 0 = off"
+        },
+    )
+    federation_name: str = field(
+        default="", metadata={"doc": "this server's name to partners; empty = first server_name"}
+    )
+    partners: tuple[Partner, ...] = field(
+        default=(),
+        metadata={
+            "doc": "[[partners]] tables: name, ca_sha256, ca_file, address, groups_in, "
+            "groups_out, callsign_prefix, share_all, policy_file; added to "
+            "<data_dir>/partners.toml (`accord partner add`)"
+        },
+    )
     # -- administration and monitoring -------------------------------------------------------
     admin_users: tuple[str, ...] = field(
         default=("admin",),
@@ -255,6 +276,13 @@ def _convert(key: str, raw: Any, kind: Any, source: str) -> Any:
         if source.startswith("environment"):
             raise ConfigError(f"{source}: {key} can only be set in the TOML file")
         return parse_drone_feeds(raw, source)
+    if kind == tuple[Partner, ...]:
+        if not isinstance(raw, list):
+            raise bad("a list of [[partners]] tables (config file only)")
+        try:
+            return parse_partners(raw, source)
+        except PartnerError as exc:
+            raise ConfigError(str(exc)) from None
     if kind == tuple[str, ...]:
         if isinstance(raw, str):
             return tuple(part.strip() for part in raw.split(",") if part.strip())
@@ -281,7 +309,7 @@ def _apply(base: Config, values: Mapping[str, Any], source: str) -> Config:
 
 def validate(config: Config) -> Config:
     ports = ("tcp_port", "tls_port", "udp_port", "enroll_port", "https_port", "http_port")
-    for key in (*ports, "metrics_port"):
+    for key in (*ports, "metrics_port", "federation_port"):
         port = getattr(config, key)
         if not 0 <= port <= 65535:
             raise ConfigError(f"{key} = {port} is not a port number (0-65535; 0 = off)")

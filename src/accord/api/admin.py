@@ -223,6 +223,20 @@ async def status_json(state: AdminState) -> dict[str, Any]:
             "queued_events": backlog.queued_events if backlog else 0,
             "lag_s": backlog.lag_s if backlog else 0.0,
         },
+        "federation": [
+            {
+                "partner": v.partner,
+                "direction": v.direction,
+                "state": v.state,
+                "since": _iso(v.since_s),
+                "last_error": v.last_error,
+                "events_in": v.events_in,
+                "events_out": v.events_out,
+                "withheld": v.withheld,
+                "dropped": v.dropped,
+            }
+            for v in (state.probes.links.links() if state.probes.links is not None else [])
+        ],
     }
 
 

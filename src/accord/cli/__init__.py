@@ -14,7 +14,7 @@ from pathlib import Path
 
 from accord import __version__
 from accord.app import StartupError, serve
-from accord.cli import cert, drone, history, package, policy, qr, status, user
+from accord.cli import cert, drone, history, package, partner, policy, qr, status, user
 from accord.config import Config, ConfigError, load
 from accord.identity.ca import PkiError
 from accord.identity.users import UserError
@@ -83,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_parser(sub, common)
     drone.add_parser(sub, common)
     policy.add_parser(sub)
+    partner.add_parser(sub, common)
 
     config_p = sub.add_parser("config", help="print every configuration key with its value")
     config_p.add_argument("--config", type=Path, help="TOML configuration file")
@@ -139,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "history": history.run,
         "status": status.run,
         "drone": drone.run,
+        "partner": partner.run,
     }
     try:
         if args.command in offline:

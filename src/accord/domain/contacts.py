@@ -22,6 +22,7 @@ class Party:
     membership: Membership
     label: str  # peer address, for logs
     receives: bool = True  # False for UDP sources: nothing can be sent back
+    relays: bool = False  # forwards others' events (a federation link): never bound to a uid
     uid: str = ""
     callsign: str = ""
     principal: str = ""  # who signed in: certificate CN or TCP user name ("" = anonymous)
@@ -82,7 +83,7 @@ class Roster:
         contact = event.detail.contact
         if contact is None or not contact.endpoint or not contact.callsign:
             return False
-        if not party.receives:
+        if not party.receives or party.relays:
             # Re-insert so the dict stays in arrival order; the oldest go first when full.
             self._mesh_sa.pop(event.uid, None)
             self._mesh_sa[event.uid] = (party.membership, event)

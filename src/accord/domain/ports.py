@@ -8,9 +8,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from accord.cot.model import CotEvent
+from accord.cot.model import CotEvent, WireFormat
+from accord.cot.outgoing import Outgoing
+from accord.domain.contacts import Party
 from accord.domain.groups import Membership
 from accord.domain.metrics import Tally
+from accord.domain.partners import Partner
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,3 +149,78 @@ class Probes:
 
     history: HistoryBacklog | None = None
     sources: list[MetricsSource] = field(default_factory=list)
+    links: Links | None = None  # federation, when started
+
+
+# -- the hub, as the other adapters (federation links) see it -------------------------------------
+class Sink(Protocol):
+    """What the hub delivers to: a session, or a federation link."""
+
+    @property
+    def wire_format(self) -> WireFormat: ...
+
+    def send(self, items: list[Outgoing], data: bytes | None = None) -> int:
+        """Write ``items`` (``data`` is their frames already joined, when the hub has them);
+        return how many were taken (written or queued), the rest being dropped."""
+        ...
+
+    def close(self, reason: str, *, abort: bool = False) -> None: ...
+
+
+class Exchange(Protocol):
+    """The hub's fan-out, for parts that are not streaming sessions (the server's Hub)."""
+
+    def new_party(
+        self, membership: Membership, label: str, *, receives: bool = True, relays: bool = False
+    ) -> Party: ...
+
+    def attach(self, party: Party, sink: Sink) -> None: ...
+
+    def detach(self, party: Party) -> None: ...
+
+    def submit(self, sender: Party, event: CotEvent) -> bool: ...
+
+
+# -- federation: the release decision and the ledger, behind ports --------------------------------
+class ReleaseGate(Protocol):
+    """Decides what crosses a partner link (the release policy engine implements it).
+
+    Both calls are pure decisions on the event loop's hot path: no I/O, no blocking. ``now_ms``
+    is wall-clock ms. A returned event may be a transformed copy (coarsened, stripped)."""
+
+    def outbound(self, event: CotEvent, partner: Partner, now_ms: int) -> CotEvent | None:
+        """The event to send to ``partner``, or None to withhold it."""
+        ...
+
+    def inbound(self, event: CotEvent, partner: Partner, now_ms: int) -> CotEvent | None:
+        """The event to let in from ``partner``, or None to drop it."""
+        ...
+
+
+class LinkJournal(Protocol):
+    """Told of every frame that crossed a link (the sharing ledger implements it). ``seq``
+    counts per partner and direction from 1 for the life of a link; ``frame`` is the exact
+    protobuf bytes sent or received. Must not block or raise."""
+
+    def released(self, partner: str, seq: int, frame: bytes) -> None: ...
+
+    def received(self, partner: str, seq: int, frame: bytes) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    """One partner link, for the admin status and /metrics."""
+
+    partner: str
+    direction: str  # "outgoing" (we dial) or "incoming" (it dials us)
+    state: str  # "connecting", "up" or "down"
+    since_s: float  # wall clock, seconds since the epoch, of the last state change
+    last_error: str  # "" when none yet
+    events_in: int
+    events_out: int
+    withheld: int  # refused by the release gate, either way
+    dropped: int  # its send queue was full, or it looped back
+
+
+class Links(Protocol):
+    def links(self) -> list[LinkView]: ...

@@ -50,6 +50,15 @@ class PkiPaths:
         return self.root / "server.key"
 
     @property
+    def federation_cert(self) -> Path:
+        """The server certificate partner links use both ways (server and client auth)."""
+        return self.root / "federation.pem"
+
+    @property
+    def federation_key(self) -> Path:
+        return self.root / "federation.key"
+
+    @property
     def admin_cert(self) -> Path:
         """The client certificate the server issues for ``accord status`` (admin API)."""
         return self.root / "admin.pem"
@@ -117,10 +126,22 @@ def issue(
     server: bool,
     ou: str | None = None,
     hostnames: tuple[str, ...] = (),
+    client_too: bool = False,
 ) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
-    """Make a key and issue a server or client certificate for it; ``ou`` carries a group."""
+    """Make a key and issue a server or client certificate for it; ``ou`` carries a group;
+    ``client_too``: a server certificate that may also authenticate as a client (federation:
+    one server dials the other with it)."""
     key = _new_key()
-    cert = issue_for_key(ca, cn, key.public_key(), now, server=server, ou=ou, hostnames=hostnames)
+    cert = issue_for_key(
+        ca,
+        cn,
+        key.public_key(),
+        now,
+        server=server,
+        ou=ou,
+        hostnames=hostnames,
+        client_too=client_too,
+    )
     return cert, key
 
 
@@ -133,8 +154,12 @@ def issue_for_key(
     server: bool,
     ou: str | None = None,
     hostnames: tuple[str, ...] = (),
+    client_too: bool = False,
 ) -> x509.Certificate:
     """Issue a certificate for a key someone else holds (enrollment: the device keeps it)."""
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+    if server and client_too:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn, ou))
@@ -145,9 +170,7 @@ def issue_for_key(
         .not_valid_after(now + dt.timedelta(days=LEAF_DAYS))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
+            x509.ExtendedKeyUsage(usages),
             critical=False,
         )
         .add_extension(

@@ -64,6 +64,20 @@ def issue_server(paths: PkiPaths, hostnames: tuple[str, ...], now: dt.datetime) 
     registry.record(paths, hostnames[0], "server", cert)
 
 
+def ensure_federation_certificate(
+    paths: PkiPaths, hostnames: tuple[str, ...], now: dt.datetime
+) -> None:
+    """Keep ``federation.pem``/``.key``: the server's identity on partner links, which it
+    presents as TLS server and as TLS client (it dials partners too). Issued once."""
+    if paths.federation_cert.exists() and paths.federation_key.exists():
+        return
+    ca = load_authority(paths)
+    cert, key = issue(ca, hostnames[0], now, server=True, hostnames=hostnames, client_too=True)
+    write_private(paths.federation_key, key_pem(key))
+    write_public(paths.federation_cert, cert_pem(cert))
+    registry.record(paths, hostnames[0], "server", cert)
+
+
 def ensure_pki(root: Path, hostnames: tuple[str, ...], now: dt.datetime) -> PkiPaths:
     """First start: make the CA and server certificate; later: check they load, renew the CRL."""
     paths = PkiPaths(root)

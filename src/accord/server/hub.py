@@ -16,31 +16,16 @@ import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
 from accord.domain.contacts import Party, Roster
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
-from accord.domain.ports import ContactView, Recorder
+from accord.domain.ports import ContactView, Recorder, Sink
 from accord.domain.routing import Kind, departure, groups_changed, route
 
 log = logging.getLogger("accord.hub")
-
-
-class Sink(Protocol):
-    """What the hub needs of a session."""
-
-    @property
-    def wire_format(self) -> WireFormat: ...
-
-    def send(self, items: list[Outgoing], data: bytes | None = None) -> int:
-        """Write ``items`` (``data`` is their frames already joined, when the hub has them);
-        return how many were taken (written or queued), the rest being dropped."""
-        ...
-
-    def close(self, reason: str, *, abort: bool = False) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +73,12 @@ class Hub:
     def session_count(self) -> int:
         return len(self._sinks)
 
-    def new_party(self, membership: Membership, label: str, *, receives: bool = True) -> Party:
-        return Party(next(self._keys), membership, label, receives=receives)
+    def new_party(
+        self, membership: Membership, label: str, *, receives: bool = True, relays: bool = False
+    ) -> Party:
+        """``relays``: the party forwards many contacts' events (a federation link), so it
+        is never bound to one uid and the SAs it brings are kept like UDP senders' are."""
+        return Party(next(self._keys), membership, label, receives=receives, relays=relays)
 
     # -- membership ----------------------------------------------------------------------------
     def attach(self, party: Party, sink: Sink) -> None:

@@ -1,0 +1,130 @@
+"""``accord partner add|list|remove|self``: the partners of ``<data_dir>/partners.toml``.
+
+Read at start (restart the server after a change). ``self`` prints what a partner's admin
+needs to pin this server: the CA file and its SHA-256 fingerprint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from dataclasses import replace
+from pathlib import Path
+
+from cryptography import x509
+
+from accord.config import Config, ConfigError
+from accord.domain.partners import Partner, PartnerError, check_unique, normalise_fingerprint
+from accord.federation import partners_file
+from accord.federation.trust import fingerprint
+from accord.identity.pki import ensure_pki
+
+
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser("partner", help="federation partners (partners.toml in the data dir)")
+    verbs = p.add_subparsers(dest="verb", required=True)
+    add = verbs.add_parser("add", parents=[common], help="add or replace a partner")
+    add.add_argument("name", help="short name: logs, metrics, provenance")
+    add.add_argument("--ca", type=Path, required=True, help="the partner's CA certificate (PEM)")
+    add.add_argument(
+        "--sha256",
+        help="the CA fingerprint the partner's admin told you; refused if the file differs",
+    )
+    add.add_argument("--address", default="", help="host:port to dial (omit: it dials us)")
+    add.add_argument("--groups-in", action="append", help="local groups its events go to")
+    add.add_argument("--groups-out", action="append", help="local groups whose events go to it")
+    add.add_argument("--prefix", default=None, help='callsign prefix (default "[NAME] ")')
+    add.add_argument("--share-all", action="store_true", help="without a policy: share all")
+    add.add_argument("--policy", type=Path, help="release policy document for this partner")
+    verbs.add_parser("list", parents=[common], help="list the partners")
+    remove = verbs.add_parser("remove", parents=[common], help="remove a partner")
+    remove.add_argument("name")
+    verbs.add_parser("self", parents=[common], help="print this server's CA fingerprint")
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    try:
+        return {"add": _add, "list": _list, "remove": _remove, "self": _self}[args.verb](
+            args, config
+        )
+    except PartnerError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _stored(data_dir: Path) -> list[Partner]:
+    """The entries as written (``ca_file`` relative to the data dir)."""
+    return [
+        replace(p, ca_file=_relative(p.ca_file, data_dir)) for p in partners_file.read(data_dir)
+    ]
+
+
+def _relative(path: str, data_dir: Path) -> str:
+    try:
+        return str(Path(path).relative_to(data_dir))
+    except ValueError:
+        return path
+
+
+def _add(args: argparse.Namespace, config: Config) -> int:
+    try:
+        ca = x509.load_pem_x509_certificate(args.ca.read_bytes())
+    except ValueError:
+        raise PartnerError(f"{args.ca} is not a PEM certificate") from None
+    actual = fingerprint(ca)
+    if args.sha256 and normalise_fingerprint(args.sha256) != actual:
+        raise PartnerError(
+            f"{args.ca} has SHA-256 {actual}, not the {args.sha256} you were given: "
+            "do not add it; check with the partner's admin"
+        )
+    stored = Path("partners") / f"{args.name}-ca.pem"
+    (config.data_dir / "partners").mkdir(parents=True, exist_ok=True)
+    (config.data_dir / stored).write_bytes(args.ca.read_bytes())
+    partner = Partner(
+        name=args.name,
+        ca_sha256=actual,
+        ca_file=str(stored),
+        address=args.address,
+        groups_in=tuple(args.groups_in or ("__ANON__",)),
+        groups_out=tuple(args.groups_out or ("__ANON__",)),
+        callsign_prefix=f"[{args.name}] " if args.prefix is None else args.prefix,
+        share_all=args.share_all,
+        policy_file=str(args.policy.resolve()) if args.policy else "",
+    )
+    partners = [p for p in _stored(config.data_dir) if p.name != args.name] + [partner]
+    check_unique(partners, "partners.toml")
+    partners_file.write(config.data_dir, tuple(partners))
+    print(f"partner {args.name} pinned to CA SHA-256 {actual}")
+    if not args.sha256:
+        print("compare this fingerprint with the partner's admin (`accord partner self` there)")
+    print("restart the server to bring the link up")
+    return 0
+
+
+def _list(args: argparse.Namespace, config: Config) -> int:
+    for p in (*config.partners, *partners_file.read(config.data_dir)):
+        mode = f"dials {p.address}" if p.address else "dials us"
+        share = "share_all" if p.share_all else ("policy" if p.policy_file else "deny")
+        print(f"{p.name}\t{mode}\tca_sha256={p.ca_sha256}\tin={','.join(p.groups_in)}"
+              f"\tout={','.join(p.groups_out)}\t{share}")  # fmt: skip
+    return 0
+
+
+def _remove(args: argparse.Namespace, config: Config) -> int:
+    partners = _stored(config.data_dir)
+    kept = [p for p in partners if p.name != args.name]
+    if len(kept) == len(partners):
+        raise PartnerError(f"no partner {args.name!r} in {partners_file.path(config.data_dir)}")
+    partners_file.write(config.data_dir, tuple(kept))
+    print(f"removed partner {args.name}; restart the server to drop the link")
+    return 0
+
+
+def _self(args: argparse.Namespace, config: Config) -> int:
+    paths = ensure_pki(config.data_dir / "pki", config.server_names, dt.datetime.now(dt.UTC))
+    ca = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    print(f"ca_file   {paths.ca_cert.resolve()}")
+    print(f"ca_sha256 {fingerprint(ca)}")
+    print(f"address   {config.server_names[0]}:{config.federation_port}")
+    return 0

@@ -1,0 +1,142 @@
+"""CoT event <-> federation ``FederatedEvent`` (reference tak-protocol §6.4), and provenance.
+
+Sans-IO. The whole ``<detail>`` travels in ``GeoEvent.other``; the callsign and directed
+targets are also lifted into their own fields, as the TAK Server does. Which servers an event
+went through travels as ``federateProvenance`` on the wire and, inside this server, as the
+attributes of a ``<_flow-tags_>`` detail element (one per server id, valued with the time it
+passed): a link reads them to never hand an event back to a server it came through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from lxml import etree
+
+from accord.cot.errors import Malformation, MalformedEvent
+from accord.cot.model import MAX_TIME_MS, CotEvent, Point, iso_from_ms
+from accord.cot.xml import DEFAULT_HOW, MAX_DEPTH, inspect_detail, parse_fragment
+from accord.federation.proto import fig_pb2
+
+FLOW_TAGS = "_flow-tags_"
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """An event from a partner, with the servers it came through (oldest first)."""
+
+    event: CotEvent
+    provenance: tuple[str, ...]
+    hops: int  # federateHops.currentHops as sent
+    max_hops: int  # 0 = the sender set no limit
+
+
+def flow_tags(event: CotEvent) -> tuple[str, ...]:
+    """The server ids of the event's ``<_flow-tags_>``, in document order."""
+    if FLOW_TAGS not in event.detail.xml:
+        return ()
+    root = parse_fragment(f"<detail>{event.detail.xml}</detail>")
+    tags = root.find(FLOW_TAGS)
+    return () if tags is None else tuple(str(k) for k in tags.attrib)
+
+
+def to_federated(
+    event: CotEvent, provenance: Iterable[tuple[str, str]], max_hops: int
+) -> fig_pb2.FederatedEvent:
+    """The message for ``event``; ``provenance`` = (server id, name) pairs, ours last."""
+    msg = fig_pb2.FederatedEvent()
+    geo = msg.event
+    geo.sendTime, geo.startTime, geo.staleTime = event.time, event.start, event.stale
+    p = event.point
+    geo.lat, geo.lon, geo.hae, geo.ce, geo.le = p.lat, p.lon, p.hae, p.ce, p.le
+    geo.uid, geo.type, geo.coordSource = event.uid, event.type, event.how
+    geo.access, geo.caveat, geo.releaseableTo = event.access, event.caveat, event.releasable_to
+    detail = event.detail
+    xml = detail.xml
+    if FLOW_TAGS in xml:  # carried as federateProvenance instead
+        root = parse_fragment(f"<detail>{xml}</detail>")
+        for tags in root.findall(FLOW_TAGS):
+            root.remove(tags)
+        xml = "".join(etree.tostring(c, encoding="unicode", with_tail=False) for c in root)
+    geo.other = f"<detail>{xml}</detail>" if xml else ""
+    if detail.contact is not None:
+        geo.screenName = detail.contact.callsign
+    for dest in detail.dests:
+        if dest.kind == "uid":
+            geo.ptpUids.append(dest.value)
+        elif dest.kind == "callsign":
+            geo.ptpCallsigns.append(dest.value)
+        elif dest.kind == "mission":
+            geo.missionNames.append(dest.value)
+    count = 0
+    for server, name in provenance:
+        msg.federateProvenance.add(federationServerId=server, federationServerName=name)
+        count += 1
+    msg.federateHops.maxHops, msg.federateHops.currentHops = max_hops, count
+    return msg
+
+
+def from_federated(
+    msg: fig_pb2.FederatedEvent,
+    *,
+    via: str,
+    now_ms: int,
+    callsign_prefix: str = "",
+    max_depth: int = MAX_DEPTH,
+) -> Received:
+    """Rebuild the event a partner sent; ``via`` is that partner's server id, added to the
+    provenance when it did not name itself. :class:`MalformedEvent` when it is not an event."""
+    if not msg.HasField("event"):
+        raise MalformedEvent("federated message without an event", Malformation.INVALID_EVENT)
+    geo = msg.event
+    if not geo.uid or not geo.type:
+        raise MalformedEvent("federated event without uid or type", Malformation.INVALID_EVENT)
+    for t in (geo.sendTime, geo.startTime, geo.staleTime):
+        if not 0 <= t <= MAX_TIME_MS:
+            raise MalformedEvent("federated event time out of range", Malformation.INVALID_EVENT)
+    provenance = [p.federationServerId for p in msg.federateProvenance if p.federationServerId]
+    if not provenance or provenance[-1] != via:
+        provenance.append(via)
+    root = parse_fragment(geo.other) if geo.other.strip() else etree.Element("detail")
+    if root.tag != "detail":
+        wrapper = etree.Element("detail")
+        wrapper.append(root)
+        root = wrapper
+    contact = root.find("contact")
+    if contact is None and geo.screenName:
+        contact = etree.SubElement(root, "contact", callsign=geo.screenName)
+    if contact is not None and callsign_prefix and contact.get("callsign"):
+        callsign = contact.get("callsign", "")
+        if not callsign.startswith(callsign_prefix):
+            contact.set("callsign", callsign_prefix + callsign)
+    if root.find("track") is None and (geo.speed or geo.course):
+        etree.SubElement(root, "track", speed=repr(geo.speed), course=repr(geo.course))
+    tags = root.find(FLOW_TAGS)
+    if tags is None:
+        tags = etree.SubElement(root, FLOW_TAGS)
+    stamp = iso_from_ms(now_ms)
+    for server in provenance:
+        try:
+            if tags.get(server) is None:
+                tags.set(server, stamp)
+        except ValueError:
+            raise MalformedEvent(
+                f"federation server id {server!r} is not an XML name", Malformation.INVALID_EVENT
+            ) from None
+    detail = inspect_detail(root, max_depth)
+    event = CotEvent(
+        uid=geo.uid,
+        type=geo.type,
+        how=geo.coordSource or DEFAULT_HOW,
+        time=geo.sendTime,
+        start=geo.startTime,
+        stale=geo.staleTime,
+        point=Point(geo.lat, geo.lon, geo.hae, geo.ce, geo.le),
+        detail=detail,
+        access=geo.access,
+        caveat=geo.caveat,
+        releasable_to=geo.releaseableTo,
+    )
+    hops = msg.federateHops
+    return Received(event, tuple(provenance), int(hops.currentHops), int(hops.maxHops))

@@ -1,0 +1,233 @@
+"""One partner link's traffic: a hub party and sink on our side, protobuf frames on theirs.
+
+A :class:`Link` is what the hub delivers to (it is a :class:`~accord.domain.ports.Sink`):
+each event is checked for provenance (never back to a server it came through), passed
+through the :class:`~accord.domain.ports.ReleaseGate`, encoded once as a ``FederatedEvent``
+and queued for the gRPC stream. What the partner sends comes in through :meth:`Link.receive`:
+decoded, deduplicated across links, gated, marked, and submitted to the hub as the link's
+party. The transports (:mod:`accord.federation.transport`) only move the frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from accord.cot.errors import MalformedEvent
+from accord.cot.model import CotEvent, WireFormat
+from accord.cot.outgoing import Outgoing
+from accord.domain.groups import Membership
+from accord.domain.partners import Partner
+from accord.domain.ports import Exchange, LinkJournal, LinkView, ReleaseGate
+from accord.federation.geo import FLOW_TAGS, flow_tags, from_federated, to_federated
+from accord.federation.proto import fig_pb2
+
+log = logging.getLogger("accord.federation")
+
+# Frames waiting for a slow partner before new ones are dropped (and counted); the
+# TAK Server's federate queues are bounded the same way.
+SEND_QUEUE_FRAMES = 10_000
+# Events remembered to drop the second copy of one that reaches us by two paths (a triangle).
+SEEN_EVENTS = 20_000
+# Provenance longer than this is refused (a loop that lost its tags, or a hostile sender).
+MAX_HOPS = 8
+
+
+def backoff_s(attempt: int, rand: Callable[[], float] = random.random) -> float:
+    """Delay before reconnect ``attempt`` (0 = first retry): 0.5 s doubling to 30 s (the TAK
+    Server's reconnectInterval), with full jitter so partners that lost each other together
+    do not all redial in step."""
+    ceiling = min(30.0, 0.5 * 2.0 ** min(attempt, 16))
+    return ceiling / 2 + rand() * ceiling / 2
+
+
+class Seen:
+    """Recently received events across all links, by origin server and event identity."""
+
+    def __init__(self, size: int = SEEN_EVENTS) -> None:
+        self._keys: OrderedDict[tuple[str, str, str, int, int], None] = OrderedDict()
+        self._size = size
+
+    def first(self, origin: str, event: CotEvent) -> bool:
+        """True the first time this event from ``origin`` is offered."""
+        key = (origin, event.uid, event.type, event.time, event.stale)
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return False
+        self._keys[key] = None
+        if len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Own:
+    """This server, as partners see it in provenance."""
+
+    server_id: str
+    name: str
+
+
+class Link:
+    """One partner in one direction ("outgoing": we dial; "incoming": it dials us)."""
+
+    wire_format = WireFormat.PROTOBUF  # unused: the link encodes its own frames
+
+    def __init__(
+        self,
+        partner: Partner,
+        direction: str,
+        *,
+        exchange: Exchange,
+        gate: ReleaseGate,
+        journal: LinkJournal,
+        own: Own,
+        seen: Seen,
+        wall_ms: Callable[[], int],
+    ) -> None:
+        self.partner = partner
+        self.direction = direction
+        self._exchange = exchange
+        self._gate = gate
+        self._journal = journal
+        self._own = own
+        self._seen = seen
+        self._wall_ms = wall_ms
+        membership = Membership(frozenset(partner.groups_in), frozenset(partner.groups_out))
+        self.party = exchange.new_party(
+            membership, f"partner {partner.name} ({direction})", relays=True
+        )
+        self._queue: asyncio.Queue[bytes | None] | None = None
+        self.state = "down"
+        self.since_s = wall_ms() / 1000
+        self.last_error = ""
+        self.events_in = self.events_out = self.withheld = self.dropped = 0
+        self._seq_out = self._seq_in = 0
+
+    # -- state, for the admin API ------------------------------------------------------------
+    def set_state(self, state: str, error: str = "") -> None:
+        if error:
+            self.last_error = error
+        if state != self.state:
+            self.state = state
+            self.since_s = self._wall_ms() / 1000
+            log.info(
+                "partner %s (%s): link %s%s",
+                self.partner.name,
+                self.direction,
+                state,
+                f" ({error})" if error and state != "up" else "",
+            )
+
+    def view(self) -> LinkView:
+        return LinkView(
+            self.partner.name,
+            self.direction,
+            self.state,
+            self.since_s,
+            self.last_error,
+            self.events_in,
+            self.events_out,
+            self.withheld,
+            self.dropped,
+        )
+
+    # -- the stream towards the partner ------------------------------------------------------
+    @property
+    def streaming(self) -> bool:
+        return self._queue is not None
+
+    def open(self) -> None:
+        """The partner's event stream is open: join the hub (it replays the latest SAs)."""
+        self.close("replaced by a new stream")
+        self._queue = asyncio.Queue(SEND_QUEUE_FRAMES)
+        self._exchange.attach(self.party, self)
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        """The frames to send, until the link closes."""
+        queue = self._queue
+        while queue is not None:
+            frame = await queue.get()
+            if frame is None:
+                return
+            yield frame
+
+    def close(self, reason: str, *, abort: bool = False) -> None:
+        """Leave the hub and end the outgoing stream (the hub calls this at shutdown too)."""
+        queue, self._queue = self._queue, None
+        if queue is None:
+            return
+        self._exchange.detach(self.party)
+        while True:  # make room for the end marker: what was queued is not sent any more
+            try:
+                queue.put_nowait(None)
+                return
+            except asyncio.QueueFull:
+                queue.get_nowait()
+
+    def send(self, items: list[Outgoing], data: bytes | None = None) -> int:
+        queue = self._queue
+        if queue is None:
+            return 0
+        taken = 0
+        now_ms = self._wall_ms()
+        for item in items:
+            event = item.event
+            tags = flow_tags(event) if FLOW_TAGS in event.detail.xml else ()
+            if self.partner.server_id in tags:
+                self.dropped += 1  # it came from there (or went round): never back
+                continue
+            released = self._gate.outbound(event, self.partner, now_ms)
+            if released is None:
+                self.withheld += 1
+                continue
+            provenance = [(t, t) for t in tags if t != self._own.server_id]
+            provenance.append((self._own.server_id, self._own.name))
+            frame = to_federated(released, provenance, MAX_HOPS).SerializeToString()
+            if queue.full():
+                self.dropped += 1
+                continue
+            queue.put_nowait(frame)
+            self._seq_out += 1
+            self._journal.released(self.partner.name, self._seq_out, frame)
+            self.events_out += 1
+            taken += 1
+        return taken
+
+    # -- the stream from the partner ---------------------------------------------------------
+    def receive(self, frame: bytes) -> None:
+        """One ``FederatedEvent`` from the partner."""
+        self._seq_in += 1
+        self._journal.received(self.partner.name, self._seq_in, frame)
+        try:
+            msg = fig_pb2.FederatedEvent.FromString(frame)
+            got = from_federated(
+                msg,
+                via=self.partner.server_id,
+                now_ms=self._wall_ms(),
+                callsign_prefix=self.partner.callsign_prefix,
+            )
+        except (DecodeError, MalformedEvent) as exc:
+            self.dropped += 1
+            log.debug("partner %s sent a bad event: %s", self.partner.name, exc)
+            return
+        if (
+            self._own.server_id in got.provenance
+            or len(got.provenance) > MAX_HOPS
+            or (got.max_hops > 0 and got.hops > got.max_hops)
+            or not self._seen.first(got.provenance[0], got.event)
+        ):
+            self.dropped += 1
+            return
+        event = self._gate.inbound(got.event, self.partner, self._wall_ms())
+        if event is None:
+            self.withheld += 1
+            return
+        self.events_in += 1
+        self._exchange.submit(self.party, event)

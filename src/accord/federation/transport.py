@@ -1,0 +1,313 @@
+"""Partner links over gRPC with mutual TLS: the FederatedChannel server and the dialer.
+
+Call sequence (reference tak-protocol §6.3): the dialling side opens ``ClientEventStream``
+with its ``Subscription`` (the accepting side streams its events down it), streams its own
+events up ``ServerEventStream``, and calls ``HealthCheck`` every ``health_s``; the accepting
+side answers SERVING while that peer's event stream is open (else NOT_CONNECTED) and ends
+the stream of a peer silent for ``HEALTH_TIMEOUT_S``. The link is *up* from the first SERVING.
+Group and ROL streams are not opened yet (Accord partners need neither; see CHANGELOG).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+import grpc
+
+from accord.domain.partners import Partner, split_address
+from accord.domain.ports import Exchange, LinkJournal, LinkView, ReleaseGate, Sample
+from accord.federation.link import Link, Own, Seen, backoff_s
+from accord.federation.proto import fig_pb2
+from accord.federation.trust import PinnedCa, TrustError, issued_by, load_pinned
+
+log = logging.getLogger("accord.federation")
+
+SERVICE = "com.atakmap.FederatedChannel"
+HEALTH_S = 3.0  # TAK Server healthCheckIntervalSeconds
+HEALTH_TIMEOUT_S = 15.0  # TAK Server drops client streams without a health check this long
+VERSION = fig_pb2.TakServerVersion(major=5, minor=0, patch=0, branch="accord", variant="accord")
+
+
+def _same(data: bytes) -> bytes:
+    return data
+
+
+def _method(name: str) -> str:
+    return f"/{SERVICE}/{name}"
+
+
+class Federation:
+    """Every partner link of this server; reports to the admin status and /metrics."""
+
+    def __init__(
+        self,
+        partners: Sequence[Partner],
+        *,
+        exchange: Exchange,
+        gate: ReleaseGate,
+        journal: LinkJournal,
+        own: Own,
+        cert_chain: tuple[bytes, bytes],  # our server key and certificate PEM
+        base: Path,  # partner ca_file paths are relative to this
+        wall_ms: Callable[[], int],
+        health_s: float = HEALTH_S,
+    ) -> None:
+        self._key, self._cert = cert_chain
+        self._health_s = health_s
+        self._base = base
+        seen = Seen()
+
+        def link(partner: Partner, direction: str) -> Link:
+            return Link(
+                partner,
+                direction,
+                exchange=exchange,
+                gate=gate,
+                journal=journal,
+                own=own,
+                seen=seen,
+                wall_ms=wall_ms,
+            )
+
+        self.own = own
+        self.incoming = {p.name: link(p, "incoming") for p in partners}
+        self.outgoing = {p.name: link(p, "outgoing") for p in partners if p.address}
+        self._pinned: list[PinnedCa] = []
+        for p in partners:
+            try:
+                self._pinned.append(load_pinned(p, base))
+            except TrustError as exc:
+                log.error("%s", exc)
+                self.incoming[p.name].set_state("down", str(exc))
+        self._last_health: dict[str, float] = {}
+        self._server: grpc.aio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- reporting ---------------------------------------------------------------------------
+    def links(self) -> list[LinkView]:
+        return [link.view() for link in (*self.outgoing.values(), *self.incoming.values())]
+
+    def samples(self) -> list[Sample]:
+        out: list[Sample] = []
+        for v in self.links():
+            labels = (("partner", v.partner), ("direction", v.direction))
+            values = (
+                ("federation_link_up", "gauge", "1 while the link is up", v.state == "up"),
+                ("federation_events_in_total", "counter", "events let in", v.events_in),
+                ("federation_events_out_total", "counter", "events sent", v.events_out),
+                ("federation_withheld_total", "counter", "refused by the gate", v.withheld),
+                ("federation_dropped_total", "counter", "loop, duplicate, bad, full", v.dropped),
+            )
+            out += [Sample(n, k, h, float(x), labels) for n, k, h, x in values]  # type: ignore[arg-type]
+        return out
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self, bind: str, port: int, *, listen: bool = True) -> int | None:
+        """Dial the partners with an address; listen for the others on ``port`` (0 = any)
+        when ``listen`` and any CA is pinned. Return the port bound, or None."""
+        loop = asyncio.get_running_loop()
+        for link in self.outgoing.values():
+            self._tasks.append(loop.create_task(self._dial(link)))
+        if not listen or not self._pinned:
+            return None
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((self._handlers(),))
+        creds = grpc.ssl_server_credentials(
+            [(self._key, self._cert)],
+            root_certificates=b"".join(ca.pem for ca in self._pinned),
+            require_client_auth=True,
+        )
+        bound = server.add_secure_port(f"{bind}:{port}", creds)
+        if not bound:
+            raise OSError(f"cannot listen for partners on {bind}:{port}")
+        await server.start()
+        self._server = server
+        return bound
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for link in (*self.incoming.values(), *self.outgoing.values()):
+            link.close("server shutting down")
+        if self._server is not None:
+            await self._server.stop(1.0)
+            self._server = None
+
+    # -- accepting ---------------------------------------------------------------------------
+    def _handlers(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "ClientEventStream": grpc.unary_stream_rpc_method_handler(
+                    self._client_event_stream,
+                    request_deserializer=fig_pb2.Subscription.FromString,
+                    response_serializer=_same,
+                ),
+                "ServerEventStream": grpc.stream_unary_rpc_method_handler(
+                    self._server_event_stream,
+                    request_deserializer=_same,
+                    response_serializer=fig_pb2.Subscription.SerializeToString,
+                ),
+                "HealthCheck": grpc.unary_unary_rpc_method_handler(
+                    self._health_check,
+                    request_deserializer=fig_pb2.ClientHealth.FromString,
+                    response_serializer=fig_pb2.ServerHealth.SerializeToString,
+                ),
+            },
+        )
+
+    async def _peer(self, context: grpc.aio.ServicerContext[object, object]) -> Link:
+        """The incoming link of the partner whose pinned CA issued the caller's certificate."""
+        certs = list(context.auth_context().get("x509_pem_cert", ()))
+        ca = issued_by(certs[0], self._pinned) if certs else None
+        if ca is None:
+            log.warning(
+                "refused a federation call from %s: not issued by a pinned CA", context.peer()
+            )
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED, "certificate not from a pinned partner CA"
+            )
+        assert ca is not None  # abort raises
+        return self.incoming[ca.partner.name]  # fmt: skip
+
+    def _subscription(self) -> fig_pb2.Subscription:
+        sub = fig_pb2.Subscription(version=VERSION)
+        sub.identity.name, sub.identity.uid = self.own.name, self.own.server_id
+        sub.identity.serverId = self.own.server_id
+        sub.identity.type = fig_pb2.Identity.FEDERATION_TAK_SERVER
+        return sub
+
+    async def _client_event_stream(
+        self, request: fig_pb2.Subscription, context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncIterator[bytes]:
+        link = await self._peer(context)
+        loop = asyncio.get_running_loop()
+        self._last_health[link.partner.name] = loop.time()
+        link.open()
+        link.set_state("up")
+        frames = link.frames()
+        try:
+            while True:
+                silent = loop.time() - self._last_health.get(link.partner.name, 0.0)
+                if silent > HEALTH_TIMEOUT_S:
+                    link.set_state("down", f"no health check for {silent:.0f} s")
+                    return
+                try:
+                    frame = await asyncio.wait_for(anext(frames), HEALTH_TIMEOUT_S / 3)
+                except TimeoutError:
+                    continue
+                except StopAsyncIteration:
+                    return
+                yield frame
+        finally:
+            if link.streaming:
+                link.close("partner stream ended")
+                link.set_state("down", "partner closed its event stream")
+
+    async def _server_event_stream(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[object, object]
+    ) -> fig_pb2.Subscription:
+        link = await self._peer(context)
+        async for frame in requests:
+            link.receive(frame)
+        return self._subscription()
+
+    async def _health_check(
+        self, request: fig_pb2.ClientHealth, context: grpc.aio.ServicerContext[object, object]
+    ) -> fig_pb2.ServerHealth:
+        link = await self._peer(context)
+        self._last_health[link.partner.name] = asyncio.get_running_loop().time()
+        status = (
+            fig_pb2.ServerHealth.SERVING if link.streaming else fig_pb2.ServerHealth.NOT_CONNECTED
+        )
+        return fig_pb2.ServerHealth(status=status)  # fmt: skip
+
+    # -- dialling ----------------------------------------------------------------------------
+    async def _dial(self, link: Link) -> None:
+        """Keep the link to ``link.partner`` up: connect, run, back off, again."""
+        attempt = 0
+        while True:
+            link.set_state("connecting")
+            try:
+                if await self._connect(link):
+                    attempt = 0
+            except TrustError as exc:
+                link.set_state("down", str(exc))
+            except grpc.aio.AioRpcError as exc:
+                link.set_state("down", f"{exc.code().name}: {exc.details()}")
+            except OSError as exc:
+                link.set_state("down", str(exc))
+            finally:
+                link.close("link lost")
+            if link.state != "down":
+                link.set_state("down", link.last_error or "stream ended")
+            await asyncio.sleep(backoff_s(attempt))
+            attempt += 1
+
+    async def _connect(self, link: Link) -> bool:
+        """One connection; returns when it ends (True if it had come up)."""
+        partner = link.partner
+        ca = load_pinned(partner, self._base)
+        host, port = split_address(partner.address)
+        creds = grpc.ssl_channel_credentials(ca.pem, self._key, self._cert)
+        came_up = False
+        async with grpc.aio.secure_channel(f"{host}:{port}", creds) as channel:
+            down = channel.unary_stream(
+                _method("ClientEventStream"),
+                request_serializer=fig_pb2.Subscription.SerializeToString,
+                response_deserializer=_same,
+            )(self._subscription())
+            up = channel.stream_unary(
+                _method("ServerEventStream"),
+                request_serializer=_same,
+                response_deserializer=fig_pb2.Subscription.FromString,
+            )
+            health = channel.unary_unary(
+                _method("HealthCheck"),
+                request_serializer=fig_pb2.ClientHealth.SerializeToString,
+                response_deserializer=fig_pb2.ServerHealth.FromString,
+            )
+            link.open()
+            up_call = up(link.frames())
+
+            async def receive() -> None:
+                async for frame in down:
+                    link.receive(frame)
+
+            async def keep_alive() -> None:
+                nonlocal came_up
+                ping = fig_pb2.ClientHealth(status=fig_pb2.ClientHealth.SERVING)
+                while True:
+                    reply = await health(ping, timeout=max(self._health_s, 1.0) * 3)
+                    if reply.status == fig_pb2.ServerHealth.SERVING:
+                        came_up = True
+                        link.set_state("up")
+                        await asyncio.sleep(self._health_s)
+                    else:  # its side of our stream is not there yet
+                        await asyncio.sleep(min(0.1, self._health_s))
+
+            async def send() -> None:
+                await up_call
+
+            tasks = [asyncio.create_task(f()) for f in (receive, keep_alive, send)]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                        await task
+            for task in done:
+                exc = task.exception()
+                if exc is not None:
+                    raise exc
+            link.last_error = "partner ended the stream"
+        return came_up

@@ -1,0 +1,32 @@
+"""``accord partner``: add pins the CA file's fingerprint, list shows, remove forgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from accord.cli import main
+from accord.federation import partners_file
+
+
+def test_partner_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    assert main(["partner", "self", "--data-dir", str(theirs)]) == 0
+    printed = capsys.readouterr().out
+    pin = printed.split("ca_sha256 ")[1].split()[0]
+    ca = theirs / "pki" / "ca.pem"
+    wrong = "00" * 32
+    assert main(["partner", "add", "org-b", "--ca", str(ca), "--sha256", wrong,
+                 "--data-dir", str(ours)]) == 2  # fmt: skip
+    assert "do not add it" in capsys.readouterr().err
+    assert main(["partner", "add", "org-b", "--ca", str(ca), "--sha256", pin, "--address",
+                 "127.0.0.1:9001", "--share-all", "--data-dir", str(ours)]) == 0  # fmt: skip
+    (partner,) = partners_file.read(ours)
+    assert partner.ca_sha256 == pin
+    assert partner.callsign_prefix == "[org-b] "
+    assert Path(partner.ca_file).read_bytes() == ca.read_bytes()
+    assert main(["partner", "list", "--data-dir", str(ours)]) == 0
+    assert "org-b\tdials 127.0.0.1:9001" in capsys.readouterr().out
+    assert main(["partner", "remove", "org-b", "--data-dir", str(ours)]) == 0
+    assert partners_file.read(ours) == ()

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp
 from accord.api.enrollment import Enrollment, build_app
 from accord.api.marti import MartiState
 from accord.api.marti import build_app as build_marti
+from accord.api.packages import PackageSettings, package_routes
 from accord.api.peers import PeerCertificates
 from accord.config import Config, ConfigError
 from accord.cot.connection import Limits
@@ -42,6 +43,7 @@ from accord.server.session import SessionSettings
 from accord.server.signin import Authenticate, password_check
 from accord.server.udp import UdpInput, multicast_socket
 from accord.server.watch import Identities, tls_context, watch_identity
+from accord.store.blobs import Blobs, collect_garbage
 from accord.store.contract import Store, StoreError
 from accord.store.opening import open_store
 
@@ -241,7 +243,11 @@ async def _serve_http(
 
 
 def _marti_app(
-    running: Running, config: Config, identities: Identities, peers: PeerCertificates
+    running: Running,
+    config: Config,
+    identities: Identities,
+    peers: PeerCertificates,
+    blobs: Blobs,
 ) -> ASGIApp:
     default = Membership.both(config.tls_default_groups)
 
@@ -256,6 +262,18 @@ def _marti_app(
 
     state = MartiState(running.hub, caller, config.server_names[0])
     extra: list[BaseRoute] = []  # the routes of the other API modules, each added below
+    assert running.store is not None  # opened before any listener
+    extra += package_routes(
+        running.store,
+        blobs,
+        caller,
+        PackageSettings(
+            hostname=config.server_names[0],
+            max_bytes=config.max_package_bytes,
+            now_ms=lambda: int(time.time() * 1000),
+            submitter=lambda request: identity_from_peercert(peers.of(request)).cn,
+        ),
+    )
     return build_marti(state, extra)
 
 
@@ -283,6 +301,21 @@ async def _start_udp(running: Running, config: Config, port: int) -> None:
             lambda: UdpInput(hub, party, limits), sock=sock
         )
         running.transports.append(transport)
+
+
+async def _open_blobs(config: Config, store: Store) -> Blobs:
+    """The data package files; those a crash left without metadata are removed."""
+    try:
+        blobs = await Blobs.open(config.data_dir / "packages")
+        removed = await collect_garbage(blobs, store)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot use {config.data_dir / 'packages'}: {exc.strerror}; "
+            "check its permissions or choose another --data-dir"
+        ) from None
+    if removed:
+        log.info("removed %d package files that had no metadata", removed)
+    return blobs
 
 
 def _ensure_pki(config: Config) -> PkiPaths:
@@ -317,6 +350,7 @@ async def start(config: Config, *, any_port: bool = False) -> Running:
             running.store = await open_store(config.database_url, config.data_dir)
         except StoreError as exc:
             raise StartupError(str(exc)) from None
+        blobs = await _open_blobs(config, running.store)
         if config.tcp_port:
             await _start_tcp(running, config, port(config.tcp_port))
         identities = Identities(load_groups_file(config.groups_file), UserStore(config.data_dir))
@@ -329,7 +363,7 @@ async def start(config: Config, *, any_port: bool = False) -> Running:
             await _serve_http(
                 running,
                 config,
-                _marti_app(running, config, identities, peers),
+                _marti_app(running, config, identities, peers, blobs),
                 tls_context(pki),
                 ("https", port(config.https_port), config.https_port, "--https-port"),
                 peers.protocol_class(),

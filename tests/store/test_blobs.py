@@ -78,6 +78,21 @@ async def test_the_expected_hash_is_accepted_when_it_matches(tmp_path: Path) -> 
         assert await writer.finish(expected=DIGEST) == DIGEST
 
 
+async def test_a_sealed_blob_has_its_name_only_once_published(tmp_path: Path) -> None:
+    blobs = await Blobs.open(tmp_path)
+    async with await blobs.writer(max_bytes=len(DATA)) as writer:
+        await writer.write(DATA)
+        assert await writer.seal() == DIGEST
+        assert await blobs.size(DIGEST) is None
+        assert await writer.publish() == DIGEST
+    assert await blobs.size(DIGEST) == len(DATA)
+    async with await blobs.writer(max_bytes=10) as dropped:
+        await dropped.write(b"sealed")
+        await dropped.seal()
+    assert await blobs.hashes() == [DIGEST]  # sealed but never published: gone
+    assert temp_files(tmp_path) == []
+
+
 async def test_the_limit_is_enforced_while_streaming(tmp_path: Path) -> None:
     blobs = await Blobs.open(tmp_path)
     async with await blobs.writer(max_bytes=100_000) as writer:

@@ -133,13 +133,15 @@ class Blobs:
 
 
 class BlobWriter:
-    """One blob being written. ``write`` the bytes, then ``finish``; or ``abort``."""
+    """One blob being written. ``write`` the bytes, then ``finish`` (or ``seal`` and
+    ``publish``); ``abort`` (or leaving the ``async with`` block) drops it unless published."""
 
     def __init__(self, blobs: Blobs, temp: Path, handle: BinaryIO, max_bytes: int) -> None:
         self._blobs = blobs
         self._temp = temp
         self._handle: BinaryIO | None = handle
         self._closed = False
+        self._digest: str | None = None  # set once sealed
         self._max = max_bytes
         self._sha = hashlib.sha256()
         self._pending = bytearray()
@@ -154,7 +156,7 @@ class BlobWriter:
     async def write(self, data: bytes) -> None:
         """Accept the next bytes; BlobTooLarge once the total passes the limit (the writer is
         aborted then)."""
-        if self._closed:
+        if self._closed or self._digest is not None:
             raise BlobError("the writer is closed")
         self.size += len(data)
         if self.size > self._max:
@@ -177,9 +179,15 @@ class BlobWriter:
         await asyncio.to_thread(work)
 
     async def finish(self, expected: str | None = None) -> str:
-        """Make the blob durable under its hash and return the hash. With ``expected``, a
-        different hash raises HashMismatch and nothing is kept."""
-        if self._closed:
+        """:meth:`seal` then :meth:`publish`: the blob is durable under its hash, returned."""
+        await self.seal(expected)
+        return await self.publish()
+
+    async def seal(self, expected: str | None = None) -> str:
+        """Write out and fsync the bytes; return their hash. With ``expected``, a different
+        hash raises HashMismatch and nothing is kept. The slow half of finishing: callers
+        that serialise publishing keep it outside their lock."""
+        if self._closed or self._digest is not None:
             raise BlobError("the writer is closed")
         try:
             await self._flush()
@@ -188,12 +196,25 @@ class BlobWriter:
                 raise HashMismatch(expected, actual)
             handle, self._handle = self._handle, None
             assert handle is not None
-            await asyncio.to_thread(_commit, handle, self._temp, self._blobs.path(actual))
+            await asyncio.to_thread(_sync_and_close, handle)
+        except BaseException:
+            await self.abort()
+            raise
+        self._digest = actual
+        return actual
+
+    async def publish(self) -> str:
+        """Rename the sealed bytes to their hash and fsync the directory; return the hash."""
+        digest = self._digest
+        if self._closed or digest is None:
+            raise BlobError("seal the writer before publishing it")
+        try:
+            await asyncio.to_thread(_rename_into_place, self._temp, self._blobs.path(digest))
         except BaseException:
             await self.abort()
             raise
         self._closed = True
-        return actual
+        return digest
 
     async def abort(self) -> None:
         """Drop what was written; does nothing once finished or aborted."""
@@ -249,12 +270,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _commit(handle: BinaryIO, temp: Path, target: Path) -> None:
-    """fsync the bytes, rename them to their name, fsync the directory (in a thread)."""
+def _sync_and_close(handle: BinaryIO) -> None:
     try:
         os.fsync(handle.fileno())
     finally:
         handle.close()
+
+
+def _rename_into_place(temp: Path, target: Path) -> None:
+    """Give the fsynced ``temp`` its name, durably (in a thread)."""
     folder = target.parent
     if not folder.is_dir():
         folder.mkdir(exist_ok=True)

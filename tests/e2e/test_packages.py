@@ -523,6 +523,41 @@ async def test_bad_searches_and_deletes_are_refused_with_a_reason(server: Server
             assert "hash" in answer.json()["error"]
 
 
+def open_blob_files(server: Server, digest: str) -> list[str]:
+    """The file descriptors of this process (the server runs in it) open on the blob."""
+    blob = str(server.config.data_dir / "packages" / digest[:2] / digest)
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == blob:
+                found.append(fd)
+        except OSError:
+            continue
+    return found
+
+
+async def test_a_download_the_client_abandons_stops_and_closes_the_file(server: Server) -> None:
+    data = package_bytes(8_000_000, seed=2)
+    digest = sha256(data)
+    async with https(server, "alpha") as http:
+        await commo_upload(http, data)
+    cert, key = server.client_cert("quitter")
+    ctx = ssl.create_default_context(cafile=str(server.pki.ca_cert))
+    ctx.load_cert_chain(cert, key)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port("https"), ssl=ctx)
+    writer.write(f"GET /Marti/sync/content?hash={digest} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await reader.readuntil(b"\r\n\r\n")
+    await reader.read(65536)  # then stop reading: the server is held by flow control
+    await asyncio.sleep(0.1)
+    assert open_blob_files(server, digest) != []
+    writer.transport.abort()
+    async with asyncio.timeout(5):
+        while open_blob_files(server, digest):
+            await asyncio.sleep(0.02)
+    async with https(server, "alpha") as http:
+        assert (await http.get("/Marti/sync/content", params={"hash": digest})).content == data
+
+
 # -- durability and memory -------------------------------------------------------------------
 async def test_what_was_acknowledged_survives_a_restart(make_server: ServerFactory) -> None:
     server = await make_server()

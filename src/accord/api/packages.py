@@ -436,7 +436,9 @@ async def _receive(
 
 # -- download --------------------------------------------------------------------------------
 class _BlobResponse(Response):
-    """Streams ``length`` bytes of an open blob from ``offset`` and always closes it."""
+    """Streams ``length`` bytes of an open blob from ``offset``; stops when the client goes
+    away (uvicorn drops what is sent after that, so reading on would only waste the disk) and
+    always closes the blob."""
 
     def __init__(
         self,
@@ -454,21 +456,34 @@ class _BlobResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": self.status_code,
-                    "headers": self.raw_headers,
-                }
-            )
-            if not self.head:
-                async for chunk in self.reader.chunks(self.offset, self.length):
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError:
-            raise ClientDisconnect() from None
+            streaming = asyncio.ensure_future(self._stream(send))
+            leaving = asyncio.ensure_future(_disconnect(receive))
+            try:
+                await asyncio.wait((streaming, leaving), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (streaming, leaving):
+                    task.cancel()
+                await asyncio.gather(streaming, leaving, return_exceptions=True)
+            error = None if streaming.cancelled() else streaming.exception()
+            if isinstance(error, OSError):
+                raise ClientDisconnect() from error
+            if error is not None:
+                raise error
         finally:
             await self.reader.close()
+
+    async def _stream(self, send: Send) -> None:
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send({**start, "headers": self.raw_headers})
+        if not self.head:
+            async for chunk in self.reader.chunks(self.offset, self.length):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 # -- the routes ------------------------------------------------------------------------------

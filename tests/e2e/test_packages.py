@@ -57,10 +57,23 @@ async def assert_nothing_stored(server: Server) -> None:
     assert package_files(server) == []
 
 
+async def raw_https(
+    server: Server, name: str, port: int | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A bare TLS connection to the HTTPS port with a client certificate, for what httpx will
+    not do (stop mid-body, stop reading). Bounded: pytest-timeout cannot interrupt uvloop."""
+    cert, key = server.client_cert(name)
+    ctx = ssl.create_default_context(cafile=str(server.pki.ca_cert))
+    ctx.load_cert_chain(cert, key)
+    async with asyncio.timeout(10):
+        return await asyncio.open_connection("127.0.0.1", port or server.port("https"), ssl=ctx)
+
+
 async def tls_client(server: Server, name: str, group: str | None = None) -> CotClient:
     cert, key = server.client_cert(name, group)
     ctx = client_tls_context(cert, key, server.pki.ca_cert)
-    return await CotClient.connect(server.port("tls"), tls=ctx)
+    async with asyncio.timeout(10):
+        return await CotClient.connect(server.port("tls"), tls=ctx)
 
 
 # -- the ATAK flow ---------------------------------------------------------------------------
@@ -310,7 +323,7 @@ async def test_delete_removes_metadata_and_bytes(server: Server) -> None:
 BAD_HASH = "not-a-hash/../../etc/passwd"
 
 
-BAD_UPLOADS: list[tuple[dict[str, Any], bool, int, str]] = [
+BAD_UPLOADS: list[tuple[dict[str, Any], bool | None, int, str]] = [
     ({"hash": BAD_HASH}, True, 400, "hash must be a sha256"),
     ({"hash": "0" * 64}, True, 400, "not to the hash given " + "0" * 64),
     ({"filename": None}, True, 400, "the filename parameter is required"),
@@ -319,6 +332,7 @@ BAD_UPLOADS: list[tuple[dict[str, Any], bool, int, str]] = [
     ({"tool": "pub lic"}, True, 400, "tool must be a word"),
     ({"creatorUid": "a\nb"}, True, 400, "creatorUid must be"),
     ({}, False, 400, "no file in the form"),
+    ({}, None, 400, "the file in the form is empty"),
 ]
 
 
@@ -328,9 +342,10 @@ async def test_bad_uploads_are_refused_with_a_reason_and_store_nothing(server: S
         for params, files, status, reason in BAD_UPLOADS:
             query = {"hash": sha256(data), "filename": "p.zip", "creatorUid": "ANDROID-x", **params}
             query = {k: v for k, v in query.items() if v is not None}
-            form = (
-                {"assetfile": ("p.zip", data, ZIP)} if files else {"note": (None, b"no file here")}
-            )
+            if files is None:
+                form = {"assetfile": ("p.zip", b"", ZIP)}
+            else:
+                form = {"assetfile": ("p.zip", data, ZIP)} if files else {"note": (None, b"text")}
             answer = await http.post("/Marti/sync/missionupload", params=query, files=form)
             assert answer.status_code == status, params
             assert reason in answer.json()["error"], params
@@ -344,7 +359,16 @@ async def test_a_path_in_the_filename_is_only_a_display_name(server: Server) -> 
         assert answer.status_code == 200
         (entry,) = (await http.get("/Marti/sync/search")).json()["results"]
         assert entry["Name"] == "x.zip"
-    assert [p.name for p in package_files(server)] == [sha256(data)]
+        fetched = await http.get("/Marti/sync/content", params={"hash": sha256(data)})
+        assert fetched.headers["content-disposition"] == 'inline; filename="x.zip"'
+        other = package_bytes(seed=1)
+        await commo_upload(http, other, name='карта "north".zip')
+        named = await http.get("/Marti/sync/content", params={"hash": sha256(other)})
+        assert named.headers["content-disposition"] == (
+            'inline; filename="_____ _north_.zip"; '
+            "filename*=UTF-8''%D0%BA%D0%B0%D1%80%D1%82%D0%B0%20%22north%22.zip"
+        )
+    assert sorted(p.name for p in package_files(server)) == sorted([sha256(data), sha256(other)])
     assert not (server.config.data_dir.parent / "tmp").exists()
 
 
@@ -403,10 +427,7 @@ async def test_a_form_without_its_closing_boundary_is_refused(server: Server) ->
 
 
 async def test_a_client_that_goes_away_mid_upload_leaves_nothing(server: Server) -> None:
-    cert, key = server.client_cert("quitter")
-    ctx = ssl.create_default_context(cafile=str(server.pki.ca_cert))
-    ctx.load_cert_chain(cert, key)
-    _, writer = await asyncio.open_connection("127.0.0.1", server.port("https"), ssl=ctx)
+    _, writer = await raw_https(server, "quitter")
     part = (
         b'--B\r\nContent-Disposition: form-data; name="assetfile"; filename="p.zip"\r\n\r\n'
         + package_bytes(3_000_000)
@@ -416,7 +437,8 @@ async def test_a_client_that_goes_away_mid_upload_leaves_nothing(server: Server)
         b"Content-Type: multipart/form-data; boundary=B\r\n"
         b"Content-Length: 9000000\r\n\r\n" + part
     )
-    await writer.drain()
+    async with asyncio.timeout(10):
+        await writer.drain()
     await asyncio.sleep(0.2)  # the server is streaming it into a temporary file now
     writer.close()
     async with asyncio.timeout(5):
@@ -541,13 +563,11 @@ async def test_a_download_the_client_abandons_stops_and_closes_the_file(server: 
     digest = sha256(data)
     async with https(server, "alpha") as http:
         await commo_upload(http, data)
-    cert, key = server.client_cert("quitter")
-    ctx = ssl.create_default_context(cafile=str(server.pki.ca_cert))
-    ctx.load_cert_chain(cert, key)
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port("https"), ssl=ctx)
+    reader, writer = await raw_https(server, "quitter")
     writer.write(f"GET /Marti/sync/content?hash={digest} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    await reader.readuntil(b"\r\n\r\n")
-    await reader.read(65536)  # then stop reading: the server is held by flow control
+    async with asyncio.timeout(5):
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.read(65536)  # then stop reading: the server is held by flow control
     await asyncio.sleep(0.1)
     assert open_blob_files(server, digest) != []
     writer.transport.abort()
@@ -585,20 +605,16 @@ async def test_what_was_acknowledged_survives_a_restart(make_server: ServerFacto
 async def fetch_flow_controlled(server: Server, name: str, url: str) -> str:
     """GET ``url`` on a plain asyncio stream (which stops reading while its buffer is full, where
     httpx's transport keeps every byte the server sends) and return the body's sha256."""
-    cert, key = server.client_cert(name)
-    ctx = ssl.create_default_context(cafile=str(server.pki.ca_cert))
-    ctx.load_cert_chain(cert, key)
     target = httpx.URL(url)
-    reader, writer = await asyncio.open_connection(target.host, target.port, ssl=ctx)
+    reader, writer = await raw_https(server, name, target.port)
     path = target.raw_path.decode()
-    writer.write(
-        f"GET {path} HTTP/1.1\r\nHost: {target.host}\r\nConnection: close\r\n\r\n".encode()
-    )
-    head = await reader.readuntil(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 "), head
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
     digest = hashlib.sha256()
-    while chunk := await reader.read(65536):
-        digest.update(chunk)
+    async with asyncio.timeout(60):
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        while chunk := await reader.read(65536):
+            digest.update(chunk)
     writer.close()
     return digest.hexdigest()
 

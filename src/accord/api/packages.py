@@ -397,6 +397,8 @@ async def _receive_multipart(
         raise Refused(400, "the multipart body ended before its closing boundary: upload cut off")
     if not part.found:
         raise Refused(400, "no file in the form: send it as the part named assetfile")
+    if writer.size == 0:
+        raise Refused(400, "the file in the form is empty")
     return part.upload
 
 

@@ -43,7 +43,7 @@ from accord.server.session import SessionSettings
 from accord.server.signin import Authenticate, password_check
 from accord.server.udp import UdpInput, multicast_socket
 from accord.server.watch import Identities, tls_context, watch_identity
-from accord.store.blobs import Blobs, collect_garbage
+from accord.store.blobs import ORPHANS_DIR, Blobs, set_aside_orphans
 from accord.store.contract import Store, StoreError
 from accord.store.opening import open_store
 
@@ -304,17 +304,22 @@ async def _start_udp(running: Running, config: Config, port: int) -> None:
 
 
 async def _open_blobs(config: Config, store: Store) -> Blobs:
-    """The data package files; those a crash left without metadata are removed."""
+    """The data package files; those without metadata (a crash) are set aside."""
     try:
         blobs = await Blobs.open(config.data_dir / "packages")
-        removed = await collect_garbage(blobs, store)
+        moved = await set_aside_orphans(blobs, store)
     except OSError as exc:
         raise StartupError(
             f"cannot use {config.data_dir / 'packages'}: {exc.strerror}; "
             "check its permissions or choose another --data-dir"
         ) from None
-    if removed:
-        log.info("removed %d package files that had no metadata", removed)
+    if moved:
+        log.warning(
+            "moved %d package files that no package in the database names to %s; delete them "
+            "if no package is missing (else check database_url)",
+            moved,
+            blobs.root / ORPHANS_DIR,
+        )
     return blobs
 
 

@@ -16,7 +16,7 @@ from accord.store.blobs import (
     BlobTooLarge,
     HashMismatch,
     check_hash,
-    collect_garbage,
+    set_aside_orphans,
 )
 from accord.store.contract import Store
 from accord.store.records import Package
@@ -190,11 +190,15 @@ async def test_only_hash_names_reach_the_filesystem(tmp_path: Path, name: str) -
             await call(name)
 
 
-async def test_garbage_is_the_blobs_no_package_names(tmp_path: Path, store: Store) -> None:
+async def test_blobs_no_package_names_are_set_aside_not_deleted(
+    tmp_path: Path, store: Store
+) -> None:
     blobs = await Blobs.open(tmp_path / "packages")
     kept = await store_bytes(blobs, b"described")
     orphan = await store_bytes(blobs, b"crash between bytes and metadata")
     await store.add_package(Package(hash=kept, name="kept.zip", size=9))
-    assert await collect_garbage(blobs, store) == 1
+    assert await set_aside_orphans(blobs, store) == 1
     assert await blobs.hashes() == [kept]
     assert await blobs.size(orphan) is None
+    assert (blobs.root / "orphans" / orphan).read_bytes() == b"crash between bytes and metadata"
+    assert await set_aside_orphans(blobs, store) == 0  # the set-aside files are not blobs

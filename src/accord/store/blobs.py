@@ -290,12 +290,25 @@ def _rename_into_place(temp: Path, target: Path) -> None:
     _fsync_dir(folder)
 
 
-async def collect_garbage(blobs: Blobs, store: Store) -> int:
-    """Remove blobs no package names (left when a crash fell between storing the bytes and
-    committing their metadata, or between deleting the two); return how many went. Run it
-    before uploads are served."""
-    removed = 0
+ORPHANS_DIR = "orphans"  # under the blob root: files set aside, never served
+
+
+async def set_aside_orphans(blobs: Blobs, store: Store) -> int:
+    """Move blobs no package names into ``<root>/orphans/``; return how many moved. Run it
+    before uploads are served.
+
+    A crash between storing the bytes and committing their metadata (or between deleting the
+    two) leaves such a file. They are moved, not deleted: a database_url pointing at the wrong
+    or a restored database would otherwise cost every newer package its bytes. Whoever looks
+    after the server deletes them once nothing is missing."""
+    moved = 0
     for hash in await blobs.hashes():
-        if await store.package(hash) is None and await blobs.delete(hash):
-            removed += 1
-    return removed
+        if await store.package(hash) is None:
+            await asyncio.to_thread(_move_aside, blobs.path(hash), blobs.root / ORPHANS_DIR)
+            moved += 1
+    return moved
+
+
+def _move_aside(path: Path, folder: Path) -> None:
+    folder.mkdir(exist_ok=True)
+    os.replace(path, folder / path.name)

@@ -29,6 +29,7 @@ from accord.api.enrollment import Enrollment, build_app
 from accord.api.history import history_routes
 from accord.api.marti import Caller, MartiState
 from accord.api.marti import build_app as build_marti
+from accord.api.packages import PackageSettings, package_routes
 from accord.api.peers import PeerCertificates
 from accord.api.video import video_routes
 from accord.bridges.mavlink import MavlinkBridge
@@ -64,6 +65,7 @@ from accord.server.session import SessionSettings
 from accord.server.signin import Authenticate, password_check
 from accord.server.udp import UdpInput, multicast_socket
 from accord.server.watch import Identities, tls_context, watch_identity
+from accord.store.blobs import ORPHANS_DIR, Blobs, set_aside_orphans
 from accord.store.contract import Store, StoreError
 from accord.store.opening import open_store
 from accord.store.records import to_event
@@ -295,12 +297,25 @@ def _marti_app(
     caller: Caller,
     principal: Callable[[Request], str | None],
     more: Sequence[BaseRoute] = (),
+    blobs: Blobs | None = None,
 ) -> ASGIApp:
     state = MartiState(running.hub, caller, config.server_names[0], principal)
     extra: list[BaseRoute] = [*more]  # the routes of the other API modules, each added below
     if running.store is not None:
         extra += history_routes(running.store, running.hub, caller, _wall_ms)
         extra += video_routes(running.store, caller)
+        if blobs is not None:
+            extra += package_routes(
+                running.store,
+                blobs,
+                caller,
+                PackageSettings(
+                    hostname=config.server_names[0],
+                    max_bytes=config.max_package_bytes,
+                    now_ms=_wall_ms,
+                    submitter=lambda request: principal(request) or "",
+                ),
+            )
     return build_marti(state, extra)
 
 
@@ -514,6 +529,26 @@ async def _start_store(running: Running, config: Config) -> None:
     running.tasks.append(asyncio.get_running_loop().create_task(archiver.run()))
 
 
+async def _open_blobs(config: Config, store: Store) -> Blobs:
+    """The data package files; those without metadata (a crash) are set aside."""
+    try:
+        blobs = await Blobs.open(config.data_dir / "packages")
+        moved = await set_aside_orphans(blobs, store)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot use {config.data_dir / 'packages'}: {exc.strerror}; "
+            "check its permissions or choose another --data-dir"
+        ) from None
+    if moved:
+        log.warning(
+            "moved %d package files that no package in the database names to %s; delete them "
+            "if no package is missing (else check database_url)",
+            moved,
+            blobs.root / ORPHANS_DIR,
+        )
+    return blobs
+
+
 def _ensure_pki(config: Config) -> PkiPaths:
     try:
         return ensure_pki(config.data_dir / "pki", config.server_names, dt.datetime.now(dt.UTC))
@@ -594,6 +629,8 @@ async def start(
     running = Running(hub, counters)
     try:
         await _start_store(running, config)
+        assert running.store is not None
+        blobs = await _open_blobs(config, running.store)
         if config.tcp_port:
             await _start_tcp(running, config, port(config.tcp_port))
         identities = Identities(load_groups_file(config.groups_file), UserStore(config.data_dir))
@@ -612,6 +649,7 @@ async def start(
                     *_certificate_caller(config, identities, peers),
                     # The admin API only where callers are certificates, never on plain HTTP.
                     admin.routes(_admin_state(running, config, identities, peers)),
+                    blobs,
                 ),
                 tls_context(pki),
                 ("https", port(config.https_port), config.https_port, "--https-port"),
@@ -646,7 +684,7 @@ async def start(
             await _serve_http(
                 running,
                 config,
-                _marti_app(running, config, *_password_caller(config)),
+                _marti_app(running, config, *_password_caller(config), blobs=blobs),
                 None,
                 ("http", port(config.http_port), config.http_port, "--http-port"),
             )

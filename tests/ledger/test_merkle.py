@@ -88,10 +88,14 @@ def test_subtree_inclusion_vector(path: Path) -> None:
     v = _load(path)
     failed = _outcome(
         lambda: verify_subtree_inclusion(
-            v["leafIdx"], v["start"], v["end"], _b(v["leafHash"]), _proof(v["proof"]),
+            v["leafIdx"],
+            v["start"],
+            v["end"],
+            _b(v["leafHash"]),
+            _proof(v["proof"]),
             _b(v["root"]),
         )
-    )  # fmt: skip
+    )
     assert failed == v["wantErr"], v["desc"]
 
 
@@ -132,8 +136,16 @@ def _mth(leaves: list[bytes]) -> bytes:
 
 def test_rfc6962_eight_leaf_root() -> None:
     # The eight leaves of the RFC 6962 test tree (transparency-dev/merkle testonly).
-    data = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657",
-            "606162636465666768696a6b6c6d6e6f"]  # fmt: skip
+    data = [
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    ]
     root = root_of(leaf_hash(bytes.fromhex(d)) for d in data)
     assert root.hex() == "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
 
@@ -183,8 +195,9 @@ def test_consistency_proofs_verify_for_every_pair_of_sizes(data: st.DataObject) 
     with pytest.raises(ProofError):
         verify_consistency(old, new, proof, forged.root(old), tree.root(new))
     with pytest.raises(ProofError):
-        verify_consistency(old, new, forged.consistency_proof(old, new), tree.root(old),
-                           forged.root(new))  # fmt: skip
+        verify_consistency(
+            old, new, forged.consistency_proof(old, new), tree.root(old), forged.root(new)
+        )
 
 
 @given(st.data())

@@ -1,4 +1,4 @@
-"""``accord`` command line: ``serve``, ``status``, ``cert client``, ``config``, ``version``."""
+"""``accord`` command line: ``serve``, ``status``, ``cert``, ``ledger``, ``config``, ``version``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from accord import __version__
 from accord.app import StartupError, serve
-from accord.cli import cert, history, package, qr, status, user
+from accord.cli import cert, history, ledger, package, qr, status, user
 from accord.config import Config, ConfigError, load
 from accord.identity.ca import PkiError
 from accord.identity.users import UserError
@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     user.add_parser(sub, common)
     qr.add_parser(sub, common)
     history.add_parser(sub, common)
+    ledger.add_parser(sub, common)
     status.add_parser(sub, common)
 
     config_p = sub.add_parser("config", help="print every configuration key with its value")
@@ -135,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "user": user.run,
         "qr": qr.run,
         "history": history.run,
+        "ledger": ledger.run,
         "status": status.run,
     }
     try:

@@ -369,7 +369,9 @@ class SqliteStore:
     ) -> list[LedgerEntry]:
         def work(conn: sqlite3.Connection) -> list[LedgerEntry]:
             rows = conn.execute(
-                "SELECT idx, data, leaf FROM ledger_entries WHERE partner = ? AND direction = ? "
+                # CAST: a value edited by hand into TEXT still comes back as the bytes it is
+                "SELECT idx, CAST(data AS BLOB), CAST(leaf AS BLOB) FROM ledger_entries "
+                "WHERE partner = ? AND direction = ? "
                 "AND idx >= ? ORDER BY idx LIMIT ?",
                 (partner, direction, start, limit),
             )

@@ -82,3 +82,25 @@ def test_a_withheld_item_cannot_be_named_by_its_plain_hash() -> None:
 def test_non_canonical_or_broken_bytes_are_refused(data: bytes) -> None:
     with pytest.raises(EntryError):
         decode_entry(data)
+
+
+def test_entry_fields_agree_with_decoding_and_name_broken_bytes() -> None:
+    from accord.ledger.entry import entry_fields
+
+    e = Entry(
+        7,
+        5,
+        Direction.IN,
+        "org-a",
+        Decision.RECEIVED,
+        "",
+        content_hash(b"x"),
+        partner_index=9,
+        partner_leaf=bytes(32),
+    )
+    assert entry_fields(encode_entry(e)) == (7, "org-a", Direction.IN, 9)
+    bad = encode_entry(e).replace(b'"seq":7', b'"seq":"7"')
+    with pytest.raises(EntryError, match="not an integer"):
+        entry_fields(bad)
+    with pytest.raises(EntryError):
+        entry_fields(encode_entry(e).replace(b"received", b"released"))

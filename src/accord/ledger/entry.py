@@ -133,3 +133,41 @@ def _str(value: object) -> str:
     if not isinstance(value, str):
         raise EntryError(f"{value!r} is not a string")
     return value
+
+
+_DECISION_ITEM = {d.value: "sha256:" if d in _PLAIN else "hmac-sha256:" for d in Decision}
+_DIRECTION_OF = {
+    d.value: Direction.IN if d is Decision.RECEIVED else Direction.OUT for d in Decision
+}
+
+
+def entry_fields(data: bytes) -> tuple[int, str, Direction, int | None]:
+    """(seq, partner, direction, partner_index) of entry bytes: what replaying a log needs,
+    about three times faster than :func:`decode_entry` (which it falls back on to name any
+    problem). It does not re-encode to check the canonical form: the bytes are bound by their
+    leaf hash and the signed checkpoints whatever their form, and re-encoding would double the
+    cost of ``accord ledger verify``."""
+    try:
+        obj = json.loads(data)
+        decision = obj["decision"]
+        direction = _DIRECTION_OF[decision]
+        if (
+            obj["v"] == ENTRY_VERSION
+            and obj["direction"] == direction.value
+            and obj["item"].startswith(_DECISION_ITEM[decision])
+            and type(obj["seq"]) is int
+            and obj["seq"] >= 0
+            and type(obj["time_ms"]) is int
+            and type(obj["partner"]) is str
+            and type(obj["rule"]) is str
+            and len(obj)
+            == 8 + ("policy" in obj) + ("partner_index" in obj) + ("partner_leaf" in obj)
+            and json.dumps(obj, sort_keys=True, separators=(",", ":")).encode() == data
+        ):
+            index = obj.get("partner_index")
+            if index is None or type(index) is int:
+                return obj["seq"], obj["partner"], direction, index
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass
+    entry = decode_entry(data)  # raises, naming what is wrong
+    return entry.seq, entry.partner, entry.direction, entry.partner_index

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from accord.ledger.checkpoint import Checkpoint, open_checkpoint, verify_cosignature
-from accord.ledger.entry import Direction, EntryError, decode_entry
+from accord.ledger.entry import Direction, EntryError, entry_fields
 from accord.ledger.merkle import Frontier, leaf_hash
 from accord.ledger.note import NoteError, Verifier
 from accord.ledger.receipt import Receipt, open_receipt
@@ -132,25 +132,23 @@ class LogVerifier:
             if leaf != stored_leaf:
                 raise Inconsistency(f"entry {index}: leaf hash does not match its contents")
             try:
-                entry = decode_entry(data)
+                seq, partner, direction, partner_index = entry_fields(data)
             except EntryError as exc:
                 raise Inconsistency(f"entry {index}: {exc}") from None
-            if entry.seq != index:
+            if seq != index:
                 raise Inconsistency(
-                    f"entries {index} and {entry.seq} out of order (sequence): "
-                    f"entry {index} holds sequence {entry.seq}"
+                    f"entries {index} and {seq} out of order (sequence): "
+                    f"entry {index} holds sequence {seq}"
                 )
-            if entry.partner != self.partner or entry.direction is not self.direction:
-                raise Inconsistency(
-                    f"entry {index} belongs to the {entry.direction} log of {entry.partner!r}"
-                )
-            if entry.partner_index is not None:
-                if entry.partner_index <= self._last_partner_index:
+            if partner != self.partner or direction is not self.direction:
+                raise Inconsistency(f"entry {index} belongs to the {direction} log of {partner!r}")
+            if partner_index is not None:
+                if partner_index <= self._last_partner_index:
                     raise Inconsistency(
-                        f"mirror entry {index}: partner entry {entry.partner_index} after "
+                        f"mirror entry {index}: partner entry {partner_index} after "
                         f"{self._last_partner_index} (repeated or out of order)"
                     )
-                self._last_partner_index = entry.partner_index
+                self._last_partner_index = partner_index
             for receipt in self._receipts.get(index, ()):
                 if receipt.leaf != leaf:
                     raise Inconsistency(

@@ -6,11 +6,15 @@ import dataclasses
 
 import pytest
 
-from accord.store.contract import Store
+from accord.store.contract import Store, StoreError
 from accord.store.records import (
     ArchivedEvent,
     BBox,
     HistoryQuery,
+    LedgerCheckpoint,
+    LedgerCosignature,
+    LedgerEntry,
+    LedgerReceipt,
     Package,
     PackageQuery,
     Payload,
@@ -250,3 +254,55 @@ async def test_one_batch_may_carry_the_same_uid_several_times(store: Store) -> N
     assert a is not None
     assert a.time_ms == T0 + 9
     assert [e.uid for e in await store.latest_fresh(T0)] == ["b", "a"]
+
+
+# -- sharing ledger ------------------------------------------------------------------------------
+def _ledger_rows(partner: str, direction: str, start: int, n: int) -> list[LedgerEntry]:
+    return [
+        LedgerEntry(partner, direction, i, f'{{"seq":{i}}}'.encode(), bytes([i % 256]) * 32)
+        for i in range(start, start + n)
+    ]
+
+
+async def test_ledger_entries_come_back_in_index_order_by_page(store: Store) -> None:
+    await store.ledger_append(_ledger_rows("org-b", "out", 0, 25))
+    await store.ledger_append(_ledger_rows("org-b", "in", 0, 3))
+    await store.ledger_append(_ledger_rows("org-c", "out", 0, 1))
+    first = await store.ledger_entries("org-b", "out", 0, limit=10)
+    assert [e.seq for e in first] == list(range(10))
+    rest = await store.ledger_entries("org-b", "out", 10)
+    assert [e.seq for e in rest] == list(range(10, 25))
+    assert rest[0] == _ledger_rows("org-b", "out", 10, 1)[0]
+    assert await store.ledger_size("org-b", "out") == 25
+    assert await store.ledger_size("org-b", "in") == 3
+    assert await store.ledger_size("org-x", "out") == 0
+    assert await store.ledger_logs() == [("org-b", "in"), ("org-b", "out"), ("org-c", "out")]
+
+
+async def test_ledger_append_is_all_or_nothing(store: Store) -> None:
+    await store.ledger_append(_ledger_rows("org-b", "out", 0, 5))
+    with pytest.raises(StoreError):
+        await store.ledger_append(
+            _ledger_rows("org-b", "out", 5, 3) + _ledger_rows("org-b", "out", 4, 1)
+        )
+    assert await store.ledger_size("org-b", "out") == 5
+    await store.ledger_append([])
+
+
+async def test_ledger_checkpoints_cosignatures_and_receipts_are_kept(store: Store) -> None:
+    cp = LedgerCheckpoint("org-b", "out", 10, b"note 10\n\n\xe2\x80\x94 a sig\n")
+    assert await store.add_ledger_checkpoint(cp) is True
+    assert await store.add_ledger_checkpoint(cp._replace(note=b"other")) is False
+    await store.add_ledger_checkpoint(cp._replace(size=5, note=b"note 5"))
+    assert [c.size for c in await store.ledger_checkpoints("org-b", "out")] == [5, 10]
+    assert (await store.ledger_checkpoints("org-b", "out"))[1] == cp
+    assert await store.ledger_checkpoints("org-b", "in") == []
+    assert await store.ledger_logs() == [("org-b", "out")]
+    cosig = LedgerCosignature("org-b", "out", 10, "\u2014 org-b AAAA\n")
+    await store.add_ledger_cosignature(cosig)
+    await store.add_ledger_cosignature(cosig)
+    assert await store.ledger_cosignatures("org-b", "out") == [cosig]
+    receipt = LedgerReceipt("org-b", "out", 3, b"receipt")
+    assert await store.add_ledger_receipt(receipt) is True
+    assert await store.add_ledger_receipt(receipt._replace(note=b"again")) is False
+    assert await store.ledger_receipts("org-b", "out") == [receipt]

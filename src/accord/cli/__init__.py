@@ -14,7 +14,7 @@ from pathlib import Path
 
 from accord import __version__
 from accord.app import StartupError, serve
-from accord.cli import cert, drone, history, package, partner, policy, qr, status, user
+from accord.cli import cert, drone, history, ledger, package, partner, policy, qr, status, user
 from accord.config import Config, ConfigError, load
 from accord.identity.ca import PkiError
 from accord.identity.users import UserError
@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     user.add_parser(sub, common)
     qr.add_parser(sub, common)
     history.add_parser(sub, common)
+    ledger.add_parser(sub, common)
     status.add_parser(sub, common)
     drone.add_parser(sub, common)
     policy.add_parser(sub)
@@ -138,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "user": user.run,
         "qr": qr.run,
         "history": history.run,
+        "ledger": ledger.run,
         "status": status.run,
         "drone": drone.run,
         "partner": partner.run,

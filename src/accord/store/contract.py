@@ -11,10 +11,15 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from accord.store.records import (
+    LEDGER_PAGE,
     ArchivedEvent,
     HistoryPage,
     HistoryQuery,
     HistoryStats,
+    LedgerCheckpoint,
+    LedgerCosignature,
+    LedgerEntry,
+    LedgerReceipt,
     Package,
     PackageQuery,
     VideoFeed,
@@ -85,3 +90,45 @@ class Store(Protocol):
     async def videos(self, visible_to: frozenset[str] | None) -> list[VideoFeed]: ...
 
     async def delete_video(self, uid: str) -> bool: ...
+
+    # -- sharing ledger (append-only; accord.ledger checks what comes back) ----------------------
+    async def ledger_append(self, entries: Sequence[LedgerEntry]) -> None:
+        """Add ``entries`` in one transaction. An index already stored for its log is a
+        :class:`StoreError` and nothing is written."""
+        ...
+
+    async def ledger_entries(
+        self, partner: str, direction: str, start: int = 0, limit: int = LEDGER_PAGE
+    ) -> list[LedgerEntry]:
+        """Up to ``limit`` entries of one log from index ``start`` on, in index order."""
+        ...
+
+    async def ledger_size(self, partner: str, direction: str) -> int:
+        """One past the highest index stored (0 for no entries)."""
+        ...
+
+    async def ledger_logs(self) -> list[tuple[str, str]]:
+        """Every (partner, direction) with entries or checkpoints, sorted."""
+        ...
+
+    async def add_ledger_checkpoint(self, checkpoint: LedgerCheckpoint) -> bool:
+        """Keep a checkpoint; False (and the first one kept) when one of that size exists."""
+        ...
+
+    async def ledger_checkpoints(self, partner: str, direction: str) -> list[LedgerCheckpoint]:
+        """Oldest (smallest) first."""
+        ...
+
+    async def add_ledger_cosignature(self, cosignature: LedgerCosignature) -> None: ...
+
+    async def ledger_cosignatures(self, partner: str, direction: str) -> list[LedgerCosignature]:
+        """By checkpoint size."""
+        ...
+
+    async def add_ledger_receipt(self, receipt: LedgerReceipt) -> bool:
+        """Keep a receipt; False (and the first one kept) when the entry has one."""
+        ...
+
+    async def ledger_receipts(self, partner: str, direction: str) -> list[LedgerReceipt]:
+        """By entry index."""
+        ...

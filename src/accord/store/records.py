@@ -229,3 +229,38 @@ def group_key(groups: Iterable[str]) -> str:
 
 def groups_of(key: str) -> tuple[str, ...]:
     return tuple(g for g in key.split("\x1f") if g)
+
+
+# -- sharing ledger (accord.ledger): rows as stored, checked by accord.ledger.verify -----------
+LEDGER_PAGE = 10_000  # entries per read, at most
+
+
+class LedgerEntry(NamedTuple):
+    """One entry of the log of ``partner`` in ``direction`` ("out" or "in")."""
+
+    partner: str
+    direction: str
+    seq: int  # the entry's index in its log
+    data: bytes  # the canonical entry bytes (the Merkle leaf data)
+    leaf: bytes  # its leaf hash, as computed when appended
+
+
+class LedgerCheckpoint(NamedTuple):
+    partner: str
+    direction: str
+    size: int
+    note: bytes  # the signed note
+
+
+class LedgerCosignature(NamedTuple):
+    partner: str
+    direction: str
+    size: int  # of the checkpoint cosigned
+    line: str  # the partner's cosignature line
+
+
+class LedgerReceipt(NamedTuple):
+    partner: str
+    direction: str
+    seq: int  # the entry the receipt is for
+    note: bytes  # the partner's signed receipt

@@ -21,12 +21,17 @@ from typing import Any, TypeVar
 from accord.store.contract import StoreError
 from accord.store.migrations import pending
 from accord.store.records import (
+    LEDGER_PAGE,
     ArchivedEvent,
     BBox,
     Cursor,
     HistoryPage,
     HistoryQuery,
     HistoryStats,
+    LedgerCheckpoint,
+    LedgerCosignature,
+    LedgerEntry,
+    LedgerReceipt,
     Package,
     PackageQuery,
     VideoFeed,
@@ -348,6 +353,120 @@ class SqliteStore:
             return conn.execute("DELETE FROM videos WHERE uid = ?", (uid,)).rowcount > 0
 
         return await self._write(work)
+
+    # -- sharing ledger --------------------------------------------------------------------------
+    async def ledger_append(self, entries: Sequence[LedgerEntry]) -> None:
+        rows = [(e.partner, e.direction, e.seq, e.data, e.leaf) for e in entries]
+
+        def work(conn: sqlite3.Connection) -> None:
+            _insert_many(
+                conn,
+                "INSERT INTO ledger_entries (partner, direction, idx, data, leaf) VALUES ",
+                rows,
+            )
+
+        await self._write(work)
+
+    async def ledger_entries(
+        self, partner: str, direction: str, start: int = 0, limit: int = LEDGER_PAGE
+    ) -> list[LedgerEntry]:
+        def work(conn: sqlite3.Connection) -> list[LedgerEntry]:
+            rows = conn.execute(
+                # CAST: a value edited by hand into TEXT still comes back as the bytes it is
+                "SELECT idx, CAST(data AS BLOB), CAST(leaf AS BLOB) FROM ledger_entries "
+                "WHERE partner = ? AND direction = ? "
+                "AND idx >= ? ORDER BY idx LIMIT ?",
+                (partner, direction, start, limit),
+            )
+            return [LedgerEntry(partner, direction, i, bytes(d), bytes(h)) for i, d, h in rows]
+
+        return await self._read(work)
+
+    async def ledger_size(self, partner: str, direction: str) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT max(idx) FROM ledger_entries WHERE partner = ? AND direction = ?",
+                (partner, direction),
+            ).fetchone()
+            return 0 if row[0] is None else int(row[0]) + 1
+
+        return await self._read(work)
+
+    async def ledger_logs(self) -> list[tuple[str, str]]:
+        def work(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows = conn.execute(
+                "SELECT DISTINCT partner, direction FROM ledger_entries UNION "
+                "SELECT DISTINCT partner, direction FROM ledger_checkpoints ORDER BY 1, 2"
+            )
+            return [(p, d) for p, d in rows]
+
+        return await self._read(work)
+
+    async def add_ledger_checkpoint(self, checkpoint: LedgerCheckpoint) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            return (
+                conn.execute(
+                    "INSERT INTO ledger_checkpoints VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
+                    tuple(checkpoint),
+                ).rowcount
+                > 0
+            )
+
+        return await self._write(work)
+
+    async def ledger_checkpoints(self, partner: str, direction: str) -> list[LedgerCheckpoint]:
+        def work(conn: sqlite3.Connection) -> list[LedgerCheckpoint]:
+            rows = conn.execute(
+                "SELECT size, note FROM ledger_checkpoints WHERE partner = ? AND direction = ? "
+                "ORDER BY size",
+                (partner, direction),
+            )
+            return [LedgerCheckpoint(partner, direction, n, bytes(note)) for n, note in rows]
+
+        return await self._read(work)
+
+    async def add_ledger_cosignature(self, cosignature: LedgerCosignature) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO ledger_cosignatures VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
+                tuple(cosignature),
+            )
+
+        await self._write(work)
+
+    async def ledger_cosignatures(self, partner: str, direction: str) -> list[LedgerCosignature]:
+        def work(conn: sqlite3.Connection) -> list[LedgerCosignature]:
+            rows = conn.execute(
+                "SELECT size, line FROM ledger_cosignatures WHERE partner = ? AND direction = ? "
+                "ORDER BY size, line",
+                (partner, direction),
+            )
+            return [LedgerCosignature(partner, direction, n, line) for n, line in rows]
+
+        return await self._read(work)
+
+    async def add_ledger_receipt(self, receipt: LedgerReceipt) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            return (
+                conn.execute(
+                    "INSERT INTO ledger_receipts VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
+                    tuple(receipt),
+                ).rowcount
+                > 0
+            )
+
+        return await self._write(work)
+
+    async def ledger_receipts(self, partner: str, direction: str) -> list[LedgerReceipt]:
+        def work(conn: sqlite3.Connection) -> list[LedgerReceipt]:
+            rows = conn.execute(
+                "SELECT idx, note FROM ledger_receipts WHERE partner = ? AND direction = ? "
+                "ORDER BY idx",
+                (partner, direction),
+            )
+            return [LedgerReceipt(partner, direction, i, bytes(note)) for i, note in rows]
+
+        return await self._read(work)
 
 
 def _open_writer(path: Path) -> sqlite3.Connection:

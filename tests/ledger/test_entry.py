@@ -1,0 +1,106 @@
+"""Ledger entries: canonical bytes, and which decisions may carry which hash."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from accord.ledger.entry import (
+    Decision,
+    Direction,
+    Entry,
+    EntryError,
+    content_hash,
+    decode_entry,
+    encode_entry,
+    keyed_hash,
+)
+
+
+def test_released_entry_has_a_stable_canonical_form() -> None:
+    e = Entry(0, 1000, Direction.OUT, "org-b", Decision.RELEASED, "own-uas", content_hash(b"x"))
+    assert encode_entry(e) == (
+        b'{"decision":"released","direction":"out","item":"sha256:2d711642b726b04401627ca9fbac32f5'
+        b'c8530fb1903cc4db02258717921a4881","partner":"org-b","rule":"own-uas","seq":0,'
+        b'"time_ms":1000,"v":1}'
+    )
+    assert decode_entry(encode_entry(e)) == e
+
+
+@given(
+    st.integers(0, 2**40),
+    st.integers(0, 2**45),
+    st.text(max_size=20),
+    st.text(max_size=20),
+    st.binary(max_size=50),
+    st.sampled_from([Decision.RELEASED, Decision.WITHHELD]),
+)
+def test_entries_round_trip(
+    seq: int, t: int, partner: str, rule: str, item: bytes, decision: Decision
+) -> None:
+    h = content_hash(item) if decision is Decision.RELEASED else keyed_hash(b"k", item)
+    e = Entry(seq, t, Direction.OUT, partner, decision, rule, h, policy="p/v3")
+    assert decode_entry(encode_entry(e)) == e
+
+
+def test_mirror_entry_round_trips() -> None:
+    e = Entry(
+        2,
+        5,
+        Direction.IN,
+        "org-a",
+        Decision.RECEIVED,
+        "",
+        content_hash(b"x"),
+        partner_index=9,
+        partner_leaf=bytes(range(32)),
+    )
+    assert decode_entry(encode_entry(e)) == e
+
+
+def test_a_withheld_item_cannot_be_named_by_its_plain_hash() -> None:
+    with pytest.raises(EntryError, match="hmac"):
+        Entry(0, 0, Direction.OUT, "b", Decision.WITHHELD, "r", content_hash(b"secret"))
+    with pytest.raises(EntryError):
+        Entry(0, 0, Direction.OUT, "b", Decision.RELEASED, "r", keyed_hash(b"k", b"x"))
+    with pytest.raises(EntryError):
+        Entry(0, 0, Direction.OUT, "b", Decision.RECEIVED, "", content_hash(b"x"))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"[]",
+        b'{"v":2}',
+        b'{"v":1,"seq":0}',
+        b'{"decision":"released","direction":"out","item":"sha256:00","partner":"b","rule":"r",'
+        b'"seq":0,"time_ms":1, "v":1}',
+    ],
+)
+def test_non_canonical_or_broken_bytes_are_refused(data: bytes) -> None:
+    with pytest.raises(EntryError):
+        decode_entry(data)
+
+
+def test_entry_fields_agree_with_decoding_and_name_broken_bytes() -> None:
+    from accord.ledger.entry import entry_fields
+
+    e = Entry(
+        7,
+        5,
+        Direction.IN,
+        "org-a",
+        Decision.RECEIVED,
+        "",
+        content_hash(b"x"),
+        partner_index=9,
+        partner_leaf=bytes(32),
+    )
+    assert entry_fields(encode_entry(e)) == (7, "org-a", Direction.IN, 9)
+    bad = encode_entry(e).replace(b'"seq":7', b'"seq":"7"')
+    with pytest.raises(EntryError, match="not an integer"):
+        entry_fields(bad)
+    with pytest.raises(EntryError):
+        entry_fields(encode_entry(e).replace(b"received", b"released"))

@@ -1,0 +1,53 @@
+"""The in-memory log API the federation link calls: append, checkpoint, prove, receipts."""
+
+from __future__ import annotations
+
+import pytest
+
+from accord.ledger.checkpoint import cosign, open_checkpoint, verify_cosignature
+from accord.ledger.entry import Direction, EntryError, content_hash
+from accord.ledger.log import Log
+from accord.ledger.merkle import verify_consistency, verify_inclusion
+from accord.ledger.note import Signer
+from accord.ledger.receipt import open_receipt
+
+A, B = Signer.generate("org-a.example"), Signer.generate("org-b.example")
+
+
+def test_a_release_round_trip_between_two_servers() -> None:
+    out = Log(A, "org-a.example", "org-b", Direction.OUT)
+    mirror = Log(B, "org-b.example", "org-a", Direction.IN)
+    first = out.withhold(1, "always-withhold", b"<chat/>", b"secret")
+    sent = b"<event uid='x'/>"
+    released = out.release(2, "own-uas", sent)
+    assert (first.index, released.index) == (0, 1)
+    assert released.entry.item == content_hash(sent)
+    note = out.checkpoint()
+    # The receiver: checkpoint signature, inclusion, then consistency from what it had.
+    cp = open_checkpoint(note, A.verifier, out.origin)
+    verify_inclusion(1, cp.size, released.leaf, out.prove_inclusion(1, cp.size), cp.root)
+    got = mirror.receive(3, sent, released.index, released.leaf)
+    receipt = open_receipt(mirror.receipt(got, out.origin, 4), B.verifier)
+    assert (receipt.index, receipt.leaf, receipt.mirror_index) == (1, released.leaf, 0)
+    line = cosign(note, B, 5)
+    assert verify_cosignature(note, line, B.verifier) == 5
+    out.release(6, "own-uas", b"more")
+    later = open_checkpoint(out.checkpoint(), A.verifier, out.origin)
+    verify_consistency(cp.size, later.size, out.prove_consistency(cp.size), cp.root, later.root)
+
+
+def test_a_log_continues_from_stored_leaves() -> None:
+    log = Log(A, "a", "b", "out")
+    leaves = [log.release(i, "r", bytes([i])).leaf for i in range(5)]
+    again = Log(A, "a", "b", "out", leaves)
+    assert again.checkpoint() == log.checkpoint()
+    assert again.release(9, "r", b"z").index == 5
+
+
+def test_entries_must_continue_the_log() -> None:
+    log = Log(A, "a", "b", "out")
+    other = Log(A, "a", "c", "out")
+    with pytest.raises(EntryError):
+        log.append(other.release(1, "r", b"x").entry)
+    with pytest.raises(EntryError):
+        log.receipt(log.release(1, "r", b"x"), "o", 1)

@@ -21,8 +21,8 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 class Served:
-    def __init__(self, proc: subprocess.Popen[str], tcp: int, log: Path) -> None:
-        self.proc, self.tcp, self.log = proc, tcp, log
+    def __init__(self, proc: subprocess.Popen[str], tcp: int, log: Path, https: int) -> None:
+        self.proc, self.tcp, self.log, self.https = proc, tcp, log, https
 
     def text(self) -> str:
         return self.log.read_text()
@@ -33,7 +33,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     procs: list[subprocess.Popen[str]] = []
 
     def start(*extra: str, data_dir: Path | None = None) -> Served:
-        tcp, tls = free_port(), free_port()
+        tcp, tls, https = free_port(), free_port(), free_port()
         log = tmp_path / f"serve{len(procs)}.log"
         with log.open("w") as out:
             proc = subprocess.Popen(
@@ -53,7 +53,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
                     "--enroll-port",
                     str(free_port()),
                     "--https-port",
-                    str(free_port()),
+                    str(https),
                     *extra,
                 ],
                 stdout=out,
@@ -66,7 +66,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"accord did not start:\n{log.read_text()}")
             time.sleep(0.05)
-        return Served(proc, tcp, log)
+        return Served(proc, tcp, log, https)
 
     yield start
     for proc in procs:

@@ -23,6 +23,7 @@ from accord.bridges.mavlink import MavlinkBridge, gcs_heartbeat
 from accord.bridges.tlog import decode_tlog
 from accord.cot.model import CotEvent
 from accord.domain.contacts import Party
+from accord.domain.ports import DroneFeedView
 
 log = logging.getLogger("accord.feeds")
 
@@ -53,6 +54,22 @@ class Feed:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     transport: asyncio.BaseTransport | None = None
     bound: tuple[str, int] | None = None  # udp: the address actually listened on
+    kind: str = ""
+    where: str = ""  # address, or file or device path
+    adhoc: bool = False  # added by the admin API, not from the configuration
+
+    def view(self) -> DroneFeedView:
+        vehicles = self.bridge.vehicles.values()
+        return DroneFeedView(
+            self.name,
+            self.kind,
+            self.where,
+            self.adhoc,
+            self.bound[1] if self.bound is not None else None,
+            len(vehicles),
+            sum(1 for v in vehicles if not v.link_lost),
+            self.bridge.counters.snapshot(),
+        )
 
     def submit(self, events: Iterable[CotEvent]) -> None:
         for event in events:

@@ -491,6 +491,7 @@ async def start_drone_feed(
             f"address or path{fix}"
         ) from None
     running.feeds[feed.name] = runner
+    running.probes.sources.append(runner)
     if runner.bound is not None:
         running.ports[f"drone:{feed.name}"] = runner.bound[1]
     log.info("drone feed %s: %s %s%s", feed.name, feed.kind, where, " (ad hoc)" if adhoc else "")
@@ -503,6 +504,7 @@ def stop_drone_feed(running: Running, name: str) -> bool:
     if runner is None:
         return False
     runner.close()
+    running.probes.sources.remove(runner)
     running.ports.pop(f"drone:{name}", None)
     log.info("drone feed %s: removed", name)
     return True

@@ -10,9 +10,10 @@ import pytest
 
 from accord.bridges.simulator import Fleet
 from accord.cli import main
+from accord.config import DroneFeed
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient
-from tests.e2e.test_admin import as_admin, https
+from tests.e2e.test_admin import as_admin, https, scrape
 
 
 def drone_args(server: Server, *extra: str) -> list[str]:
@@ -126,3 +127,52 @@ async def test_the_drone_commands_add_list_and_remove_feeds(
     assert "no drone feed named 'cli'" in capsys.readouterr().err
     assert await asyncio.to_thread(main, drone_args(server, "list")) == 0
     assert capsys.readouterr().out.strip() == "no drone feeds"
+
+
+async def test_each_feed_reports_its_counters_to_metrics_and_status(
+    make_server: ServerFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feeds = tuple(
+        DroneFeed(name=name, kind="udp", address="127.0.0.1:0", org="org", link_timeout_s=1.0)
+        for name in ("alpha", "bravo")
+    )
+    server = await make_server(drone_feeds=feeds)
+    junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        junk.sendto(b"\xfd\x09\x00\x00\x00\x01\x01\x00\x00\x00" + b"\x00" * 11, (
+            "127.0.0.1", server.port("drone:bravo")))  # fmt: skip
+    finally:
+        junk.close()
+    await send_fleet(server.port("drone:alpha"), Fleet(2), 1.2)
+    await asyncio.sleep(1.6)  # silent for longer than the link timeout: links lost
+    async with as_admin(server) as http:
+        values = await scrape(http)
+        status = (await http.get("/api/admin/status")).json()
+    alpha, bravo = (("feed", "alpha"),), (("feed", "bravo"),)
+    assert values[("accord_drone_messages_total", alpha)] > 20
+    assert values[("accord_drone_vehicles", alpha)] == 2
+    assert values[("accord_drone_vehicles_live", alpha)] == 0
+    assert values[("accord_drone_links_lost_total", alpha)] == 2
+    assert values[("accord_drone_events_total", alpha)] >= 4
+    assert values[("accord_drone_messages_total", bravo)] == 0
+    assert (
+        values[("accord_drone_bad_data_total", bravo)]
+        + values[("accord_drone_truncated_total", bravo)]
+        >= 1
+    )
+    for name in ("unknown_messages", "conflicts"):
+        assert (f"accord_drone_{name}_total", alpha) in values
+    assert [f["name"] for f in status["drone_feeds"]] == ["alpha", "bravo"]
+    assert status["drone_feeds"][0]["counters"]["links_lost"] == 2
+    url = f"https://127.0.0.1:{server.port('https')}"
+    args = ["status", "--data-dir", str(server.config.data_dir), "--url", url]
+    assert await asyncio.to_thread(main, args) == 0
+    out = capsys.readouterr().out
+    assert "drones     alpha (udp): 0/2 vehicles live" in out
+    assert "bravo (udp): 0/0 vehicles live, 0 messages, " in out
+    # A removed feed leaves /metrics.
+    async with as_admin(server) as http:
+        assert (await http.delete("/api/admin/drone-feeds/bravo")).status_code == 200
+        values = await scrape(http)
+    assert ("accord_drone_messages_total", bravo) not in values
+    assert ("accord_drone_messages_total", alpha) in values

@@ -239,6 +239,7 @@ def render(status: dict[str, Any], clients: list[dict[str, Any]], out: TextIO) -
         f" (fullest {_n(queues['max_queued_events'])}),"
         f" {_n(queues['write_buffer_bytes'])} bytes unsent",
         "history    " + _history(status),
+        *_drones(status),
         "",
     ]
     out.write("\n".join(lines) + "\n")
@@ -279,6 +280,21 @@ def render(status: dict[str, Any], clients: list[dict[str, Any]], out: TextIO) -
 
 def _cut(value: str, width: int) -> str:
     return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def _drones(status: dict[str, Any]) -> list[str]:
+    lines = []
+    for index, feed in enumerate(status.get("drone_feeds") or []):
+        c = feed["counters"]
+        bad = c.get("bad_data", 0) + c.get("truncated", 0)
+        lines.append(
+            ("drones     " if index == 0 else "           ")
+            + f"{feed['name']} ({feed['kind']}): {feed['vehicles_live']}/{feed['vehicles']} "
+            f"vehicles live, {_n(c.get('messages', 0))} messages, {_n(bad)} bad, "
+            f"{_n(c.get('unknown', 0))} unknown, {_n(c.get('conflicts', 0))} conflicts, "
+            f"{_n(c.get('events', 0))} events, {_n(c.get('links_lost', 0))} links lost"
+        )
+    return lines
 
 
 def _history(status: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ from accord.bridges.mavlink import MavlinkBridge, gcs_heartbeat
 from accord.bridges.tlog import decode_tlog
 from accord.cot.model import CotEvent
 from accord.domain.contacts import Party
-from accord.domain.ports import DroneFeedView
+from accord.domain.ports import DroneFeedView, Sample
 
 log = logging.getLogger("accord.feeds")
 
@@ -31,6 +31,21 @@ TICK_S = 0.5
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 30.0
 READ_BYTES = 65536
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+
+
+# /metrics name, BridgeCounters field, help.
+_COUNTERS = (
+    ("drone_bytes_total", "bytes_in", "MAVLink bytes received"),
+    ("drone_messages_total", "messages", "MAVLink messages parsed"),
+    ("drone_bad_data_total", "bad_data", "Bad frames skipped: CRC failures, bad lengths"),
+    ("drone_truncated_total", "truncated", "Partial frames at the end of a datagram"),
+    ("drone_unknown_messages_total", "unknown", "Messages with ids outside the dialect"),
+    ("drone_ignored_components_total", "ignored_components",
+     "Heartbeats and vehicle messages of ground stations and non-owning components"),
+    ("drone_conflicts_total", "conflicts", "Heartbeats of a second vehicle claiming a system id"),
+    ("drone_events_total", "events", "Events emitted (aircraft, aim points, alerts, routes)"),
+    ("drone_links_lost_total", "links_lost", "Link-lost alerts raised (heartbeat stopped)"),
+)  # fmt: skip
 
 
 class Router(Protocol):
@@ -70,6 +85,20 @@ class Feed:
             sum(1 for v in vehicles if not v.link_lost),
             self.bridge.counters.snapshot(),
         )
+
+    def samples(self) -> list[Sample]:
+        """This feed's numbers for /metrics (the feed is a :class:`MetricsSource`)."""
+        c, labels = self.bridge.counters, (("feed", self.name),)
+        view = self.view()
+        values = [
+            (name, "counter", help, float(getattr(c, attr))) for name, attr, help in _COUNTERS
+        ]
+        values += [
+            ("drone_vehicles", "gauge", "Vehicles seen on the feed", float(view.vehicles)),
+            ("drone_vehicles_live", "gauge", "Vehicles heard within the link timeout",
+             float(view.vehicles_live)),
+        ]  # fmt: skip
+        return [Sample(n, k, h, v, labels) for n, k, h, v in values]  # type: ignore[arg-type]
 
     def submit(self, events: Iterable[CotEvent]) -> None:
         for event in events:

@@ -471,7 +471,7 @@ async def start_drone_feed(
     party = running.hub.new_party(
         Membership.both(feed.groups), f"drone:{feed.name}", receives=False
     )
-    where = feed.path if feed.kind == "tlog" else feed.address
+    where = feed.path if feed.kind in ("tlog", "serial") else feed.address
     runner = feeds.Feed(
         feed.name, MavlinkBridge(settings, geoid), running.hub, party,
         kind=feed.kind, where=where, adhoc=adhoc,
@@ -481,6 +481,8 @@ async def start_drone_feed(
             await feeds.start_udp(runner, feed.address, send_first=feed.kind == "udpout")
         elif feed.kind == "tcp":
             await feeds.start_tcp(runner, feed.address)
+        elif feed.kind == "serial":
+            await feeds.start_serial(runner, feed.path, feed.baud)
         else:
             await feeds.start_tlog(runner, Path(feed.path), feed.speed)
     except OSError as exc:

@@ -74,7 +74,7 @@ _LISTENER = _obj(
 _DRONE_FEED = _obj(
     {
         "name": {**_STR, "description": "in uids <org>.<name>.<sysid>; for DELETE"},
-        "kind": {"enum": ["udp", "udpout", "tcp", "tlog"]},
+        "kind": {"enum": ["udp", "udpout", "tcp", "tlog", "serial"]},
         "where": {**_STR, "description": "its address, or its file or device path"},
         "adhoc": {
             "type": "boolean",
@@ -86,7 +86,8 @@ _DRONE_FEED = _obj(
         "counters": {
             "type": "object",
             "additionalProperties": _INT,
-            "description": "bytes_in, messages, bad_data (CRC failures, bad frames), "
+            "description": "link_errors (tcp, serial: could not open, or broke), bytes_in, "
+            "messages, bad_data (CRC failures, bad frames), "
             "truncated, unknown (message ids), ignored_components, conflicts (two vehicles "
             "claiming one system id), events, links_lost",
         },
@@ -99,9 +100,10 @@ _DRONE_FEED_TABLE = {
     "additionalProperties": False,
     "properties": {
         "name": {**_STR, "description": "unique, no dot"},
-        "kind": {"enum": ["udp", "udpout", "tcp", "tlog"]},
+        "kind": {"enum": ["udp", "udpout", "tcp", "tlog", "serial"]},
         "address": {**_STR, "description": "host:port (udp: to listen on; udpout, tcp: to reach)"},
-        "path": {**_STR, "description": "the .tlog file (tlog)"},
+        "path": {**_STR, "description": "the .tlog file (tlog), the device (serial)"},
+        "baud": {"type": "integer", "minimum": 1, "description": "serial: default 57600"},
         "org": _STR,
         "affiliation": {"enum": ["f", "a", "n", "u", "s", "h", "j", "k", "p", "o", "x"]},
         "callsign": {**_STR, "description": "may use {feed} and {sysid}"},

@@ -70,7 +70,8 @@ def add_parser(
     add.add_argument("name", help="unique, no dot; in uids <org>.<name>.<sysid>")
     add.add_argument("--kind", required=True, choices=FEED_KINDS, help="how to read MAVLink")
     add.add_argument("--address", help="HOST:PORT: to listen on (udp) or to reach (udpout, tcp)")
-    add.add_argument("--path", help="the .tlog file (tlog)")
+    add.add_argument("--path", help="the .tlog file (tlog), the device (serial)")
+    add.add_argument("--baud", type=int, help="serial: the device's rate (default 57600)")
     add.add_argument("--speed", type=float, help="tlog replay speed (default 1)")
     add.add_argument("--org", help="first part of the uids (default accord)")
     add.add_argument("--affiliation", help="f, a, n, u, h, ... (default f)")
@@ -89,8 +90,8 @@ def add_parser(
     rem.add_argument("name")
 
 
-FEED_KINDS = ("udp", "udpout", "tcp", "tlog")
-_TABLE_KEYS = ("address", "path", "speed", "org", "affiliation", "callsign", "video_url",
+FEED_KINDS = ("udp", "udpout", "tcp", "tlog", "serial")
+_TABLE_KEYS = ("address", "path", "baud", "speed", "org", "affiliation", "callsign", "video_url",
                "rate_hz", "link_timeout_s")  # fmt: skip
 
 

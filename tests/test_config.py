@@ -99,7 +99,8 @@ def test_drone_feeds_are_read_from_toml_tables(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ('name = "a"\nkind = "serial"\naddress = "x:1"', "kind = 'serial'"),
+        ('name = "a"\nkind = "can"\naddress = "x:1"', "kind = 'can'"),
+        ('name = "a"\nkind = "serial"', "serial feed needs path"),
         ('name = "a"\nkind = "udp"\naddress = "14550"', "not host:port"),
         ('name = "a"\nkind = "tlog"', "needs path"),
         ('kind = "udp"\naddress = "h:1"', "name is required"),

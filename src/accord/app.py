@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from cryptography import x509
@@ -34,13 +35,19 @@ from accord.api.peers import PeerCertificates
 from accord.api.video import video_routes
 from accord.bridges.mavlink import MavlinkBridge
 from accord.bridges.uas import FeedSettings, Geoid
-from accord.config import Config, ConfigError, DroneFeed
+from accord.config import Config, ConfigError, DroneFeed, parse_drone_feeds
 from accord.cot.connection import Limits
 from accord.cot.errors import MalformedEvent
 from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
 from accord.domain.partners import PartnerError, check_unique, server_id
-from accord.domain.ports import LinkJournal, Probes, ReleaseGate
+from accord.domain.ports import (
+    DroneFeedError,
+    DroneFeedView,
+    LinkJournal,
+    Probes,
+    ReleaseGate,
+)
 from accord.domain.release import NoJournal, ShareAllOrNothing
 from accord.federation import partners_file
 from accord.federation.link import Own
@@ -393,6 +400,7 @@ def _admin_state(
         admin_cn,
         running.started_s,
         time.time,
+        DroneFeedControl(running),
     )
 
 
@@ -446,8 +454,11 @@ def load_geoid() -> Geoid | None:
     return undulation
 
 
-async def start_drone_feed(running: Running, feed: DroneFeed, geoid: Geoid | None) -> feeds.Feed:
-    """Start one MAVLink feed as a party of the hub; :class:`StartupError` names the problem."""
+async def start_drone_feed(
+    running: Running, feed: DroneFeed, geoid: Geoid | None, *, adhoc: bool = False
+) -> feeds.Feed:
+    """Start one MAVLink feed as a party of the hub; :class:`StartupError` names the problem.
+    ``adhoc``: added at run time by the admin API (it is not in the configuration)."""
     settings = FeedSettings(
         feed.name,
         org=feed.org,
@@ -460,26 +471,87 @@ async def start_drone_feed(running: Running, feed: DroneFeed, geoid: Geoid | Non
     party = running.hub.new_party(
         Membership.both(feed.groups), f"drone:{feed.name}", receives=False
     )
-    runner = feeds.Feed(feed.name, MavlinkBridge(settings, geoid), running.hub, party)
+    where = feed.path if feed.kind in ("tlog", "serial") else feed.address
+    runner = feeds.Feed(
+        feed.name, MavlinkBridge(settings, geoid), running.hub, party,
+        kind=feed.kind, where=where, adhoc=adhoc,
+    )  # fmt: skip
     try:
         if feed.kind in ("udp", "udpout"):
             await feeds.start_udp(runner, feed.address, send_first=feed.kind == "udpout")
         elif feed.kind == "tcp":
             await feeds.start_tcp(runner, feed.address)
+        elif feed.kind == "serial":
+            await feeds.start_serial(runner, feed.path, feed.baud)
         else:
             await feeds.start_tlog(runner, Path(feed.path), feed.speed)
     except OSError as exc:
         runner.close()
-        where = feed.path if feed.kind == "tlog" else feed.address
+        fix = "" if adhoc else " in [[drone_feeds]]"
         raise StartupError(
             f"drone feed {feed.name!r} ({feed.kind} {where}): {exc.strerror or exc}; fix its "
-            "address or path in [[drone_feeds]]"
+            f"address or path{fix}"
         ) from None
     running.feeds[feed.name] = runner
+    running.probes.sources.append(runner)
     if runner.bound is not None:
         running.ports[f"drone:{feed.name}"] = runner.bound[1]
-    log.info("drone feed %s: %s %s", feed.name, feed.kind, feed.path or feed.address)
+    log.info("drone feed %s: %s %s%s", feed.name, feed.kind, where, " (ad hoc)" if adhoc else "")
     return runner
+
+
+def stop_drone_feed(running: Running, name: str) -> bool:
+    """Close the feed ``name`` and forget it; False when there is none."""
+    runner = running.feeds.pop(name, None)
+    if runner is None:
+        return False
+    runner.close()
+    running.probes.sources.remove(runner)
+    running.ports.pop(f"drone:{name}", None)
+    log.info("drone feed %s: removed", name)
+    return True
+
+
+@dataclass
+class DroneFeedControl:
+    """The admin API's :class:`~accord.domain.ports.DroneFeeds`: feeds added here are ad hoc,
+    never written to the configuration, and gone when the server restarts."""
+
+    running: Running
+    _geoid: Geoid | None = None
+    _geoid_loaded: bool = False
+    _starting: set[str] = field(default_factory=set)
+
+    def geoid(self) -> Geoid | None:
+        if not self._geoid_loaded:
+            self._geoid, self._geoid_loaded = load_geoid(), True
+        return self._geoid
+
+    def views(self) -> list[DroneFeedView]:
+        return [feed.view() for _, feed in sorted(self.running.feeds.items())]
+
+    async def add(self, table: Mapping[str, Any]) -> DroneFeedView:
+        try:
+            (feed,) = parse_drone_feeds([dict(table)], "drone feed")
+        except ConfigError as exc:
+            raise DroneFeedError(str(exc)) from None
+        if feed.name in self.running.feeds or feed.name in self._starting:
+            raise DroneFeedError(
+                f"a drone feed named {feed.name!r} is running: remove it first, or choose "
+                "another name",
+                409,
+            )
+        self._starting.add(feed.name)
+        try:
+            runner = await start_drone_feed(self.running, feed, self.geoid(), adhoc=True)
+        except StartupError as exc:
+            raise DroneFeedError(str(exc)) from None
+        finally:
+            self._starting.discard(feed.name)
+        return runner.view()
+
+    def remove(self, name: str) -> bool:
+        return stop_drone_feed(self.running, name)
 
 
 async def _start_drone_feeds(running: Running, config: Config) -> None:

@@ -21,7 +21,7 @@ class ConfigError(Exception):
     """A configuration key or value is wrong; the message says which and how to fix it."""
 
 
-FEED_KINDS = ("udp", "udpout", "tcp", "tlog")
+FEED_KINDS = ("udp", "udpout", "tcp", "tlog", "serial")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +29,10 @@ class DroneFeed:
     """One ``[[drone_feeds]]`` table: a MAVLink source whose vehicles become tracks."""
 
     name: str  # in uids (<org>.<name>.<sysid>) and default callsigns
-    kind: str  # udp (listen), udpout (send first to a vehicle/router), tcp (connect), tlog
+    kind: str  # udp (listen), udpout (send first to a vehicle/router), tcp (connect), tlog, serial
     address: str = ""  # host:port: to listen on (udp) or to reach (udpout, tcp)
-    path: str = ""  # the .tlog file (tlog)
+    path: str = ""  # the .tlog file (tlog), the device (serial: /dev/ttyUSB0, /dev/serial/by-id/…)
+    baud: int = 57600  # serial: the radio's or autopilot port's rate (SiK radios: 57600)
     org: str = "accord"
     affiliation: str = "f"  # f friend, n neutral, u unknown, h hostile, a assumed friend
     callsign: str = "{feed}-{sysid}"
@@ -45,7 +46,7 @@ class DroneFeed:
 _FEED_TYPES: dict[str, type] = {
     "name": str, "kind": str, "address": str, "path": str, "org": str, "affiliation": str,
     "callsign": str, "video_url": str, "groups": tuple, "speed": float, "rate_hz": float,
-    "link_timeout_s": float,
+    "link_timeout_s": float, "baud": int,
 }  # fmt: skip
 
 
@@ -69,6 +70,10 @@ def parse_drone_feeds(raw: Any, source: str) -> tuple[DroneFeed, ...]:
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     raise ConfigError(f"{where}: {key} = {value!r} is not a list of strings")
                 values[key] = tuple(value)
+            elif kind is int:
+                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                    raise ConfigError(f"{where}: {key} = {value!r} is not a whole number > 0")
+                values[key] = value
             elif kind is float:
                 if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                     raise ConfigError(f"{where}: {key} = {value!r} is not a number > 0")
@@ -85,7 +90,9 @@ def parse_drone_feeds(raw: Any, source: str) -> tuple[DroneFeed, ...]:
             raise ConfigError(f"{where}: kind = {feed.kind!r}; use one of {', '.join(FEED_KINDS)}")
         if feed.kind == "tlog" and not feed.path:
             raise ConfigError(f'{where}: a tlog feed needs path = "file.tlog"')
-        if feed.kind != "tlog":
+        if feed.kind == "serial" and not feed.path:
+            raise ConfigError(f'{where}: a serial feed needs path = "/dev/ttyUSB0" (the device)')
+        if feed.kind not in ("tlog", "serial"):
             host, _, port = feed.address.rpartition(":")
             if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
                 raise ConfigError(f"{where}: address = {feed.address!r} is not host:port")

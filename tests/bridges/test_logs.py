@@ -107,6 +107,8 @@ def test_emitted_elements_have_the_uas_tool_shapes() -> None:
             events += bridge.receive_datagram(b"".join(frames), 1_700_000_000_000 + tick * 100)
     ours: dict[str, set[str]] = {}
     for event in events:
+        if event.type == "b-m-r":
+            continue  # its waypoint links have ATAK's route shape (tests/bridges/test_mission)
         detail = etree.fromstring(encode_xml(event)).find("detail")
         assert detail is not None
         for tag, attrs in _shape(detail).items():

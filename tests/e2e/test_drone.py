@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import configparser
 import socket
 import sys
 from pathlib import Path
 
+import pytest
+
 from accord.bridges.simulator import Fleet
 from accord.config import DroneFeed
 from accord.cot.model import CotEvent
+from accord.cot.xml import decode_xml
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient
 
@@ -124,3 +128,31 @@ async def test_the_simulate_command_feeds_a_running_server(make_server: ServerFa
     assert proc.returncode == 0, out
     got = await collect(client, 0.3)
     assert {e.uid for e in got if e.type.startswith("a-")} == {"org.sim.1", "org.sim.2"}
+
+
+async def test_a_pytak_client_receives_the_aircraft_and_its_aim_point(
+    make_server: ServerFactory,
+) -> None:
+    pytak = pytest.importorskip("pytak")
+    server = await make_server(drone_feeds=(udp_feed(),))
+    parser = configparser.ConfigParser()
+    parser["pytak"] = {"COT_URL": f"tcp://127.0.0.1:{server.port('tcp')}"}
+    reader, writer = await pytak.protocol_factory(parser["pytak"])
+    try:
+        await asyncio.sleep(0.2)  # attached before the first vehicle shows up
+        await fly(server, Fleet(1), 1.2)
+        got: dict[str, CotEvent] = {}
+        async with asyncio.timeout(5):
+            while not {"org.sim.1", "org.sim.1.SPI1"} <= got.keys():
+                frame = await reader.readuntil(b"</event>")  # where pytak splits the stream
+                if b"t-x-takp-v" in frame:
+                    continue  # pytak never negotiates protobuf
+                event = decode_xml(frame[frame.index(b"<event") :])
+                got[event.uid] = event
+    finally:
+        writer.close()
+    assert got["org.sim.1"].type == "a-f-A-M-H-Q"
+    assert "<sensor " in got["org.sim.1"].detail.xml
+    spi = got["org.sim.1.SPI1"]
+    assert spi.type == "b-m-p-s-p-i"
+    assert 'uid="org.sim.1"' in spi.detail.xml  # the p-p link to the aircraft

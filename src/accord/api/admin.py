@@ -8,7 +8,11 @@ certificate (or a revoked one on a live connection): 401; a certificate of someo
 
     GET    /api/admin/clients        every connected streaming client
     DELETE /api/admin/clients/{id}   close that client's session (it may reconnect)
-    GET    /api/admin/status         version, uptime, listeners, counters, history
+    GET    /api/admin/status         version, uptime, listeners, counters, history, drone feeds
+    GET    /api/admin/drone-feeds    the running MAVLink feeds with their counters
+    POST   /api/admin/drone-feeds    start one (a [[drone_feeds]] table as JSON), ad hoc: not
+                                     written to the configuration, gone at the next start
+    DELETE /api/admin/drone-feeds/{name}  stop one (a configured one comes back at restart)
     GET    /api/admin/openapi.json   this API as OpenAPI 3.1
     GET    /api/admin/docs           the same, as a page
     GET    /metrics                  Prometheus text (also on metrics_port, without sign-in)
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -33,7 +38,15 @@ from accord import __version__
 from accord.api import metrics
 from accord.api.openapi import SPEC
 from accord.domain.metrics import Counters, Tally
-from accord.domain.ports import ListenerView, Probes, Sessions, SessionView
+from accord.domain.ports import (
+    DroneFeedError,
+    DroneFeeds,
+    DroneFeedView,
+    ListenerView,
+    Probes,
+    Sessions,
+    SessionView,
+)
 from accord.store.contract import Store, StoreError
 
 log = logging.getLogger("accord.admin")
@@ -55,6 +68,7 @@ class AdminState:
     caller: AdminCaller
     started_s: float  # wall clock
     clock: Callable[[], float]  # wall clock, seconds
+    drones: DroneFeeds | None = None  # None: this server cannot run drone feeds
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -99,6 +113,19 @@ def client_json(view: SessionView) -> dict[str, Any]:
         "coalesced": view.tally.queue_coalesced,
         "queued_events": view.queued_events,
         "write_buffer_bytes": view.write_buffer_bytes,
+    }
+
+
+def drone_feed_json(view: DroneFeedView) -> dict[str, Any]:
+    return {
+        "name": view.name,
+        "kind": view.kind,
+        "where": view.where,
+        "adhoc": view.adhoc,
+        "port": view.port,
+        "vehicles": view.vehicles,
+        "vehicles_live": view.vehicles_live,
+        "counters": dict(view.counters),
     }
 
 
@@ -182,6 +209,36 @@ def routes(state: AdminState) -> list[BaseRoute]:
     async def scraped(request: Request, admin: str) -> Response:
         return metrics.exposition(scrape, request)
 
+    async def drone_feeds(request: Request, admin: str) -> Response:
+        views = state.drones.views() if state.drones is not None else []
+        return JSONResponse({"feeds": [drone_feed_json(v) for v in views]})
+
+    async def add_drone_feed(request: Request, admin: str) -> Response:
+        if state.drones is None:
+            return JSONResponse({"error": "drone feeds are not available"}, status_code=404)
+        try:
+            table = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError) as exc:
+            return JSONResponse({"error": f"the body is not JSON: {exc}"}, status_code=400)
+        if not isinstance(table, dict):
+            return JSONResponse(
+                {"error": "the body must be one JSON object: a [[drone_feeds]] table"},
+                status_code=400,
+            )
+        try:
+            view = await state.drones.add(table)
+        except DroneFeedError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        log.info("%s added drone feed %s (%s %s)", admin, view.name, view.kind, view.where)
+        return JSONResponse(drone_feed_json(view), status_code=201)
+
+    async def remove_drone_feed(request: Request, admin: str) -> Response:
+        name = request.path_params["name"]
+        if state.drones is None or not state.drones.remove(name):
+            return JSONResponse({"error": f"no drone feed named {name!r}"}, status_code=404)
+        log.info("%s removed drone feed %s", admin, name)
+        return JSONResponse({"removed": name})
+
     def only(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         return admin_only(state, handler)
 
@@ -189,6 +246,9 @@ def routes(state: AdminState) -> list[BaseRoute]:
         Route("/api/admin/clients", only(clients), methods=["GET"]),
         Route("/api/admin/clients/{id:int}", only(disconnect), methods=["DELETE"]),
         Route("/api/admin/status", only(status), methods=["GET"]),
+        Route("/api/admin/drone-feeds", only(drone_feeds), methods=["GET"]),
+        Route("/api/admin/drone-feeds", only(add_drone_feed), methods=["POST"]),
+        Route("/api/admin/drone-feeds/{name}", only(remove_drone_feed), methods=["DELETE"]),
         Route("/api/admin/openapi.json", only(openapi), methods=["GET"]),
         Route("/api/admin/docs", only(docs), methods=["GET"]),
         Route("/metrics", only(scraped), methods=["GET"]),
@@ -236,6 +296,9 @@ async def status_json(state: AdminState) -> dict[str, Any]:
                 "dropped": v.dropped,
             }
             for v in (state.probes.links.links() if state.probes.links is not None else [])
+        ],
+        "drone_feeds": [
+            drone_feed_json(v) for v in (state.drones.views() if state.drones is not None else [])
         ],
     }
 

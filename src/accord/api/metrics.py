@@ -88,8 +88,8 @@ class AccordCollector(Collector):
             yield CounterMetricFamily(
                 PREFIX + f.name, _COUNTER_HELP.get(f.name, f.name), value=snapshot[f.name]
             )
-        for source in list(self.probes.sources):
-            yield from _families(source.samples())
+        # One family per name across sources: each drone feed reports its own samples.
+        yield from _families(s for source in list(self.probes.sources) for s in source.samples())
 
 
 def _listener_families(listeners: list[ListenerView]) -> Iterator[Metric]:

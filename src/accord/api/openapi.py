@@ -71,6 +71,49 @@ _LISTENER = _obj(
         "write_buffer_bytes": _INT,
     }
 )
+_DRONE_FEED = _obj(
+    {
+        "name": {**_STR, "description": "in uids <org>.<name>.<sysid>; for DELETE"},
+        "kind": {"enum": ["udp", "udpout", "tcp", "tlog", "serial"]},
+        "where": {**_STR, "description": "its address, or its file or device path"},
+        "adhoc": {
+            "type": "boolean",
+            "description": "added by POST: not in the configuration, gone at the next start",
+        },
+        "port": {"type": ["integer", "null"], "description": "UDP port listened on (udp)"},
+        "vehicles": {**_INT, "description": "vehicles seen"},
+        "vehicles_live": {**_INT, "description": "heard from within the link timeout"},
+        "counters": {
+            "type": "object",
+            "additionalProperties": _INT,
+            "description": "link_errors (tcp, serial: could not open, or broke), bytes_in, "
+            "messages, bad_data (CRC failures, bad frames), "
+            "truncated, unknown (message ids), ignored_components, conflicts (two vehicles "
+            "claiming one system id), events, links_lost",
+        },
+    }
+)
+# One [[drone_feeds]] table of the configuration, as JSON.
+_DRONE_FEED_TABLE = {
+    "type": "object",
+    "required": ["name", "kind"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {**_STR, "description": "unique, no dot"},
+        "kind": {"enum": ["udp", "udpout", "tcp", "tlog", "serial"]},
+        "address": {**_STR, "description": "host:port (udp: to listen on; udpout, tcp: to reach)"},
+        "path": {**_STR, "description": "the .tlog file (tlog), the device (serial)"},
+        "baud": {"type": "integer", "minimum": 1, "description": "serial: default 57600"},
+        "org": _STR,
+        "affiliation": {"enum": ["f", "a", "n", "u", "s", "h", "j", "k", "p", "o", "x"]},
+        "callsign": {**_STR, "description": "may use {feed} and {sysid}"},
+        "video_url": _STR,
+        "groups": {"type": "array", "items": _STR},
+        "speed": {"type": "number", "exclusiveMinimum": 0},
+        "rate_hz": {"type": "number", "exclusiveMinimum": 0},
+        "link_timeout_s": {"type": "number", "exclusiveMinimum": 0},
+    },
+}
 _STATUS = _obj(
     {
         "server": {"const": "Accord"},
@@ -109,6 +152,7 @@ _STATUS = _obj(
                 "lag_s": {"type": "number", "description": "age of the oldest unwritten event"},
             }
         ),
+        "drone_feeds": {"type": "array", "items": {"$ref": "#/components/schemas/DroneFeed"}},
     }
 )
 
@@ -131,7 +175,8 @@ SPEC: dict[str, Any] = {
     "info": {
         "title": "Accord admin API",
         "version": __version__,
-        "description": "Read the live state of an Accord server and disconnect clients. "
+        "description": "Read the live state of an Accord server, disconnect clients, and "
+        "start and stop drone feeds. "
         "HTTPS with a client certificate whose CN is listed in admin_users.",
     },
     "security": [{"clientCertificate": []}],
@@ -177,6 +222,59 @@ SPEC: dict[str, Any] = {
                 "responses": {
                     "200": _json({"$ref": "#/components/schemas/Status"}, "the status"),
                     **_DENIED,
+                },
+            }
+        },
+        "/api/admin/drone-feeds": {
+            "get": {
+                "operationId": "listDroneFeeds",
+                "summary": "The running MAVLink feeds, with their counters",
+                "responses": {
+                    "200": _json(
+                        _obj(
+                            {
+                                "feeds": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/DroneFeed"},
+                                }
+                            }
+                        ),
+                        "the feeds, by name",
+                    ),
+                    **_DENIED,
+                },
+            },
+            "post": {
+                "operationId": "addDroneFeed",
+                "summary": "Start a MAVLink feed (ad hoc: not written to the configuration, "
+                "gone at the next start)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/DroneFeedTable"}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json({"$ref": "#/components/schemas/DroneFeed"}, "started"),
+                    "400": _error("not a valid table, or the feed cannot start (the reason)"),
+                    **_DENIED,
+                    "409": _error("a feed of that name is running"),
+                },
+            },
+        },
+        "/api/admin/drone-feeds/{name}": {
+            "delete": {
+                "operationId": "removeDroneFeed",
+                "summary": "Stop a MAVLink feed (a configured one returns at the next start)",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": _STR},
+                ],
+                "responses": {
+                    "200": _json(_obj({"removed": _STR}), "stopped"),
+                    **_DENIED,
+                    "404": _error("no feed has that name"),
                 },
             }
         },
@@ -226,6 +324,8 @@ SPEC: dict[str, Any] = {
             "Client": _CLIENT,
             "Listener": _LISTENER,
             "Status": _STATUS,
+            "DroneFeed": _DRONE_FEED,
+            "DroneFeedTable": _DRONE_FEED_TABLE,
             "Error": _obj({"error": _STR}),
         },
     },

@@ -13,6 +13,12 @@ once) together with a link-lost alert; when heartbeats return, the alert is canc
 Bad input never raises: corrupt bytes, CRC failures, truncated frames and unknown message ids
 are counted in :class:`BridgeCounters` and skipped; every other vehicle keeps flowing.
 
+Home and mission: HOME_POSITION becomes a home marker (sent when it moves); the mission, as it
+crosses the link either way (a GCS uploading it: MISSION_COUNT then MISSION_ITEM_INT to the
+vehicle; or the vehicle reporting it), becomes a route once every item of the announced count
+has been seen, and again only when it changes; a cleared (zero-item) mission deletes it. Both
+are re-sent once a minute while the vehicle is live, for clients that join later.
+
 Two vehicles claiming one system id: the first component whose HEARTBEAT names a vehicle type
 owns the id. A vehicle heartbeat from another component of that id, or a different MAV_TYPE
 from the owner, is counted as a ``conflict`` and ignored, as are that component's position
@@ -34,12 +40,18 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from accord.bridges.uas import (
     STALE_MS,
+    STATIC_REFRESH_MS,
     VEHICLE_TYPES,
     FeedSettings,
     Geoid,
     Vehicle,
+    Waypoint,
+    route_uid,
     to_aircraft,
+    to_delete,
+    to_home,
     to_link_alert,
+    to_route,
     to_spi,
 )
 from accord.cot.model import CotEvent
@@ -48,6 +60,17 @@ log = logging.getLogger("accord.bridges.mavlink")
 
 MAV_TYPE_GCS = 6
 MAV_AUTOPILOT_INVALID = 8
+MAV_AUTOPILOT_ARDUPILOTMEGA = 3  # its mission item 0 is home, not a waypoint
+MAV_MISSION_TYPE_MISSION = 0  # not fence, not rally points
+# MAV_CMD navigation commands that are a place to fly to (common.xml): waypoint, loiters,
+# land, takeoff, loiter to altitude, spline waypoint, VTOL takeoff and land.
+NAV_POINT_COMMANDS = frozenset({16, 17, 18, 19, 21, 22, 31, 82, 84, 85})
+# MAV_FRAME values with latitude/longitude in x/y: global, relative to home, above terrain
+# (float and int variants).
+GLOBAL_FRAMES = frozenset({0, 3, 5, 6, 10, 11})
+MISSION_MESSAGES = frozenset(
+    {"MISSION_COUNT", "MISSION_ITEM_INT", "MISSION_ITEM", "MISSION_CLEAR_ALL"}
+)
 MAV_MODE_FLAG_SAFETY_ARMED = 128
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
@@ -193,6 +216,12 @@ class MavlinkBridge:
             if kind == "HEARTBEAT":
                 self._heartbeat(message, sysid, compid, now_ms)
                 return
+            if kind in MISSION_MESSAGES:
+                # From the vehicle (it reports its mission), or to it (a GCS uploads one).
+                owner = self.vehicles.get(sysid) or self.vehicles.get(message.target_system)
+                if owner is not None:
+                    self._mission(owner, message, kind, now_ms)
+                return
             vehicle = self.vehicles.get(sysid)
             if vehicle is None:
                 return  # no vehicle heartbeat from this system yet: nothing to draw it as
@@ -266,6 +295,7 @@ class MavlinkBridge:
             # The owner went silent: the newcomer takes the id over.
             vehicle.compid, vehicle.mav_type = compid, msg.type
         vehicle.last_heartbeat_ms = now_ms
+        vehicle.autopilot = msg.autopilot
         vehicle.armed = bool(msg.base_mode & MAV_MODE_FLAG_SAFETY_ARMED)
         if vehicle.link_lost:
             vehicle.link_lost = False
@@ -300,6 +330,7 @@ class MavlinkBridge:
         if last is not None and now_ms - last < self._min_interval_ms:
             return
         vehicle.last_emit_ms = now_ms
+        self._refresh_static(vehicle, now_ms)
         stale = now_ms + STALE_MS
         self._out.append(to_aircraft(vehicle, self.settings, now_ms, self.geoid, stale_ms=stale))
         spi = to_spi(vehicle, self.settings, now_ms, self.geoid, stale_ms=stale)
@@ -420,8 +451,75 @@ class MavlinkBridge:
 
     def _home(self, vehicle: Vehicle, msg: Any, now_ms: int) -> None:
         lat, lon = _deg_e7(msg.latitude), _deg_e7(msg.longitude)
-        if lat is not None and lon is not None:
-            vehicle.home = (lat, lon, msg.altitude / 1000)
+        if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            return
+        if lat == 0.0 and lon == 0.0:
+            return  # not set yet
+        vehicle.home = (lat, lon, msg.altitude / 1000)
+        if vehicle.home != vehicle.home_sent:
+            self._send_home(vehicle, now_ms)
+
+    def _send_home(self, vehicle: Vehicle, now_ms: int) -> None:
+        event = to_home(vehicle, self.settings, now_ms, self.geoid)
+        if event is not None:
+            vehicle.home_sent, vehicle.home_ms = vehicle.home, now_ms
+            self._out.append(event)
+
+    def _refresh_static(self, vehicle: Vehicle, now_ms: int) -> None:
+        """Home and route again, once a minute, for clients that joined since."""
+        if vehicle.home_sent is not None and now_ms - vehicle.home_ms >= STATIC_REFRESH_MS:
+            self._send_home(vehicle, now_ms)
+        mission = vehicle.mission
+        if mission.route and now_ms - mission.route_ms >= STATIC_REFRESH_MS:
+            mission.route_ms = now_ms
+            self._out.append(to_route(vehicle, self.settings, mission.route, now_ms))
+
+    def _mission(self, vehicle: Vehicle, msg: Any, kind: str, now_ms: int) -> None:
+        if getattr(msg, "mission_type", 0) != MAV_MISSION_TYPE_MISSION:
+            return  # geofence and rally points are other lists
+        mission = vehicle.mission
+        if kind == "MISSION_COUNT":
+            mission.expected, mission.items = msg.count, {}
+        elif kind == "MISSION_CLEAR_ALL":
+            mission.expected, mission.items = 0, {}
+        else:
+            seq = msg.seq
+            if mission.expected is not None and seq >= mission.expected:
+                return  # not part of the announced mission
+            mission.items[seq] = self._waypoint(vehicle, msg, kind)
+        self._mission_complete(vehicle, now_ms)
+
+    def _waypoint(self, vehicle: Vehicle, msg: Any, kind: str) -> Waypoint | None:
+        """The item as a place to fly to, or None (a command, a non-global frame, no place)."""
+        if msg.command not in NAV_POINT_COMMANDS or msg.frame not in GLOBAL_FRAMES:
+            return None
+        if msg.seq == 0 and vehicle.autopilot == MAV_AUTOPILOT_ARDUPILOTMEGA:
+            return None
+        if kind == "MISSION_ITEM_INT":
+            lat, lon = _deg_e7(msg.x), _deg_e7(msg.y)
+        else:
+            lat, lon = _finite(msg.x), _finite(msg.y)
+        if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            return None
+        if lat == 0.0 and lon == 0.0:
+            return None  # takeoff "here", and the like
+        return (msg.seq, lat, lon, float(msg.z))
+
+    def _mission_complete(self, vehicle: Vehicle, now_ms: int) -> None:
+        mission = vehicle.mission
+        expected = mission.expected
+        if expected is None or any(seq not in mission.items for seq in range(expected)):
+            return  # still arriving
+        route = tuple(p for seq in range(expected) if (p := mission.items[seq]) is not None)
+        if route == mission.route:
+            return
+        previous, mission.route, mission.route_ms = mission.route, route, now_ms
+        if route:
+            log.info("%s: vehicle %d mission of %d waypoints", self.settings.name,
+                     vehicle.sysid, len(route))  # fmt: skip
+            self._out.append(to_route(vehicle, self.settings, route, now_ms))
+        elif previous:
+            self._out.append(to_delete(route_uid(self.settings, vehicle.sysid), "b-m-r", now_ms))
 
 
 _HANDLERS = {

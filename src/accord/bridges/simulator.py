@@ -4,8 +4,10 @@
 the start): at each tick GLOBAL_POSITION_INT, ATTITUDE, GIMBAL_DEVICE_ATTITUDE_STATUS (from the
 gimbal component; even system ids report yaw in the vehicle frame, odd ones in the earth frame)
 and CAMERA_FOV_STATUS (from the camera component); once a second HEARTBEAT, GPS_RAW_INT (with
-alt_ellipsoid and h_acc/v_acc), SYS_STATUS and BATTERY_STATUS; every 10 s the mission as
-MISSION_ITEM_INT. Used by ``accord drone simulate``, the tests and the benchmark.
+alt_ellipsoid and h_acc/v_acc), SYS_STATUS and BATTERY_STATUS; every 10 s HOME_POSITION (the
+pattern's centre) and the mission as ArduPilot reports it, MISSION_COUNT then MISSION_ITEM_INT
+(item 0 home, then the four corners of the pattern). Used by ``accord drone simulate``, the
+tests and the benchmark.
 """
 
 from __future__ import annotations
@@ -177,25 +179,25 @@ class SimVehicle:
             ).pack(camera)
         )
         if mission:
+            home7 = round(self.centre[0] * 1e7), round(self.centre[1] * 1e7)
+            out.append(
+                mav.home_position_encode(
+                    *home7, int(self.home_msl_m * 1000), 0, 0, 0, [1, 0, 0, 0], 0, 0, 0
+                ).pack(mav)
+            )
             corners = [(-1, -1), (-1, 1), (1, 1), (1, -1)]
-            for seq, (n, e) in enumerate(corners):
-                wlat, wlon = offset(*self.centre, n * self.radius_m, e * self.radius_m)
+            points = [home7] + [
+                tuple(round(v * 1e7) for v in offset(*self.centre, n * self.radius_m,
+                                                     e * self.radius_m))
+                for n, e in corners
+            ]  # fmt: skip
+            out.append(mav.mission_count_encode(255, 190, len(points)).pack(mav))
+            for seq, (wlat7, wlon7) in enumerate(points):
+                frame = 0 if seq == 0 else 3  # home: global MSL; waypoints: above home
+                height = self.home_msl_m if seq == 0 else self.height_m
                 out.append(
                     mav.mission_item_int_encode(
-                        0,
-                        0,
-                        seq,
-                        3,
-                        16,
-                        0,
-                        1,
-                        0,
-                        0,
-                        0,
-                        0,
-                        round(wlat * 1e7),
-                        round(wlon * 1e7),
-                        self.height_m,
+                        255, 190, seq, frame, 16, 0, 1, 0, 0, 0, 0, wlat7, wlon7, height
                     ).pack(mav)
                 )
         return out

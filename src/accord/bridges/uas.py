@@ -6,7 +6,9 @@ Everything here is plain arithmetic on decoded values: :mod:`accord.bridges.mavl
 - the aircraft (``a-<aff>-A-M-H-Q`` / ``…-M-F-Q``) with ``<track>``, ``<spatial>``, the camera
   ``<sensor>``, ``<__video>``, ``<status battery>``, ``<vehicle>`` and ``<remarks>``;
 - the aim point, ``b-m-p-s-p-i``, linked ``p-p`` to the aircraft (ATAK draws the line);
-- the link-lost alert (``b-a-o-c``, ATAK's "Custom" emergency) and its cancel (``b-a-o-can``).
+- the link-lost alert (``b-a-o-c``, ATAK's "Custom" emergency) and its cancel (``b-a-o-can``);
+- the home (launch and return) point, ``b-m-p-w`` linked ``p-p`` to the aircraft;
+- the mission as an ATAK route, ``b-m-r`` with one ``<link point relation="c">`` per waypoint.
 
 Units: lat/lon degrees, heights metres above the WGS-84 ellipsoid (never MSL), angles degrees
 (azimuth true, clockwise from north), speeds m/s, times epoch ms.
@@ -38,6 +40,12 @@ POOR_FIX_CE_FLOOR_M = 500.0
 # The camera cone needs a range (§A2); without CAMERA_FOV_STATUS it is the slant distance to
 # the ground from the height above home and the tilt, within ATAK's 15 km tool limit.
 MAX_RANGE_M = 15_000.0
+
+# Home and mission change rarely: sent when they change and again every STATIC_REFRESH_MS while
+# the vehicle is live (clients that join later get them); stale well after the last refresh.
+STATIC_REFRESH_MS = 60_000
+STATIC_STALE_MS = 10 * 60_000
+DELETE_STALE_MS = 20_000
 
 # MAV_TYPE values (common.xml) by what ATAK draws for them (§A1; mavTAK's grouping).
 _FIXED_WING = frozenset({1, 16, 19, 20, 21, 22, 23, 24, 25, 28, 47})
@@ -103,6 +111,20 @@ class Camera:
     relative_yaw: float | None = None
 
 
+Waypoint = tuple[int, float, float, float]  # seq, lat, lon, alt (as the item's frame says)
+
+
+@dataclass(slots=True)
+class Mission:
+    """The mission as seen crossing the link (the GCS uploading it, or the vehicle reporting
+    it): MISSION_COUNT opens a transfer, items fill it; complete when every seq has come."""
+
+    expected: int | None = None  # from MISSION_COUNT; None until one is seen
+    items: dict[int, Waypoint | None] = field(default_factory=dict)  # None: not a nav point
+    route: tuple[Waypoint, ...] | None = None  # the last one sent as a route
+    route_ms: int = 0  # when the route was last sent
+
+
 @dataclass(slots=True)
 class Vehicle:
     """Full-rate state of one vehicle (one MAVLink system id)."""
@@ -133,7 +155,11 @@ class Vehicle:
     voltage: float | None = None
     time_remaining_s: int | None = None
     camera: Camera = field(default_factory=Camera)
-    home: tuple[float, float, float] | None = None
+    home: tuple[float, float, float] | None = None  # lat, lon, MSL
+    home_sent: tuple[float, float, float] | None = None
+    home_ms: int = 0  # when home was last sent
+    autopilot: int = 0  # MAV_AUTOPILOT
+    mission: Mission = field(default_factory=Mission)
     last_emit_ms: int | None = None
     link_lost: bool = False
 
@@ -371,3 +397,102 @@ def to_link_alert(vehicle: Vehicle, settings: FeedSettings, now_ms: int, *, lost
             f'<contact callsign="{escape_attr(callsign)} link"/>{link}{emergency}'
         ),
     )
+
+
+def home_uid(settings: FeedSettings, sysid: int) -> str:
+    return f"{settings.uid(sysid)}.home"
+
+
+def route_uid(settings: FeedSettings, sysid: int) -> str:
+    return f"{settings.uid(sysid)}.mission"
+
+
+def to_home(
+    vehicle: Vehicle, settings: FeedSettings, now_ms: int, geoid: Geoid | None
+) -> CotEvent | None:
+    """The home (launch and return) point as a waypoint marker linked ``p-p`` to the aircraft.
+
+    ``b-m-p-w`` ("designated point: waypoint" in the MITRE tree; ATAK draws it as a labelled
+    point). Not ``b-m-p-s-p-loc``: ATAK clients and viewers use that for a video sensor's
+    location (OpenTAK ICU), and not an ``a-`` type: a home is a place, not a unit."""
+    if vehicle.home is None:
+        return None
+    lat, lon, msl = vehicle.home
+    callsign = settings.callsign_of(vehicle.sysid)
+    detail = (
+        f'<contact callsign="{escape_attr(callsign)} home"/>'
+        f'<link uid="{escape_attr(settings.uid(vehicle.sysid))}"'
+        f' type="{aircraft_type(vehicle, settings)}" relation="p-p"/>'
+        f"<remarks>launch and return point of {escape_attr(callsign)}</remarks>"
+    )
+    return CotEvent(
+        uid=home_uid(settings, vehicle.sysid),
+        type="b-m-p-w",
+        how="m-g",
+        time=now_ms,
+        start=now_ms,
+        stale=now_ms + STATIC_STALE_MS,
+        point=Point(lat, lon, hae_of(vehicle, msl, geoid, (lat, lon))),
+        detail=detail_from_xml(detail),
+    )
+
+
+def to_route(
+    vehicle: Vehicle, settings: FeedSettings, route: tuple[Waypoint, ...], now_ms: int
+) -> CotEvent:
+    """The mission as an ATAK route (``b-m-r``, the shape of ATAK-CIV's
+    ``takcot/examples/Route.cot``): one ``<link type="b-m-p-w" point="lat,lon" relation="c">``
+    per waypoint, in order, then ``<link_attr>`` and ``<__routeinfo>``. Points carry no height:
+    mission altitudes are mostly relative to home or terrain, which a CoT point cannot say.
+    The event's own point is the first waypoint (ATAK reads the route from the links; a point
+    at 0,0 would put the route outside every area filter)."""
+    callsign = settings.callsign_of(vehicle.sysid)
+    uid = route_uid(settings, vehicle.sysid)
+    links = "".join(
+        f'<link uid="{escape_attr(uid)}.{seq}" callsign="WP{n}" type="b-m-p-w"'
+        f' point="{_num7(lat)},{_num7(lon)}" remarks="" relation="c"/>'
+        for n, (seq, lat, lon, _) in enumerate(route, 1)
+    )
+    detail = (
+        f"{links}"
+        '<link_attr planningmethod="Infil" color="-1" method="Flying" prefix="WP"'
+        ' type="Vehicle" stroke="3" direction="Infil" routetype="Primary"'
+        ' order="Ascending Check Points"/>'
+        '<strokeColor value="-1"/><strokeWeight value="3.0"/>'
+        "<__routeinfo><__navcues/></__routeinfo>"
+        f'<contact callsign="{escape_attr(callsign)} mission"/>'
+        f"<remarks>mission of {escape_attr(callsign)} ({escape_attr(settings.uid(vehicle.sysid))})"
+        "</remarks>"
+    )
+    first = route[0] if route else (0, 0.0, 0.0, 0.0)
+    return CotEvent(
+        uid=uid,
+        type="b-m-r",
+        how="h-e",
+        time=now_ms,
+        start=now_ms,
+        stale=now_ms + STATIC_STALE_MS,
+        point=Point(first[1], first[2]),
+        detail=detail_from_xml(detail),
+    )
+
+
+def to_delete(uid: str, kind: str, now_ms: int) -> CotEvent:
+    """``t-x-d-d`` with ``<__forcedelete>``: clients remove ``uid`` (a mission cleared)."""
+    return CotEvent(
+        uid=f"{uid}.delete",
+        type="t-x-d-d",
+        how="m-g",
+        time=now_ms,
+        start=now_ms,
+        stale=now_ms + DELETE_STALE_MS,
+        point=Point(0.0, 0.0),
+        detail=detail_from_xml(
+            f'<link uid="{escape_attr(uid)}" type="{escape_attr(kind)}" relation="none"/>'
+            "<__forcedelete/>"
+        ),
+    )
+
+
+def _num7(value: float) -> str:
+    return f"{value:.7f}".rstrip("0").rstrip(".")

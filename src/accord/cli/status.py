@@ -48,7 +48,7 @@ def add_parser(
 
 def run(args: argparse.Namespace, config: Config) -> int:
     try:
-        url = _base_url(args.url, config)
+        url = base_url(args.url, config)
         status, clients = _fetch(url, PkiPaths(config.data_dir / "pki"), args.timeout)
     except StatusError as exc:
         print(f"accord: {exc}", file=sys.stderr)
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _base_url(url: str | None, config: Config) -> str:
+def base_url(url: str | None, config: Config) -> str:
     if url:
         return url.rstrip("/")
     if not config.https_port:
@@ -83,6 +83,14 @@ def _answering(url: str, timeout: float) -> bool:
 
 
 def _fetch(url: str, pki: PkiPaths, timeout: float) -> tuple[dict[str, Any], list[Any]]:
+    ctx = admin_context(url, pki, timeout)
+    status = admin_request(url, "/api/admin/status", ctx, timeout, pki)[1]
+    clients = admin_request(url, "/api/admin/clients", ctx, timeout, pki)[1]
+    return status, clients.get("clients", [])
+
+
+def admin_context(url: str, pki: PkiPaths, timeout: float) -> ssl.SSLContext:
+    """TLS with the admin certificate, trusting only this data directory's CA."""
     down = f"no Accord answering on {url}: start it with `accord serve`"
     if not pki.admin_cert.exists() or not pki.admin_key.exists():
         if not _answering(url, timeout):
@@ -100,24 +108,41 @@ def _fetch(url: str, pki: PkiPaths, timeout: float) -> tuple[dict[str, Any], lis
         ctx.load_cert_chain(pki.admin_cert, pki.admin_key)
     except (OSError, ssl.SSLError) as exc:
         raise StatusError(f"cannot use the admin certificate in {pki.root}: {exc}") from None
-    status = _get(url, "/api/admin/status", ctx, timeout, down, pki)
-    clients = _get(url, "/api/admin/clients", ctx, timeout, down, pki)
-    return status, clients.get("clients", [])
+    return ctx
 
 
-def _get(
-    url: str, path: str, ctx: ssl.SSLContext, timeout: float, down: str, pki: PkiPaths
-) -> dict[str, Any]:
-    request = urllib.request.Request(url + path, headers={"Accept": "application/json"})
+def admin_request(
+    url: str,
+    path: str,
+    ctx: ssl.SSLContext,
+    timeout: float,
+    pki: PkiPaths,
+    *,
+    method: str = "GET",
+    body: dict[str, Any] | None = None,
+    answers: tuple[int, ...] = (),
+) -> tuple[int, dict[str, Any]]:
+    """(status, JSON body) of an admin API call; errors other than ``answers`` raise
+    :class:`StatusError` with what to do."""
+    down = f"no Accord answering on {url}: start it with `accord serve`"
+    headers = {"Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url + path, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, context=ctx, timeout=timeout) as answer:
-            body: dict[str, Any] = json.load(answer)
-            return body
+            result: dict[str, Any] = json.load(answer)
+            return answer.status, result
     except urllib.error.HTTPError as exc:
         try:
-            said = json.loads(exc.read()).get("error", "")
+            said_json = json.loads(exc.read())
+            said = said_json.get("error", "")
         except (ValueError, AttributeError):
-            said = ""
+            said_json, said = {}, ""
+        if exc.code in answers:
+            return exc.code, said_json if isinstance(said_json, dict) else {}
         if exc.code in (401, 403):
             raise StatusError(
                 f"{url} refused the admin certificate ({exc.code}: {said}); check admin_users, "
@@ -214,6 +239,7 @@ def render(status: dict[str, Any], clients: list[dict[str, Any]], out: TextIO) -
         f" (fullest {_n(queues['max_queued_events'])}),"
         f" {_n(queues['write_buffer_bytes'])} bytes unsent",
         "history    " + _history(status),
+        *_drones(status),
         "",
     ]
     out.write("\n".join(lines) + "\n")
@@ -254,6 +280,21 @@ def render(status: dict[str, Any], clients: list[dict[str, Any]], out: TextIO) -
 
 def _cut(value: str, width: int) -> str:
     return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def _drones(status: dict[str, Any]) -> list[str]:
+    lines = []
+    for index, feed in enumerate(status.get("drone_feeds") or []):
+        c = feed["counters"]
+        bad = c.get("bad_data", 0) + c.get("truncated", 0)
+        lines.append(
+            ("drones     " if index == 0 else "           ")
+            + f"{feed['name']} ({feed['kind']}): {feed['vehicles_live']}/{feed['vehicles']} "
+            f"vehicles live, {_n(c.get('messages', 0))} messages, {_n(bad)} bad, "
+            f"{_n(c.get('unknown', 0))} unknown, {_n(c.get('conflicts', 0))} conflicts, "
+            f"{_n(c.get('events', 0))} events, {_n(c.get('links_lost', 0))} links lost"
+        )
+    return lines
 
 
 def _history(status: dict[str, Any]) -> str:

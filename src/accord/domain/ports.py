@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
@@ -150,6 +150,45 @@ class Probes:
     history: HistoryBacklog | None = None
     sources: list[MetricsSource] = field(default_factory=list)
     links: Links | None = None  # federation, when started
+
+
+# -- drone feeds, added and removed at run time by the admin API --------------------------------
+@dataclass(frozen=True, slots=True)
+class DroneFeedView:
+    """One running MAVLink feed, for the admin API."""
+
+    name: str
+    kind: str  # udp, udpout, tcp, tlog, serial
+    where: str  # its address, or its file or device path
+    adhoc: bool  # added at run time: gone at the next start (not written to the config)
+    port: int | None  # the UDP port it listens on (udp), else None
+    vehicles: int  # vehicles seen
+    vehicles_live: int  # of which heard from within the link timeout
+    counters: Mapping[str, int]  # what its bridge parsed, skipped and emitted
+
+
+class DroneFeedError(Exception):
+    """A feed cannot be added: the message says why, ``status`` is the HTTP status to answer
+    (400 a bad table or a feed that cannot start, 409 the name is taken)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class DroneFeeds(Protocol):
+    """The running drone feeds (the composition root implements it with the feed adapters)."""
+
+    def views(self) -> list[DroneFeedView]: ...
+
+    async def add(self, table: Mapping[str, Any]) -> DroneFeedView:
+        """Start a feed from one ``[[drone_feeds]]`` table (as parsed JSON); raise
+        :class:`DroneFeedError`."""
+        ...
+
+    def remove(self, name: str) -> bool:
+        """Stop the feed ``name`` (configured or ad hoc); False when there is none."""
+        ...
 
 
 # -- the hub, as the other adapters (federation links) see it -------------------------------------

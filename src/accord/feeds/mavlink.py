@@ -3,14 +3,17 @@ events it returns into the hub, as a party that receives nothing (like UDP input
 
 Kinds: ``udp`` listens; ``udpout`` sends a GCS heartbeat to the vehicle (or router) every second
 so that it learns where to send, then reads its replies; ``tcp`` connects and reconnects with
-back-off; ``tlog`` replays a telemetry log at ``speed`` times real time. Each runs one ticker
-that judges link loss once every ``TICK_S``. Serial links are not built in: route a serial
-radio to UDP with mavlink-router or MAVProxy.
+back-off; ``serial`` reads a serial device (a telemetry radio, an autopilot's USB port) with
+pyserial-asyncio-fast and, when it cannot be opened or disappears (unplugged), logs it, counts it
+in ``link_errors`` and tries again with back-off, never touching the other feeds; ``tlog``
+replays a telemetry log at ``speed`` times real time. Each runs one ticker that judges link
+loss once every ``TICK_S``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -19,10 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import serial
+import serial_asyncio_fast
+
 from accord.bridges.mavlink import MavlinkBridge, gcs_heartbeat
 from accord.bridges.tlog import decode_tlog
 from accord.cot.model import CotEvent
 from accord.domain.contacts import Party
+from accord.domain.ports import DroneFeedView, Sample
 
 log = logging.getLogger("accord.feeds")
 
@@ -30,6 +37,21 @@ TICK_S = 0.5
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 30.0
 READ_BYTES = 65536
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+
+
+# /metrics name, BridgeCounters field, help.
+_COUNTERS = (
+    ("drone_bytes_total", "bytes_in", "MAVLink bytes received"),
+    ("drone_messages_total", "messages", "MAVLink messages parsed"),
+    ("drone_bad_data_total", "bad_data", "Bad frames skipped: CRC failures, bad lengths"),
+    ("drone_truncated_total", "truncated", "Partial frames at the end of a datagram"),
+    ("drone_unknown_messages_total", "unknown", "Messages with ids outside the dialect"),
+    ("drone_ignored_components_total", "ignored_components",
+     "Heartbeats and vehicle messages of ground stations and non-owning components"),
+    ("drone_conflicts_total", "conflicts", "Heartbeats of a second vehicle claiming a system id"),
+    ("drone_events_total", "events", "Events emitted (aircraft, aim points, alerts, routes)"),
+    ("drone_links_lost_total", "links_lost", "Link-lost alerts raised (heartbeat stopped)"),
+)  # fmt: skip
 
 
 class Router(Protocol):
@@ -53,6 +75,39 @@ class Feed:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     transport: asyncio.BaseTransport | None = None
     bound: tuple[str, int] | None = None  # udp: the address actually listened on
+    kind: str = ""
+    where: str = ""  # address, or file or device path
+    adhoc: bool = False  # added by the admin API, not from the configuration
+    link_errors: int = 0  # tcp, serial: could not connect or open, or the link broke
+
+    def view(self) -> DroneFeedView:
+        vehicles = self.bridge.vehicles.values()
+        return DroneFeedView(
+            self.name,
+            self.kind,
+            self.where,
+            self.adhoc,
+            self.bound[1] if self.bound is not None else None,
+            len(vehicles),
+            sum(1 for v in vehicles if not v.link_lost),
+            {**self.bridge.counters.snapshot(), "link_errors": self.link_errors},
+        )
+
+    def samples(self) -> list[Sample]:
+        """This feed's numbers for /metrics (the feed is a :class:`MetricsSource`)."""
+        c, labels = self.bridge.counters, (("feed", self.name),)
+        view = self.view()
+        values = [
+            (name, "counter", help, float(getattr(c, attr))) for name, attr, help in _COUNTERS
+        ]
+        values += [
+            ("drone_link_errors_total", "counter",
+             "TCP or serial links that could not be opened or broke", float(self.link_errors)),
+            ("drone_vehicles", "gauge", "Vehicles seen on the feed", float(view.vehicles)),
+            ("drone_vehicles_live", "gauge", "Vehicles heard within the link timeout",
+             float(view.vehicles_live)),
+        ]  # fmt: skip
+        return [Sample(n, k, h, v, labels) for n, k, h, v in values]  # type: ignore[arg-type]
 
     def submit(self, events: Iterable[CotEvent]) -> None:
         for event in events:
@@ -127,6 +182,7 @@ async def _tcp(feed: Feed, host: str, port: int) -> None:
         try:
             reader, writer = await asyncio.open_connection(host, port)
         except OSError as exc:
+            feed.link_errors += 1
             log.warning("%s: cannot reach %s:%d (%s); retry in %.0f s", feed.name, host, port,
                         exc.strerror or exc, delay)  # fmt: skip
             await asyncio.sleep(delay)
@@ -143,6 +199,43 @@ async def _tcp(feed: Feed, host: str, port: int) -> None:
             log.warning("%s: connection to %s:%d lost: %s", feed.name, host, port, exc)
         finally:
             writer.close()
+        feed.link_errors += 1
+        await asyncio.sleep(delay)
+
+
+async def start_serial(feed: Feed, path: str, baud: int) -> None:
+    """Read ``path``; a device that is missing now is waited for, not an error."""
+    loop = asyncio.get_running_loop()
+    feed.tasks.append(loop.create_task(_serial(feed, path, baud)))
+    feed.tasks.append(loop.create_task(feed.ticker()))
+
+
+async def _serial(feed: Feed, path: str, baud: int) -> None:
+    delay = RECONNECT_MIN_S
+    while True:
+        try:
+            reader, writer = await serial_asyncio_fast.open_serial_connection(
+                url=path, baudrate=baud
+            )
+        except (OSError, serial.SerialException, ValueError) as exc:
+            feed.link_errors += 1
+            log.warning("%s: cannot open %s (%s); retry in %.0f s", feed.name, path,
+                        getattr(exc, "strerror", None) or exc, delay)  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
+            continue
+        log.info("%s: reading %s at %d baud", feed.name, path, baud)
+        delay = RECONNECT_MIN_S
+        try:
+            while data := await reader.read(READ_BYTES):
+                feed.submit(feed.bridge.receive_data(data, wall_ms()))
+            log.warning("%s: %s closed", feed.name, path)
+        except (OSError, serial.SerialException) as exc:
+            log.warning("%s: %s lost (%s); retry in %.0f s", feed.name, path, exc, delay)
+        finally:
+            with contextlib.suppress(OSError, serial.SerialException):
+                writer.close()
+        feed.link_errors += 1
         await asyncio.sleep(delay)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -114,3 +115,14 @@ async def test_retention_removes_old_events_and_keeps_the_newest(store: Store) -
     await arch.flush()
     assert await arch.prune() == 2
     assert [e.uid for e in (await store.history(HistoryQuery())).events] == ["u2", "u3"]
+
+
+async def test_flush_waits_for_the_batch_the_writer_task_has_in_flight(store: Store) -> None:
+    arch = archiver(store)
+    task = asyncio.get_running_loop().create_task(arch.run())
+    for i in range(3000):  # more than one batch
+        arch.record(make_event(f"u{i}", now_ms=NOW_MS + i), A)
+    await asyncio.sleep(0)  # the task takes the first batch and starts writing it
+    await arch.flush()
+    task.cancel()
+    assert (await store.history_stats()).events == 3000

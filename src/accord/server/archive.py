@@ -61,6 +61,7 @@ class Archiver:
         self._queue: deque[tuple[CotEvent, frozenset[str], float]] = deque()
         self._queue_events = queue_events
         self._wake = asyncio.Event()
+        self._writing = asyncio.Lock()  # one batch at a time: flush() waits for one in flight
 
     @property
     def queued(self) -> int:
@@ -98,6 +99,10 @@ class Archiver:
 
     async def write_batch(self) -> int:
         """Write up to one batch from the queue; return how many events it held."""
+        async with self._writing:
+            return await self._write_batch()
+
+    async def _write_batch(self) -> int:
         batch = [self._queue.popleft() for _ in range(min(BATCH_EVENTS, len(self._queue)))]
         if not batch:
             return 0
@@ -141,6 +146,8 @@ class Archiver:
         return removed
 
     async def flush(self) -> None:
-        """Write everything queued so far (shutdown, tests)."""
+        """Write everything queued so far, and the batch in flight (shutdown, tests)."""
         while self._queue:
             await self.write_batch()
+        async with self._writing:
+            pass

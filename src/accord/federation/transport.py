@@ -18,6 +18,8 @@ from pathlib import Path
 
 import grpc
 
+from accord.cot.model import CotEvent
+from accord.cot.outgoing import Outgoing
 from accord.domain.partners import Partner, split_address
 from accord.domain.ports import Exchange, LinkJournal, LinkView, ReleaseGate, Sample
 from accord.federation.link import Link, Own, Seen, backoff_s
@@ -104,6 +106,14 @@ class Federation:
             )
             out += [Sample(n, k, h, float(x), labels) for n, k, h, x in values]  # type: ignore[arg-type]
         return out
+
+    def redeliver(self, partner: str, event: CotEvent) -> None:
+        """Offer ``event`` again to the streaming links of ``partner`` (a release delay ended);
+        they ask the release gate again, as for any event."""
+        for links in (self.outgoing, self.incoming):
+            link = links.get(partner)
+            if link is not None and link.streaming:
+                link.send([Outgoing(event)])
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, bind: str, port: int, *, listen: bool = True) -> int | None:

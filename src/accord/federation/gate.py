@@ -93,6 +93,12 @@ class PolicyGate:
         # Set by the composition root: send a held event to the partner's links again.
         self.redeliver: Callable[[str, CotEvent], None] | None = None
 
+    def set_policy(self, partner: str, policy: Policy) -> None:
+        """Put ``policy`` in force for ``partner`` from now on (counters and rate limits
+        start afresh; events held for a delay are decided again under it when due)."""
+        self.policies[partner] = policy
+        self.states[partner] = PolicyState()
+
     # -- ReleaseGate -------------------------------------------------------------------------
     def outbound(self, event: CotEvent, partner: Partner, now_ms: int) -> CotEvent | None:
         policy = self.policies.get(partner.name)

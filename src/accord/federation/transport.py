@@ -203,20 +203,30 @@ class Federation:
         link.open()
         link.set_state("up")
         frames = link.frames()
+        # The pending read outlives a quiet interval: cancelling it (wait_for) would close
+        # the frames generator and end the stream after every HEALTH_TIMEOUT_S / 3 of silence,
+        # discarding what the link had queued.
+        pending: asyncio.Future[bytes] | None = None
         try:
             while True:
                 silent = loop.time() - self._last_health.get(link.partner.name, 0.0)
                 if silent > HEALTH_TIMEOUT_S:
                     link.set_state("down", f"no health check for {silent:.0f} s")
                     return
-                try:
-                    frame = await asyncio.wait_for(anext(frames), HEALTH_TIMEOUT_S / 3)
-                except TimeoutError:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(frames))
+                done, _ = await asyncio.wait({pending}, timeout=HEALTH_TIMEOUT_S / 3)
+                if not done:
                     continue
+                read, pending = pending, None
+                try:
+                    frame = read.result()
                 except StopAsyncIteration:
                     return
                 yield frame
         finally:
+            if pending is not None:
+                pending.cancel()
             if link.streaming:
                 link.close("partner stream ended")
                 link.set_state("down", "partner closed its event stream")

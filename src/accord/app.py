@@ -40,7 +40,7 @@ from accord.cot.connection import Limits
 from accord.cot.errors import MalformedEvent
 from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
-from accord.domain.partners import PartnerError, check_unique, server_id
+from accord.domain.partners import Partner, PartnerError, check_unique, server_id
 from accord.domain.ports import (
     DroneFeedError,
     DroneFeedView,
@@ -48,14 +48,16 @@ from accord.domain.ports import (
     Probes,
     ReleaseGate,
 )
-from accord.domain.release import NoJournal, ShareAllOrNothing
 from accord.federation import partners_file
+from accord.federation.gate import PolicyGate, PolicyLoadError, load_policies
+from accord.federation.journal import LedgerJournal
 from accord.federation.link import Own
 from accord.federation.transport import Federation
 from accord.federation.trust import fingerprint
 from accord.feeds import mavlink as feeds
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
+from accord.identity.ledger_key import ensure_ledger_key, ensure_ledger_secret
 from accord.identity.peer import identity_from_peercert, membership_for
 from accord.identity.pki import (
     ensure_admin_certificate,
@@ -99,6 +101,9 @@ class Running:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     http: list[tuple[uvicorn.Server, socket.socket]] = field(default_factory=list)
     federation: Federation | None = None
+    gate: PolicyGate | None = None  # the partners' release policies
+    ledger: LedgerJournal | None = None  # the sharing ledger
+    ledger_task: asyncio.Task[None] | None = None
     census: Census = field(default_factory=Census)  # the sessions, for the admin API
     probes: Probes = field(default_factory=Probes)  # optional reporters to /metrics
     started_s: float = field(default_factory=time.time)
@@ -121,6 +126,21 @@ class Running:
         if self.federation is not None:
             await self.federation.close()
             self.federation = None
+        if self.gate is not None:
+            self.gate.close()
+        if self.ledger is not None and self.ledger_task is not None:
+            self.ledger.stop()
+            try:
+                async with asyncio.timeout(grace_s):
+                    await self.ledger_task
+            except TimeoutError:
+                self.ledger_task.cancel()
+                log.error(
+                    "%d ledger entries were not stored in %g s: the ledger ends before them",
+                    self.ledger.queued,
+                    grace_s,
+                )
+            self.ledger_task = None
         self.hub.close_all("server shutting down", abort=False)
         try:
             async with asyncio.timeout(grace_s):
@@ -633,6 +653,40 @@ def _ensure_pki(config: Config) -> PkiPaths:
         ) from None
 
 
+async def _start_ledger_and_policies(
+    running: Running,
+    config: Config,
+    pki: PkiPaths,
+    partners: Sequence[Partner],
+    gate: ReleaseGate | None,
+) -> tuple[ReleaseGate, LinkJournal]:
+    """The partners' release policies (refused at start when invalid) and the sharing ledger,
+    continued from the store, its writer task started."""
+    assert running.store is not None
+    try:
+        policies = load_policies(partners, Path())
+    except PolicyLoadError as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        signer = ensure_ledger_key(pki.root, config.server_names[0])
+        secret = ensure_ledger_secret(pki.root)
+    except PkiError as exc:
+        raise StartupError(str(exc)) from None
+    journal = LedgerJournal(running.store, signer, secret, wall_ms=_wall_ms)
+    try:
+        await journal.restore(p.name for p in partners)
+    except StoreError as exc:
+        raise StartupError(f"cannot read the sharing ledger: {exc}") from None
+    running.ledger = journal
+    running.ledger_task = asyncio.get_running_loop().create_task(journal.run())
+    running.probes.sources.append(journal)
+    if gate is None:
+        gate = running.gate = PolicyGate(policies, key=secret, decisions=journal)
+        running.probes.release = running.gate
+        running.probes.sources.append(running.gate)
+    return gate, journal
+
+
 async def _start_federation(
     running: Running,
     config: Config,
@@ -655,17 +709,21 @@ async def _start_federation(
         chain = (pki.federation_key.read_bytes(), pki.federation_cert.read_bytes())
     except (OSError, ValueError, PkiError) as exc:
         raise StartupError(f"cannot load the server certificate from {pki.root} ({exc})") from None
+    if gate is None or journal is None:
+        gate, journal = await _start_ledger_and_policies(running, config, pki, partners, gate)
     federation = Federation(
         partners,
         exchange=running.hub,
-        gate=gate or ShareAllOrNothing(),
-        journal=journal or NoJournal(),
+        gate=gate,
+        journal=journal,
         own=Own(server_id(fingerprint(ca)), config.federation_name or config.server_names[0]),
         cert_chain=chain,
         base=Path(),
         wall_ms=_wall_ms,
     )
     running.federation = federation
+    if running.gate is not None:
+        running.gate.redeliver = federation.redeliver
     running.probes.links = federation
     running.probes.sources.append(federation)
     try:

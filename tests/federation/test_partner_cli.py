@@ -30,3 +30,29 @@ def test_partner_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "org-b\tdials 127.0.0.1:9001" in capsys.readouterr().out
     assert main(["partner", "remove", "org-b", "--data-dir", str(ours)]) == 0
     assert partners_file.read(ours) == ()
+
+
+def test_partner_add_keeps_a_checked_policy_and_the_partners_ledger_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    assert main(["partner", "self", "--data-dir", str(theirs)]) == 0
+    printed = capsys.readouterr().out
+    vkey = printed.split("ledger_key ")[1].split()[0]
+    assert (theirs / "pki" / "ledger.vkey").read_text().strip() == vkey
+    ca = str(theirs / "pki" / "ca.pem")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\npartner = "org-b"\n[[rule]]\nname = "r"\ngrid_m = -1\n')
+    args = ["partner", "add", "org-b", "--ca", ca, "--data-dir", str(ours)]
+    assert main([*args, "--policy", str(bad)]) == 2
+    assert "bad.toml:5: rule[1].grid_m" in capsys.readouterr().err
+    assert partners_file.read(ours) == ()
+    good = tmp_path / "good.toml"
+    good.write_text('name = "x"\npartner = "org-b"\n')
+    assert main([*args, "--policy", str(good), "--ledger-key", vkey]) == 0
+    (partner,) = partners_file.read(ours)
+    assert Path(partner.policy_file) == ours / "partners" / "org-b-policy.toml"
+    assert Path(partner.policy_file).read_text() == good.read_text()
+    assert (ours / "pki" / "partners" / "org-b.vkey").read_text().strip() == vkey
+    assert main(["partner", "list", "--data-dir", str(ours)]) == 0
+    assert "\tpolicy" in capsys.readouterr().out

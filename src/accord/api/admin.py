@@ -294,6 +294,11 @@ async def status_json(state: AdminState) -> dict[str, Any]:
                 "events_out": v.events_out,
                 "withheld": v.withheld,
                 "dropped": v.dropped,
+                "policy": (
+                    state.probes.release.decisions(v.partner)
+                    if state.probes.release is not None
+                    else {}
+                ),
             }
             for v in (state.probes.links.links() if state.probes.links is not None else [])
         ],

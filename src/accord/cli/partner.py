@@ -1,7 +1,10 @@
 """``accord partner add|list|remove|self``: the partners of ``<data_dir>/partners.toml``.
 
 Read at start (restart the server after a change). ``self`` prints what a partner's admin
-needs to pin this server: the CA file and its SHA-256 fingerprint.
+needs to pin this server: the CA file and its SHA-256 fingerprint, and the ledger public key
+that checks our checkpoints and receipts. ``add --policy FILE`` checks the release policy and
+keeps a copy in the data dir (what was checked is what is in force); ``--ledger-key`` keeps the
+partner's ledger public key in ``pki/partners/<name>.vkey`` for ``accord ledger verify``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from accord.config import Config, ConfigError
 from accord.domain.partners import Partner, PartnerError, check_unique, normalise_fingerprint
 from accord.federation import partners_file
 from accord.federation.trust import fingerprint
+from accord.identity.ca import PkiError
+from accord.identity.ledger_key import PARTNERS, ensure_ledger_key, read_verifier
 from accord.identity.pki import ensure_pki
+from accord.policy import PolicyError, decode_policy
 
 
 def add_parser(
@@ -38,6 +44,9 @@ def add_parser(
     add.add_argument("--prefix", default=None, help='callsign prefix (default "[NAME] ")')
     add.add_argument("--share-all", action="store_true", help="without a policy: share all")
     add.add_argument("--policy", type=Path, help="release policy document for this partner")
+    add.add_argument(
+        "--ledger-key", help="the partner's ledger public key (vkey string or file), from its self"
+    )
     verbs.add_parser("list", parents=[common], help="list the partners")
     remove = verbs.add_parser("remove", parents=[common], help="remove a partner")
     remove.add_argument("name")
@@ -56,7 +65,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
 def _stored(data_dir: Path) -> list[Partner]:
     """The entries as written (``ca_file`` relative to the data dir)."""
     return [
-        replace(p, ca_file=_relative(p.ca_file, data_dir)) for p in partners_file.read(data_dir)
+        replace(
+            p,
+            ca_file=_relative(p.ca_file, data_dir),
+            policy_file=_relative(p.policy_file, data_dir) if p.policy_file else "",
+        )
+        for p in partners_file.read(data_dir)
     ]
 
 
@@ -78,9 +92,20 @@ def _add(args: argparse.Namespace, config: Config) -> int:
             f"{args.ca} has SHA-256 {actual}, not the {args.sha256} you were given: "
             "do not add it; check with the partner's admin"
         )
+    policy_file = _store_policy(args.policy, args.name, config.data_dir) if args.policy else ""
+    vkey = None
+    if args.ledger_key:
+        try:
+            vkey = read_verifier(args.ledger_key)
+        except PkiError as exc:
+            raise PartnerError(f"--ledger-key: {exc}") from None
     stored = Path("partners") / f"{args.name}-ca.pem"
     (config.data_dir / "partners").mkdir(parents=True, exist_ok=True)
     (config.data_dir / stored).write_bytes(args.ca.read_bytes())
+    if vkey is not None:
+        keys = config.data_dir / "pki" / PARTNERS
+        keys.mkdir(parents=True, exist_ok=True)
+        (keys / f"{args.name}.vkey").write_text(vkey.vkey() + "\n")
     partner = Partner(
         name=args.name,
         ca_sha256=actual,
@@ -90,7 +115,7 @@ def _add(args: argparse.Namespace, config: Config) -> int:
         groups_out=tuple(args.groups_out or ("__ANON__",)),
         callsign_prefix=f"[{args.name}] " if args.prefix is None else args.prefix,
         share_all=args.share_all,
-        policy_file=str(args.policy.resolve()) if args.policy else "",
+        policy_file=policy_file,
     )
     partners = [p for p in _stored(config.data_dir) if p.name != args.name] + [partner]
     check_unique(partners, "partners.toml")
@@ -98,8 +123,31 @@ def _add(args: argparse.Namespace, config: Config) -> int:
     print(f"partner {args.name} pinned to CA SHA-256 {actual}")
     if not args.sha256:
         print("compare this fingerprint with the partner's admin (`accord partner self` there)")
+    if policy_file:
+        print(f"release policy checked and kept as {config.data_dir / policy_file}")
+    elif not args.share_all:
+        print("no --policy: nothing will be released to it (deny by default)")
+    if vkey is not None:
+        print(f"ledger key {vkey.name} kept for `accord ledger verify`")
     print("restart the server to bring the link up")
     return 0
+
+
+def _store_policy(source: Path, name: str, data_dir: Path) -> str:
+    """Check ``source`` and copy it to ``partners/<name>-policy.toml``; its relative path."""
+    try:
+        raw = source.read_bytes()
+    except OSError as exc:
+        raise PartnerError(f"cannot read --policy {source}: {exc.strerror}") from None
+    try:
+        decode_policy(raw)
+    except PolicyError as exc:
+        problems = "\n  ".join(issue.format(str(source)) for issue in exc.issues)
+        raise PartnerError(f"--policy {source} is not a valid policy:\n  {problems}") from None
+    stored = Path("partners") / f"{name}-policy.toml"
+    (data_dir / "partners").mkdir(parents=True, exist_ok=True)
+    (data_dir / stored).write_bytes(raw)
+    return str(stored)
 
 
 def _list(args: argparse.Namespace, config: Config) -> int:
@@ -127,4 +175,6 @@ def _self(args: argparse.Namespace, config: Config) -> int:
     print(f"ca_file   {paths.ca_cert.resolve()}")
     print(f"ca_sha256 {fingerprint(ca)}")
     print(f"address   {config.server_names[0]}:{config.federation_port}")
+    signer = ensure_ledger_key(paths.root, config.server_names[0])
+    print(f"ledger_key {signer.verifier.vkey()}")
     return 0

@@ -150,6 +150,7 @@ class Probes:
     history: HistoryBacklog | None = None
     sources: list[MetricsSource] = field(default_factory=list)
     links: Links | None = None  # federation, when started
+    release: ReleaseReport | None = None  # the partners' release policies, when any
 
 
 # -- drone feeds, added and removed at run time by the admin API --------------------------------
@@ -245,6 +246,10 @@ class LinkJournal(Protocol):
 
     def received(self, partner: str, seq: int, frame: bytes) -> None: ...
 
+    def dropped(self, partner: str, frame: bytes) -> None:
+        """``frame`` was released to ``partner`` but not sent (its send queue was full)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class LinkView:
@@ -263,3 +268,9 @@ class LinkView:
 
 class Links(Protocol):
     def links(self) -> list[LinkView]: ...
+
+
+class ReleaseReport(Protocol):
+    def decisions(self, partner: str) -> dict[str, dict[str, int]]:
+        """The release decisions so far for ``partner``: {rule: {outcome: count}}."""
+        ...

@@ -28,3 +28,6 @@ class NoJournal:
 
     def received(self, partner: str, seq: int, frame: bytes) -> None:
         pass
+
+    def dropped(self, partner: str, frame: bytes) -> None:
+        pass

@@ -192,6 +192,7 @@ class Link:
             frame = to_federated(released, provenance, MAX_HOPS).SerializeToString()
             if queue.full():
                 self.dropped += 1
+                self._journal.dropped(self.partner.name, frame)
                 continue
             queue.put_nowait(frame)
             self._seq_out += 1

@@ -17,8 +17,9 @@ def path(data_dir: Path) -> Path:
 
 
 def read(data_dir: Path) -> tuple[Partner, ...]:
-    """The partners of the file (none when it does not exist); ``ca_file`` paths in it are
-    relative to the data directory and come back resolved against it."""
+    """The partners of the file (none when it does not exist); ``ca_file`` and
+    ``policy_file`` paths in it are relative to the data directory and come back resolved
+    against it."""
     file = path(data_dir)
     try:
         data = tomllib.loads(file.read_text())
@@ -33,7 +34,12 @@ def read(data_dir: Path) -> tuple[Partner, ...]:
         raise PartnerError(f"{file}: expected [[partners]] tables")
     partners = parse_partners(entries, str(file))
     return tuple(
-        replace(p, ca_file=str(data_dir / p.ca_file)) if p.ca_file else p for p in partners
+        replace(
+            p,
+            ca_file=str(data_dir / p.ca_file) if p.ca_file else "",
+            policy_file=str(data_dir / p.policy_file) if p.policy_file else "",
+        )
+        for p in partners
     )
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import grpc
 
+from accord.cot.model import CotEvent
+from accord.cot.outgoing import Outgoing
 from accord.domain.partners import Partner, split_address
 from accord.domain.ports import Exchange, LinkJournal, LinkView, ReleaseGate, Sample
 from accord.federation.link import Link, Own, Seen, backoff_s
@@ -104,6 +106,14 @@ class Federation:
             )
             out += [Sample(n, k, h, float(x), labels) for n, k, h, x in values]  # type: ignore[arg-type]
         return out
+
+    def redeliver(self, partner: str, event: CotEvent) -> None:
+        """Offer ``event`` again to the streaming links of ``partner`` (a release delay ended);
+        they ask the release gate again, as for any event."""
+        for links in (self.outgoing, self.incoming):
+            link = links.get(partner)
+            if link is not None and link.streaming:
+                link.send([Outgoing(event)])
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, bind: str, port: int, *, listen: bool = True) -> int | None:
@@ -193,20 +203,30 @@ class Federation:
         link.open()
         link.set_state("up")
         frames = link.frames()
+        # The pending read outlives a quiet interval: cancelling it (wait_for) would close
+        # the frames generator and end the stream after every HEALTH_TIMEOUT_S / 3 of silence,
+        # discarding what the link had queued.
+        pending: asyncio.Future[bytes] | None = None
         try:
             while True:
                 silent = loop.time() - self._last_health.get(link.partner.name, 0.0)
                 if silent > HEALTH_TIMEOUT_S:
                     link.set_state("down", f"no health check for {silent:.0f} s")
                     return
-                try:
-                    frame = await asyncio.wait_for(anext(frames), HEALTH_TIMEOUT_S / 3)
-                except TimeoutError:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(frames))
+                done, _ = await asyncio.wait({pending}, timeout=HEALTH_TIMEOUT_S / 3)
+                if not done:
                     continue
+                read, pending = pending, None
+                try:
+                    frame = read.result()
                 except StopAsyncIteration:
                     return
                 yield frame
         finally:
+            if pending is not None:
+                pending.cancel()
             if link.streaming:
                 link.close("partner stream ended")
                 link.set_state("down", "partner closed its event stream")

@@ -7,6 +7,7 @@ key string (``name+keyid+base64``), kept in ``pki/partners/<partner>.vkey``.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from accord.identity.ca import PkiError, check_key_private, write_private, write_public
@@ -14,6 +15,8 @@ from accord.ledger.note import NoteError, Signer, Verifier, decode_skey, decode_
 
 LEDGER_KEY = "ledger.key"
 LEDGER_VKEY = "ledger.vkey"
+LEDGER_SECRET = "ledger.secret"  # HMAC key naming withheld items (and pseudonyms), hex
+SECRET_BYTES = 32
 PARTNERS = "partners"
 
 
@@ -30,6 +33,23 @@ def ensure_ledger_key(pki_root: Path, name: str) -> Signer:
     write_private(path, (signer.skey() + "\n").encode())
     write_public(pki_root / LEDGER_VKEY, (signer.verifier.vkey() + "\n").encode())
     return signer
+
+
+def ensure_ledger_secret(pki_root: Path) -> bytes:
+    """This server's secret for keyed hashes (withheld items in the ledger, uid pseudonyms),
+    made on first use in ``pki/ledger.secret`` (mode 0600). Disclosing it lets a partner check
+    what was withheld; losing it only means old withheld entries can no longer be opened."""
+    path = pki_root / LEDGER_SECRET
+    if not path.exists():
+        pki_root.mkdir(parents=True, exist_ok=True)
+        write_private(path, (secrets.token_hex(SECRET_BYTES) + "\n").encode())
+    check_key_private(path)
+    try:
+        return bytes.fromhex(path.read_text("ascii").strip())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PkiError(
+            f"cannot read the ledger secret {path} ({exc}); remove it to make a new one"
+        ) from None
 
 
 def load_ledger_key(pki_root: Path) -> Signer:

@@ -55,6 +55,7 @@ from accord.federation.link import Own
 from accord.federation.transport import Federation
 from accord.federation.trust import fingerprint
 from accord.feeds import mavlink as feeds
+from accord.feeds.geoid import load_geoid as geoid_model
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.ledger_key import ensure_ledger_key, ensure_ledger_secret
@@ -465,13 +466,17 @@ async def _start_udp(running: Running, config: Config, port: int) -> None:
 
 
 def load_geoid() -> Geoid | None:
-    """EGM96 from the optional ``egm96`` package (extra ``geoid``), if it is installed."""
-    try:
-        import egm96
-    except ImportError:
+    """The installed geoid model (extra ``geoid``; see ``accord.feeds.geoid``), logged once."""
+    found = geoid_model()
+    if found is None:
+        log.info(
+            "no geoid model (pip install 'accord[geoid]'): a drone whose GPS reports only MSL "
+            "heights is sent with hae unknown"
+        )
         return None
-    undulation: Geoid = egm96.undulation
-    return undulation
+    model, name = found
+    log.info("drone heights: MSL + geoid undulation from %s", name)
+    return model
 
 
 async def start_drone_feed(
@@ -578,11 +583,6 @@ async def _start_drone_feeds(running: Running, config: Config) -> None:
     if not config.drone_feeds:
         return
     geoid = load_geoid()
-    if geoid is None:
-        log.info(
-            "no EGM96 geoid (pip install 'accord[geoid]', Python >= 3.12): a drone whose GPS "
-            "reports only MSL heights is sent with hae unknown"
-        )
     for feed in config.drone_feeds:
         await start_drone_feed(running, feed, geoid)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import socket
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from accord.cli import main
+from accord.cli.status import render
 from tests.conftest import Server
 from tests.e2e.clients import CotClient, client_tls_context, sa
 
@@ -112,3 +114,47 @@ async def test_status_with_another_data_dir_says_which_certificate_is_missing(
     assert code == 2
     assert "no admin certificate in" in err
     assert "--data-dir" in err
+
+
+async def test_status_lists_partner_links(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = await asyncio.to_thread(main, status_args(server, "--json"))
+    assert code == 0
+    body = json.loads(capsys.readouterr().out)
+    clients = body.pop("clients")
+    body["federation"] = [
+        {
+            "partner": "org-b",
+            "direction": "out",
+            "state": "up",
+            "since": "2026-11-29T09:00:00Z",
+            "last_error": "",
+            "events_in": 12,
+            "events_out": 3400,
+            "withheld": 56,
+            "dropped": 0,
+        },
+        {
+            "partner": "org-c",
+            "direction": "in",
+            "state": "down",
+            "since": "2026-11-29T09:10:00Z",
+            "last_error": "connection refused",
+            "events_in": 0,
+            "events_out": 0,
+            "withheld": 0,
+            "dropped": 7,
+        },
+    ]
+    out = io.StringIO()
+    render(body, clients, out)
+    lines = out.getvalue().splitlines()
+    assert (
+        "partners   org-b (out): up since 2026-11-29T09:00:00Z, in 12, out 3,400, withheld 56, "
+        "dropped 0" in lines
+    )
+    assert any(
+        line.strip().startswith("org-c (in): down") and "last error: connection refused" in line
+        for line in lines
+    )

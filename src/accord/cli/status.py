@@ -240,6 +240,7 @@ def render(status: dict[str, Any], clients: list[dict[str, Any]], out: TextIO) -
         f" {_n(queues['write_buffer_bytes'])} bytes unsent",
         "history    " + _history(status),
         *_drones(status),
+        *_partners(status),
         "",
     ]
     out.write("\n".join(lines) + "\n")
@@ -293,6 +294,19 @@ def _drones(status: dict[str, Any]) -> list[str]:
             f"vehicles live, {_n(c.get('messages', 0))} messages, {_n(bad)} bad, "
             f"{_n(c.get('unknown', 0))} unknown, {_n(c.get('conflicts', 0))} conflicts, "
             f"{_n(c.get('events', 0))} events, {_n(c.get('links_lost', 0))} links lost"
+        )
+    return lines
+
+
+def _partners(status: dict[str, Any]) -> list[str]:
+    lines = []
+    for index, link in enumerate(status.get("federation") or []):
+        error = f", last error: {link['last_error']}" if link.get("last_error") else ""
+        lines.append(
+            ("partners   " if index == 0 else "           ")
+            + f"{link['partner']} ({link['direction']}): {link['state']} since {link['since']}, "
+            f"in {_n(link['events_in'])}, out {_n(link['events_out'])}, "
+            f"withheld {_n(link['withheld'])}, dropped {_n(link['dropped'])}{error}"
         )
     return lines
 

@@ -54,6 +54,7 @@ async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
 
     async def factory(**overrides: Any) -> Server:
         data_dir = tmp_path / f"server{len(started)}"
+        overrides.setdefault("drone_port", 0)  # the default MAVLink feed only where a test asks
         config = Config(data_dir=data_dir, bind="127.0.0.1", **overrides)
         running = await start(config, any_port=True)
         server = Server(running, config, PkiPaths(data_dir / "pki"), tmp_path / "certs")

@@ -579,12 +579,21 @@ class DroneFeedControl:
         return stop_drone_feed(self.running, name)
 
 
-async def _start_drone_feeds(running: Running, config: Config) -> None:
-    if not config.drone_feeds:
+async def _start_drone_feeds(running: Running, config: Config, default_port: int) -> None:
+    if config.drone_feeds:
+        geoid = load_geoid()
+        for feed in config.drone_feeds:
+            await start_drone_feed(running, feed, geoid)
         return
-    geoid = load_geoid()
-    for feed in config.drone_feeds:
-        await start_drone_feed(running, feed, geoid)
+    if not config.drone_port:
+        return
+    # The embedded default: a MAVLink UDP feed on the ground-station port, so that
+    # `accord serve` + `accord drone simulate` (or an autopilot sending to 14550) just work.
+    feed = DroneFeed("mavlink", "udp", address=f"{config.bind}:{default_port}")
+    try:
+        await start_drone_feed(running, feed, load_geoid())
+    except StartupError as exc:
+        log.warning("%s; the default drone feed is off (another ground station? --drone-port)", exc)
 
 
 async def _start_store(running: Running, config: Config) -> None:
@@ -799,7 +808,7 @@ async def start(
             running.tasks.append(asyncio.get_running_loop().create_task(watcher))
         if config.udp_port:
             await _start_udp(running, config, port(config.udp_port))
-        await _start_drone_feeds(running, config)
+        await _start_drone_feeds(running, config, port(config.drone_port))
         await _start_federation(running, config, pki, port(config.federation_port), gate, journal)
         if config.enroll_port:
             enrollment = build_app(Enrollment(pki, SignIn(UserStore(config.data_dir)), counters))

@@ -230,6 +230,14 @@ class Config:
         default=(),
         metadata={"doc": "MAVLink sources bridged to tracks: [[drone_feeds]] tables (TOML only)"},
     )
+    drone_port: int = field(
+        default=14550,
+        metadata={
+            "doc": "when no [[drone_feeds]] are configured, listen for MAVLink on this UDP port "
+            "of the bind address (the ground-station port autopilots and `accord drone "
+            "simulate` send to; skipped with a warning if busy); 0 = off"
+        },
+    )
     # -- logs --------------------------------------------------------------------------------
     log_level: str = field(default="info", metadata={"doc": "debug, info, warning, error"})
     log_json: bool = field(default=False, metadata={"doc": "one JSON object per log line"})
@@ -315,7 +323,15 @@ def _apply(base: Config, values: Mapping[str, Any], source: str) -> Config:
 
 
 def validate(config: Config) -> Config:
-    ports = ("tcp_port", "tls_port", "udp_port", "enroll_port", "https_port", "http_port")
+    ports = (
+        "tcp_port",
+        "tls_port",
+        "udp_port",
+        "enroll_port",
+        "https_port",
+        "http_port",
+        "drone_port",
+    )
     for key in (*ports, "metrics_port", "federation_port"):
         port = getattr(config, key)
         if not 0 <= port <= 65535:

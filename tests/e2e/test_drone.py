@@ -6,6 +6,7 @@ import asyncio
 import configparser
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from accord.cot.model import CotEvent
 from accord.cot.xml import decode_xml
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient
+from tests.e2e.conftest import Served
 
 LOGS = Path(__file__).resolve().parents[3] / "shared" / "data" / "mavlink"
 
@@ -156,3 +158,33 @@ async def test_a_pytak_client_receives_the_aircraft_and_its_aim_point(
     spi = got["org.sim.1.SPI1"]
     assert spi.type == "b-m-p-s-p-i"
     assert 'uid="org.sim.1"' in spi.detail.xml  # the p-p link to the aircraft
+
+
+async def test_without_feeds_configured_the_default_feed_takes_the_simulator(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(drone_port=14550)  # any_port: the OS picks the actual port
+    client = await CotClient.connect(server.port("tcp"))
+    await client.expect_silence(0.1)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "accord", "drone", "simulate", "--vehicles", "1",
+        "--udp", f"127.0.0.1:{server.port('drone:mavlink')}", "--seconds", "1.2",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out
+    got = await collect(client, 0.3)
+    assert {e.uid for e in got if e.type.startswith("a-")} == {"accord.mavlink.1"}
+
+
+def test_a_busy_drone_port_only_turns_the_default_feed_off(
+    serve: Callable[..., Served],
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        served = serve("--drone-port", str(port))
+        assert served.proc.poll() is None  # started all the same
+        log = served.text()
+        assert f"127.0.0.1:{port}" in log
+        assert "default drone feed is off" in log

@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
         "--metrics-port", type=int, help="plain-HTTP /metrics on 127.0.0.1 (default 0 = off)"
     )
     serve_p.add_argument(
+        "--drone-port", type=int, help="MAVLink UDP when no [[drone_feeds]] (14550; 0 = off)"
+    )
+    serve_p.add_argument(
         "--database-url", help="postgresql://user@host/db (default: SQLite in the data dir)"
     )
     serve_p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -101,6 +104,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "enroll_port",
         "https_port",
         "http_port",
+        "drone_port",
         "metrics_port",
         "database_url",
         "log_level",

@@ -47,14 +47,24 @@ def add_parser(
         "simulate", parents=[common], help="send synthetic MAVLink 2 for N vehicles over UDP"
     )
     sim.add_argument("--vehicles", type=int, default=4, help="how many (system ids 1..N)")
-    sim.add_argument("--udp", type=_address, required=True, help="HOST:PORT of a udp drone feed")
+    sim.add_argument(
+        "--udp",
+        type=_address,
+        default=_address("127.0.0.1:14550"),
+        help="HOST:PORT of a udp drone feed (default 127.0.0.1:14550, the server's default feed)",
+    )
     sim.add_argument("--rate", type=float, default=10.0, help="position messages per second")
     sim.add_argument("--seconds", type=float, default=0.0, help="stop after (0 = run until ^C)")
     sim.add_argument("--origin", default="46.95,7.45", help="LAT,LON of the region's corner")
     rep = drone.add_parser("replay", parents=[common], help="send a .tlog to a udp drone feed")
     rep.add_argument("file", type=Path, help="the telemetry log (.tlog)")
     rep.add_argument("--speed", type=float, default=1.0, help="times real time")
-    rep.add_argument("--udp", type=_address, required=True, help="HOST:PORT of a udp drone feed")
+    rep.add_argument(
+        "--udp",
+        type=_address,
+        default=_address("127.0.0.1:14550"),
+        help="HOST:PORT of a udp drone feed (default 127.0.0.1:14550, the server's default feed)",
+    )
     admin = argparse.ArgumentParser(add_help=False)
     admin.add_argument("--url", help="its HTTPS API (default: https://127.0.0.1:<https_port>)")
     admin.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")

@@ -729,6 +729,8 @@ async def _start_federation(
         cert_chain=chain,
         base=Path(),
         wall_ms=_wall_ms,
+        store=running.store,
+        outbox_events=config.federation_outbox_events,
     )
     running.federation = federation
     if running.gate is not None:

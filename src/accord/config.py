@@ -197,6 +197,14 @@ class Config:
             "9001); listened on only when a partner is configured; 0 = off"
         },
     )
+    federation_outbox_events: int = field(
+        default=100_000,
+        metadata={
+            "doc": "per partner link: released events kept until the partner acknowledges them "
+            "(store and forward while the link is down); beyond it the oldest are dropped and "
+            "recorded in the ledger as dropped"
+        },
+    )
     federation_name: str = field(
         default="", metadata={"doc": "this server's name to partners; empty = first server_name"}
     )

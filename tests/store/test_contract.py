@@ -15,6 +15,7 @@ from accord.store.records import (
     LedgerCosignature,
     LedgerEntry,
     LedgerReceipt,
+    OutboxRow,
     Package,
     PackageQuery,
     Payload,
@@ -306,3 +307,43 @@ async def test_ledger_checkpoints_cosignatures_and_receipts_are_kept(store: Stor
     assert await store.add_ledger_receipt(receipt) is True
     assert await store.add_ledger_receipt(receipt._replace(note=b"again")) is False
     assert await store.ledger_receipts("org-b", "out") == [receipt]
+
+
+# -- federation store and forward ----------------------------------------------------------------
+def _outbox(partner: str, first: int, n: int) -> list[OutboxRow]:
+    return [OutboxRow(partner, s, b"frame %d" % s, T0 + s) for s in range(first, first + n)]
+
+
+async def test_outbox_reads_in_order_from_a_seq_and_deletes_what_was_acknowledged(
+    store: Store,
+) -> None:
+    await store.outbox_append(_outbox("org-b:outgoing", 1, 30))
+    await store.outbox_append(_outbox("org-c:incoming", 1, 2))
+    assert await store.outbox_read("org-b:outgoing", 0, limit=5) == _outbox("org-b:outgoing", 1, 5)
+    assert await store.outbox_read("org-b:outgoing", 25) == _outbox("org-b:outgoing", 26, 5)
+    assert await store.outbox_count("org-b:outgoing") == 30
+    assert await store.outbox_delete("org-b:outgoing", 10) == 10
+    assert await store.outbox_delete("org-b:outgoing", 10) == 0
+    assert (await store.outbox_read("org-b:outgoing"))[0].seq == 11
+    assert await store.outbox_count("org-b:outgoing") == 20
+    assert await store.outbox_count("org-c:incoming") == 2
+    assert await store.outbox_count("org-x:outgoing") == 0
+    assert await store.outbox_read("org-x:outgoing") == []
+
+
+async def test_outbox_append_is_all_or_nothing(store: Store) -> None:
+    await store.outbox_append(_outbox("org-b:outgoing", 1, 3))
+    with pytest.raises(StoreError):
+        await store.outbox_append(_outbox("org-b:outgoing", 4, 2) + _outbox("org-b:outgoing", 3, 1))
+    assert await store.outbox_count("org-b:outgoing") == 3
+    await store.outbox_append([])
+
+
+async def test_link_marks_only_rise_and_survive_per_link_and_kind(store: Store) -> None:
+    assert await store.link_mark("org-b:outgoing", "sent") == 0
+    await store.set_link_mark("org-b:outgoing", "sent", 7)
+    await store.set_link_mark("org-b:outgoing", "sent", 5)
+    await store.set_link_mark("org-b:outgoing", "received", 3)
+    assert await store.link_mark("org-b:outgoing", "sent") == 7
+    assert await store.link_mark("org-b:outgoing", "received") == 3
+    assert await store.link_mark("org-b:incoming", "sent") == 0

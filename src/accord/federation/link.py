@@ -26,6 +26,7 @@ from accord.domain.groups import Membership
 from accord.domain.partners import Partner
 from accord.domain.ports import Exchange, LinkJournal, LinkView, ReleaseGate
 from accord.federation.geo import FLOW_TAGS, flow_tags, from_federated, to_federated
+from accord.federation.outbox import Outbox
 from accord.federation.proto import fig_pb2
 
 log = logging.getLogger("accord.federation")
@@ -90,8 +91,16 @@ class Link:
         own: Own,
         seen: Seen,
         wall_ms: Callable[[], int],
+        outbox: Outbox | None = None,
     ) -> None:
         self.partner = partner
+        self.key = f"{partner.name}:{direction}"
+        self._outbox = outbox
+        # Store and forward: an outgoing link always; an incoming one once the partner has
+        # opened its stream (else a partner that never dials in would fill an outbox).
+        self.durable = outbox is not None and direction == "outgoing"
+        self._attached = False
+        self._acked = 0  # the partner's acknowledgement: resend after it
         self.direction = direction
         self._exchange = exchange
         self._gate = gate
@@ -103,12 +112,13 @@ class Link:
         self.party = exchange.new_party(
             membership, f"partner {partner.name} ({direction})", relays=True
         )
-        self._queue: asyncio.Queue[bytes | None] | None = None
+        self._queue: asyncio.Queue[tuple[int, bytes] | None] | None = None
         self.state = "down"
         self.since_s = wall_ms() / 1000
         self.last_error = ""
         self.events_in = self.events_out = self.withheld = self.dropped = 0
         self._seq_out = self._seq_in = 0
+        self.duplicates = 0  # resent frames dropped on receipt
 
     # -- state, for the admin API ------------------------------------------------------------
     def set_state(self, state: str, error: str = "") -> None:
@@ -143,19 +153,75 @@ class Link:
     def streaming(self) -> bool:
         return self._queue is not None
 
+    def restore(self, sent: int, received: int) -> None:
+        """The link's stored marks (at start): a link that has sent before is durable."""
+        self._seq_out, self._seq_in = sent, received
+        if self._outbox is not None and sent > 0:
+            self.durable = True
+
+    def join(self) -> None:
+        """A durable link stays in the hub while down, so its releases go to the outbox."""
+        if self.durable and not self._attached:
+            self._attached = True
+            self._exchange.attach(self.party, self)
+
+    def leave(self) -> None:
+        """Server shutdown: out of the hub for good."""
+        self.close("server shutting down")
+        if self._attached:
+            self._attached = False
+            self._exchange.detach(self.party)
+
+    def acknowledged(self, seq: int) -> None:
+        """The partner has stored everything up to ``seq``."""
+        if self._outbox is not None and seq > self._acked:
+            self._acked = seq
+            self._outbox.acknowledged(self.key, seq)
+
+    @property
+    def ack(self) -> int:
+        """What we acknowledge to the partner: the highest sequence number stored as received."""
+        return 0 if self._outbox is None else self._outbox.stored_received.get(self.key, 0)
+
     def open(self) -> None:
         """The partner's event stream is open: join the hub (it replays the latest SAs)."""
         self.close("replaced by a new stream")
         self._queue = asyncio.Queue(SEND_QUEUE_FRAMES)
-        self._exchange.attach(self.party, self)
+        if self._outbox is not None:
+            self.durable = True
+        if self.durable:
+            self.join()
+        else:
+            self._exchange.attach(self.party, self)
 
     async def frames(self) -> AsyncIterator[bytes]:
-        """The frames to send, until the link closes."""
+        """The frames to send, until the link closes. A durable link first resends what the
+        partner has not acknowledged, from the store, and goes back to the store whenever
+        its in-memory queue skipped some (it was full)."""
         queue = self._queue
-        while queue is not None:
-            frame = await queue.get()
-            if frame is None:
+        outbox = self._outbox if self.durable else None
+        last = self._acked
+        catching_up = outbox is not None
+        while queue is not None and queue is self._queue:
+            if catching_up and outbox is not None:
+                await outbox.flush()
+                rows = await outbox.read(self.key, last)
+                for row in rows:
+                    yield row.frame
+                    last = row.seq
+                catching_up = bool(rows)
+                continue
+            item = await queue.get()
+            if item is None:
                 return
+            seq, frame = item
+            if outbox is not None:
+                if seq <= last:
+                    continue
+                if seq != last + 1:
+                    catching_up = True
+                    continue
+                last = seq
             yield frame
 
     def close(self, reason: str, *, abort: bool = False) -> None:
@@ -163,7 +229,8 @@ class Link:
         queue, self._queue = self._queue, None
         if queue is None:
             return
-        self._exchange.detach(self.party)
+        if not self._attached:
+            self._exchange.detach(self.party)
         while True:  # make room for the end marker: what was queued is not sent any more
             try:
                 queue.put_nowait(None)
@@ -173,7 +240,8 @@ class Link:
 
     def send(self, items: list[Outgoing], data: bytes | None = None) -> int:
         queue = self._queue
-        if queue is None:
+        outbox = self._outbox if self.durable else None
+        if queue is None and outbox is None:
             return 0
         taken = 0
         now_ms = self._wall_ms()
@@ -189,13 +257,29 @@ class Link:
                 continue
             provenance = [(t, t) for t in tags if t != self._own.server_id]
             provenance.append((self._own.server_id, self._own.name))
-            frame = to_federated(released, provenance, MAX_HOPS).SerializeToString()
+            msg = to_federated(released, provenance, MAX_HOPS)
+            if outbox is not None:
+                msg.accordSeq = seq = self._seq_out + 1
+                frame = msg.SerializeToString()
+                if not outbox.append(self.partner.name, self.key, seq, frame):
+                    self.dropped += 1  # the store is behind: recorded, never silent
+                    self._journal.dropped(self.partner.name, frame)
+                    continue
+                self._seq_out = seq
+                self._journal.released(self.partner.name, seq, frame)
+                if queue is not None and not queue.full():
+                    queue.put_nowait((seq, frame))  # else frames() reads it from the store
+                self.events_out += 1
+                taken += 1
+                continue
+            assert queue is not None
+            frame = msg.SerializeToString()
             if queue.full():
                 self.dropped += 1
                 self._journal.dropped(self.partner.name, frame)
                 continue
-            queue.put_nowait(frame)
             self._seq_out += 1
+            queue.put_nowait((self._seq_out, frame))
             self._journal.released(self.partner.name, self._seq_out, frame)
             self.events_out += 1
             taken += 1
@@ -203,11 +287,25 @@ class Link:
 
     # -- the stream from the partner ---------------------------------------------------------
     def receive(self, frame: bytes) -> None:
-        """One ``FederatedEvent`` from the partner."""
-        self._seq_in += 1
-        self._journal.received(self.partner.name, self._seq_in, frame)
+        """One ``FederatedEvent`` from the partner; a sequence number already received (a
+        resend after a reconnect) is dropped before anything else."""
         try:
             msg = fig_pb2.FederatedEvent.FromString(frame)
+        except DecodeError:
+            msg = None
+        if msg is not None and msg.accordSeq:
+            if msg.accordSeq <= self._seq_in:
+                self.duplicates += 1
+                return
+            self._seq_in = msg.accordSeq
+            if self._outbox is not None:
+                self._outbox.received(self.key, self._seq_in)
+        else:
+            self._seq_in += 1
+        self._journal.received(self.partner.name, self._seq_in, frame)
+        try:
+            if msg is None:
+                raise DecodeError("not a FederatedEvent")
             got = from_federated(
                 msg,
                 via=self.partner.server_id,

@@ -23,8 +23,10 @@ from accord.cot.outgoing import Outgoing
 from accord.domain.partners import Partner, split_address
 from accord.domain.ports import Exchange, LinkJournal, LinkView, ReleaseGate, Sample
 from accord.federation.link import Link, Own, Seen, backoff_s
+from accord.federation.outbox import OUTBOX_EVENTS, Outbox
 from accord.federation.proto import fig_pb2
 from accord.federation.trust import PinnedCa, TrustError, issued_by, load_pinned
+from accord.store.contract import Store
 
 log = logging.getLogger("accord.federation")
 
@@ -57,11 +59,16 @@ class Federation:
         base: Path,  # partner ca_file paths are relative to this
         wall_ms: Callable[[], int],
         health_s: float = HEALTH_S,
+        store: Store | None = None,  # None: no store and forward
+        outbox_events: int = OUTBOX_EVENTS,
     ) -> None:
         self._key, self._cert = cert_chain
         self._health_s = health_s
         self._base = base
         seen = Seen()
+        self.outbox = (
+            None if store is None else Outbox(store, journal, limit=outbox_events, wall_ms=wall_ms)
+        )
 
         def link(partner: Partner, direction: str) -> Link:
             return Link(
@@ -73,6 +80,7 @@ class Federation:
                 own=own,
                 seen=seen,
                 wall_ms=wall_ms,
+                outbox=self.outbox,
             )
 
         self.own = own
@@ -88,6 +96,7 @@ class Federation:
         self._last_health: dict[str, float] = {}
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._outbox_task: asyncio.Task[None] | None = None
 
     # -- reporting ---------------------------------------------------------------------------
     def links(self) -> list[LinkView]:
@@ -105,6 +114,8 @@ class Federation:
                 ("federation_dropped_total", "counter", "loop, duplicate, bad, full", v.dropped),
             )
             out += [Sample(n, k, h, float(x), labels) for n, k, h, x in values]  # type: ignore[arg-type]
+        if self.outbox is not None:
+            out += self.outbox.samples()
         return out
 
     def redeliver(self, partner: str, event: CotEvent) -> None:
@@ -120,6 +131,11 @@ class Federation:
         """Dial the partners with an address; listen for the others on ``port`` (0 = any)
         when ``listen`` and any CA is pinned. Return the port bound, or None."""
         loop = asyncio.get_running_loop()
+        if self.outbox is not None:
+            for link in (*self.outgoing.values(), *self.incoming.values()):
+                link.restore(*await self.outbox.restore(link.key))
+                link.join()
+            self._outbox_task = loop.create_task(self.outbox.run())
         for link in self.outgoing.values():
             self._tasks.append(loop.create_task(self._dial(link)))
         if not listen or not self._pinned:
@@ -145,7 +161,11 @@ class Federation:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for link in (*self.incoming.values(), *self.outgoing.values()):
-            link.close("server shutting down")
+            link.leave()
+        if self.outbox is not None and self._outbox_task is not None:
+            self.outbox.stop()
+            await self._outbox_task
+            self._outbox_task = None
         if self._server is not None:
             await self._server.stop(1.0)
             self._server = None
@@ -244,10 +264,11 @@ class Federation:
     ) -> fig_pb2.ServerHealth:
         link = await self._peer(context)
         self._last_health[link.partner.name] = asyncio.get_running_loop().time()
+        link.acknowledged(request.accordAck)
         status = (
             fig_pb2.ServerHealth.SERVING if link.streaming else fig_pb2.ServerHealth.NOT_CONNECTED
         )
-        return fig_pb2.ServerHealth(status=status)  # fmt: skip
+        return fig_pb2.ServerHealth(status=status, accordAck=link.ack)
 
     # -- dialling ----------------------------------------------------------------------------
     async def _dial(self, link: Link) -> None:
@@ -303,9 +324,12 @@ class Federation:
 
             async def keep_alive() -> None:
                 nonlocal came_up
-                ping = fig_pb2.ClientHealth(status=fig_pb2.ClientHealth.SERVING)
                 while True:
+                    ping = fig_pb2.ClientHealth(
+                        status=fig_pb2.ClientHealth.SERVING, accordAck=link.ack
+                    )
                     reply = await health(ping, timeout=max(self._health_s, 1.0) * 3)
+                    link.acknowledged(reply.accordAck)
                     if reply.status == fig_pb2.ServerHealth.SERVING:
                         came_up = True
                         link.set_state("up")

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from accord.store.records import (
     LEDGER_PAGE,
+    OUTBOX_PAGE,
     ArchivedEvent,
     HistoryPage,
     HistoryQuery,
@@ -20,6 +21,7 @@ from accord.store.records import (
     LedgerCosignature,
     LedgerEntry,
     LedgerReceipt,
+    OutboxRow,
     Package,
     PackageQuery,
     VideoFeed,
@@ -131,4 +133,30 @@ class Store(Protocol):
 
     async def ledger_receipts(self, partner: str, direction: str) -> list[LedgerReceipt]:
         """By entry index."""
+        ...
+
+    # -- federation store and forward ---------------------------------------------------------
+    async def outbox_append(self, rows: Sequence[OutboxRow]) -> None:
+        """Add ``rows`` in one transaction; a (partner, seq) already stored is a
+        :class:`StoreError` and nothing is written."""
+        ...
+
+    async def outbox_read(
+        self, partner: str, after: int = 0, limit: int = OUTBOX_PAGE
+    ) -> list[OutboxRow]:
+        """Up to ``limit`` rows of ``partner`` with a sequence number above ``after``, in order."""
+        ...
+
+    async def outbox_delete(self, partner: str, through: int) -> int:
+        """Remove the rows of ``partner`` up to and including ``through``; how many went."""
+        ...
+
+    async def outbox_count(self, partner: str) -> int: ...
+
+    async def link_mark(self, partner: str, kind: str) -> int:
+        """The mark ``kind`` ("sent" or "received") of a link; 0 if never set."""
+        ...
+
+    async def set_link_mark(self, partner: str, kind: str, seq: int) -> None:
+        """Raise the mark to ``seq`` (a lower value leaves it as it is)."""
         ...

@@ -21,6 +21,7 @@ from accord.store.contract import StoreError
 from accord.store.migrations import pending
 from accord.store.records import (
     LEDGER_PAGE,
+    OUTBOX_PAGE,
     ArchivedEvent,
     Cursor,
     HistoryPage,
@@ -30,6 +31,7 @@ from accord.store.records import (
     LedgerCosignature,
     LedgerEntry,
     LedgerReceipt,
+    OutboxRow,
     Package,
     PackageQuery,
     VideoFeed,
@@ -445,6 +447,59 @@ class PostgresStore:
                 direction,
             )
         return [LedgerReceipt(partner, direction, i, note) for i, note in rows]
+
+    # -- federation store and forward ------------------------------------------------------------
+    async def outbox_append(self, rows: Sequence[OutboxRow]) -> None:
+        if not rows:
+            return
+        async with self._transaction() as conn:
+            await conn.copy_records_to_table(
+                "outbox",
+                records=[tuple(r) for r in rows],
+                columns=("partner", "seq", "frame", "created_ms"),
+            )
+
+    async def outbox_read(
+        self, partner: str, after: int = 0, limit: int = OUTBOX_PAGE
+    ) -> list[OutboxRow]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT seq, frame, created_ms FROM outbox WHERE partner = $1 AND seq > $2 "
+                "ORDER BY seq LIMIT $3",
+                partner,
+                after,
+                limit,
+            )
+        return [OutboxRow(partner, n, f, c) for n, f, c in rows]
+
+    async def outbox_delete(self, partner: str, through: int) -> int:
+        async with self._transaction() as conn:
+            status = await conn.execute(
+                "DELETE FROM outbox WHERE partner = $1 AND seq <= $2", partner, through
+            )
+        return _count(status)
+
+    async def outbox_count(self, partner: str) -> int:
+        async with self._connection() as conn:
+            n = await conn.fetchval("SELECT count(*) FROM outbox WHERE partner = $1", partner)
+        return int(n)
+
+    async def link_mark(self, partner: str, kind: str) -> int:
+        async with self._connection() as conn:
+            n = await conn.fetchval(
+                "SELECT seq FROM link_marks WHERE partner = $1 AND kind = $2", partner, kind
+            )
+        return 0 if n is None else int(n)
+
+    async def set_link_mark(self, partner: str, kind: str, seq: int) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "INSERT INTO link_marks VALUES ($1, $2, $3) ON CONFLICT (partner, kind) "
+                "DO UPDATE SET seq = greatest(link_marks.seq, excluded.seq)",
+                partner,
+                kind,
+                seq,
+            )
 
 
 async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:

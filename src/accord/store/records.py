@@ -245,6 +245,18 @@ class LedgerEntry(NamedTuple):
     leaf: bytes  # its leaf hash, as computed when appended
 
 
+OUTBOX_PAGE = 1_000  # outbox rows per read, at most
+
+
+class OutboxRow(NamedTuple):
+    """One frame a federation link released, waiting for the partner's acknowledgement."""
+
+    partner: str  # the link's key: partner name and direction ("org-b:outgoing")
+    seq: int  # the link's sequence number, from 1, increasing
+    frame: bytes  # the encoded FederatedEvent, exactly as it is (re)sent
+    created_ms: int
+
+
 class LedgerCheckpoint(NamedTuple):
     partner: str
     direction: str

@@ -22,6 +22,7 @@ from accord.store.contract import StoreError
 from accord.store.migrations import pending
 from accord.store.records import (
     LEDGER_PAGE,
+    OUTBOX_PAGE,
     ArchivedEvent,
     BBox,
     Cursor,
@@ -32,6 +33,7 @@ from accord.store.records import (
     LedgerCosignature,
     LedgerEntry,
     LedgerReceipt,
+    OutboxRow,
     Package,
     PackageQuery,
     VideoFeed,
@@ -467,6 +469,64 @@ class SqliteStore:
             return [LedgerReceipt(partner, direction, i, bytes(note)) for i, note in rows]
 
         return await self._read(work)
+
+    # -- federation store and forward ------------------------------------------------------------
+    async def outbox_append(self, rows: Sequence[OutboxRow]) -> None:
+        values = [tuple(r) for r in rows]
+
+        def work(conn: sqlite3.Connection) -> None:
+            _insert_many(
+                conn, "INSERT INTO outbox (partner, seq, frame, created_ms) VALUES ", values
+            )
+
+        await self._write(work)
+
+    async def outbox_read(
+        self, partner: str, after: int = 0, limit: int = OUTBOX_PAGE
+    ) -> list[OutboxRow]:
+        def work(conn: sqlite3.Connection) -> list[OutboxRow]:
+            rows = conn.execute(
+                "SELECT seq, CAST(frame AS BLOB), created_ms FROM outbox "
+                "WHERE partner = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (partner, after, limit),
+            )
+            return [OutboxRow(partner, n, bytes(f), c) for n, f, c in rows]
+
+        return await self._read(work)
+
+    async def outbox_delete(self, partner: str, through: int) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM outbox WHERE partner = ? AND seq <= ?", (partner, through)
+            ).rowcount
+
+        return await self._write(work)
+
+    async def outbox_count(self, partner: str) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT count(*) FROM outbox WHERE partner = ?", (partner,))
+            return int(row.fetchone()[0])
+
+        return await self._read(work)
+
+    async def link_mark(self, partner: str, kind: str) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT seq FROM link_marks WHERE partner = ? AND kind = ?", (partner, kind)
+            ).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._read(work)
+
+    async def set_link_mark(self, partner: str, kind: str, seq: int) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO link_marks VALUES (?, ?, ?) ON CONFLICT (partner, kind) "
+                "DO UPDATE SET seq = max(seq, excluded.seq)",
+                (partner, kind, seq),
+            )
+
+        await self._write(work)
 
 
 def _open_writer(path: Path) -> sqlite3.Connection:

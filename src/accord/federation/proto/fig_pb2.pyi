@@ -32,20 +32,22 @@ OTHER: BINARY_TYPES
 IMAGE: BINARY_TYPES
 
 class FederatedEvent(_message.Message):
-    __slots__ = ("event", "contact", "federateGroups", "federateProvenance", "federateHops", "federateGroupHopLimits")
+    __slots__ = ("event", "contact", "federateGroups", "federateProvenance", "federateHops", "federateGroupHopLimits", "accordSeq")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     CONTACT_FIELD_NUMBER: _ClassVar[int]
     FEDERATEGROUPS_FIELD_NUMBER: _ClassVar[int]
     FEDERATEPROVENANCE_FIELD_NUMBER: _ClassVar[int]
     FEDERATEHOPS_FIELD_NUMBER: _ClassVar[int]
     FEDERATEGROUPHOPLIMITS_FIELD_NUMBER: _ClassVar[int]
+    ACCORDSEQ_FIELD_NUMBER: _ClassVar[int]
     event: GeoEvent
     contact: ContactListEntry
     federateGroups: _containers.RepeatedScalarFieldContainer[str]
     federateProvenance: _containers.RepeatedCompositeFieldContainer[FederateProvenance]
     federateHops: FederateHops
     federateGroupHopLimits: FederateGroupHopLimits
-    def __init__(self, event: _Optional[_Union[GeoEvent, _Mapping]] = ..., contact: _Optional[_Union[ContactListEntry, _Mapping]] = ..., federateGroups: _Optional[_Iterable[str]] = ..., federateProvenance: _Optional[_Iterable[_Union[FederateProvenance, _Mapping]]] = ..., federateHops: _Optional[_Union[FederateHops, _Mapping]] = ..., federateGroupHopLimits: _Optional[_Union[FederateGroupHopLimits, _Mapping]] = ...) -> None: ...
+    accordSeq: int
+    def __init__(self, event: _Optional[_Union[GeoEvent, _Mapping]] = ..., contact: _Optional[_Union[ContactListEntry, _Mapping]] = ..., federateGroups: _Optional[_Iterable[str]] = ..., federateProvenance: _Optional[_Iterable[_Union[FederateProvenance, _Mapping]]] = ..., federateHops: _Optional[_Union[FederateHops, _Mapping]] = ..., federateGroupHopLimits: _Optional[_Union[FederateGroupHopLimits, _Mapping]] = ..., accordSeq: _Optional[int] = ...) -> None: ...
 
 class GeoEvent(_message.Message):
     __slots__ = ("sendTime", "startTime", "staleTime", "lat", "lon", "hae", "ce", "le", "uid", "type", "coordSource", "other", "battery", "ploc", "palt", "screenName", "groupName", "groupRole", "phone", "speed", "course", "binary", "ptpUids", "ptpCallsigns", "feedUid", "missionNames", "access", "caveat", "releaseableTo", "bloads")
@@ -186,7 +188,7 @@ class Subscription(_message.Message):
     def __init__(self, identity: _Optional[_Union[Identity, _Mapping]] = ..., filter: _Optional[str] = ..., version: _Optional[_Union[TakServerVersion, _Mapping]] = ...) -> None: ...
 
 class ClientHealth(_message.Message):
-    __slots__ = ("status",)
+    __slots__ = ("status", "accordAck")
     class ServingStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UNKNOWN: _ClassVar[ClientHealth.ServingStatus]
@@ -196,11 +198,13 @@ class ClientHealth(_message.Message):
     SERVING: ClientHealth.ServingStatus
     NOT_SERVING: ClientHealth.ServingStatus
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    ACCORDACK_FIELD_NUMBER: _ClassVar[int]
     status: ClientHealth.ServingStatus
-    def __init__(self, status: _Optional[_Union[ClientHealth.ServingStatus, str]] = ...) -> None: ...
+    accordAck: int
+    def __init__(self, status: _Optional[_Union[ClientHealth.ServingStatus, str]] = ..., accordAck: _Optional[int] = ...) -> None: ...
 
 class ServerHealth(_message.Message):
-    __slots__ = ("status",)
+    __slots__ = ("status", "accordAck")
     class ServingStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UNKNOWN: _ClassVar[ServerHealth.ServingStatus]
@@ -212,8 +216,10 @@ class ServerHealth(_message.Message):
     NOT_SERVING: ServerHealth.ServingStatus
     NOT_CONNECTED: ServerHealth.ServingStatus
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    ACCORDACK_FIELD_NUMBER: _ClassVar[int]
     status: ServerHealth.ServingStatus
-    def __init__(self, status: _Optional[_Union[ServerHealth.ServingStatus, str]] = ...) -> None: ...
+    accordAck: int
+    def __init__(self, status: _Optional[_Union[ServerHealth.ServingStatus, str]] = ..., accordAck: _Optional[int] = ...) -> None: ...
 
 class ROL(_message.Message):
     __slots__ = ("program", "payload", "federateGroups", "federateProvenance", "federateHops", "federateGroupHopLimits")

@@ -150,15 +150,21 @@ async def start_udp(feed: Feed, address: str, *, send_first: bool) -> None:
         )
         feed.tasks.append(loop.create_task(_announce(feed, transport)))
     else:
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(feed), local_addr=(host, port)
-        )
-        feed.bound = transport.get_extra_info("sockname")[:2]
-        # A fleet's ticks arrive as bursts of one datagram per vehicle: with the default
-        # buffer a burst of 200 overflows it and whole heartbeats are lost.
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
+        # Bound here rather than by create_datagram_endpoint: uvloop leaves a transport
+        # behind when its own bind fails, and a busy port is a normal case (the default feed).
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((host, port))
+            # A fleet's ticks arrive as bursts of one datagram per vehicle: with the default
+            # buffer a burst of 200 overflows it and whole heartbeats are lost.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(feed), sock=sock)
+        feed.bound = transport.get_extra_info("sockname")[:2]
     feed.transport = transport
     feed.tasks.append(loop.create_task(feed.ticker()))
 

@@ -117,19 +117,26 @@ async def test_a_tlog_feed_replays_a_real_flight_to_clients(make_server: ServerF
     assert -35.37 < event.point.lat < -35.35
 
 
-async def test_the_simulate_command_feeds_a_running_server(make_server: ServerFactory) -> None:
-    server = await make_server(drone_feeds=(udp_feed(),))
+async def simulated_aircraft(
+    server: Server, feed: str, *, vehicles: int, seconds: float
+) -> set[str]:
+    """Run `accord drone simulate` at ``feed``'s port; the aircraft uids a TCP client saw."""
     client = await CotClient.connect(server.port("tcp"))
     await client.expect_silence(0.1)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "accord", "drone", "simulate", "--vehicles", "2",
-        "--udp", f"127.0.0.1:{server.port('drone:sim')}", "--seconds", "1.5",
+        sys.executable, "-m", "accord", "drone", "simulate", "--vehicles", str(vehicles),
+        "--udp", f"127.0.0.1:{server.port(feed)}", "--seconds", str(seconds),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, _ = await proc.communicate()
     assert proc.returncode == 0, out
-    got = await collect(client, 0.3)
-    assert {e.uid for e in got if e.type.startswith("a-")} == {"org.sim.1", "org.sim.2"}
+    return {e.uid for e in await collect(client, 0.3) if e.type.startswith("a-")}
+
+
+async def test_the_simulate_command_feeds_a_running_server(make_server: ServerFactory) -> None:
+    server = await make_server(drone_feeds=(udp_feed(),))
+    uids = await simulated_aircraft(server, "drone:sim", vehicles=2, seconds=1.5)
+    assert uids == {"org.sim.1", "org.sim.2"}
 
 
 async def test_a_pytak_client_receives_the_aircraft_and_its_aim_point(
@@ -164,17 +171,8 @@ async def test_without_feeds_configured_the_default_feed_takes_the_simulator(
     make_server: ServerFactory,
 ) -> None:
     server = await make_server(drone_port=14550)  # any_port: the OS picks the actual port
-    client = await CotClient.connect(server.port("tcp"))
-    await client.expect_silence(0.1)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "accord", "drone", "simulate", "--vehicles", "1",
-        "--udp", f"127.0.0.1:{server.port('drone:mavlink')}", "--seconds", "1.2",
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await proc.communicate()
-    assert proc.returncode == 0, out
-    got = await collect(client, 0.3)
-    assert {e.uid for e in got if e.type.startswith("a-")} == {"accord.mavlink.1"}
+    uids = await simulated_aircraft(server, "drone:mavlink", vehicles=1, seconds=1.2)
+    assert uids == {"accord.mavlink.1"}
 
 
 def test_a_busy_drone_port_only_turns_the_default_feed_off(

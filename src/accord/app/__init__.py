@@ -1,0 +1,442 @@
+"""Composition root: builds the hub and listeners from a :class:`Config` and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import resource
+import signal
+import time
+import tomllib
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from cryptography import x509
+
+from accord.api import admin
+from accord.api.enrollment import Enrollment, build_app
+from accord.api.peers import PeerCertificates
+from accord.app.drones import start_drone_feeds
+from accord.app.http import (
+    admin_state,
+    certificate_caller,
+    enroll_tls_context,
+    keep_admin_certificate,
+    marti_app,
+    password_caller,
+    serve_http,
+)
+from accord.app.running import Running, StartupError, listen_error, wall_ms
+from accord.config import Config, ConfigError
+from accord.cot.connection import Limits
+from accord.cot.errors import MalformedEvent
+from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
+from accord.domain.metrics import Counters
+from accord.domain.partners import Partner, PartnerError, check_unique, server_id
+from accord.domain.ports import LinkJournal, ReleaseGate
+from accord.federation import partners_file
+from accord.federation.gate import PolicyGate, PolicyLoadError, load_policies
+from accord.federation.journal import LedgerJournal
+from accord.federation.link import Own
+from accord.federation.transport import Federation
+from accord.federation.trust import fingerprint
+from accord.identity import registry
+from accord.identity.ca import PkiError, PkiPaths
+from accord.identity.ledger_key import ensure_ledger_key, ensure_ledger_secret
+from accord.identity.pki import (
+    ensure_federation_certificate,
+    ensure_pki,
+)
+from accord.identity.signin import SignIn
+from accord.identity.users import UserStore
+from accord.server.archive import Archiver, ArchiveRules
+from accord.server.hub import Hub
+from accord.server.listeners import TcpListener, TlsListener
+from accord.server.session import SessionSettings
+from accord.server.signin import Authenticate, password_check
+from accord.server.udp import UdpInput, multicast_socket
+from accord.server.watch import Identities, tls_context, watch_identity
+from accord.store.blobs import ORPHANS_DIR, Blobs, set_aside_orphans
+from accord.store.contract import Store, StoreError
+from accord.store.opening import open_store
+from accord.store.records import to_event
+
+log = logging.getLogger("accord")
+
+
+def load_groups_file(path: str) -> Mapping[str, Membership]:
+    if not path:
+        return {}
+    try:
+        with Path(path).open("rb") as fh:
+            return parse_groups_map(tomllib.load(fh))
+    except OSError as exc:
+        raise ConfigError(f"cannot read groups_file {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, GroupsFileError) as exc:
+        raise ConfigError(f"groups_file {path}: {exc}") from None
+
+
+def raise_fd_limit(wanted: int) -> None:
+    """Allow as many sockets as connections are configured (up to the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(hard, max(soft, wanted + 256)) if hard != resource.RLIM_INFINITY else wanted + 256
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def _settings(
+    config: Config, transport: str, negotiate: bool, authenticate: Authenticate | None = None
+) -> SessionSettings:
+    return SessionSettings(
+        transport=transport,
+        negotiate=negotiate,
+        limits=Limits(config.max_event_bytes, config.max_depth),
+        send_queue_events=config.send_queue_events,
+        blocked_timeout_s=config.blocked_timeout_s,
+        write_buffer_bytes=config.write_buffer_bytes,
+        input_rate=config.input_rate,
+        input_burst=config.input_burst,
+        authenticate=authenticate,
+        sign_in_timeout_s=config.tls_handshake_timeout_s,
+    )
+
+
+async def _start_tcp(running: Running, config: Config, port: int) -> None:
+    default = Membership.both(config.tcp_groups)
+    check = password_check(SignIn(UserStore(config.data_dir)), default) if config.tcp_auth else None
+    tcp = TcpListener(
+        running.hub,
+        _settings(config, "tcp", config.tcp_negotiate, check),
+        default,
+        config.max_connections,
+        running.census,
+    )
+    try:
+        server = await tcp.start(config.bind, port)
+    except OSError as exc:
+        raise listen_error(exc, config.bind, config.tcp_port, "--tcp-port") from None
+    running.servers.append(server)
+    running.ports["tcp"] = server.sockets[0].getsockname()[1]
+
+
+def _start_tls(
+    running: Running, config: Config, port: int, pki: PkiPaths, identities: Identities
+) -> TlsListener:
+    try:
+        context = tls_context(pki)
+    except (OSError, ValueError) as exc:
+        raise StartupError(
+            f"cannot load the server certificate from {pki.root} ({exc}); fix or remove "
+            "server.pem/server.key to have a new one issued"
+        ) from None
+    tls = TlsListener(
+        running.hub,
+        _settings(config, "tls", config.tls_negotiate),
+        context,
+        identities.groups,
+        Membership.both(config.tls_default_groups),
+        config.max_connections,
+        config.tls_handshake_timeout_s,
+        running.census,
+    )
+    try:
+        running.ports["tls"] = tls.start(config.bind, port)
+    except OSError as exc:
+        raise listen_error(exc, config.bind, config.tls_port, "--tls-port") from None
+    running.tls_listeners.append(tls)
+    return tls
+
+
+async def _start_udp(running: Running, config: Config, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    hub, limits = running.hub, Limits(config.max_event_bytes, config.max_depth)
+    party = hub.new_party(Membership.both(config.udp_groups), "udp", receives=False)
+    try:
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: UdpInput(hub, party, limits, running.census), local_addr=(config.bind, port)
+        )
+    except OSError as exc:
+        raise listen_error(exc, config.bind, config.udp_port, "--udp-port") from None
+    running.transports.append(transport)
+    running.ports["udp"] = transport.get_extra_info("sockname")[1]
+    if config.udp_multicast_group:
+        try:
+            sock = multicast_socket(config.bind, running.ports["udp"], config.udp_multicast_group)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot join multicast group {config.udp_multicast_group}: {exc.strerror}; "
+                "check the address or leave udp_multicast_group empty"
+            ) from None
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: UdpInput(hub, party, limits, running.census), sock=sock
+        )
+        running.transports.append(transport)
+
+
+async def _start_store(running: Running, config: Config) -> None:
+    """Open the store, give newcomers the SAs that were live before a restart, and start the
+    history writer."""
+    try:
+        store = running.store = await open_store(config.database_url, config.data_dir)
+        latest = await store.latest_fresh(wall_ms())
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
+    for archived in latest:
+        try:
+            event = to_event(archived)
+        except MalformedEvent:
+            continue  # stored by an older decoder; not worth failing a start for
+        contact = event.detail.contact
+        if contact is not None and contact.endpoint and contact.callsign:
+            running.hub.restore(event, frozenset(archived.groups))
+    rules = ArchiveRules(
+        config.archive,
+        config.archive_skip_types,
+        config.history_max_age_days,
+        config.history_max_events,
+    )
+    archiver = running.archiver = Archiver(
+        store,
+        rules,
+        running.counters,
+        wall_ms=wall_ms,
+        queue_events=config.archive_queue_events,
+    )
+    running.hub.recorder = archiver
+    running.probes.history = archiver
+    running.tasks.append(asyncio.get_running_loop().create_task(archiver.run()))
+
+
+async def _open_blobs(config: Config, store: Store) -> Blobs:
+    """The data package files; those without metadata (a crash) are set aside."""
+    try:
+        blobs = await Blobs.open(config.data_dir / "packages")
+        moved = await set_aside_orphans(blobs, store)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot use {config.data_dir / 'packages'}: {exc.strerror}; "
+            "check its permissions or choose another --data-dir"
+        ) from None
+    if moved:
+        log.warning(
+            "moved %d package files that no package in the database names to %s; delete them "
+            "if no package is missing (else check database_url)",
+            moved,
+            blobs.root / ORPHANS_DIR,
+        )
+    return blobs
+
+
+def _ensure_pki(config: Config) -> PkiPaths:
+    try:
+        return ensure_pki(config.data_dir / "pki", config.server_names, dt.datetime.now(dt.UTC))
+    except PkiError as exc:
+        raise StartupError(str(exc)) from None
+    except OSError as exc:
+        raise StartupError(
+            f"cannot write to data directory {config.data_dir}: {exc.strerror}; "
+            "choose another with --data-dir"
+        ) from None
+
+
+async def _start_ledger_and_policies(
+    running: Running,
+    config: Config,
+    pki: PkiPaths,
+    partners: Sequence[Partner],
+    gate: ReleaseGate | None,
+) -> tuple[ReleaseGate, LinkJournal]:
+    """The partners' release policies (refused at start when invalid) and the sharing ledger,
+    continued from the store, its writer task started."""
+    assert running.store is not None
+    try:
+        policies = load_policies(partners, Path())
+    except PolicyLoadError as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        signer = ensure_ledger_key(pki.root, config.server_names[0])
+        secret = ensure_ledger_secret(pki.root)
+    except PkiError as exc:
+        raise StartupError(str(exc)) from None
+    journal = LedgerJournal(running.store, signer, secret, wall_ms=wall_ms)
+    try:
+        await journal.restore(p.name for p in partners)
+    except StoreError as exc:
+        raise StartupError(f"cannot read the sharing ledger: {exc}") from None
+    running.ledger = journal
+    running.ledger_task = asyncio.get_running_loop().create_task(journal.run())
+    running.probes.sources.append(journal)
+    if gate is None:
+        gate = running.gate = PolicyGate(policies, key=secret, decisions=journal)
+        running.probes.release = running.gate
+        running.probes.sources.append(running.gate)
+    return gate, journal
+
+
+async def _start_federation(
+    running: Running,
+    config: Config,
+    pki: PkiPaths,
+    port: int,
+    gate: ReleaseGate | None,
+    journal: LinkJournal | None,
+) -> None:
+    """Partner links: those of the config file and of ``<data_dir>/partners.toml``."""
+    try:
+        partners = (*config.partners, *partners_file.read(config.data_dir))
+        check_unique(partners, "partners (config file and partners.toml)")
+    except PartnerError as exc:
+        raise StartupError(str(exc)) from None
+    if not partners:
+        return
+    try:
+        ensure_federation_certificate(pki, config.server_names, dt.datetime.now(dt.UTC))
+        ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+        chain = (pki.federation_key.read_bytes(), pki.federation_cert.read_bytes())
+    except (OSError, ValueError, PkiError) as exc:
+        raise StartupError(f"cannot load the server certificate from {pki.root} ({exc})") from None
+    if gate is None or journal is None:
+        gate, journal = await _start_ledger_and_policies(running, config, pki, partners, gate)
+    federation = Federation(
+        partners,
+        exchange=running.hub,
+        gate=gate,
+        journal=journal,
+        own=Own(server_id(fingerprint(ca)), config.federation_name or config.server_names[0]),
+        cert_chain=chain,
+        base=Path(),
+        wall_ms=wall_ms,
+        store=running.store,
+        outbox_events=config.federation_outbox_events,
+    )
+    running.federation = federation
+    if running.gate is not None:
+        running.gate.redeliver = federation.redeliver
+    running.probes.links = federation
+    running.probes.sources.append(federation)
+    try:
+        bound = await federation.start(config.bind, port, listen=config.federation_port != 0)
+    except OSError as exc:
+        raise listen_error(exc, config.bind, port, "federation_port") from None
+    if bound is not None:
+        running.ports["federation"] = bound
+
+
+async def start(
+    config: Config,
+    *,
+    any_port: bool = False,
+    gate: ReleaseGate | None = None,
+    journal: LinkJournal | None = None,
+) -> Running:
+    """Start every configured listener; raise :class:`StartupError` with a fix on failure.
+
+    ``any_port`` binds each enabled listener to a free port the OS picks (tests, benchmarks);
+    ``Running.ports`` tells which. ``gate`` and ``journal`` decide and record what crosses
+    partner links (default: :mod:`accord.domain.release`, deny unless ``share_all``).
+    """
+
+    def port(configured: int) -> int:
+        return 0 if any_port else configured
+
+    pki = _ensure_pki(config)
+    keep_admin_certificate(config, pki)
+    raise_fd_limit(config.max_connections)
+    counters = Counters()
+    hub = Hub(counters, wall_ms=lambda: int(time.time() * 1000), new_uid=lambda: str(uuid.uuid4()))
+    running = Running(hub, counters)
+    try:
+        await _start_store(running, config)
+        assert running.store is not None
+        blobs = await _open_blobs(config, running.store)
+        if config.tcp_port:
+            await _start_tcp(running, config, port(config.tcp_port))
+        identities = Identities(load_groups_file(config.groups_file), UserStore(config.data_dir))
+        identities.revoked = registry.revoked_serials(pki)
+        tls = None
+        if config.tls_port:
+            tls = _start_tls(running, config, port(config.tls_port), pki, identities)
+        if config.https_port:
+            peers = PeerCertificates()
+            await serve_http(
+                running,
+                config,
+                marti_app(
+                    running,
+                    config,
+                    *certificate_caller(config, identities, peers),
+                    # The admin API only where callers are certificates, never on plain HTTP.
+                    admin.routes(admin_state(running, config, identities, peers)),
+                    blobs,
+                ),
+                tls_context(pki),
+                ("https", port(config.https_port), config.https_port, "--https-port"),
+                peers.protocol_class(),
+            )
+        if config.metrics_port:
+            await serve_http(
+                running,
+                config,
+                admin.metrics_app(running.census, running.counters, running.probes),
+                None,
+                ("metrics", port(config.metrics_port), config.metrics_port, "--metrics-port"),
+                bind="127.0.0.1",  # no sign-in: loopback only (see Config.metrics_port)
+            )
+        if config.tls_port or config.https_port:
+            watcher = watch_identity(tls, pki, identities, config.revocation_check_s)
+            running.tasks.append(asyncio.get_running_loop().create_task(watcher))
+        if config.udp_port:
+            await _start_udp(running, config, port(config.udp_port))
+        await start_drone_feeds(running, config, port(config.drone_port))
+        await _start_federation(running, config, pki, port(config.federation_port), gate, journal)
+        if config.enroll_port:
+            enrollment = build_app(Enrollment(pki, SignIn(UserStore(config.data_dir)), counters))
+            await serve_http(
+                running,
+                config,
+                enrollment,
+                enroll_tls_context(pki),
+                ("enroll", port(config.enroll_port), config.enroll_port, "--enroll-port"),
+            )
+        if config.http_port:
+            await serve_http(
+                running,
+                config,
+                marti_app(running, config, *password_caller(config), blobs=blobs),
+                None,
+                ("http", port(config.http_port), config.http_port, "--http-port"),
+            )
+    except BaseException:
+        await running.close()
+        raise
+    return running
+
+
+async def serve(config: Config, *, ready: asyncio.Event | None = None) -> Counters:
+    """Run until SIGINT/SIGTERM; return the final counters."""
+    running = await start(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    listening = ", ".join(
+        f"{name}={'127.0.0.1' if name == 'metrics' else config.bind}:{port}"
+        for name, port in running.ports.items()
+    )
+    log.info("Accord listening: %s; data in %s", listening, config.data_dir.resolve())
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        log.info("stopping: closing %d sessions", running.hub.session_count)
+        await running.close()
+        log.info("stopped; counters: %s", running.counters.snapshot())
+    return running.counters
+
+
+__all__ = ["Running", "StartupError", "serve", "start"]

@@ -108,15 +108,12 @@ class StreamSession(asyncio.Protocol):
         label = self._label
         self.party = self.hub.new_party(membership, label)
         if self.identity is not None:
-            self.party.principal = self.identity.cn
-        elif self.conn.auth is not None:
-            self.party.principal = self.conn.auth.username
-        self.hub.counters.sessions_opened += 1
-        self.connected_s = time.time()
-        if self.identity is not None:
             self.user = self.identity.cn
         elif self.conn.auth is not None:
             self.user = self.conn.auth.username
+        self.party.principal = self.user
+        self.hub.counters.sessions_opened += 1
+        self.connected_s = time.time()
         log.info(
             "connect peer=%s transport=%s cert=%s groups=%s",
             label,

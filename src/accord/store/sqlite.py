@@ -9,31 +9,22 @@ killed; only a power cut can lose the last ones.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from accord.store.contract import StoreError
 from accord.store.migrations import pending
 from accord.store.records import (
-    LEDGER_PAGE,
-    OUTBOX_PAGE,
     ArchivedEvent,
     BBox,
     Cursor,
     HistoryPage,
     HistoryQuery,
     HistoryStats,
-    LedgerCheckpoint,
-    LedgerCosignature,
-    LedgerEntry,
-    LedgerReceipt,
-    OutboxRow,
     Package,
     PackageQuery,
     VideoFeed,
@@ -44,8 +35,8 @@ from accord.store.records import (
     package_from_row,
     package_row,
 )
-
-T = TypeVar("T")
+from accord.store.sqlite_base import _connect, _insert_many
+from accord.store.sqlite_federation import SqliteFederation
 
 _EVENT_COLUMNS = (
     "uid, type, how, time_ms, start_ms, stale_ms, lat, lon, hae, callsign, groups, "
@@ -55,29 +46,10 @@ _PACKAGE_COLUMNS = (
     "hash, name, size, mimetype, keywords, tool, groups, creator_uid, submitter, submitted_ms, "
     "lat, lon, expiration_ms"
 )
-_PARAMS_PER_INSERT = 7_000  # well under SQLite's 32,766 bound parameters per statement
 _PRUNE_CHUNK = 10_000  # rows per delete statement: keeps each write transaction short
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
-
-
-class SqliteStore:
-    name = "sqlite"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="accord-sqlite-w")
-        self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="accord-sqlite-r")
-        self._writer: sqlite3.Connection | None = None
-        self._reader: sqlite3.Connection | None = None
-        self._next_id = 1  # the next history id (see write_events)
-
+class SqliteStore(SqliteFederation):
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
         """Open (creating if needed) and migrate the database at ``path``."""
@@ -87,42 +59,6 @@ class SqliteStore:
         store._next_id = (row[0] or 0) + 1
         store._reader = await store._in(store._reader_pool, lambda: _connect(path))
         return store
-
-    async def close(self) -> None:
-        for pool, conn in ((self._writer_pool, self._writer), (self._reader_pool, self._reader)):
-            if conn is not None:
-                await self._in(pool, conn.close)
-            pool.shutdown(wait=True)
-        self._writer = self._reader = None
-
-    async def _in(self, pool: ThreadPoolExecutor, work: Callable[[], T]) -> T:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(pool, work)
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite database {self.path}: {exc}") from exc
-
-    def _write(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        conn = self._writer
-        if conn is None:
-            raise StoreError("the store is closed")
-
-        def transaction() -> T:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
-        return asyncio.ensure_future(self._in(self._writer_pool, transaction))
-
-    def _read(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        conn = self._reader
-        if conn is None:
-            raise StoreError("the store is closed")
-        return asyncio.ensure_future(self._in(self._reader_pool, lambda: work(conn)))
 
     # -- history and latest ----------------------------------------------------------------------
     async def write_events(
@@ -356,178 +292,6 @@ class SqliteStore:
 
         return await self._write(work)
 
-    # -- sharing ledger --------------------------------------------------------------------------
-    async def ledger_append(self, entries: Sequence[LedgerEntry]) -> None:
-        rows = [(e.partner, e.direction, e.seq, e.data, e.leaf) for e in entries]
-
-        def work(conn: sqlite3.Connection) -> None:
-            _insert_many(
-                conn,
-                "INSERT INTO ledger_entries (partner, direction, idx, data, leaf) VALUES ",
-                rows,
-            )
-
-        await self._write(work)
-
-    async def ledger_entries(
-        self, partner: str, direction: str, start: int = 0, limit: int = LEDGER_PAGE
-    ) -> list[LedgerEntry]:
-        def work(conn: sqlite3.Connection) -> list[LedgerEntry]:
-            rows = conn.execute(
-                # CAST: a value edited by hand into TEXT still comes back as the bytes it is
-                "SELECT idx, CAST(data AS BLOB), CAST(leaf AS BLOB) FROM ledger_entries "
-                "WHERE partner = ? AND direction = ? "
-                "AND idx >= ? ORDER BY idx LIMIT ?",
-                (partner, direction, start, limit),
-            )
-            return [LedgerEntry(partner, direction, i, bytes(d), bytes(h)) for i, d, h in rows]
-
-        return await self._read(work)
-
-    async def ledger_size(self, partner: str, direction: str) -> int:
-        def work(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "SELECT max(idx) FROM ledger_entries WHERE partner = ? AND direction = ?",
-                (partner, direction),
-            ).fetchone()
-            return 0 if row[0] is None else int(row[0]) + 1
-
-        return await self._read(work)
-
-    async def ledger_logs(self) -> list[tuple[str, str]]:
-        def work(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-            rows = conn.execute(
-                "SELECT DISTINCT partner, direction FROM ledger_entries UNION "
-                "SELECT DISTINCT partner, direction FROM ledger_checkpoints ORDER BY 1, 2"
-            )
-            return [(p, d) for p, d in rows]
-
-        return await self._read(work)
-
-    async def add_ledger_checkpoint(self, checkpoint: LedgerCheckpoint) -> bool:
-        def work(conn: sqlite3.Connection) -> bool:
-            return (
-                conn.execute(
-                    "INSERT INTO ledger_checkpoints VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
-                    tuple(checkpoint),
-                ).rowcount
-                > 0
-            )
-
-        return await self._write(work)
-
-    async def ledger_checkpoints(self, partner: str, direction: str) -> list[LedgerCheckpoint]:
-        def work(conn: sqlite3.Connection) -> list[LedgerCheckpoint]:
-            rows = conn.execute(
-                "SELECT size, note FROM ledger_checkpoints WHERE partner = ? AND direction = ? "
-                "ORDER BY size",
-                (partner, direction),
-            )
-            return [LedgerCheckpoint(partner, direction, n, bytes(note)) for n, note in rows]
-
-        return await self._read(work)
-
-    async def add_ledger_cosignature(self, cosignature: LedgerCosignature) -> None:
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO ledger_cosignatures VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
-                tuple(cosignature),
-            )
-
-        await self._write(work)
-
-    async def ledger_cosignatures(self, partner: str, direction: str) -> list[LedgerCosignature]:
-        def work(conn: sqlite3.Connection) -> list[LedgerCosignature]:
-            rows = conn.execute(
-                "SELECT size, line FROM ledger_cosignatures WHERE partner = ? AND direction = ? "
-                "ORDER BY size, line",
-                (partner, direction),
-            )
-            return [LedgerCosignature(partner, direction, n, line) for n, line in rows]
-
-        return await self._read(work)
-
-    async def add_ledger_receipt(self, receipt: LedgerReceipt) -> bool:
-        def work(conn: sqlite3.Connection) -> bool:
-            return (
-                conn.execute(
-                    "INSERT INTO ledger_receipts VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
-                    tuple(receipt),
-                ).rowcount
-                > 0
-            )
-
-        return await self._write(work)
-
-    async def ledger_receipts(self, partner: str, direction: str) -> list[LedgerReceipt]:
-        def work(conn: sqlite3.Connection) -> list[LedgerReceipt]:
-            rows = conn.execute(
-                "SELECT idx, note FROM ledger_receipts WHERE partner = ? AND direction = ? "
-                "ORDER BY idx",
-                (partner, direction),
-            )
-            return [LedgerReceipt(partner, direction, i, bytes(note)) for i, note in rows]
-
-        return await self._read(work)
-
-    # -- federation store and forward ------------------------------------------------------------
-    async def outbox_append(self, rows: Sequence[OutboxRow]) -> None:
-        values = [tuple(r) for r in rows]
-
-        def work(conn: sqlite3.Connection) -> None:
-            _insert_many(
-                conn, "INSERT INTO outbox (partner, seq, frame, created_ms) VALUES ", values
-            )
-
-        await self._write(work)
-
-    async def outbox_read(
-        self, partner: str, after: int = 0, limit: int = OUTBOX_PAGE
-    ) -> list[OutboxRow]:
-        def work(conn: sqlite3.Connection) -> list[OutboxRow]:
-            rows = conn.execute(
-                "SELECT seq, CAST(frame AS BLOB), created_ms FROM outbox "
-                "WHERE partner = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (partner, after, limit),
-            )
-            return [OutboxRow(partner, n, bytes(f), c) for n, f, c in rows]
-
-        return await self._read(work)
-
-    async def outbox_delete(self, partner: str, through: int) -> int:
-        def work(conn: sqlite3.Connection) -> int:
-            return conn.execute(
-                "DELETE FROM outbox WHERE partner = ? AND seq <= ?", (partner, through)
-            ).rowcount
-
-        return await self._write(work)
-
-    async def outbox_count(self, partner: str) -> int:
-        def work(conn: sqlite3.Connection) -> int:
-            row = conn.execute("SELECT count(*) FROM outbox WHERE partner = ?", (partner,))
-            return int(row.fetchone()[0])
-
-        return await self._read(work)
-
-    async def link_mark(self, partner: str, kind: str) -> int:
-        def work(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "SELECT seq FROM link_marks WHERE partner = ? AND kind = ?", (partner, kind)
-            ).fetchone()
-            return 0 if row is None else int(row[0])
-
-        return await self._read(work)
-
-    async def set_link_mark(self, partner: str, kind: str, seq: int) -> None:
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO link_marks VALUES (?, ?, ?) ON CONFLICT (partner, kind) "
-                "DO UPDATE SET seq = max(seq, excluded.seq)",
-                (partner, kind, seq),
-            )
-
-        await self._write(work)
-
 
 def _open_writer(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -550,25 +314,6 @@ def _open_writer(path: Path) -> sqlite3.Connection:
     if result[0] != "ok":
         raise StoreError(f"SQLite database {path} is damaged ({result[0]}); restore a backup")
     return conn
-
-
-def _insert_many(
-    conn: sqlite3.Connection, head: str, rows: Sequence[tuple[Any, ...]], tail: str = ""
-) -> None:
-    """Insert ``rows`` with as few statements as the parameter limit allows.
-
-    One multi-row INSERT is one statement step: the thread releases the GIL for the whole
-    of SQLite's work on it, where ``executemany`` would hand it back and forth per row
-    (and wait for it each time the event loop is busy). The R*Tree follows by trigger."""
-    if not rows:
-        return
-    width = len(rows[0])
-    per = max(1, _PARAMS_PER_INSERT // width)
-    one = "(" + ",".join("?" * width) + ")"
-    for start in range(0, len(rows), per):
-        chunk = rows[start : start + per]
-        params = [value for row in chunk for value in row]
-        conn.execute(head + ",".join([one] * len(chunk)) + tail, params)
 
 
 def _groups_clause(groups: frozenset[str], column: str, args: list[Any]) -> str:

@@ -9,29 +9,23 @@ point order (``COLLATE "C"`` in the schema) so pages and prefixes come out as in
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, TypeAlias
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from accord.store.contract import StoreError
 from accord.store.migrations import pending
+from accord.store.postgres_base import _count
+from accord.store.postgres_federation import PostgresFederation
 from accord.store.records import (
-    LEDGER_PAGE,
-    OUTBOX_PAGE,
     ArchivedEvent,
     Cursor,
     HistoryPage,
     HistoryQuery,
     HistoryStats,
-    LedgerCheckpoint,
-    LedgerCosignature,
-    LedgerEntry,
-    LedgerReceipt,
-    OutboxRow,
     Package,
     PackageQuery,
     VideoFeed,
@@ -74,24 +68,9 @@ _PACKAGE_COLUMNS = (
     "lat, lon, expiration_ms"
 )
 
-# The server went away (or is going): worth saying so, rather than only what the driver says.
-_CONNECTION_LOST = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.CannotConnectNowError,
-)
 
-Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
-
-
-class PostgresStore:
+class PostgresStore(PostgresFederation):
     name = "postgresql"
-
-    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], where: str) -> None:
-        self._pool: asyncpg.Pool[asyncpg.Record] | None = pool
-        self.where = where  # the URL without its password, for messages
 
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
@@ -116,11 +95,6 @@ class PostgresStore:
             raise
         return store
 
-    async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
-
     async def _migrate(self) -> None:
         async with self._transaction() as conn:
             try:
@@ -144,27 +118,6 @@ class PostgresStore:
                     f"({exc}); connect as the database's owner, or let its owner run "
                     "grant this user CREATE on schema public"
                 ) from exc
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
-        pool = self._pool
-        if pool is None:
-            raise StoreError("the store is closed")
-        try:
-            async with pool.acquire() as conn:
-                yield conn
-        except _CONNECTION_LOST as exc:
-            raise StoreError(
-                f"lost the connection to PostgreSQL at {self.where} ({exc}); check that the "
-                "server is running"
-            ) from exc
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise StoreError(f"PostgreSQL at {self.where}: {exc}") from exc
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Connection]:
-        async with self._connection() as conn, conn.transaction():
-            yield conn
 
     # -- history and latest ----------------------------------------------------------------------
     async def write_events(
@@ -353,160 +306,6 @@ class PostgresStore:
             status = await conn.execute("DELETE FROM videos WHERE uid = $1", uid)
         return _count(status) > 0
 
-    # -- sharing ledger --------------------------------------------------------------------------
-    async def ledger_append(self, entries: Sequence[LedgerEntry]) -> None:
-        if not entries:
-            return
-        async with self._transaction() as conn:
-            await conn.copy_records_to_table(
-                "ledger_entries",
-                records=[(e.partner, e.direction, e.seq, e.data, e.leaf) for e in entries],
-                columns=("partner", "direction", "idx", "data", "leaf"),
-            )
-
-    async def ledger_entries(
-        self, partner: str, direction: str, start: int = 0, limit: int = LEDGER_PAGE
-    ) -> list[LedgerEntry]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(
-                "SELECT idx, data, leaf FROM ledger_entries WHERE partner = $1 AND "
-                "direction = $2 AND idx >= $3 ORDER BY idx LIMIT $4",
-                partner,
-                direction,
-                start,
-                limit,
-            )
-        return [LedgerEntry(partner, direction, i, d, h) for i, d, h in rows]
-
-    async def ledger_size(self, partner: str, direction: str) -> int:
-        async with self._connection() as conn:
-            top = await conn.fetchval(
-                "SELECT max(idx) FROM ledger_entries WHERE partner = $1 AND direction = $2",
-                partner,
-                direction,
-            )
-        return 0 if top is None else int(top) + 1
-
-    async def ledger_logs(self) -> list[tuple[str, str]]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(
-                "SELECT DISTINCT partner, direction FROM ledger_entries UNION "
-                "SELECT DISTINCT partner, direction FROM ledger_checkpoints ORDER BY 1, 2"
-            )
-        return [(p, d) for p, d in rows]
-
-    async def add_ledger_checkpoint(self, checkpoint: LedgerCheckpoint) -> bool:
-        async with self._transaction() as conn:
-            status = await conn.execute(
-                "INSERT INTO ledger_checkpoints VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                *checkpoint,
-            )
-        return _count(status) > 0
-
-    async def ledger_checkpoints(self, partner: str, direction: str) -> list[LedgerCheckpoint]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(
-                "SELECT size, note FROM ledger_checkpoints WHERE partner = $1 AND "
-                "direction = $2 ORDER BY size",
-                partner,
-                direction,
-            )
-        return [LedgerCheckpoint(partner, direction, n, note) for n, note in rows]
-
-    async def add_ledger_cosignature(self, cosignature: LedgerCosignature) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(
-                "INSERT INTO ledger_cosignatures VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                *cosignature,
-            )
-
-    async def ledger_cosignatures(self, partner: str, direction: str) -> list[LedgerCosignature]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(
-                "SELECT size, line FROM ledger_cosignatures WHERE partner = $1 AND "
-                "direction = $2 ORDER BY size, line",
-                partner,
-                direction,
-            )
-        return [LedgerCosignature(partner, direction, n, line) for n, line in rows]
-
-    async def add_ledger_receipt(self, receipt: LedgerReceipt) -> bool:
-        async with self._transaction() as conn:
-            status = await conn.execute(
-                "INSERT INTO ledger_receipts VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                *receipt,
-            )
-        return _count(status) > 0
-
-    async def ledger_receipts(self, partner: str, direction: str) -> list[LedgerReceipt]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(
-                "SELECT idx, note FROM ledger_receipts WHERE partner = $1 AND direction = $2 "
-                "ORDER BY idx",
-                partner,
-                direction,
-            )
-        return [LedgerReceipt(partner, direction, i, note) for i, note in rows]
-
-    # -- federation store and forward ------------------------------------------------------------
-    async def outbox_append(self, rows: Sequence[OutboxRow]) -> None:
-        if not rows:
-            return
-        async with self._transaction() as conn:
-            await conn.copy_records_to_table(
-                "outbox",
-                records=[tuple(r) for r in rows],
-                columns=("partner", "seq", "frame", "created_ms"),
-            )
-
-    async def outbox_read(
-        self, partner: str, after: int = 0, limit: int = OUTBOX_PAGE
-    ) -> list[OutboxRow]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(
-                "SELECT seq, frame, created_ms FROM outbox WHERE partner = $1 AND seq > $2 "
-                "ORDER BY seq LIMIT $3",
-                partner,
-                after,
-                limit,
-            )
-        return [OutboxRow(partner, n, f, c) for n, f, c in rows]
-
-    async def outbox_delete(self, partner: str, through: int) -> int:
-        async with self._transaction() as conn:
-            status = await conn.execute(
-                "DELETE FROM outbox WHERE partner = $1 AND seq <= $2", partner, through
-            )
-        return _count(status)
-
-    async def outbox_count(self, partner: str) -> int:
-        async with self._connection() as conn:
-            n = await conn.fetchval("SELECT count(*) FROM outbox WHERE partner = $1", partner)
-        return int(n)
-
-    async def link_mark(self, partner: str, kind: str) -> int:
-        async with self._connection() as conn:
-            n = await conn.fetchval(
-                "SELECT seq FROM link_marks WHERE partner = $1 AND kind = $2", partner, kind
-            )
-        return 0 if n is None else int(n)
-
-    async def set_link_mark(self, partner: str, kind: str, seq: int) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(
-                "INSERT INTO link_marks VALUES ($1, $2, $3) ON CONFLICT (partner, kind) "
-                "DO UPDATE SET seq = greatest(link_marks.seq, excluded.seq)",
-                partner,
-                kind,
-                seq,
-            )
-
-
-async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
-    """What a connection needs when it goes back to the pool: nothing. asyncpg has already
-    rolled back any transaction left open, and the store sets no session state (no SET, LISTEN
-    or session-level lock), so asyncpg's reset query would only cost a round trip per call."""
-
 
 class _Args:
     """Query arguments, numbered as PostgreSQL wants them ($1, $2, …)."""
@@ -557,11 +356,6 @@ def _history_sql(query: HistoryQuery) -> tuple[str, list[Any]]:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY time_ms, id LIMIT {args.add(query.limit + 1)}"
     return sql, args.values
-
-
-def _count(status: str) -> int:
-    """Rows affected, from a command tag such as ``DELETE 3``."""
-    return int(status.rsplit(" ", 1)[-1])
 
 
 def _event_row(e: ArchivedEvent) -> tuple[Any, ...]:
@@ -622,3 +416,9 @@ def _connect_problem(where: str, exc: BaseException) -> str:
         f"cannot connect to PostgreSQL at {where} ({str(exc) or type(exc).__name__}); check that "
         "the server is running and accepts connections there, or fix --database-url"
     )
+
+
+async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """What a connection needs when it goes back to the pool: nothing. asyncpg has already
+    rolled back any transaction left open, and the store sets no session state (no SET, LISTEN
+    or session-level lock), so asyncpg's reset query would only cost a round trip per call."""

@@ -28,6 +28,7 @@ from accord.cot.xml import (
     decode_xml,
     detail_from_xml,
     encode_xml,
+    inspect_detail,
     parse_fragment,
     without_marti,
 )
@@ -555,3 +556,22 @@ def test_events_built_in_memory_have_no_raw_bytes() -> None:
     assert event.raw == b""
     assert event.raw_format is None
     assert isinstance(event, CotEvent)
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        '<detail><contact callsign="a"/><__group name="Cyan" role="x"/></detail>',
+        '<detail>\n  <contact callsign="a"/>\n  <remarks>hi &amp; bye</remarks>\n</detail>',
+        '<detail><contact callsign="a"/>tail<track speed="1"/></detail>',
+        '<detail xmlns:x="urn:x"><x:thing a="1"/><plain/></detail>',
+        '<detail><a xmlns="urn:y"><b/></a><!-- note --><c/></detail>',
+        '<detail extra="1"><contact callsign="a"/></detail>',
+        "<detail>text<contact/></detail>",
+        "<detail/>",
+    ],
+)
+def test_detail_children_serialise_alike_on_the_fast_and_the_general_path(detail: str) -> None:
+    root = parse_fragment(detail)
+    per_child = "".join(etree.tostring(c, encoding="unicode", with_tail=False) for c in root)
+    assert inspect_detail(root).xml == per_child

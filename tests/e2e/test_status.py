@@ -134,6 +134,8 @@ async def test_status_lists_partner_links(
             "events_out": 3400,
             "withheld": 56,
             "dropped": 0,
+            "messages_out": 40,
+            "extensions": ["batch", "store-forward"],
         },
         {
             "partner": "org-c",
@@ -152,9 +154,10 @@ async def test_status_lists_partner_links(
     lines = out.getvalue().splitlines()
     assert (
         "partners   org-b (out): up since 2026-11-29T09:00:00Z, in 12, out 3,400, withheld 56, "
-        "dropped 0" in lines
+        "dropped 0 (batch, store-forward)" in lines
     )
     assert any(
-        line.strip().startswith("org-c (in): down") and "last error: connection refused" in line
+        line.strip().startswith("org-c (in): down")
+        and "(plain federation v2), last error: connection refused" in line
         for line in lines
     )

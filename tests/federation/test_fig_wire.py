@@ -114,3 +114,18 @@ def test_service_is_the_tak_servers_federated_channel() -> None:
     assert streams["HealthCheck"] == (False, False)
     assert streams["ServerFederateGroupsStream"] == (False, True)
     assert streams["ClientFederateGroupsStream"] == (True, False)
+
+
+def test_accord_extensions_use_field_numbers_a_tak_server_skips() -> None:
+    inner = _built().SerializeToString()
+    batch = fig_pb2.FederatedEvent(accordBatch=[inner, inner], accordSeq=7)
+    assert batch.SerializeToString() == _int(1001, 7) + _bytes(1002, inner) * 2
+    sub = fig_pb2.Subscription(accordFeatures=fig_pb2.ACCORD_BATCH | fig_pb2.ACCORD_STORE_FORWARD)
+    assert sub.SerializeToString() == _int(1001, 3)
+    health = fig_pb2.ServerHealth(status=fig_pb2.ServerHealth.SERVING, accordAck=9)
+    health.accordFeatures = fig_pb2.ACCORD_BATCH
+    assert health.SerializeToString() == _int(1, 1) + _int(1001, 9) + _int(1002, 1)
+    # Protobuf readers skip fields they do not know (as the TAK Server's skips these).
+    skipped = fig_pb2.FederatedEvent.FromString(_int(1003, 7) + FEDERATED)
+    skipped.DiscardUnknownFields()
+    assert skipped == _built()

@@ -9,7 +9,16 @@ from hypothesis import strategies as st
 
 from accord.cot.model import UNKNOWN_VALUE, CotEvent, Point
 from accord.cot.xml import decode_xml, detail_from_xml, encode_xml, escape_attr
-from accord.policy.apply import Delay, PolicyState, Release, Withhold, decide
+from accord.policy.apply import (
+    Delay,
+    PolicyState,
+    Release,
+    Withhold,
+    decide,
+    rule_matches,
+    rule_mismatch,
+    select,
+)
 from accord.policy.geo import distance_m, grid_cell
 from accord.policy.model import Area, Circle, Policy, Polygon, Rule, Transform, Withheld
 from accord.policy.transform import coarsen, pseudonym
@@ -134,6 +143,20 @@ def test_decisions_are_well_formed_and_withholding_sends_nothing(
     if rule.transform.grid_m > 0:
         cell = grid_cell(event.point.lat, event.point.lon, rule.transform.grid_m)
         assert (out.point.lat, out.point.lon) == (cell.lat, cell.lon)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events(), policies(), st.integers(0, 60_000))
+def test_deciding_picks_the_rule_an_explanation_shows(
+    event: CotEvent, policy: Policy, later_ms: int
+) -> None:
+    now = NOW_MS + later_ms
+    rule, withheld, _ = select(policy, event, now, explain=False)
+    assert (rule, withheld) == select(policy, event, now)[:2]
+    for each in policy.rules:
+        assert rule_matches(each, policy, event, now) == (
+            rule_mismatch(each, policy, event, now) is None
+        )
 
 
 @settings(max_examples=500, deadline=None)

@@ -294,6 +294,8 @@ async def status_json(state: AdminState) -> dict[str, Any]:
                 "events_out": v.events_out,
                 "withheld": v.withheld,
                 "dropped": v.dropped,
+                "messages_out": v.messages_out,
+                "extensions": list(v.extensions),
                 "policy": (
                     state.probes.release.decisions(v.partner)
                     if state.probes.release is not None

@@ -302,11 +302,13 @@ def _partners(status: dict[str, Any]) -> list[str]:
     lines = []
     for index, link in enumerate(status.get("federation") or []):
         error = f", last error: {link['last_error']}" if link.get("last_error") else ""
+        speaks = ", ".join(link.get("extensions") or []) or "plain federation v2"
         lines.append(
             ("partners   " if index == 0 else "           ")
             + f"{link['partner']} ({link['direction']}): {link['state']} since {link['since']}, "
             f"in {_n(link['events_in'])}, out {_n(link['events_out'])}, "
-            f"withheld {_n(link['withheld'])}, dropped {_n(link['dropped'])}{error}"
+            f"withheld {_n(link['withheld'])}, dropped {_n(link['dropped'])} "
+            f"({speaks}){error}"
         )
     return lines
 

@@ -7,6 +7,7 @@ forward it as received instead of serialising it again (DESIGN principle 8).
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -125,5 +126,11 @@ def ms_from_iso(text: str) -> int:
 
 def iso_from_ms(ms: int) -> str:
     """Format epoch ms the way ATAK writes times: ``2016-01-13T20:43:37.842Z``."""
-    value = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return _iso_second(ms // 1000) + f"{ms % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(seconds: int) -> str:
+    # Every event carries three times, mostly of the same few seconds: strftime dominated
+    # encoding before this cache.
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")

@@ -203,9 +203,11 @@ def _decode_point(el: etree._Element) -> Point:
     return Point(**values)
 
 
-def inspect_detail(detail: etree._Element, max_depth: int = MAX_DEPTH) -> Detail:
-    """Serialise the children of ``<detail>`` and read the facts routing needs from them."""
-    _check_depth(detail, max_depth)
+def inspect_detail(detail: etree._Element, max_depth: int | None = MAX_DEPTH) -> Detail:
+    """Serialise the children of ``<detail>`` and read the facts routing needs from them;
+    ``max_depth`` None: no depth check (a rewrite of a detail this server already checked)."""
+    if max_depth is not None:
+        _check_depth(detail, max_depth)
     contact: Contact | None = None
     dests: list[Dest] = []
     has_marti = False
@@ -228,8 +230,22 @@ def inspect_detail(detail: etree._Element, max_depth: int = MAX_DEPTH) -> Detail
             chat = _decode_chat(child)
         elif tag == "TakControl":
             takcontrol = _decode_takcontrol(child)
-    xml = "".join(etree.tostring(child, encoding="unicode", with_tail=False) for child in detail)
-    return Detail(xml, contact, tuple(dests), has_marti, chat, takcontrol)
+    return Detail(_children_xml(detail), contact, tuple(dests), has_marti, chat, takcontrol)
+
+
+def _children_xml(detail: etree._Element) -> str:
+    """The children of ``<detail>`` serialised one after the other, without their tails."""
+    if (
+        len(detail)
+        and detail.tag == "detail"
+        and detail.text is None
+        and not detail.attrib
+        and not detail.nsmap
+        and all(child.tail is None for child in detail)
+    ):
+        # The same text, in one call instead of one per child (~3x faster on an ATAK SA).
+        return etree.tostring(detail, encoding="unicode")[len("<detail>") : -len("</detail>")]
+    return "".join(etree.tostring(child, encoding="unicode", with_tail=False) for child in detail)
 
 
 def _check_depth(root: etree._Element, max_depth: int) -> None:

@@ -197,7 +197,10 @@ class Sink(Protocol):
     """What the hub delivers to: a session, or a federation link."""
 
     @property
-    def wire_format(self) -> WireFormat: ...
+    def wire_format(self) -> WireFormat | None:
+        """How the sink's stream frames events; None: it encodes its own (a partner link), so
+        the hub need not."""
+        ...
 
     def send(self, items: list[Outgoing], data: bytes | None = None) -> int:
         """Write ``items`` (``data`` is their frames already joined, when the hub has them);
@@ -264,6 +267,8 @@ class LinkView:
     events_out: int
     withheld: int  # refused by the release gate, either way
     dropped: int  # its send queue was full, or it looped back
+    messages_out: int = 0  # stream messages written (fewer than events when batched)
+    extensions: tuple[str, ...] = ()  # the Accord extensions the partner announced
 
 
 class Links(Protocol):

@@ -14,13 +14,13 @@ import asyncio
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
 from accord.cot.errors import MalformedEvent
-from accord.cot.model import CotEvent, WireFormat
+from accord.cot.model import CotEvent
 from accord.cot.outgoing import Outgoing
 from accord.domain.groups import Membership
 from accord.domain.partners import Partner
@@ -38,6 +38,11 @@ SEND_QUEUE_FRAMES = 10_000
 SEEN_EVENTS = 20_000
 # Provenance longer than this is refused (a loop that lost its tags, or a hostile sender).
 MAX_HOPS = 8
+# What we understand beyond the official protocol (announced in Subscription/ServerHealth).
+FEATURES = fig_pb2.ACCORD_BATCH | fig_pb2.ACCORD_STORE_FORWARD
+# One accordBatch message at most: gRPC refuses messages over 4 MiB by default.
+BATCH_FRAMES = 512
+BATCH_BYTES = 1 << 20
 
 
 def backoff_s(attempt: int, rand: Callable[[], float] = random.random) -> float:
@@ -78,7 +83,7 @@ class Own:
 class Link:
     """One partner in one direction ("outgoing": we dial; "incoming": it dials us)."""
 
-    wire_format = WireFormat.PROTOBUF  # unused: the link encodes its own frames
+    wire_format = None  # the link encodes its own frames (FederatedEvent)
 
     def __init__(
         self,
@@ -97,7 +102,8 @@ class Link:
         self.key = f"{partner.name}:{direction}"
         self._outbox = outbox
         # Store and forward: an outgoing link always; an incoming one once the partner has
-        # opened its stream (else a partner that never dials in would fill an outbox).
+        # opened its stream and said it acknowledges (else a partner that never dials in, or
+        # never acknowledges, would fill an outbox).
         self.durable = outbox is not None and direction == "outgoing"
         self._attached = False
         self._acked = 0  # the partner's acknowledgement: resend after it
@@ -117,8 +123,11 @@ class Link:
         self.since_s = wall_ms() / 1000
         self.last_error = ""
         self.events_in = self.events_out = self.withheld = self.dropped = 0
+        self.messages_out = 0
         self._seq_out = self._seq_in = 0
         self.duplicates = 0  # resent frames dropped on receipt
+        # The AccordFeature bits the partner announced (0: a TAK Server, or not known yet).
+        self.peer_features = 0
 
     # -- state, for the admin API ------------------------------------------------------------
     def set_state(self, state: str, error: str = "") -> None:
@@ -146,6 +155,8 @@ class Link:
             self.events_out,
             self.withheld,
             self.dropped,
+            self.messages_out,
+            extensions(self.peer_features),
         )
 
     # -- the stream towards the partner ------------------------------------------------------
@@ -187,7 +198,7 @@ class Link:
         """The partner's event stream is open: join the hub (it replays the latest SAs)."""
         self.close("replaced by a new stream")
         self._queue = asyncio.Queue(SEND_QUEUE_FRAMES)
-        if self._outbox is not None:
+        if self._outbox is not None and self.peer_features & fig_pb2.ACCORD_STORE_FORWARD:
             self.durable = True
         if self.durable:
             self.join()
@@ -195,9 +206,11 @@ class Link:
             self._exchange.attach(self.party, self)
 
     async def frames(self) -> AsyncIterator[bytes]:
-        """The frames to send, until the link closes. A durable link first resends what the
-        partner has not acknowledged, from the store, and goes back to the store whenever
-        its in-memory queue skipped some (it was full)."""
+        """The stream messages to send, until the link closes. A durable link first resends
+        what the partner has not acknowledged, from the store, and goes back to the store
+        whenever its in-memory queue skipped some (it was full). What is ready at once goes
+        out as one ``accordBatch`` message to a partner that takes them: a gRPC stream
+        message costs far more than the event in it."""
         queue = self._queue
         outbox = self._outbox if self.durable else None
         last = self._acked
@@ -206,23 +219,57 @@ class Link:
             if catching_up and outbox is not None:
                 await outbox.flush()
                 rows = await outbox.read(self.key, last)
-                for row in rows:
-                    yield row.frame
-                    last = row.seq
+                if rows:
+                    last = rows[-1].seq
                 catching_up = bool(rows)
+                for message in self._messages([row.frame for row in rows]):
+                    yield message
+                self._written(last)
                 continue
             item = await queue.get()
+            ready: list[bytes] = []
+            while item is not None:
+                seq, frame = item
+                if outbox is not None and seq != last + 1:
+                    if seq > last:  # a gap: the queue was full, the store has them
+                        catching_up = True
+                        break
+                else:
+                    last = seq
+                    ready.append(frame)
+                if len(ready) >= BATCH_FRAMES or queue.empty():
+                    break
+                item = queue.get_nowait()
+            for message in self._messages(ready):
+                yield message
+            self._written(last)
             if item is None:
                 return
-            seq, frame = item
-            if outbox is not None:
-                if seq <= last:
-                    continue
-                if seq != last + 1:
-                    catching_up = True
-                    continue
-                last = seq
-            yield frame
+
+    def _written(self, seq: int) -> None:
+        """A partner that does not acknowledge (a TAK Server) has what went into its stream:
+        the outbox keeps only what was never written, and resends nothing twice."""
+        if not self.peer_features & fig_pb2.ACCORD_STORE_FORWARD:
+            self.acknowledged(seq)
+
+    def _messages(self, frames: list[bytes]) -> Iterator[bytes]:
+        """``frames`` as stream messages: one each, or batches if the partner takes them."""
+        if not self.peer_features & fig_pb2.ACCORD_BATCH:
+            self.messages_out += len(frames)
+            yield from frames
+            return
+        batch: list[bytes] = []
+        size = 0
+        for frame in frames:
+            if batch and (size + len(frame) > BATCH_BYTES or len(batch) >= BATCH_FRAMES):
+                self.messages_out += 1
+                yield _batch(batch)
+                batch, size = [], 0
+            batch.append(frame)
+            size += len(frame) + 8
+        if batch:
+            self.messages_out += 1
+            yield _batch(batch)
 
     def close(self, reason: str, *, abort: bool = False) -> None:
         """Leave the hub and end the outgoing stream (the hub calls this at shutdown too)."""
@@ -286,13 +333,18 @@ class Link:
         return taken
 
     # -- the stream from the partner ---------------------------------------------------------
-    def receive(self, frame: bytes) -> None:
-        """One ``FederatedEvent`` from the partner; a sequence number already received (a
-        resend after a reconnect) is dropped before anything else."""
-        try:
-            msg = fig_pb2.FederatedEvent.FromString(frame)
-        except DecodeError:
-            msg = None
+    def receive(self, message: bytes) -> None:
+        """One stream message from the partner: a ``FederatedEvent`` or a batch of them."""
+        msg = _decoded(message)
+        if msg is not None and msg.accordBatch:
+            for frame in msg.accordBatch:
+                self._receive(frame, _decoded(frame))
+        else:
+            self._receive(message, msg)
+
+    def _receive(self, frame: bytes, msg: fig_pb2.FederatedEvent | None) -> None:
+        """One ``FederatedEvent`` (``msg``, None if ``frame`` did not decode); a sequence
+        number already received (a resend after a reconnect) is dropped before anything else."""
         if msg is not None and msg.accordSeq:
             if msg.accordSeq <= self._seq_in:
                 self.duplicates += 1
@@ -330,3 +382,25 @@ class Link:
             return
         self.events_in += 1
         self._exchange.submit(self.party, event)
+
+
+def extensions(features: int) -> tuple[str, ...]:
+    """Names of the AccordFeature bits in ``features`` (for the admin status)."""
+    return tuple(
+        name.removeprefix("ACCORD_").lower().replace("_", "-")
+        for name, bit in fig_pb2.AccordFeature.items()
+        if bit and features & bit
+    )
+
+
+def _batch(frames: list[bytes]) -> bytes:
+    if len(frames) == 1:
+        return frames[0]
+    return fig_pb2.FederatedEvent(accordBatch=frames).SerializeToString()
+
+
+def _decoded(frame: bytes) -> fig_pb2.FederatedEvent | None:
+    try:
+        return fig_pb2.FederatedEvent.FromString(frame)
+    except DecodeError:
+        return None

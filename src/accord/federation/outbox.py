@@ -28,6 +28,7 @@ OUTBOX_EVENTS = 100_000  # stored per link, at most (federation_outbox_events)
 QUEUE_ROWS = 50_000  # released but not yet stored, at most
 BATCH_ROWS = 2000
 RETRY_S = 1.0
+LINGER_S = 0.02  # after a wake-up, for more rows: one transaction per burst, not per turn
 
 
 class Outbox:
@@ -104,6 +105,8 @@ class Outbox:
                     return
                 self._wake.clear()
                 await self._wake.wait()
+                if len(self._rows) < BATCH_ROWS and not self._stopping:
+                    await asyncio.sleep(LINGER_S)  # gather a burst into fewer transactions
                 continue
             try:
                 await self._write()

@@ -22,7 +22,7 @@ from accord.cot.model import CotEvent
 from accord.cot.outgoing import Outgoing
 from accord.domain.partners import Partner, split_address
 from accord.domain.ports import Exchange, LinkJournal, LinkView, ReleaseGate, Sample
-from accord.federation.link import Link, Own, Seen, backoff_s
+from accord.federation.link import FEATURES, Link, Own, Seen, backoff_s
 from accord.federation.outbox import OUTBOX_EVENTS, Outbox
 from accord.federation.proto import fig_pb2
 from accord.federation.trust import PinnedCa, TrustError, issued_by, load_pinned
@@ -112,6 +112,7 @@ class Federation:
                 ("federation_events_out_total", "counter", "events sent", v.events_out),
                 ("federation_withheld_total", "counter", "refused by the gate", v.withheld),
                 ("federation_dropped_total", "counter", "loop, duplicate, bad, full", v.dropped),
+                ("federation_messages_out_total", "counter", "messages written", v.messages_out),
             )
             out += [Sample(n, k, h, float(x), labels) for n, k, h, x in values]  # type: ignore[arg-type]
         if self.outbox is not None:
@@ -208,7 +209,7 @@ class Federation:
         return self.incoming[ca.partner.name]  # fmt: skip
 
     def _subscription(self) -> fig_pb2.Subscription:
-        sub = fig_pb2.Subscription(version=VERSION)
+        sub = fig_pb2.Subscription(version=VERSION, accordFeatures=FEATURES)
         sub.identity.name, sub.identity.uid = self.own.name, self.own.server_id
         sub.identity.serverId = self.own.server_id
         sub.identity.type = fig_pb2.Identity.FEDERATION_TAK_SERVER
@@ -220,6 +221,7 @@ class Federation:
         link = await self._peer(context)
         loop = asyncio.get_running_loop()
         self._last_health[link.partner.name] = loop.time()
+        link.peer_features = request.accordFeatures
         link.open()
         link.set_state("up")
         frames = link.frames()
@@ -268,7 +270,7 @@ class Federation:
         status = (
             fig_pb2.ServerHealth.SERVING if link.streaming else fig_pb2.ServerHealth.NOT_CONNECTED
         )
-        return fig_pb2.ServerHealth(status=status, accordAck=link.ack)
+        return fig_pb2.ServerHealth(status=status, accordAck=link.ack, accordFeatures=FEATURES)
 
     # -- dialling ----------------------------------------------------------------------------
     async def _dial(self, link: Link) -> None:
@@ -315,6 +317,14 @@ class Federation:
                 request_serializer=fig_pb2.ClientHealth.SerializeToString,
                 response_deserializer=fig_pb2.ServerHealth.FromString,
             )
+            # The first answer says what the partner understands (batches, acknowledgements)
+            # before anything is sent; a TAK Server says nothing and gets the plain protocol.
+            first = await health(
+                fig_pb2.ClientHealth(status=fig_pb2.ClientHealth.SERVING, accordAck=link.ack),
+                timeout=max(self._health_s, 1.0) * 3,
+            )
+            link.peer_features = first.accordFeatures
+            link.acknowledged(first.accordAck)
             link.open()
             up_call = up(link.frames())
 
@@ -329,6 +339,7 @@ class Federation:
                         status=fig_pb2.ClientHealth.SERVING, accordAck=link.ack
                     )
                     reply = await health(ping, timeout=max(self._health_s, 1.0) * 3)
+                    link.peer_features = reply.accordFeatures
                     link.acknowledged(reply.accordAck)
                     if reply.status == fig_pb2.ServerHealth.SERVING:
                         came_up = True

@@ -76,6 +76,10 @@ class Entry:
             raise EntryError(f"sequence {self.seq} is negative")
 
 
+# One encoder for every entry: json.dumps with options builds a new one per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def encode_entry(entry: Entry) -> bytes:
     obj: dict[str, Any] = {
         "v": ENTRY_VERSION,
@@ -93,7 +97,7 @@ def encode_entry(entry: Entry) -> bytes:
         obj["partner_index"] = entry.partner_index
     if entry.partner_leaf is not None:
         obj["partner_leaf"] = entry.partner_leaf.hex()
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    return _CANONICAL.encode(obj).encode()
 
 
 def decode_entry(data: bytes) -> Entry:

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import functools
+import re
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from lxml import etree
 
@@ -109,7 +111,13 @@ class Step:
 
 def type_matches(globs: tuple[str, ...], cot_type: str) -> bool:
     """Whether a CoT type matches any glob (an empty tuple matches every type)."""
-    return not globs or any(fnmatch.fnmatchcase(cot_type, g) for g in globs)
+    return not globs or _globs(globs).match(cot_type) is not None
+
+
+@functools.lru_cache(maxsize=1024)
+def _globs(globs: tuple[str, ...]) -> re.Pattern[str]:
+    # One regex for the tuple: fnmatchcase per glob was the costliest step of a decision.
+    return re.compile("|".join(fnmatch.translate(g) for g in globs))
 
 
 def _in_any(policy: Policy, names: tuple[str, ...], event: CotEvent) -> str | None:
@@ -118,6 +126,16 @@ def _in_any(policy: Policy, names: tuple[str, ...], event: CotEvent) -> str | No
         if contains(policy.areas[name].shape, p.lat, p.lon):
             return name
     return None
+
+
+def rule_matches(rule: Rule, policy: Policy, event: CotEvent, now_ms: int) -> bool:
+    """``rule_mismatch(...) is None`` without composing the reasons (the release path)."""
+    return (
+        type_matches(rule.types, event.type)
+        and (not rule.areas or _in_any(policy, rule.areas, event) is not None)
+        and _in_any(policy, rule.not_areas, event) is None
+        and (rule.max_age_s is None or (now_ms - event.time) / 1000 <= rule.max_age_s)
+    )
 
 
 def rule_mismatch(rule: Rule, policy: Policy, event: CotEvent, now_ms: int) -> str | None:
@@ -137,9 +155,10 @@ def rule_mismatch(rule: Rule, policy: Policy, event: CotEvent, now_ms: int) -> s
 
 
 def select(
-    policy: Policy, event: CotEvent, now_ms: int
+    policy: Policy, event: CotEvent, now_ms: int, *, explain: bool = True
 ) -> tuple[Rule | None, Withhold | None, list[Step]]:
-    """Steps 1-3: the rule that decides, or the withholding that precedes every rule."""
+    """Steps 1-3: the rule that decides, or the withholding that precedes every rule; the
+    trace says why each rule did not match only when ``explain``."""
     trace: list[Step] = []
     if policy.valid_from_ms is not None and now_ms < policy.valid_from_ms:
         why = "policy not yet in force (valid_from)"
@@ -161,6 +180,10 @@ def select(
         return None, Withhold(why, ALWAYS_RULE), trace
     trace.append(Step("always_withhold", False, "not matched"))
     for rule in policy.rules:
+        if not explain:
+            if rule_matches(rule, policy, event, now_ms):
+                return rule, (None if rule.release else Withhold("withhold rule", rule.name)), trace
+            continue
         mismatch = rule_mismatch(rule, policy, event, now_ms)
         if mismatch is None:
             trace.append(Step(f"rule {rule.name}", True, "matches"))
@@ -217,7 +240,7 @@ def decide(
 def _decide(
     event: CotEvent, policy: Policy, now_ms: int, state: PolicyState, key: bytes | None
 ) -> Decision:
-    rule, withheld, _ = select(policy, event, now_ms)
+    rule, withheld, _ = select(policy, event, now_ms, explain=False)
     if withheld is not None:
         return withheld
     assert rule is not None
@@ -263,21 +286,28 @@ def release(
             return pseudonym(uid, secret, policy.partner, policy.pseudonym_prefix)
 
     mark = marking(policy.name, rule.name, policy.partner, policy.version, now_ms)
-    out, done_detail = rewrite_detail(
+    detail, done_detail = rewrite_detail(
         event, t, rename, lambda link: link_released(policy, link), mark
     )
     done = list(done_detail[:-1])
+    uid, point, stale = event.uid, event.point, event.stale
     if rename is not None:
-        out = replace(out, uid=rename(event.uid))
+        uid = rename(event.uid)
         done.insert(0, "pseudonymise uid")
     if t.grid_m > 0 or t.altitude_m > 0:
-        out = replace(out, point=coarsen(event.point, t.grid_m, t.altitude_m))
+        point = coarsen(event.point, t.grid_m, t.altitude_m)
         if t.grid_m > 0:
             done.append(f"snap position to {t.grid_m:g} m grid")
         if t.altitude_m > 0:
             done.append(f"round hae to {t.altitude_m:g} m")
     if t.delay_s > 0 and now_ms > event.time:
-        out = replace(out, stale=event.stale + (now_ms - event.time))
+        stale = event.stale + (now_ms - event.time)
         done.append(f"stale moved by {(now_ms - event.time) / 1000:g} s (delayed)")
     done.append(done_detail[-1])
-    return replace(out, raw=b"", raw_format=None), tuple(done)
+    # Built directly (no raw frame: it is encoded afresh); dataclasses.replace cost ~10 us.
+    out = CotEvent(
+        uid=uid, type=event.type, how=event.how, time=event.time, start=event.start,
+        stale=stale, point=point, detail=detail, access=event.access, qos=event.qos,
+        opex=event.opex, caveat=event.caveat, releasable_to=event.releasable_to,
+    )  # fmt: skip
+    return out, tuple(done)

@@ -7,6 +7,7 @@ here a few lines of closed-form arithmetic.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -24,7 +25,8 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
-def _unwrapped(vertices: tuple[tuple[float, float], ...]) -> list[tuple[float, float]]:
+@functools.lru_cache(maxsize=256)
+def _unwrapped(vertices: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
     # An edge never spans more than 180 degrees of longitude: a jump larger than that crosses
     # the antimeridian, so the next vertex is moved by 360 to keep the ring continuous.
     out = [vertices[0]]
@@ -35,10 +37,10 @@ def _unwrapped(vertices: tuple[tuple[float, float], ...]) -> list[tuple[float, f
         while lon - prev < -180.0:
             lon += 360.0
         out.append((lat, lon))
-    return out
+    return tuple(out)
 
 
-def _in_ring(lat: float, lon: float, ring: list[tuple[float, float]]) -> bool:
+def _in_ring(lat: float, lon: float, ring: tuple[tuple[float, float], ...]) -> bool:
     # Even-odd ray casting in the (lon, lat) plane.
     inside = False
     j = len(ring) - 1
@@ -93,21 +95,37 @@ def grid_cell(lat: float, lon: float, size_m: float) -> Cell:
     (no origin at the point), so repeated reports of one position always snap alike and do not
     average out.
     """
-    rows = _divisions(180.0, size_m / M_PER_DEG)
-    dlat = 180.0 / rows
+    rows, dlat = _rows(size_m)
     row = min(rows - 1, math.floor((lat + 90.0) / dlat))
-    south = -90.0 + row * dlat
-    north = south + dlat
-    widest = math.cos(math.radians(min(abs(south), abs(north)) if south * north > 0 else 0.0))
-    cols = _divisions(360.0, size_m / (M_PER_DEG * max(widest, 1e-12)))
+    south, north, cols, radius = _row(size_m, row)
     dlon = 360.0 / cols
     col = min(cols - 1, math.floor((lon + 180.0) / dlon))
     west = -180.0 + col * dlon
     east = west + dlon
     clat, clon = (south + north) / 2, (west + east) / 2
-    radius = max(distance_m(clat, clon, y, x) for y in (south, north) for x in (west, east))
+    return Cell(south, west, north, east, clat, clon, radius)
+
+
+@functools.lru_cache(maxsize=64)
+def _rows(size_m: float) -> tuple[int, float]:
+    rows = _divisions(180.0, size_m / M_PER_DEG)
+    return rows, 180.0 / rows
+
+
+@functools.lru_cache(maxsize=4096)
+def _row(size_m: float, row: int) -> tuple[float, float, int, float]:
+    """South, north, columns and centre-to-corner radius of one row of cells: every cell of a
+    row has the same shape, so this is the same for each (and cached: it is the costly part)."""
+    _, dlat = _rows(size_m)
+    south = -90.0 + row * dlat
+    north = south + dlat
+    widest = math.cos(math.radians(min(abs(south), abs(north)) if south * north > 0 else 0.0))
+    cols = _divisions(360.0, size_m / (M_PER_DEG * max(widest, 1e-12)))
+    dlon = 360.0 / cols
+    clat = (south + north) / 2
+    radius = max(distance_m(clat, 0.0, y, x) for y in (south, north) for x in (-dlon / 2, dlon / 2))
     # A point on an edge midway between corners is never farther than a corner in these
     # small cells; near a pole a cell may hold the pole itself.
     if north >= 90.0 or south <= -90.0:
-        radius = max(radius, distance_m(clat, clon, 90.0 if north >= 90.0 else -90.0, clon))
-    return Cell(south, west, north, east, clat, clon, radius)
+        radius = max(radius, distance_m(clat, 0.0, 90.0 if north >= 90.0 else -90.0, 0.0))
+    return south, north, cols, radius

@@ -12,11 +12,10 @@ import hashlib
 import hmac
 import math
 from collections.abc import Callable
-from dataclasses import replace
 
 from lxml import etree
 
-from accord.cot.model import UNKNOWN_THRESHOLD, CotEvent, Point, iso_from_ms
+from accord.cot.model import UNKNOWN_THRESHOLD, CotEvent, Detail, Point, iso_from_ms
 from accord.cot.xml import format_number, inspect_detail, parse_fragment
 from accord.policy.geo import grid_cell
 from accord.policy.model import RELEASE_TAG, Transform
@@ -80,10 +79,10 @@ def rewrite_detail(
     rename: Callable[[str], str] | None,
     link_released: Callable[[etree._Element], bool],
     marking: dict[str, str],
-) -> tuple[CotEvent, tuple[str, ...]]:
+) -> tuple[Detail, tuple[str, ...]]:
     """Strip/keep detail children, pseudonymise and prune links, coarsen link points, mark.
 
-    Returns the event with its new detail and the names of what was done, for explanations.
+    Returns the event's new detail and the names of what was done, for explanations.
     """
     done: list[str] = []
     root = parse_fragment(f"<detail>{event.detail.xml}</detail>")
@@ -117,7 +116,8 @@ def rewrite_detail(
     for name, value in marking.items():
         mark.set(name, value)
     done.append(f"mark <{RELEASE_TAG}>")
-    return replace(event, detail=inspect_detail(root)), tuple(done)
+    # The detail was depth-checked when it was decoded; a rewrite only removes and adds a leaf.
+    return inspect_detail(root, None), tuple(done)
 
 
 def marking(policy_name: str, rule: str, partner: str, version: str, now_ms: int) -> dict[str, str]:

@@ -25,6 +25,9 @@ log = logging.getLogger("accord.archive")
 
 BATCH_EVENTS = 2000  # events per transaction, at most: one commit amortised over many rows
 PRUNE_INTERVAL_S = 60.0
+# After a wake-up, wait this long for more events unless a batch is full: under a burst the
+# writer would otherwise commit (and take the GIL in its thread) once per event-loop turn.
+LINGER_S = 0.02
 _DAY_MS = 86_400_000
 
 
@@ -95,6 +98,8 @@ class Archiver:
                         await self._wake.wait()
                 except TimeoutError:
                     continue
+                if len(self._queue) < BATCH_EVENTS:
+                    await asyncio.sleep(LINGER_S)
             await self.write_batch()
 
     async def write_batch(self) -> int:

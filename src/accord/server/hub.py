@@ -229,7 +229,7 @@ class Hub:
             visit = list(self._sinks.items())
         else:
             visit = [(k, self._sinks[k]) for k in special if k in self._sinks]
-        shared: dict[tuple[Membership, WireFormat], tuple[list[Outgoing], bytes]] = {}
+        shared: dict[tuple[Membership, WireFormat | None], tuple[list[Outgoing], bytes | None]] = {}
         delivered = 0
         for key, (party, sink) in visit:
             if key in special:
@@ -246,7 +246,8 @@ class Hub:
                     for e in entries
                     if e.targets is None and e.sender.membership.reaches(party.membership)
                 ]
-                cached = (items, b"".join([item.frame(fmt) for item in items]))
+                data = None if fmt is None else b"".join([item.frame(fmt) for item in items])
+                cached = (items, data)
                 shared[(party.membership, fmt)] = cached
             if cached[0]:
                 delivered += sink.send(*cached)

@@ -31,6 +31,10 @@ log = logging.getLogger("accord.session")
 # Each session logs its first few malformed events; the rest are only counted, so that a
 # flood of garbage cannot flood the log. The disconnect line gives the session's total.
 MALFORMED_LOGGED = 5
+# Events handled per read before the session yields the event loop (reading paused until its
+# next turn): one client's burst must not hold up every other session, timer and partner link
+# for the whole socket buffer (~300 events, ~50 ms, before this limit).
+EVENTS_PER_TURN = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,7 @@ class StreamSession(asyncio.Protocol):
         self._malformed = 0
         self._label = ""
         self._signing_in: asyncio.Task[None] | None = None
+        self._more: asyncio.Handle | None = None  # the rest of a read, handled next turn
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -232,11 +237,12 @@ class StreamSession(asyncio.Protocol):
     # -- input ---------------------------------------------------------------------------------
     def _drain(self) -> None:
         party, counters, tally = self.party, self.hub.counters, self.tally
-        if party is None:
+        if party is None or self._more is not None:
             return
-        loop_now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        loop_now = loop.time()
         now = time.time()  # one read of the socket: one time for all its events
-        while True:
+        for _ in range(EVENTS_PER_TURN):
             try:
                 event = self.conn.next_event(now)
             except MalformedEvent as exc:
@@ -270,6 +276,17 @@ class StreamSession(asyncio.Protocol):
                     party.uid,
                     party.callsign,
                 )
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+            self._more = loop.call_soon(self._drain_more)
+
+    def _drain_more(self) -> None:
+        self._more = None
+        self._drain()
+        transport = self.transport
+        if self._more is None and transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     def _write_protocol_bytes(self) -> None:
         data = self.conn.data_to_send()

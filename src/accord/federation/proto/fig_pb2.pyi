@@ -22,6 +22,12 @@ class BINARY_TYPES(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EMPTY: _ClassVar[BINARY_TYPES]
     OTHER: _ClassVar[BINARY_TYPES]
     IMAGE: _ClassVar[BINARY_TYPES]
+
+class AccordFeature(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACCORD_NONE: _ClassVar[AccordFeature]
+    ACCORD_BATCH: _ClassVar[AccordFeature]
+    ACCORD_STORE_FORWARD: _ClassVar[AccordFeature]
 INVALID: CRUD
 CREATE: CRUD
 READ: CRUD
@@ -30,9 +36,12 @@ DELETE: CRUD
 EMPTY: BINARY_TYPES
 OTHER: BINARY_TYPES
 IMAGE: BINARY_TYPES
+ACCORD_NONE: AccordFeature
+ACCORD_BATCH: AccordFeature
+ACCORD_STORE_FORWARD: AccordFeature
 
 class FederatedEvent(_message.Message):
-    __slots__ = ("event", "contact", "federateGroups", "federateProvenance", "federateHops", "federateGroupHopLimits", "accordSeq")
+    __slots__ = ("event", "contact", "federateGroups", "federateProvenance", "federateHops", "federateGroupHopLimits", "accordSeq", "accordBatch")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     CONTACT_FIELD_NUMBER: _ClassVar[int]
     FEDERATEGROUPS_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +49,7 @@ class FederatedEvent(_message.Message):
     FEDERATEHOPS_FIELD_NUMBER: _ClassVar[int]
     FEDERATEGROUPHOPLIMITS_FIELD_NUMBER: _ClassVar[int]
     ACCORDSEQ_FIELD_NUMBER: _ClassVar[int]
+    ACCORDBATCH_FIELD_NUMBER: _ClassVar[int]
     event: GeoEvent
     contact: ContactListEntry
     federateGroups: _containers.RepeatedScalarFieldContainer[str]
@@ -47,7 +57,8 @@ class FederatedEvent(_message.Message):
     federateHops: FederateHops
     federateGroupHopLimits: FederateGroupHopLimits
     accordSeq: int
-    def __init__(self, event: _Optional[_Union[GeoEvent, _Mapping]] = ..., contact: _Optional[_Union[ContactListEntry, _Mapping]] = ..., federateGroups: _Optional[_Iterable[str]] = ..., federateProvenance: _Optional[_Iterable[_Union[FederateProvenance, _Mapping]]] = ..., federateHops: _Optional[_Union[FederateHops, _Mapping]] = ..., federateGroupHopLimits: _Optional[_Union[FederateGroupHopLimits, _Mapping]] = ..., accordSeq: _Optional[int] = ...) -> None: ...
+    accordBatch: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, event: _Optional[_Union[GeoEvent, _Mapping]] = ..., contact: _Optional[_Union[ContactListEntry, _Mapping]] = ..., federateGroups: _Optional[_Iterable[str]] = ..., federateProvenance: _Optional[_Iterable[_Union[FederateProvenance, _Mapping]]] = ..., federateHops: _Optional[_Union[FederateHops, _Mapping]] = ..., federateGroupHopLimits: _Optional[_Union[FederateGroupHopLimits, _Mapping]] = ..., accordSeq: _Optional[int] = ..., accordBatch: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class GeoEvent(_message.Message):
     __slots__ = ("sendTime", "startTime", "staleTime", "lat", "lon", "hae", "ce", "le", "uid", "type", "coordSource", "other", "battery", "ploc", "palt", "screenName", "groupName", "groupRole", "phone", "speed", "course", "binary", "ptpUids", "ptpCallsigns", "feedUid", "missionNames", "access", "caveat", "releaseableTo", "bloads")
@@ -178,14 +189,16 @@ class Identity(_message.Message):
     def __init__(self, name: _Optional[str] = ..., uid: _Optional[str] = ..., description: _Optional[str] = ..., type: _Optional[_Union[Identity.ConnectionType, str]] = ..., serverId: _Optional[str] = ...) -> None: ...
 
 class Subscription(_message.Message):
-    __slots__ = ("identity", "filter", "version")
+    __slots__ = ("identity", "filter", "version", "accordFeatures")
     IDENTITY_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACCORDFEATURES_FIELD_NUMBER: _ClassVar[int]
     identity: Identity
     filter: str
     version: TakServerVersion
-    def __init__(self, identity: _Optional[_Union[Identity, _Mapping]] = ..., filter: _Optional[str] = ..., version: _Optional[_Union[TakServerVersion, _Mapping]] = ...) -> None: ...
+    accordFeatures: int
+    def __init__(self, identity: _Optional[_Union[Identity, _Mapping]] = ..., filter: _Optional[str] = ..., version: _Optional[_Union[TakServerVersion, _Mapping]] = ..., accordFeatures: _Optional[int] = ...) -> None: ...
 
 class ClientHealth(_message.Message):
     __slots__ = ("status", "accordAck")
@@ -204,7 +217,7 @@ class ClientHealth(_message.Message):
     def __init__(self, status: _Optional[_Union[ClientHealth.ServingStatus, str]] = ..., accordAck: _Optional[int] = ...) -> None: ...
 
 class ServerHealth(_message.Message):
-    __slots__ = ("status", "accordAck")
+    __slots__ = ("status", "accordAck", "accordFeatures")
     class ServingStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UNKNOWN: _ClassVar[ServerHealth.ServingStatus]
@@ -217,9 +230,11 @@ class ServerHealth(_message.Message):
     NOT_CONNECTED: ServerHealth.ServingStatus
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ACCORDACK_FIELD_NUMBER: _ClassVar[int]
+    ACCORDFEATURES_FIELD_NUMBER: _ClassVar[int]
     status: ServerHealth.ServingStatus
     accordAck: int
-    def __init__(self, status: _Optional[_Union[ServerHealth.ServingStatus, str]] = ..., accordAck: _Optional[int] = ...) -> None: ...
+    accordFeatures: int
+    def __init__(self, status: _Optional[_Union[ServerHealth.ServingStatus, str]] = ..., accordAck: _Optional[int] = ..., accordFeatures: _Optional[int] = ...) -> None: ...
 
 class ROL(_message.Message):
     __slots__ = ("program", "payload", "federateGroups", "federateProvenance", "federateHops", "federateGroupHopLimits")

@@ -8,6 +8,10 @@ from typing import Any
 
 import pytest
 
+from accord.ledger.entry import decode_entry
+from accord.ledger.note import decode_vkey
+from accord.ledger.receipt import open_receipts
+from accord.store.contract import Store
 from tests.e2e.clients import CotClient, marker, new_uid
 from tests.federation.test_link_e2e import orgs, pair, wait_up
 
@@ -68,3 +72,42 @@ async def test_link_flap_and_sender_restart_deliver_every_event_exactly_once(org
         seen[(await bob.recv()).uid] += 1
     assert set(sent) <= set(seen)
     assert [u for u in sent if seen[u] != 1] == []
+
+    # Counted from both ledgers: every frame A released is in B's mirror, once, and B has
+    # checked and receipted A's log (A keeps the receipts).
+    ledger_a, ledger_b = a.running.ledger, b.running.ledger
+    assert ledger_a is not None
+    assert ledger_b is not None
+    await ledger_a.flush()
+    await ledger_b.flush()
+    store_a, store_b = a.running.store, b.running.store
+    assert store_a is not None
+    assert store_b is not None
+    released = await _items(store_a, "ORG-B", "out", "released")
+    received = await _items(store_b, "ORG-A", "in", "received")
+    assert len(released) >= len(sent)
+    assert sorted(received) == sorted(item for _, item in released)
+    assert a.running.federation is not None
+    witness = a.running.federation.witness
+    assert witness is not None
+    wanted = {index for index, item in released}
+    async with asyncio.timeout(15):
+        while True:
+            receipts = await store_a.ledger_receipts("ORG-B", "out")
+            key = decode_vkey((b.data_dir / "pki" / "ledger.vkey").read_text())
+            covered = {r.index for row in receipts for r in open_receipts(row.note, key)}
+            if covered >= wanted and witness.view("ORG-B")["cosigned"] == ledger_a.size(
+                "ORG-B", "out"
+            ):
+                break
+            await asyncio.sleep(0.1)
+
+
+async def _items(store: Store, partner: str, direction: str, decision: str) -> list[Any]:
+    """(index, item) of the entries of one log with ``decision``: released on the sending
+    side, received in the mirror (items are the SHA-256 of the exact frame bytes)."""
+    rows = await store.ledger_entries(partner, direction, 0, 100_000)
+    entries = [decode_entry(row.data) for row in rows]
+    if direction == "in":
+        return [e.item for e in entries if e.decision.value == decision]
+    return [(e.seq, e.item) for e in entries if e.decision.value == decision]

@@ -73,7 +73,7 @@ def test_an_intact_ledger_verifies(tmp_path: Path, capsys: pytest.CaptureFixture
     _populate(tmp_path)
     assert _verify(tmp_path, capsys) == (
         0,
-        "ledger consistent: 30 entries, 3 checkpoints (3 cosigned)",
+        "ledger consistent: 30 entries, 3 checkpoints (3 cosigned by the partner), 23 receipts",
     )
 
 
@@ -137,7 +137,10 @@ def test_export_verifies_offline_and_tampering_shows(
     elsewhere = tmp_path / "auditor"
     assert _verify(
         elsewhere, capsys, "--file", str(export), "--partner-key", PARTNER.verifier.vkey()
-    ) == (0, "ledger consistent: 30 entries, 3 checkpoints (3 cosigned)")
+    ) == (
+        0,
+        "ledger consistent: 30 entries, 3 checkpoints (3 cosigned by the partner), 23 receipts",
+    )
     lines = export.read_text().splitlines()
     records = [json.loads(line) for line in lines]
     at = next(i for i, r in enumerate(records) if r["type"] == "entry" and r["seq"] == 5)

@@ -42,6 +42,7 @@ from accord.federation.journal import LedgerJournal
 from accord.federation.link import Own
 from accord.federation.transport import Federation
 from accord.federation.trust import fingerprint
+from accord.federation.witness import LedgerExchange
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.ledger_key import ensure_ledger_key, ensure_ledger_secret
@@ -310,6 +311,11 @@ async def _start_federation(
         wall_ms=wall_ms,
         store=running.store,
         outbox_events=config.federation_outbox_events,
+        witness=(
+            None
+            if running.ledger is None or running.store is None
+            else LedgerExchange(running.ledger, running.store, pki.root, wall_ms=wall_ms)
+        ),
     )
     running.federation = federation
     if running.gate is not None:

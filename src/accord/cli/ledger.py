@@ -205,7 +205,7 @@ async def _verify(
         total.receipts += summary.receipts
     print(
         f"ledger consistent: {total.entries} entries, {total.checkpoints} checkpoints "
-        f"({total.cosigned} cosigned)"
+        f"({total.cosigned} cosigned by the partner), {total.receipts} receipts"
     )
     return 0
 

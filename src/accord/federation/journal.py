@@ -61,7 +61,7 @@ class LedgerJournal:
         checkpoint_s: float = CHECKPOINT_S,
     ) -> None:
         self._store = store
-        self._signer = signer
+        self._signer = self.signer = signer
         self._secret = secret
         self._wall_ms = wall_ms
         self._queue: deque[LedgerEntry] = deque()
@@ -74,6 +74,10 @@ class LedgerJournal:
         self._stopping = False
         self.unrecorded = 0  # items not appended: the queue was full
         self.write_failures = 0
+        # The ledger exchange listens here (witness.LedgerExchange): a checkpoint stored, and
+        # an item received (its content hash and mirror index), so it can receipt it.
+        self.on_checkpoint: Callable[[str, Direction, int, bytes], None] | None = None
+        self.on_received: Callable[[str, str, int], None] | None = None
 
     async def restore(self, partners: Iterable[str]) -> None:
         """Continue each partner's stored logs (StoreError when the store cannot be read)."""
@@ -98,6 +102,15 @@ class LedgerJournal:
         tracked = self._logs.get((partner, Direction(direction)))
         return tracked.log.size if tracked else 0
 
+    def log_of(self, partner: str, direction: Direction) -> Log:
+        """The partner's log in ``direction`` (an empty one for a partner not seen yet)."""
+        tracked = self._logs.get((partner, direction))
+        if tracked is None:
+            tracked = self._logs[(partner, direction)] = _Tracked(
+                Log(self._signer, self._signer.name, partner, direction), 0, 0
+            )
+        return tracked.log
+
     # -- appending (hot path) ----------------------------------------------------------------
     def _log(self, partner: str, direction: Direction) -> Log | None:
         if len(self._queue) >= self._queue_entries:
@@ -110,12 +123,7 @@ class LedgerJournal:
                     len(self._queue),
                 )
             return None
-        tracked = self._logs.get((partner, direction))
-        if tracked is None:  # a partner added since start
-            tracked = self._logs[(partner, direction)] = _Tracked(
-                Log(self._signer, self._signer.name, partner, direction), 0, 0
-            )
-        return tracked.log
+        return self.log_of(partner, direction)
 
     def _queue_entry(self, partner: str, direction: Direction, appended: Appended) -> None:
         self._queue.append(
@@ -149,18 +157,15 @@ class LedgerJournal:
     def received(self, partner: str, seq: int, frame: bytes) -> None:
         mirror = self._log(partner, Direction.IN)
         if mirror is not None:
-            # The partner's own entry index and leaf come with its receipts (not exchanged
-            # yet): the mirror names what arrived by the hash of its exact bytes.
+            # The mirror names what arrived by the hash of its exact bytes; the partner's
+            # entry index and leaf are bound to it by our receipt (witness.LedgerExchange).
+            item = content_hash(frame)
             entry = Entry(
-                mirror.size,
-                self._wall_ms(),
-                Direction.IN,
-                partner,
-                Decision.RECEIVED,
-                "",
-                content_hash(frame),
+                mirror.size, self._wall_ms(), Direction.IN, partner, Decision.RECEIVED, "", item
             )
             self._queue_entry(partner, Direction.IN, mirror.append(entry))
+            if self.on_received is not None:
+                self.on_received(partner, item, entry.seq)
 
     # -- writing (off the hot path) ----------------------------------------------------------
     @property
@@ -237,6 +242,8 @@ class LedgerJournal:
                 continue
             tracked.checkpointed = tracked.stored
             made += 1
+            if self.on_checkpoint is not None:
+                self.on_checkpoint(partner, direction, tracked.stored, note)
         return made
 
     async def flush(self) -> None:

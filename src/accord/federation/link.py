@@ -38,8 +38,12 @@ SEND_QUEUE_FRAMES = 10_000
 SEEN_EVENTS = 20_000
 # Provenance longer than this is refused (a loop that lost its tags, or a hostile sender).
 MAX_HOPS = 8
-# What we understand beyond the official protocol (announced in Subscription/ServerHealth).
+# What we understand beyond the official protocol (announced in Subscription/ServerHealth);
+# ACCORD_LEDGER is added by a federation that exchanges ledgers (transport.Federation).
 FEATURES = fig_pb2.ACCORD_BATCH | fig_pb2.ACCORD_STORE_FORWARD
+# ROL messages (ledger exchange) waiting for the stream; more are dropped, and the exchange
+# catches up from the store on the next hello.
+ROL_QUEUE = 1000
 # One accordBatch message at most: gRPC refuses messages over 4 MiB by default.
 BATCH_FRAMES = 512
 BATCH_BYTES = 1 << 20
@@ -119,6 +123,7 @@ class Link:
             membership, f"partner {partner.name} ({direction})", relays=True
         )
         self._queue: asyncio.Queue[tuple[int, bytes] | None] | None = None
+        self._rol: asyncio.Queue[bytes | None] | None = None
         self.state = "down"
         self.since_s = wall_ms() / 1000
         self.last_error = ""
@@ -271,8 +276,41 @@ class Link:
             self.messages_out += 1
             yield _batch(batch)
 
+    # -- the ROL stream (ledger exchange) ---------------------------------------------------
+    def rol_open(self) -> None:
+        self.rol_close()
+        self._rol = asyncio.Queue(ROL_QUEUE)
+
+    def rol_send(self, message: bytes) -> None:
+        if self._rol is None:
+            return
+        try:
+            self._rol.put_nowait(message)
+        except asyncio.QueueFull:
+            log.warning("partner %s: ROL stream backed up, a ledger message dropped", self.key)
+
+    async def rol_messages(self) -> AsyncIterator[bytes]:
+        queue = self._rol
+        while queue is not None and queue is self._rol:
+            message = await queue.get()
+            if message is None:
+                return
+            yield message
+
+    def rol_close(self) -> None:
+        queue, self._rol = self._rol, None
+        if queue is None:
+            return
+        while True:
+            try:
+                queue.put_nowait(None)
+                return
+            except asyncio.QueueFull:
+                queue.get_nowait()
+
     def close(self, reason: str, *, abort: bool = False) -> None:
         """Leave the hub and end the outgoing stream (the hub calls this at shutdown too)."""
+        self.rol_close()
         queue, self._queue = self._queue, None
         if queue is None:
             return

@@ -26,6 +26,7 @@ from accord.federation.link import FEATURES, Link, Own, Seen, backoff_s
 from accord.federation.outbox import OUTBOX_EVENTS, Outbox
 from accord.federation.proto import fig_pb2
 from accord.federation.trust import PinnedCa, TrustError, issued_by, load_pinned
+from accord.federation.witness import LedgerExchange
 from accord.store.contract import Store
 
 log = logging.getLogger("accord.federation")
@@ -61,7 +62,11 @@ class Federation:
         health_s: float = HEALTH_S,
         store: Store | None = None,  # None: no store and forward
         outbox_events: int = OUTBOX_EVENTS,
+        witness: LedgerExchange | None = None,  # None: ledgers are not exchanged
     ) -> None:
+        self.witness = witness
+        self.features = FEATURES | (fig_pb2.ACCORD_LEDGER if witness is not None else 0)
+        self._witness_task: asyncio.Task[None] | None = None
         self._key, self._cert = cert_chain
         self._health_s = health_s
         self._base = base
@@ -117,6 +122,8 @@ class Federation:
             out += [Sample(n, k, h, float(x), labels) for n, k, h, x in values]  # type: ignore[arg-type]
         if self.outbox is not None:
             out += self.outbox.samples()
+        if self.witness is not None:
+            out += self.witness.samples()
         return out
 
     def redeliver(self, partner: str, event: CotEvent) -> None:
@@ -137,6 +144,8 @@ class Federation:
                 link.restore(*await self.outbox.restore(link.key))
                 link.join()
             self._outbox_task = loop.create_task(self.outbox.run())
+        if self.witness is not None:
+            self._witness_task = loop.create_task(self.witness.run())
         for link in self.outgoing.values():
             self._tasks.append(loop.create_task(self._dial(link)))
         if not listen or not self._pinned:
@@ -167,6 +176,10 @@ class Federation:
             self.outbox.stop()
             await self._outbox_task
             self._outbox_task = None
+        if self.witness is not None and self._witness_task is not None:
+            self.witness.stop()
+            await self._witness_task
+            self._witness_task = None
         if self._server is not None:
             await self._server.stop(1.0)
             self._server = None
@@ -191,6 +204,16 @@ class Federation:
                     request_deserializer=fig_pb2.ClientHealth.FromString,
                     response_serializer=fig_pb2.ServerHealth.SerializeToString,
                 ),
+                "ClientROLStream": grpc.unary_stream_rpc_method_handler(
+                    self._client_rol_stream,
+                    request_deserializer=fig_pb2.Subscription.FromString,
+                    response_serializer=_same,
+                ),
+                "ServerROLStream": grpc.stream_unary_rpc_method_handler(
+                    self._server_rol_stream,
+                    request_deserializer=_same,
+                    response_serializer=fig_pb2.Subscription.SerializeToString,
+                ),
             },
         )
 
@@ -209,7 +232,7 @@ class Federation:
         return self.incoming[ca.partner.name]  # fmt: skip
 
     def _subscription(self) -> fig_pb2.Subscription:
-        sub = fig_pb2.Subscription(version=VERSION, accordFeatures=FEATURES)
+        sub = fig_pb2.Subscription(version=VERSION, accordFeatures=self.features)
         sub.identity.name, sub.identity.uid = self.own.name, self.own.server_id
         sub.identity.serverId = self.own.server_id
         sub.identity.type = fig_pb2.Identity.FEDERATION_TAK_SERVER
@@ -270,7 +293,33 @@ class Federation:
         status = (
             fig_pb2.ServerHealth.SERVING if link.streaming else fig_pb2.ServerHealth.NOT_CONNECTED
         )
-        return fig_pb2.ServerHealth(status=status, accordAck=link.ack, accordFeatures=FEATURES)
+        return fig_pb2.ServerHealth(status=status, accordAck=link.ack, accordFeatures=self.features)
+
+    async def _client_rol_stream(
+        self, request: fig_pb2.Subscription, context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncIterator[bytes]:
+        """The dialling partner's ROL stream down: our ledger messages for it."""
+        link = await self._peer(context)
+        witness = self.witness
+        if witness is None or not request.accordFeatures & fig_pb2.ACCORD_LEDGER:
+            return
+        link.rol_open()
+        witness.opened(link.partner.name, link.rol_send)
+        try:
+            async for message in link.rol_messages():
+                yield message
+        finally:
+            link.rol_close()
+            witness.closed(link.partner.name)
+
+    async def _server_rol_stream(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[object, object]
+    ) -> fig_pb2.Subscription:
+        link = await self._peer(context)
+        async for message in requests:
+            if self.witness is not None:
+                await self.witness.receive(link.partner.name, message)
+        return self._subscription()
 
     # -- dialling ----------------------------------------------------------------------------
     async def _dial(self, link: Link) -> None:
@@ -352,17 +401,57 @@ class Federation:
                 await up_call
 
             tasks = [asyncio.create_task(f()) for f in (receive, keep_alive, send)]
+            ledger = self._open_rol(channel, link)
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in tasks:
+                for task in (*tasks, *ledger):
                     task.cancel()
-                for task in tasks:
+                for task in (*tasks, *ledger):
                     with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
                         await task
+                if ledger and self.witness is not None:
+                    link.rol_close()
+                    self.witness.closed(link.partner.name)
             for task in done:
                 exc = task.exception()
                 if exc is not None:
                     raise exc
             link.last_error = "partner ended the stream"
         return came_up
+
+    def _open_rol(self, channel: grpc.aio.Channel, link: Link) -> list[asyncio.Task[None]]:
+        """The ROL streams of a partner that exchanges ledgers: ours up, its down. They are
+        not the link: a failure there is logged and the events keep flowing."""
+        witness = self.witness
+        if witness is None or not link.peer_features & fig_pb2.ACCORD_LEDGER:
+            return []
+        name = link.partner.name
+        down = channel.unary_stream(
+            _method("ClientROLStream"),
+            request_serializer=fig_pb2.Subscription.SerializeToString,
+            response_deserializer=_same,
+        )(self._subscription())
+        up = channel.stream_unary(
+            _method("ServerROLStream"),
+            request_serializer=_same,
+            response_deserializer=fig_pb2.Subscription.FromString,
+        )
+        link.rol_open()
+        witness.opened(name, link.rol_send)
+        up_call = up(link.rol_messages())
+
+        async def receive() -> None:
+            try:
+                async for message in down:
+                    await witness.receive(name, message)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("partner %s: ledger stream: %s", name, exc.code().name)
+
+        async def send() -> None:
+            try:
+                await up_call
+            except grpc.aio.AioRpcError as exc:
+                log.warning("partner %s: ledger stream: %s", name, exc.code().name)
+
+        return [asyncio.create_task(receive()), asyncio.create_task(send())]

@@ -91,3 +91,13 @@ def partner_verifier(pki_root: Path, partner: str) -> Verifier | None:
     """The partner's key kept in ``pki/partners/<partner>.vkey``, if any."""
     path = pki_root / PARTNERS / f"{partner}.vkey"
     return read_verifier(str(path)) if path.is_file() else None
+
+
+def pin_partner_key(pki_root: Path, partner: str, key: Verifier) -> None:
+    """Keep ``key`` as the partner's ledger key (``pki/partners/<partner>.vkey``)."""
+    path = pki_root / PARTNERS / f"{partner}.vkey"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(key.vkey() + "\n", "utf-8")
+    except OSError as exc:
+        raise PkiError(f"cannot keep the ledger key of {partner} in {path}: {exc}") from None

@@ -120,6 +120,13 @@ class Tree:
     def leaf(self, index: int) -> bytes:
         return self.levels[0][index]
 
+    def truncate(self, size: int) -> None:
+        """Forget the leaves from ``size`` on (and every node that covers one)."""
+        if not 0 <= size <= self.size:
+            raise ValueError(f"cannot truncate a tree of {self.size} leaves to {size}")
+        for level, nodes in enumerate(self.levels):
+            del nodes[size >> level :]
+
     def subtree_hash(self, start: int, end: int) -> bytes:
         """The hash of the subtree ``[start, end)`` (MTH of those leaves)."""
         if start == end:

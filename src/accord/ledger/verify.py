@@ -18,7 +18,7 @@ from accord.ledger.checkpoint import Checkpoint, open_checkpoint, verify_cosigna
 from accord.ledger.entry import Direction, EntryError, entry_fields
 from accord.ledger.merkle import Frontier, leaf_hash
 from accord.ledger.note import NoteError, Verifier
-from accord.ledger.receipt import Receipt, open_receipt
+from accord.ledger.receipt import Receipt, open_receipts
 
 
 class Inconsistency(Exception):
@@ -108,15 +108,16 @@ class LogVerifier:
         elif partner_key is not None:
             for number, note in enumerate(receipts, 1):
                 try:
-                    receipt = open_receipt(note, partner_key)
+                    items = open_receipts(note, partner_key)
                 except NoteError as exc:
                     raise Inconsistency(f"receipt {number}: {exc}") from None
-                if receipt.origin != origin:
-                    raise Inconsistency(
-                        f"receipt {number} is for log {receipt.origin!r}, not {origin!r}"
-                    )
-                self._receipts.setdefault(receipt.index, []).append(receipt)
-            self.summary.receipts = len(receipts)
+                for receipt in items:
+                    if receipt.origin != origin:
+                        raise Inconsistency(
+                            f"receipt {number} is for log {receipt.origin!r}, not {origin!r}"
+                        )
+                    self._receipts.setdefault(receipt.index, []).append(receipt)
+                    self.summary.receipts += 1
         self._check_checkpoints()  # a checkpoint of the empty log
 
     def feed(self, rows: Iterable[tuple[int, bytes, bytes]]) -> None:

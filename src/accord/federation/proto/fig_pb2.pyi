@@ -28,6 +28,7 @@ class AccordFeature(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ACCORD_NONE: _ClassVar[AccordFeature]
     ACCORD_BATCH: _ClassVar[AccordFeature]
     ACCORD_STORE_FORWARD: _ClassVar[AccordFeature]
+    ACCORD_LEDGER: _ClassVar[AccordFeature]
 INVALID: CRUD
 CREATE: CRUD
 READ: CRUD
@@ -39,6 +40,7 @@ IMAGE: BINARY_TYPES
 ACCORD_NONE: AccordFeature
 ACCORD_BATCH: AccordFeature
 ACCORD_STORE_FORWARD: AccordFeature
+ACCORD_LEDGER: AccordFeature
 
 class FederatedEvent(_message.Message):
     __slots__ = ("event", "contact", "federateGroups", "federateProvenance", "federateHops", "federateGroupHopLimits", "accordSeq", "accordBatch")

@@ -197,6 +197,14 @@ class Config:
             "9001); listened on only when a partner is configured; 0 = off"
         },
     )
+    federation_files_port: int = field(
+        default=9002,
+        metadata={
+            "doc": "partners fetch the data packages announced to them (b-f-t-r) here: HTTPS "
+            "with their federation certificate, only what their release policy let through; "
+            "listened on only when a partner is configured; 0 = off (files are not shared)"
+        },
+    )
     federation_outbox_events: int = field(
         default=100_000,
         metadata={
@@ -340,7 +348,7 @@ def validate(config: Config) -> Config:
         "http_port",
         "drone_port",
     )
-    for key in (*ports, "metrics_port", "federation_port"):
+    for key in (*ports, "metrics_port", "federation_port", "federation_files_port"):
         port = getattr(config, key)
         if not 0 <= port <= 65535:
             raise ConfigError(f"{key} = {port} is not a port number (0-65535; 0 = off)")

@@ -63,17 +63,15 @@ class Org:
 
 
 def config(org: Org, partners: tuple[Partner, ...], **overrides: Any) -> Config:
-    return Config(
-        data_dir=org.data_dir,
-        tls_port=0,
-        https_port=0,
-        udp_port=0,
-        enroll_port=0,
-        archive=False,
-        server_names=("localhost", "127.0.0.1"),
-        partners=partners,
-        **overrides,
-    )
+    settings: dict[str, Any] = {
+        "tls_port": 0,
+        "https_port": 0,
+        "udp_port": 0,
+        "enroll_port": 0,
+        "archive": False,
+        "server_names": ("localhost", "127.0.0.1"),
+    }
+    return Config(data_dir=org.data_dir, partners=partners, **{**settings, **overrides})
 
 
 Starter = Callable[..., Awaitable[Running]]
@@ -266,7 +264,14 @@ async def test_link_comes_back_after_the_partner_restarts(orgs: Any) -> None:
     alice = await CotClient.connect(a.running.ports["tcp"])
     await alice.send(sa(new_uid(), "alice"))  # sent while B is away: not queued (see CHANGELOG)
     # B comes back on the same data dir and ports; A redials with backoff.
-    await launch(b, a.partner(), any_port=False, tcp_port=tcp_b, federation_port=fed_b)
+    await launch(
+        b,
+        a.partner(),
+        any_port=False,
+        tcp_port=tcp_b,
+        federation_port=fed_b,
+        federation_files_port=0,
+    )
     await wait_up(a, "ORG-B", timeout=15)
     assert b.running
     bob = await CotClient.connect(b.running.ports["tcp"])

@@ -55,13 +55,27 @@ async def test_link_flap_and_sender_restart_deliver_every_event_exactly_once(org
     await _send(alice, 30, sent)
     # A restarts too, mid-stream (same data dir): its outbox survives.
     await a.running.close(grace_s=0.5)
-    await launch(a, b.partner(dial=b), any_port=False, tcp_port=tcp_a)
+    await launch(
+        a,
+        b.partner(dial=b),
+        any_port=False,
+        tcp_port=tcp_a,
+        federation_port=0,
+        federation_files_port=0,
+    )
     assert a.running
     alice = await CotClient.connect(tcp_a)
     await _send(alice, 30, sent)
 
     # B comes back on the same data dir and ports; everything arrives, once.
-    await launch(b, a.partner(), any_port=False, tcp_port=tcp_b, federation_port=fed_b)
+    await launch(
+        b,
+        a.partner(),
+        any_port=False,
+        tcp_port=tcp_b,
+        federation_port=fed_b,
+        federation_files_port=0,
+    )
     assert b.running
     bob = await CotClient.connect(tcp_b)
     await wait_up(a, "ORG-B", timeout=15)

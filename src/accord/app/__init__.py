@@ -19,6 +19,7 @@ from accord.api import admin
 from accord.api.enrollment import Enrollment, build_app
 from accord.api.peers import PeerCertificates
 from accord.app.drones import start_drone_feeds
+from accord.app.files import file_shares, serve_partner_files
 from accord.app.http import (
     admin_state,
     certificate_caller,
@@ -283,8 +284,11 @@ async def _start_federation(
     port: int,
     gate: ReleaseGate | None,
     journal: LinkJournal | None,
+    blobs: Blobs,
+    files_port: int,
 ) -> None:
-    """Partner links: those of the config file and of ``<data_dir>/partners.toml``."""
+    """Partner links: those of the config file and of ``<data_dir>/partners.toml``, and the
+    port partners fetch shared packages from."""
     try:
         partners = (*config.partners, *partners_file.read(config.data_dir))
         check_unique(partners, "partners (config file and partners.toml)")
@@ -316,6 +320,7 @@ async def _start_federation(
             if running.ledger is None or running.store is None
             else LedgerExchange(running.ledger, running.store, pki.root, wall_ms=wall_ms)
         ),
+        files=file_shares(running, config, pki, blobs) if config.federation_files_port else None,
     )
     running.federation = federation
     if running.gate is not None:
@@ -328,6 +333,8 @@ async def _start_federation(
         raise listen_error(exc, config.bind, port, "federation_port") from None
     if bound is not None:
         running.ports["federation"] = bound
+        if federation.files is not None:
+            await serve_partner_files(running, config, pki, blobs, federation, files_port)
 
 
 async def start(
@@ -396,7 +403,16 @@ async def start(
         if config.udp_port:
             await _start_udp(running, config, port(config.udp_port))
         await start_drone_feeds(running, config, port(config.drone_port))
-        await _start_federation(running, config, pki, port(config.federation_port), gate, journal)
+        await _start_federation(
+            running,
+            config,
+            pki,
+            port(config.federation_port),
+            gate,
+            journal,
+            blobs,
+            port(config.federation_files_port),
+        )
         if config.enroll_port:
             enrollment = build_app(Enrollment(pki, SignIn(UserStore(config.data_dir)), counters))
             await serve_http(

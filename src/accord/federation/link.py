@@ -25,6 +25,7 @@ from accord.cot.outgoing import Outgoing
 from accord.domain.groups import Membership
 from accord.domain.partners import Partner
 from accord.domain.ports import Exchange, LinkJournal, LinkView, ReleaseGate
+from accord.federation.files import FILE_REQUEST, FileShares
 from accord.federation.geo import FLOW_TAGS, flow_tags, from_federated, to_federated
 from accord.federation.outbox import Outbox
 from accord.federation.proto import fig_pb2
@@ -101,8 +102,10 @@ class Link:
         seen: Seen,
         wall_ms: Callable[[], int],
         outbox: Outbox | None = None,
+        files: FileShares | None = None,
     ) -> None:
         self.partner = partner
+        self._files = files
         self.key = f"{partner.name}:{direction}"
         self._outbox = outbox
         # Store and forward: an outgoing link always; an incoming one once the partner has
@@ -337,6 +340,8 @@ class Link:
                 self.dropped += 1  # it came from there (or went round): never back
                 continue
             released = self._gate.outbound(event, self.partner, now_ms)
+            if released is not None and released.type == FILE_REQUEST and self._files:
+                released = self._files.outbound(self.partner, released)
             if released is None:
                 self.withheld += 1
                 continue
@@ -419,6 +424,13 @@ class Link:
             self.withheld += 1
             return
         self.events_in += 1
+        if event.type == FILE_REQUEST and self._files is not None:
+            groups = tuple(sorted(self.partner.groups_in))
+            if self._files.inbound(self.partner, event, groups, self._deliver):
+                return  # delivered once the package is here
+        self._exchange.submit(self.party, event)
+
+    def _deliver(self, event: CotEvent) -> None:
         self._exchange.submit(self.party, event)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from accord.cot.model import CotEvent
 from accord.cot.outgoing import Outgoing
 from accord.domain.partners import Partner, split_address
 from accord.domain.ports import Exchange, LinkJournal, LinkView, ReleaseGate, Sample
+from accord.federation.files import FileShares
 from accord.federation.link import FEATURES, Link, Own, Seen, backoff_s
 from accord.federation.outbox import OUTBOX_EVENTS, Outbox
 from accord.federation.proto import fig_pb2
@@ -63,7 +65,9 @@ class Federation:
         store: Store | None = None,  # None: no store and forward
         outbox_events: int = OUTBOX_EVENTS,
         witness: LedgerExchange | None = None,  # None: ledgers are not exchanged
+        files: FileShares | None = None,  # None: files are not shared
     ) -> None:
+        self.files = files
         self.witness = witness
         self.features = FEATURES | (fig_pb2.ACCORD_LEDGER if witness is not None else 0)
         self._witness_task: asyncio.Task[None] | None = None
@@ -86,6 +90,7 @@ class Federation:
                 seen=seen,
                 wall_ms=wall_ms,
                 outbox=self.outbox,
+                files=files,
             )
 
         self.own = own
@@ -134,6 +139,19 @@ class Federation:
             if link is not None and link.streaming:
                 link.send([Outgoing(event)])
 
+    def partner_of(self, der: bytes) -> str | None:
+        """The partner whose pinned CA issued this (DER) certificate, if any."""
+        ca = issued_by(ssl.DER_cert_to_PEM_cert(der).encode(), self._pinned)
+        return ca.partner.name if ca is not None else None
+
+    def pinned_pem(self) -> bytes:
+        """The pinned partner CAs, PEM: what a partner-facing TLS listener trusts."""
+        return b"".join(ca.pem for ca in self._pinned)
+
+    def partner_ca(self, partner: Partner) -> bytes:
+        """The partner's pinned CA, PEM (TrustError when it no longer matches its pin)."""
+        return load_pinned(partner, self._base).pem
+
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, bind: str, port: int, *, listen: bool = True) -> int | None:
         """Dial the partners with an address; listen for the others on ``port`` (0 = any)
@@ -176,6 +194,8 @@ class Federation:
             self.outbox.stop()
             await self._outbox_task
             self._outbox_task = None
+        if self.files is not None:
+            await self.files.close()
         if self.witness is not None and self._witness_task is not None:
             self.witness.stop()
             await self._witness_task

@@ -172,3 +172,33 @@ async def test_a_release_delay_holds_the_event_until_it_is_due(pair_factory: Any
     assert all(e.uid != uid for e in await bob.expect_silence(0.3))
     got = await bob.recv_until(lambda e: e.uid == uid, timeout=3.0)
     assert "<__release" in got.detail.xml
+
+
+async def test_an_edited_policy_takes_effect_on_reload_and_a_bad_one_changes_nothing(
+    pair_factory: Callable[[str], Any], tmp_path: Path
+) -> None:
+    p = await pair_factory(POLICY)
+    alice = await CotClient.connect(p.ra.ports["tcp"])
+    bob = await CotClient.connect(p.rb.ports["tcp"])
+    await asyncio.sleep(0.1)
+    await alice.send(marker("before"))
+    assert await bob.expect_silence(0.4) == []  # markers are always withheld
+
+    policy_file = tmp_path / "a-to-b.toml"
+    released = POLICY.replace('types = ["b-m-p*"]', 'types = ["t-x-*"]') + (
+        '\n[[rule]]\nname = "markers"\ntypes = ["b-m-p*"]\n'
+    )
+    policy_file.write_text(released)
+    ok, what = p.ra.reload_policies()
+    assert ok, what
+    assert "org-b" in what.lower()
+    await alice.send(marker("after"))
+    assert (await bob.recv_until(lambda e: e.uid == "after")).uid == "after"
+
+    policy_file.write_text(released + "\n[[rule]]\nname = 'broken'\ntypes = 3\n")
+    ok, what = p.ra.reload_policies()
+    assert not ok
+    assert "a-to-b.toml" in what
+    assert p.ra.reload_policies()[0] is False  # still broken; the last good one stays
+    await alice.send(marker("still"))
+    assert (await bob.recv_until(lambda e: e.uid == "still")).uid == "still"

@@ -296,6 +296,7 @@ async def _start_federation(
         raise StartupError(str(exc)) from None
     if not partners:
         return
+    running.partners = tuple(partners)
     try:
         ensure_federation_certificate(pki, config.server_names, dt.datetime.now(dt.UTC))
         ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
@@ -443,6 +444,13 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> Counte
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+
+    # `kill -HUP` (systemctl reload): release policies edited in place take effect now.
+    def reload() -> None:
+        ok, what = running.reload_policies()
+        log.log(logging.INFO if ok else logging.ERROR, "%s", what)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     listening = ", ".join(
         f"{name}={'127.0.0.1' if name == 'metrics' else config.bind}:{port}"
         for name, port in running.ports.items()
@@ -453,7 +461,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> Counte
     try:
         await stop.wait()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         log.info("stopping: closing %d sessions", running.hub.session_count)
         await running.close()

@@ -8,14 +8,16 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import uvicorn
 
 from accord.domain.metrics import Counters
+from accord.domain.partners import Partner
 from accord.domain.ports import (
     Probes,
 )
-from accord.federation.gate import PolicyGate
+from accord.federation.gate import PolicyGate, PolicyLoadError, load_policies
 from accord.federation.journal import LedgerJournal
 from accord.federation.transport import Federation
 from accord.feeds import mavlink as feeds
@@ -48,12 +50,33 @@ class Running:
     http: list[tuple[uvicorn.Server, socket.socket]] = field(default_factory=list)
     federation: Federation | None = None
     gate: PolicyGate | None = None  # the partners' release policies
+    partners: tuple[Partner, ...] = ()  # as configured at start
     ledger: LedgerJournal | None = None  # the sharing ledger
     ledger_task: asyncio.Task[None] | None = None
     census: Census = field(default_factory=Census)  # the sessions, for the admin API
     probes: Probes = field(default_factory=Probes)  # optional reporters to /metrics
     started_s: float = field(default_factory=time.time)
     feeds: dict[str, feeds.Feed] = field(default_factory=dict)  # drone feeds by name
+
+    def reload_policies(self) -> tuple[bool, str]:
+        """Read every partner's policy file again and put the changed ones in force (SIGHUP).
+        Returns (ok, what happened) for the log; a bad file leaves every policy as it was."""
+        gate = self.gate
+        if gate is None or not self.partners:
+            return True, "no release policies to reload"
+        try:
+            policies = load_policies(self.partners, Path())
+        except PolicyLoadError as exc:
+            return False, f"release policies not reloaded, those in force stay: {exc}"
+        changed = []
+        for name, policy in policies.items():
+            current = gate.policies.get(name)
+            if current is None or current.version != policy.version:
+                gate.set_policy(name, policy)
+                changed.append(f"{name} ({policy.version})")
+        if not changed:
+            return True, "release policies reloaded: none changed"
+        return True, f"release policies reloaded: {', '.join(changed)} now in force"
 
     async def close(self, grace_s: float = 5.0) -> None:
         """Stop accepting, close every session (flushing what it can), release the ports."""

@@ -43,6 +43,7 @@ log = logging.getLogger("accord.federation")
 FILE_REQUEST = "b-f-t-r"
 ANNOUNCED = 10_000  # hashes remembered per partner as fetchable
 FETCH_TIMEOUT_S = 300.0
+FETCHES = 4  # downloads from partners at once; more wait (a partner announcing many files)
 _HASH = re.compile(r"[0-9a-f]{64}")
 
 
@@ -93,6 +94,7 @@ class FileShares:
         self._wall_ms = wall_ms
         self._announced: dict[str, OrderedDict[str, None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._fetching = asyncio.Semaphore(FETCHES)
         self.fetched = self.failed = 0
 
     # -- sending ---------------------------------------------------------------------------
@@ -153,8 +155,9 @@ class FileShares:
             log.warning("partner %s: a file request without a hash or https URL", partner.name)
             return
         try:
-            if await self._blobs.size(digest) is None:
-                await self._download(partner, url, digest, share, groups)
+            async with self._fetching:
+                if await self._blobs.size(digest) is None:
+                    await self._download(partner, url, digest, share, groups)
         except (httpx.HTTPError, BlobError, StoreError, OSError, ssl.SSLError) as exc:
             self.failed += 1
             log.warning(

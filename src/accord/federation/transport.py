@@ -36,6 +36,13 @@ log = logging.getLogger("accord.federation")
 SERVICE = "com.atakmap.FederatedChannel"
 HEALTH_S = 3.0  # TAK Server healthCheckIntervalSeconds
 HEALTH_TIMEOUT_S = 15.0  # TAK Server drops client streams without a health check this long
+# gRPC refuses messages over 4 MiB by default; a ledger catch-up or an event batch stays below
+# ~2.5 MiB, this leaves room (and bounds what a partner can make us buffer).
+MESSAGE_BYTES = 16 << 20
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MESSAGE_BYTES),
+]
 VERSION = fig_pb2.TakServerVersion(major=5, minor=0, patch=0, branch="accord", variant="accord")
 
 
@@ -168,7 +175,7 @@ class Federation:
             self._tasks.append(loop.create_task(self._dial(link)))
         if not listen or not self._pinned:
             return None
-        server = grpc.aio.server()
+        server = grpc.aio.server(options=CHANNEL_OPTIONS)
         server.add_generic_rpc_handlers((self._handlers(),))
         creds = grpc.ssl_server_credentials(
             [(self._key, self._cert)],
@@ -370,7 +377,8 @@ class Federation:
         host, port = split_address(partner.address)
         creds = grpc.ssl_channel_credentials(ca.pem, self._key, self._cert)
         came_up = False
-        async with grpc.aio.secure_channel(f"{host}:{port}", creds) as channel:
+        target = f"{host}:{port}"
+        async with grpc.aio.secure_channel(target, creds, options=CHANNEL_OPTIONS) as channel:
             down = channel.unary_stream(
                 _method("ClientEventStream"),
                 request_serializer=fig_pb2.Subscription.SerializeToString,

@@ -175,6 +175,8 @@ def _self(args: argparse.Namespace, config: Config) -> int:
     print(f"ca_file   {paths.ca_cert.resolve()}")
     print(f"ca_sha256 {fingerprint(ca)}")
     print(f"address   {config.server_names[0]}:{config.federation_port}")
+    if config.federation_files_port:  # not needed by the partner's admin: for its firewall
+        print(f"files     {config.server_names[0]}:{config.federation_files_port}")
     signer = ensure_ledger_key(paths.root, config.server_names[0])
     print(f"ledger_key {signer.verifier.vkey()}")
     return 0

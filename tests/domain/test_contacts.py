@@ -215,3 +215,36 @@ def test_a_restored_sa_goes_when_stale() -> None:
     roster = Roster()
     roster.restore(Membership.both(["A"]), sa_event("uid-r", "R", stale_s=10))
     assert roster.latest_sa(new_party(roster, 1, ("A",)), NOW_MS + 10_000) == []
+
+
+def relay(roster: Roster, key: int) -> Party:
+    party = Party(key, Membership.both(["A"]), f"partner-{key}", relays=True)
+    roster.join(party)
+    return party
+
+
+def test_a_partner_link_may_forget_a_contact_a_partner_link_brought() -> None:
+    roster = Roster()
+    outgoing, incoming = relay(roster, 1), relay(roster, 2)
+    roster.observe(outgoing, sa_event("uid-p", "PARTNER"))
+    assert not roster.forget(incoming, "uid-unknown")
+    # The other link of the same partner (both sides dial) may bring the departure.
+    assert roster.forget(incoming, "uid-p")
+    assert roster.latest_sa(new_party(roster, 3), NOW_MS) == []
+    assert not roster.forget(incoming, "uid-p")  # once
+
+
+def test_only_partner_links_forget_and_only_what_partners_brought() -> None:
+    roster = Roster()
+    link = relay(roster, 1)
+    client = new_party(roster, 2)
+    udp = new_party(roster, 3, receives=False)
+    roster.observe(link, sa_event("uid-p", "PARTNER"))
+    roster.observe(udp, sa_event("uid-mesh", "MESH"))
+    roster.restore(Membership.both(["A"]), sa_event("uid-r", "RESTORED"))
+    assert not roster.forget(client, "uid-p")  # a local client cannot hide a contact
+    assert not roster.forget(udp, "uid-p")  # nor a datagram anyone could forge
+    assert not roster.forget(link, "uid-mesh")  # a partner names its own contacts only
+    assert not roster.forget(link, "uid-r")
+    uids = {e.uid for e in roster.latest_sa(new_party(roster, 4), NOW_MS)}
+    assert uids == {"uid-p", "uid-mesh", "uid-r"}

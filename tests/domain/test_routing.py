@@ -10,7 +10,15 @@ from accord.cot.model import EMPTY_DETAIL, CotEvent, Point
 from accord.cot.xml import decode_xml, encode_xml, parse_fragment
 from accord.domain.contacts import Party, Roster
 from accord.domain.groups import Membership
-from accord.domain.routing import CONTROL_TYPES, Kind, classify, departure, pong, route
+from accord.domain.routing import (
+    CONTROL_TYPES,
+    Kind,
+    classify,
+    deleted,
+    departure,
+    pong,
+    route,
+)
 from tests.cot.samples import capture_events, make_event, sa_event
 
 NOW_MS = 1_700_000_000_000
@@ -386,3 +394,17 @@ def test_departure_escapes_the_uid() -> None:
 
 def test_no_departure_for_a_party_that_never_said_who_it_is() -> None:
     assert departure(Party(1, Membership.both(["A"]), "x"), "delete-1", NOW_MS) is None
+
+
+def test_deleted_names_what_a_delete_links_to_and_nothing_else() -> None:
+    party = Party(1, Membership.both(["A"]), "x", uid='we"ird&<uid>')
+    gone = departure(party, "delete-1", NOW_MS)
+    assert gone is not None
+    assert deleted(gone) == ('we"ird&<uid>', "a-f-G")
+    # ATAK deleting a marker: no link type, and a flag beside the link.
+    marker = make_event("d-1", "t-x-d-d", detail='<link uid="m-1" relation="p-p"/><__forcedelete/>')
+    assert deleted(marker) == ("m-1", "")
+    assert deleted(make_event("d-2", "t-x-d-d")) is None  # names nothing
+    assert deleted(make_event("d-3", "t-x-d-d", detail='<link type="a-f-G"/>')) is None
+    # A link on anything but a delete is a relation, not a deletion.
+    assert deleted(make_event("s-1", "a-f-G", detail='<link uid="x" relation="p-p"/>')) is None

@@ -19,8 +19,12 @@ from typing import Any
 import grpc
 import pytest
 
+from accord.domain.metrics import Counters
+from accord.domain.partners import Partner
+from accord.federation.link import Link, Own, Seen
 from accord.federation.proto import fig_pb2
 from accord.identity.pki import PkiPaths, ensure_federation_certificate
+from accord.server.hub import Hub
 from tests.e2e.clients import CotClient, marker, new_uid
 from tests.federation.test_link_e2e import Org, orgs, wait_up
 
@@ -227,3 +231,31 @@ async def test_dialling_a_tak_server_sends_the_plain_protocol_once_and_trims_the
                 await asyncio.sleep(0.05)
     finally:
         await server.stop()
+
+
+def test_a_contact_presence_note_without_an_event_is_not_a_bad_message() -> None:
+    hub = Hub(Counters(), wall_ms=lambda: 0, new_uid=lambda: "u")
+
+    class Gate:
+        def outbound(self, *args: Any) -> None:
+            return None
+
+        def inbound(self, event: Any, *args: Any) -> Any:
+            return event
+
+    class Journal:
+        def released(self, *args: Any) -> None: ...
+        def received(self, *args: Any) -> None: ...
+        def dropped(self, *args: Any) -> None: ...
+
+    partner = Partner(name="TAKSRV", ca_sha256="ab" * 32)
+    link = Link(
+        partner, "incoming", exchange=hub, gate=Gate(), journal=Journal(),  # type: ignore[arg-type]
+        own=Own("accord-x", "x"), seen=Seen(), wall_ms=lambda: 0,
+    )  # fmt: skip
+    note = fig_pb2.FederatedEvent()
+    note.contact.operation, note.contact.uid = fig_pb2.CREATE, "tak-uid-2"
+    link.receive(note.SerializeToString())
+    assert (link.dropped, link.events_in) == (0, 0)
+    link.receive(b"\xff\xff not protobuf")
+    assert link.dropped == 1

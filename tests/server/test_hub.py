@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from accord.cot.model import WireFormat
+from accord.cot.model import CotEvent, WireFormat
+from accord.cot.xml import detail_from_xml
 from accord.domain.groups import ANONYMOUS
 from accord.domain.metrics import Counters
+from accord.domain.routing import DELETE_STALE_MS, DELETE_TYPE, notice
 from accord.server.hub import Hub
 from tests.e2e.clients import sa
 from tests.server.fakes import Clock, RecordingSink
@@ -133,3 +135,30 @@ async def test_newcomers_share_the_encoding_of_the_latest_sa() -> None:
     await asyncio.sleep(0)
     items = [early.flushed[0], late1.flushed[0], late2.flushed[0]]
     assert all(item is items[0] for item in items)  # one Outgoing: one protobuf encoding
+
+
+def delete_of(uid: str, now_ms: int) -> CotEvent:
+    link = detail_from_xml(f'<link uid="{uid}" type="a-f-G-U-C" relation="p-p"/>')
+    return notice(f"{uid}.departed", DELETE_TYPE, now_ms, DELETE_STALE_MS, link)
+
+
+async def test_a_partners_departed_contact_is_not_replayed_to_newcomers() -> None:
+    event = sa("PARTNER-1", "[ORG-A] alice")
+    hub = make_hub(Clock(event.time))
+    link = hub.new_party(ANONYMOUS, "partner ORG-A (incoming)", relays=True)
+    hub.attach(link, RecordingSink())
+    local, _ = join(hub, "local")
+    hub.submit(link, event)
+    # A local client's delete names objects, not partner contacts: nothing is forgotten.
+    hub.submit(local, delete_of("PARTNER-1", event.time))  # type: ignore[arg-type]
+    _, early = join(hub, "early")
+    await asyncio.sleep(0)
+    assert [i.event.uid for i in early.flushed] == ["PARTNER-1"]
+
+    hub.submit(link, delete_of("PARTNER-1", event.time))
+    _, late = join(hub, "late")
+    await asyncio.sleep(0)
+    assert late.flushed == []  # not shown the departed contact
+    assert hub.latest("PARTNER-1") is None
+    # The delete itself is routed as before (the hub only stops replaying the SA).
+    assert [i.event.type for i in early.flushed] == ["a-f-G-U-C", DELETE_TYPE]

@@ -41,9 +41,10 @@ class Roster:
         self._parties: dict[int, Party] = {}
         self._by_uid: dict[str, Party] = {}
         self._by_callsign: dict[str, Party] = {}
-        # Self-reports of UDP (mesh) senders: uid -> (membership, SA). They have no session,
-        # so they are kept only until their own stale time.
-        self._mesh_sa: dict[str, tuple[Membership, CotEvent]] = {}
+        # Self-reports of UDP (mesh) senders and of partners' contacts: uid -> (membership,
+        # SA, whether a partner link relayed it). They have no session, so they are kept until
+        # their own stale time, or a partner's departure notice (see ``forget``).
+        self._mesh_sa: dict[str, tuple[Membership, CotEvent, bool]] = {}
 
     def __len__(self) -> int:
         return len(self._parties)
@@ -86,7 +87,7 @@ class Roster:
         if not party.receives or party.relays:
             # Re-insert so the dict stays in arrival order; the oldest go first when full.
             self._mesh_sa.pop(event.uid, None)
-            self._mesh_sa[event.uid] = (party.membership, event)
+            self._mesh_sa[event.uid] = (party.membership, event, party.relays)
             if len(self._mesh_sa) > MAX_MESH_CONTACTS:
                 del self._mesh_sa[next(iter(self._mesh_sa))]
             return False
@@ -112,9 +113,22 @@ class Roster:
         stale: newcomers get it like a UDP sender's (the sender is not connected either)."""
         if event.uid not in self._by_uid:
             self._mesh_sa.pop(event.uid, None)
-            self._mesh_sa[event.uid] = (sender, event)
+            self._mesh_sa[event.uid] = (sender, event, False)
             if len(self._mesh_sa) > MAX_MESH_CONTACTS:
                 del self._mesh_sa[next(iter(self._mesh_sa))]
+
+    def forget(self, party: Party, uid: str) -> bool:
+        """A partner link says the contact ``uid`` left: newcomers are not shown its SA any more.
+
+        Only a relaying party may say so, and only of an SA a partner link brought: a local
+        client's delete names objects, not contacts, and a UDP datagram anyone can forge. A
+        partner could hide another partner's contact this way, but no more than its delete
+        already does on every client that receives it. True when an SA was forgotten."""
+        held = self._mesh_sa.get(uid)
+        if not party.relays or held is None or not held[2]:
+            return False
+        del self._mesh_sa[uid]
+        return True
 
     def latest_sa(self, newcomer: Party, now_ms: int) -> list[CotEvent]:
         """The latest non-stale SA of every party the newcomer may hear, for its first sync.
@@ -137,7 +151,7 @@ class Roster:
                 and p.membership.reaches(newcomer.membership)
             ):
                 offer(p.last_sa)
-        for uid, (membership, event) in list(self._mesh_sa.items()):
+        for uid, (membership, event, _) in list(self._mesh_sa.items()):
             if event.stale <= now_ms:
                 del self._mesh_sa[uid]
             elif membership.reaches(newcomer.membership):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from accord.cot.model import EMPTY_DETAIL, CotEvent, Detail, Point
 from accord.cot.negotiation import NEGOTIATION_TYPES
-from accord.cot.xml import detail_from_xml, escape_attr, without_marti
+from accord.cot.xml import detail_from_xml, escape_attr, parse_fragment, without_marti
 from accord.domain.contacts import Party, Roster
 
 PING_TYPE = "t-x-c-t"
@@ -176,6 +176,18 @@ def departure(party: Party, uid: str, now_ms: int) -> CotEvent | None:
         f'<link uid="{escape_attr(party.uid)}" type="{escape_attr(link_type)}" relation="p-p"/>'
     )
     return notice(uid, DELETE_TYPE, now_ms, DELETE_STALE_MS, detail)
+
+
+def deleted(event: CotEvent) -> tuple[str, str] | None:
+    """The uid and type a ``t-x-d-d`` deletes (its ``link@uid``/``@type``, §1.7), else None.
+
+    Parsed on demand: deletes are rare next to SAs, so routing does not pay for it on decode."""
+    if event.type != DELETE_TYPE or "<link" not in event.detail.xml:
+        return None
+    link = parse_fragment(f"<detail>{event.detail.xml}</detail>").find("link")
+    if link is None or not link.get("uid"):
+        return None
+    return link.get("uid", ""), link.get("type", "")
 
 
 GROUPS_CHANGED_TYPE = "t-x-g-c"

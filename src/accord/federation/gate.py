@@ -8,6 +8,10 @@ by default). Every decision is counted (/metrics, admin status) and, when a
 :class:`DecisionLog` is plugged in (the sharing ledger), told to it so that withheld items are
 recorded too. Held (delayed) events are re-offered through ``redeliver`` — the federation sends
 them to the partner's links, which ask this gate again.
+
+The gate remembers which uids it released to each partner (and as what: a pseudonym), so that
+their departure (a ``t-x-d-d``) reaches the partner even under a policy that withholds ``t-*``:
+it is no news about something the partner already has (:mod:`accord.policy.departure`).
 """
 
 from __future__ import annotations
@@ -22,13 +26,18 @@ from accord.cot.model import CotEvent
 from accord.cot.xml import encode_xml
 from accord.domain.partners import Partner
 from accord.domain.ports import Sample
+from accord.domain.routing import DELETE_TYPE, deleted
 from accord.policy import Delay, Policy, PolicyError, PolicyState, Release, decide, decode_policy
+from accord.policy.departure import FORCE_DELETE, release_departure
 
 log = logging.getLogger("accord.federation")
 
 SHARE_ALL_RULE = "(share_all)"  # the rule name recorded for a share_all partner's releases
 # Events held for a release delay, per partner, before the oldest due is dropped (counted).
 MAX_HELD_EVENTS = 50_000
+# Uids remembered as released, per partner, the least recently released forgotten first: a
+# contact silent for that many other releases departs withheld, and its SA goes stale instead.
+MAX_RELEASED_UIDS = 50_000
 
 
 class PolicyLoadError(ValueError):
@@ -88,6 +97,8 @@ class PolicyGate:
         self._key = key
         self._decisions = decisions
         self._held: dict[tuple[str, str], CotEvent] = {}
+        # partner -> uid -> the uid as released, oldest release first (bounded).
+        self._released: dict[str, dict[str, str]] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.held_dropped = 0
         # Set by the composition root: send a held event to the partner's links again.
@@ -108,12 +119,17 @@ class PolicyGate:
             if self._decisions is not None:
                 self._decisions.will_release(partner.name, SHARE_ALL_RULE, "")
             return event
+        if event.type == DELETE_TYPE:
+            departure = self._departure(event, partner.name, policy, now_ms)
+            if departure is not None:
+                return departure
         # A policy's own secret wins (what `accord policy explain` shows); else the server's.
         key = self._key if policy.secret is None else None
         decision = decide(event, policy, now_ms, self.states[partner.name], key=key)
         if isinstance(decision, Release):
             if self._decisions is not None:
                 self._decisions.will_release(partner.name, decision.rule, policy.version)
+            self._remember(partner.name, event.uid, decision.event.uid)
             return decision.event
         if isinstance(decision, Delay):
             self._hold(partner.name, event, decision.until_ms - now_ms)
@@ -123,6 +139,33 @@ class PolicyGate:
                 partner.name, decision.rule, policy.version, _item(event), now_ms
             )
         return None
+
+    def _remember(self, partner: str, uid: str, released: str) -> None:
+        uids = self._released.get(partner)
+        if uids is None:
+            uids = self._released[partner] = {}
+        uids.pop(uid, None)  # re-inserted: the dict stays in order of the latest release
+        uids[uid] = released
+        if len(uids) > MAX_RELEASED_UIDS:
+            del uids[next(iter(uids))]
+
+    def _departure(
+        self, event: CotEvent, partner: str, policy: Policy, now_ms: int
+    ) -> CotEvent | None:
+        """The departure of a uid released to ``partner``, as it may have it; None when the
+        uid was never released (the policy decides, as for any event). The uid stays
+        remembered: a partner with two links (both sides dial) asks once per link."""
+        target = deleted(event)
+        released = None if target is None else self._released.get(partner, {}).get(target[0])
+        if target is None or released is None:
+            return None
+        force = FORCE_DELETE in event.detail.xml
+        decision = release_departure(
+            event, policy, released, target[1], now_ms, self.states[partner], force=force
+        )
+        if self._decisions is not None:
+            self._decisions.will_release(partner, decision.rule, policy.version)
+        return decision.event
 
     def inbound(self, event: CotEvent, partner: Partner, now_ms: int) -> CotEvent | None:
         """What a partner sends passed its own policy; ours decides only what leaves. A partner

@@ -5,21 +5,31 @@ targets are also lifted into their own fields, as the TAK Server does. Which ser
 went through travels as ``federateProvenance`` on the wire and, inside this server, as the
 attributes of a ``<_flow-tags_>`` detail element (one per server id, valued with the time it
 passed): a link reads them to never hand an event back to a server it came through.
+
+Contact presence travels as the TAK Server signals it (§6.5), in ``FederatedEvent.contact``:
+CREATE beside a contact's own report, DELETE beside its departure (a ``t-x-d-d``). A DELETE
+with no event, which is how a TAK Server sends a departure, is read as that ``t-x-d-d``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lxml import etree
 
 from accord.cot.errors import Malformation, MalformedEvent
-from accord.cot.model import MAX_TIME_MS, CotEvent, Point, iso_from_ms
+from accord.cot.model import MAX_TIME_MS, UNKNOWN_VALUE, CotEvent, Point, iso_from_ms
 from accord.cot.xml import DEFAULT_HOW, MAX_DEPTH, inspect_detail, parse_fragment
+from accord.domain.routing import DELETE_STALE_MS, DELETE_TYPE, deleted
 from accord.federation.proto import fig_pb2
 
 FLOW_TAGS = "_flow-tags_"
+# The TAK Server puts the deleted object's CoT type in a DELETE entry's callsign (its
+# ProtoBufHelper.delContact2protoBuf); anything else there is not trusted as a link type.
+_COT_TYPE = re.compile(r"[a-z](-[A-Za-z0-9_.]+)+")
+DEPARTED_TYPE = "a-f-G"  # the link type of a departure whose entry names none
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +70,17 @@ def to_federated(
             root.remove(tags)
         xml = "".join(etree.tostring(c, encoding="unicode", with_tail=False) for c in root)
     geo.other = f"<detail>{xml}</detail>" if xml else ""
-    if detail.contact is not None:
-        geo.screenName = detail.contact.callsign
+    contact = detail.contact
+    if contact is not None:
+        geo.screenName = contact.callsign
+        if contact.endpoint and contact.callsign:  # a contact's own report (as the roster's)
+            entry = msg.contact
+            entry.operation, entry.uid, entry.callsign = fig_pb2.CREATE, event.uid, contact.callsign
+    elif event.type == DELETE_TYPE:
+        gone = deleted(event)
+        if gone is not None:  # the link type goes in callsign, as the TAK Server does
+            entry = msg.contact
+            entry.operation, entry.uid, entry.callsign = fig_pb2.DELETE, gone[0], gone[1]
     for dest in detail.dests:
         if dest.kind == "uid":
             geo.ptpUids.append(dest.value)
@@ -87,9 +106,7 @@ def from_federated(
 ) -> Received:
     """Rebuild the event a partner sent; ``via`` is that partner's server id, added to the
     provenance when it did not name itself. :class:`MalformedEvent` when it is not an event."""
-    if not msg.HasField("event"):
-        raise MalformedEvent("federated message without an event", Malformation.INVALID_EVENT)
-    geo = msg.event
+    geo = _geo_event(msg, now_ms)
     if not geo.uid or not geo.type:
         raise MalformedEvent("federated event without uid or type", Malformation.INVALID_EVENT)
     for t in (geo.sendTime, geo.startTime, geo.staleTime):
@@ -140,3 +157,36 @@ def from_federated(
     )
     hops = msg.federateHops
     return Received(event, tuple(provenance), int(hops.currentHops), int(hops.maxHops))
+
+
+def _geo_event(msg: fig_pb2.FederatedEvent, now_ms: int) -> fig_pb2.GeoEvent:
+    """The event a message carries. A contact DELETE makes it a departure, handled once: its
+    event when that is the ``t-x-d-d`` (Accord sends both), else a ``t-x-d-d`` made from the
+    entry (a TAK Server sends the entry alone); an event beside a DELETE that is not the
+    delete is stale news of a contact that left and is not passed on."""
+    entry = msg.contact
+    if entry.operation != fig_pb2.DELETE or not entry.uid:
+        if not msg.HasField("event"):
+            raise MalformedEvent("federated message without an event", Malformation.INVALID_EVENT)
+        return msg.event
+    if msg.HasField("event") and msg.event.type == DELETE_TYPE:
+        return msg.event
+    try:
+        link = etree.Element("link", uid=entry.uid, relation="p-p")
+    except ValueError:  # lxml refuses characters XML cannot carry
+        raise MalformedEvent("contact uid is not XML text", Malformation.INVALID_EVENT) from None
+    link.set("type", entry.callsign if _COT_TYPE.fullmatch(entry.callsign) else DEPARTED_TYPE)
+    # A deterministic uid (no randomness here): a repeat of the same DELETE within the same
+    # millisecond is then one event to the duplicate filter, which is what it is.
+    return fig_pb2.GeoEvent(
+        uid=f"{entry.uid}.departed",
+        type=DELETE_TYPE,
+        coordSource=DEFAULT_HOW,
+        sendTime=now_ms,
+        startTime=now_ms,
+        staleTime=now_ms + DELETE_STALE_MS,
+        hae=UNKNOWN_VALUE,
+        ce=UNKNOWN_VALUE,
+        le=UNKNOWN_VALUE,
+        other="<detail>" + etree.tostring(link, encoding="unicode") + "</detail>",
+    )

@@ -388,6 +388,13 @@ class Link:
     def _receive(self, frame: bytes, msg: fig_pb2.FederatedEvent | None) -> None:
         """One ``FederatedEvent`` (``msg``, None if ``frame`` did not decode); a sequence
         number already received (a resend after a reconnect) is dropped before anything else."""
+        if (
+            msg is not None
+            and not msg.HasField("event")
+            and msg.HasField("contact")
+            and msg.contact.operation != fig_pb2.DELETE
+        ):
+            return  # a TAK Server's contact presence note: the contact's own SA says as much
         if msg is not None and msg.accordSeq:
             if msg.accordSeq <= self._seq_in:
                 self.duplicates += 1

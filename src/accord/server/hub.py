@@ -23,7 +23,7 @@ from accord.domain.contacts import Party, Roster
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
 from accord.domain.ports import ContactView, Recorder, Sink
-from accord.domain.routing import Kind, departure, groups_changed, route
+from accord.domain.routing import DELETE_TYPE, Kind, deleted, departure, groups_changed, route
 
 log = logging.getLogger("accord.hub")
 
@@ -173,7 +173,16 @@ class Hub:
             self._add(sender, item, decision.recipients)
             if self.recorder is not None:
                 self.recorder.record(event, sender.membership.inbound)
+            if event.type == DELETE_TYPE and sender.relays:
+                self._departed(sender, event)
         return changed
+
+    def _departed(self, sender: Party, event: CotEvent) -> None:
+        """A partner's contact left (its server relayed the ``t-x-d-d``): forget its latest SA,
+        or newcomers would be shown a contact that is gone until the SA goes stale."""
+        target = deleted(event)
+        if target is not None and self.roster.forget(sender, target[0]):
+            self._sa_items.pop(target[0], None)
 
     def restore(self, event: CotEvent, groups: frozenset[str]) -> None:
         """Remember an SA from before a restart for newcomers (see ``Roster.restore``)."""

@@ -21,11 +21,14 @@ and a different one later is refused.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from google.protobuf.message import DecodeError
 
 from accord.domain.ports import Sample
 from accord.federation.journal import LedgerJournal
@@ -33,7 +36,7 @@ from accord.federation.proto import fig_pb2
 from accord.identity.ca import PkiError
 from accord.identity.ledger_key import partner_verifier, pin_partner_key
 from accord.ledger.checkpoint import cosign, verify_cosignature
-from accord.ledger.entry import Direction, EntryError, decode_entry
+from accord.ledger.entry import Direction
 from accord.ledger.exchange import (
     CHECKPOINT,
     HELLO,
@@ -136,7 +139,7 @@ class LedgerExchange:
         """One ROL message from ``partner``; anything not ours is ignored."""
         try:
             msg = fig_pb2.ROL.FromString(message)
-        except Exception:
+        except DecodeError:
             log.warning("partner %s: a ROL message that does not decode", partner)
             return
         kind = kind_of(msg.program)
@@ -198,19 +201,17 @@ class LedgerExchange:
         self._wake.set()
 
     async def _remember_received(self, partner: str, peer: _Peer) -> None:
-        """After a restart: the items of our newest mirror entries, to receipt what the
-        partner resends about them."""
+        """After a restart: the items of our newest stored mirror entries, to receipt what
+        the partner resends about them (parsed in a thread: up to SEEN_ITEMS entries)."""
         size = self._journal.size(partner, Direction.IN.value)
         start = max(0, size - SEEN_ITEMS)
         while start < size:
             page = await self._store.ledger_entries(partner, Direction.IN.value, start, LEDGER_PAGE)
             if not page:
                 break
-            for row in page:
-                try:
-                    peer.seen[decode_entry(row.data).item] = row.seq
-                except EntryError:
-                    continue
+            found = await asyncio.to_thread(_items, [(row.seq, row.data) for row in page])
+            for item, index in found:
+                peer.seen.setdefault(item, index)  # what arrived since start is newer
             start = page[-1].seq + 1
 
     # -- as sender -------------------------------------------------------------------------
@@ -324,9 +325,9 @@ class LedgerExchange:
         peer.send(rol(RECEIPTS, encode_receipts(ReceiptsMessage(size, line, self._sign(peer), ""))))
 
     def _received(self, partner: str, item: str, mirror_index: int) -> None:
-        peer = self._peers.get(partner)
-        if peer is None or peer.copy is None:
-            return
+        # Remembered from the first frame: the event stream is open before the ROL stream,
+        # and a reconnect resends the outbox before the partner's checkpoint arrives.
+        peer = self._peer(partner)
         peer.seen[item] = mirror_index
         if len(peer.seen) > SEEN_ITEMS:
             peer.seen.popitem(last=False)
@@ -413,3 +414,17 @@ class LedgerExchange:
             "errors": peer.errors,
             "refused": peer.refused,
         }
+
+
+def _items(rows: list[tuple[int, bytes]]) -> list[tuple[str, int]]:
+    """(item, index) of stored mirror entries (their canonical form is `ledger verify`'s to
+    check; here only the item is wanted)."""
+    out = []
+    for index, data in rows:
+        try:
+            item = json.loads(data).get("item")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(item, str):
+            out.append((item, index))
+    return out

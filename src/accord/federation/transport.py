@@ -337,7 +337,7 @@ class Federation:
                 yield message
         finally:
             link.rol_close()
-            witness.closed(link.partner.name)
+            witness.closed(link.partner.name, link.rol_send)
 
     async def _server_rol_stream(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[object, object]
@@ -440,7 +440,7 @@ class Federation:
                         await task
                 if ledger and self.witness is not None:
                     link.rol_close()
-                    self.witness.closed(link.partner.name)
+                    self.witness.closed(link.partner.name, link.rol_send)
             for task in done:
                 exc = task.exception()
                 if exc is not None:

@@ -131,9 +131,12 @@ class LedgerExchange:
         key = self._journal.signer.verifier.vkey()
         send(rol(HELLO, encode_hello(Hello(key, peer.copy.size if peer.copy else 0))))
 
-    def closed(self, partner: str) -> None:
+    def closed(self, partner: str, send: Callable[[bytes], None]) -> None:
+        """The ROL stream that ``send`` wrote to is gone (a partner both sides dial has two:
+        the other may still be open)."""
         peer = self._peer(partner)
-        peer.send, peer.has = None, None
+        if peer.send == send:
+            peer.send, peer.has = None, None
 
     async def receive(self, partner: str, message: bytes) -> None:
         """One ROL message from ``partner``; anything not ours is ignored."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from accord.cot.model import WireFormat
+from accord.cot.outgoing import Outgoing
 from accord.cot.proto import decode_proto, encode_proto
 from accord.cot.xml import decode_xml, encode_xml
 from accord.domain.groups import Membership
@@ -76,6 +77,22 @@ async def test_the_payload_is_kept_in_the_format_it_arrived_in(store: Store) -> 
     assert events[0].payload == xml.raw
     assert events[1].payload == proto.raw
     assert [to_event(e) for e in events] == [xml, proto]
+
+
+async def test_an_event_made_here_is_stored_as_the_xml_its_clients_were_sent(
+    store: Store,
+) -> None:
+    arch = archiver(store)
+    made = make_event("made", now_ms=NOW_MS)  # no received bytes: a partner's, a drone's
+    item = Outgoing(made)
+    sent = item.frame(WireFormat.XML)  # what an XML client got
+    arch.record(made, A, item)
+    arch.record(make_event("alone", now_ms=NOW_MS), A)  # nobody needed its XML yet
+    await arch.flush()
+    events = (await store.history(HistoryQuery())).events
+    assert events[0].payload == sent
+    assert events[1].payload == encode_xml(make_event("alone", now_ms=NOW_MS))
+    assert [to_event(e).uid for e in events] == ["made", "alone"]
 
 
 async def test_skipped_types_stay_out_of_history_but_keep_their_latest(store: Store) -> None:

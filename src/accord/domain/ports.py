@@ -47,8 +47,9 @@ class Recorder(Protocol):
     """Where the hub hands every routed event for the history. Must never block or raise: the
     hub calls it on the hot path (a full recorder drops and counts)."""
 
-    def record(self, event: CotEvent, groups: frozenset[str]) -> None:
-        """``groups``: the sender's IN groups, i.e. who could receive ``event``."""
+    def record(self, event: CotEvent, groups: frozenset[str], item: Outgoing | None = None) -> None:
+        """``groups``: the sender's IN groups, i.e. who could receive ``event``; ``item``: the
+        event on its way out, whose XML frame (if a client needed one) the history reuses."""
         ...
 
 

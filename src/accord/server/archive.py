@@ -15,7 +15,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from accord.cot.model import CotEvent
+from accord.cot.model import CotEvent, WireFormat
+from accord.cot.outgoing import Outgoing
 from accord.domain.metrics import Counters
 from accord.domain.ports import Backlog
 from accord.store.contract import Store, StoreError
@@ -61,7 +62,8 @@ class Archiver:
         self.counters = counters
         self._wall_ms = wall_ms
         # (event, its sender's IN groups, monotonic time it was queued)
-        self._queue: deque[tuple[CotEvent, frozenset[str], float]] = deque()
+        # (event, its sender's IN groups, monotonic time it was queued, its outgoing frames)
+        self._queue: deque[tuple[CotEvent, frozenset[str], float, Outgoing | None]] = deque()
         self._queue_events = queue_events
         self._wake = asyncio.Event()
         self._writing = asyncio.Lock()  # one batch at a time: flush() waits for one in flight
@@ -76,11 +78,11 @@ class Archiver:
             return Backlog(0, 0.0)
         return Backlog(len(self._queue), time.monotonic() - self._queue[0][2])
 
-    def record(self, event: CotEvent, groups: frozenset[str]) -> None:
+    def record(self, event: CotEvent, groups: frozenset[str], item: Outgoing | None = None) -> None:
         if len(self._queue) >= self._queue_events:
             self.counters.archive_dropped += 1
             return
-        self._queue.append((event, groups, time.monotonic()))
+        self._queue.append((event, groups, time.monotonic(), item))
         self._wake.set()
 
     async def run(self) -> None:
@@ -114,11 +116,14 @@ class Archiver:
         history: list[ArchivedEvent] = []
         newest: dict[str, ArchivedEvent] = {}
         sorted_groups: dict[frozenset[str], tuple[str, ...]] = {}  # few distinct sets per batch
-        for event, groups, _ in batch:
+        for event, groups, _, item in batch:
             names = sorted_groups.get(groups)
             if names is None:
                 names = sorted_groups[groups] = tuple(sorted(groups))
-            archived = ArchivedEvent.of(event, names)
+            # An event made here (a partner's, a drone's) has no received bytes: the XML an
+            # XML client was sent is the same encoding, made once.
+            xml = item.frame(WireFormat.XML) if item is not None and not event.raw else None
+            archived = ArchivedEvent.of(event, names, xml)
             if self.rules.keeps(event.type):
                 history.append(archived)
             known = newest.get(event.uid)

@@ -172,7 +172,8 @@ class Hub:
             item = self._sa_item(event) if is_sa else Outgoing(decision.event)
             self._add(sender, item, decision.recipients)
             if self.recorder is not None:
-                self.recorder.record(event, sender.membership.inbound)
+                shared = item if item.event is event else None
+                self.recorder.record(event, sender.membership.inbound, shared)
             if event.type == DELETE_TYPE and sender.relays:
                 self._departed(sender, event)
         return changed

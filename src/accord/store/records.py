@@ -43,15 +43,17 @@ class ArchivedEvent(NamedTuple):
     id: int = 0  # assigned by the store; orders events of equal time
 
     @classmethod
-    def of(cls, event: CotEvent, groups: tuple[str, ...]) -> ArchivedEvent:
+    def of(
+        cls, event: CotEvent, groups: tuple[str, ...], xml: bytes | None = None
+    ) -> ArchivedEvent:
         """Archive ``event`` as it arrived (``groups`` sorted); an event made by the server
-        is encoded as XML."""
+        is encoded as XML (``xml``: that encoding, when already made)."""
         if event.raw and event.raw_format is WireFormat.PROTOBUF:
             payload, fmt = event.raw, Payload.PROTO
         elif event.raw and event.raw_format is WireFormat.XML:
             payload, fmt = event.raw, Payload.XML
         else:
-            payload, fmt = encode_xml(event), Payload.XML
+            payload, fmt = (xml if xml is not None else encode_xml(event)), Payload.XML
         contact = event.detail.contact
         point = event.point
         return cls(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from typing import Any
 
 from accord.cot.model import CotEvent, WireFormat
 from accord.cot.xml import detail_from_xml
-from accord.domain.groups import ANONYMOUS
+from accord.domain.groups import ANONYMOUS, Membership
 from accord.domain.metrics import Counters
 from accord.domain.routing import DELETE_STALE_MS, DELETE_TYPE, notice
 from accord.server.hub import Hub
@@ -162,3 +163,32 @@ async def test_a_partners_departed_contact_is_not_replayed_to_newcomers() -> Non
     assert hub.latest("PARTNER-1") is None
     # The delete itself is routed as before (the hub only stops replaying the SA).
     assert [i.event.type for i in early.flushed] == ["a-f-G-U-C", DELETE_TYPE]
+
+
+async def test_a_regrouped_party_and_its_new_group_see_each_others_latest_sa() -> None:
+    alice_sa, bob_sa, carol_sa = sa("A-1", "ALICE"), sa("B-1", "BOB"), sa("C-1", "CAROL")
+    hub = make_hub(Clock(alice_sa.time))
+    blue, red = Membership.both(["Blue"]), Membership.both(["Red"])
+
+    def party(name: str, membership: Membership) -> tuple[Any, RecordingSink]:
+        p = hub.new_party(membership, name)
+        sink = RecordingSink()
+        hub.attach(p, sink)
+        return p, sink
+
+    alice, alice_sink = party("alice", blue)
+    bob, bob_sink = party("bob", red)
+    carol, carol_sink = party("carol", red)
+    hub.submit(alice, alice_sa)
+    hub.submit(bob, bob_sa)
+    hub.submit(carol, carol_sa)
+    await asyncio.sleep(0)
+    assert [i.event.uid for i in alice_sink.flushed] == []
+    assert [i.event.uid for i in bob_sink.flushed] == ["C-1"]
+
+    hub.regroup(bob, blue)  # bob moves to Blue
+    await asyncio.sleep(0)
+    got = [i.event.type if i.event.type.startswith("t-") else i.event.uid for i in bob_sink.flushed]
+    assert got == ["C-1", "t-x-g-c", "A-1"]  # told, then synced like a newcomer
+    assert [i.event.uid for i in alice_sink.flushed] == ["B-1"]  # Blue now hears bob
+    assert [i.event.uid for i in carol_sink.flushed] == ["B-1"]  # nothing new for Red

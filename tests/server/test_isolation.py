@@ -362,8 +362,30 @@ class Play:
 
     def regroup(self, session: Session, membership: Membership) -> None:
         self.hub.regroup(session.party, membership)
+        old = session.membership
         session.membership = self.memberships[session.index] = membership
         session.expected.append(("groups-changed",))
+        # Then, as for a newcomer, the latest SAs it can hear now and could not before (the
+        # sessions in the order they joined, then the mesh uids)...
+        session.expected += [
+            s.last_sa
+            for s in self.online
+            if s is not session
+            and s.last_sa
+            and may_reach(s.membership, membership)
+            and not may_reach(s.membership, old)
+        ]
+        if may_reach(self.scenario.mesh, membership) and not may_reach(self.scenario.mesh, old):
+            session.expected += list(self.mesh_sa.values())
+        # ...and its own latest SA to those who can hear it now and could not before.
+        if session.last_sa:
+            for r in self.online:
+                if (
+                    r is not session
+                    and may_reach(membership, r.membership)
+                    and not may_reach(old, r.membership)
+                ):
+                    r.expected.append(session.last_sa)
 
     def targets(
         self, sender: Session, dests: tuple[tuple[str, str], ...], uids: tuple[str, ...] = ()
@@ -430,6 +452,7 @@ class Play:
         if isinstance(step, MeshReport):
             number = MESH_UIDS.index(step.uid)
             event = self.sa(step.uid, f"MESH{number}")
+            self.mesh_sa.pop(step.uid, None)  # the roster keeps them newest last
             self.mesh_sa[step.uid] = key_of(event)
             self.hub.submit(self.mesh, event)
             for r in self.others(self.scenario.mesh, None):

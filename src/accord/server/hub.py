@@ -113,13 +113,33 @@ class Hub:
             )
 
     def regroup(self, party: Party, membership: Membership) -> None:
-        """A party's groups changed (live): route by the new ones and tell its client.
+        """A party's groups changed (live): route by the new ones, tell its client, and sync
+        the SAs the change makes visible either way.
 
         What was routed earlier in this turn is written first, under the groups it was sent
         with: a broadcast is judged when it is flushed, so a regroup must not overtake it."""
         self._flush()
+        old, now_ms = party.membership, self._wall_ms()
+        heard = {event.uid for event in self.roster.latest_sa(party, now_ms)}
         party.membership = membership
-        self._add(party, Outgoing(groups_changed(self._new_uid(), self._wall_ms())), (party,))
+        self._add(party, Outgoing(groups_changed(self._new_uid(), now_ms)), (party,))
+        # As a newcomer would: the latest SAs its new groups let it hear (and the old did not),
+        # and its own latest SA to those who can hear it now (and could not).
+        if party.receives:
+            for event in self.roster.latest_sa(party, now_ms):
+                if event.uid not in heard:
+                    self._add(party, self._sa_item(event), (party,))
+        sa = party.last_sa
+        if sa is not None and sa.stale > now_ms:
+            newly = tuple(
+                p
+                for p in self.roster.receivers()
+                if p is not party
+                and membership.reaches(p.membership)
+                and not old.reaches(p.membership)
+            )
+            if newly:
+                self._add(party, self._sa_item(sa), newly)
 
     # -- Directory (domain/ports.py), read by the HTTP API --------------------------------------
     def contacts(self) -> list[ContactView]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
@@ -78,3 +80,39 @@ async def test_a_client_that_never_signs_in_is_cut(server: Server) -> None:
     with pytest.raises(ConnectionError):
         await silent.recv(timeout=6)
     assert server.counters.auth_failed == 1
+
+
+async def test_connections_still_signing_in_count_against_max_connections(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    (tmp_path / "server0").mkdir()
+    users = UserStore(tmp_path / "server0", hasher=CHEAP)
+    users.add("alice", "alice password", Membership.both(["Blue"]), now_ms=int(time.time() * 1000))
+    limited = await make_server(tcp_auth=True, max_connections=2)
+    writers: list[asyncio.StreamWriter] = []
+    try:
+        for _ in range(2):
+            writers.append((await asyncio.open_connection("127.0.0.1", limited.port("tcp")))[1])
+        async with asyncio.timeout(5):
+            while limited.running.hub.signing_in != 2:
+                await asyncio.sleep(0.02)
+        reader, writer = await asyncio.open_connection("127.0.0.1", limited.port("tcp"))
+        writers.append(writer)
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""  # refused: closed at once
+        assert limited.counters.connections_refused == 1
+        # One of them leaves: its place is free again, and the count follows.
+        writers[0].close()
+        async with asyncio.timeout(5):
+            while limited.running.hub.signing_in != 1:
+                await asyncio.sleep(0.02)
+        _, alice = await asyncio.open_connection("127.0.0.1", limited.port("tcp"))
+        writers.append(alice)
+        alice.write(auth("alice", "alice password") + encode_xml(sa(new_uid(), "ALICE")))
+        async with asyncio.timeout(5):
+            while limited.running.hub.session_count < 1:
+                await asyncio.sleep(0.02)
+        assert limited.running.hub.signing_in == 1  # alice is a session now
+    finally:
+        for writer in writers:
+            writer.close()

@@ -31,11 +31,13 @@ async def test_user_groups_route_tls_clients_and_follow_changes(
         return await CotClient.connect(server.port("tls"), tls=ctx)
 
     alice, bob = await connect("alice"), await connect("bob")
-    await alice.send(sa(new_uid(), "ALICE"))
+    first = new_uid()
+    await alice.send(sa(first, "ALICE"))
     assert await bob.expect_silence() == []  # Blue does not reach Red
 
     store.set_groups("bob", Membership.both(["Red", "Blue"]), now_ms=now + 1)
     notice = await bob.recv(timeout=5)
     assert notice.type == "t-x-g-c"  # told, within the check period
+    assert (await bob.recv()).uid == first  # then synced: Blue's latest SAs, as a newcomer
     await alice.send(sa("ALICE-2", "ALICE"))
     assert (await bob.recv()).uid == "ALICE-2"

@@ -68,10 +68,16 @@ class Hub:
         self._sa_items: dict[str, Outgoing] = {}
         self._empty = asyncio.Event()
         self._empty.set()
+        self.signing_in = 0  # plain-TCP connections waiting for their <auth> (sessions keep it)
 
     @property
     def session_count(self) -> int:
         return len(self._sinks)
+
+    @property
+    def connections(self) -> int:
+        """Sessions, and connections still signing in: what max_connections bounds."""
+        return len(self._sinks) + self.signing_in
 
     def new_party(
         self, membership: Membership, label: str, *, receives: bool = True, relays: bool = False

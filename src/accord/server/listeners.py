@@ -69,9 +69,9 @@ class TcpListener:
         self._identify: Identify = lambda transport: (membership, None)
 
     def protocol(self) -> asyncio.Protocol:
-        if self.hub.session_count >= self.max_connections:
+        if self.hub.connections >= self.max_connections:
             self.hub.counters.connections_refused += 1
-            log.warning("refusing connection: %d sessions open", self.hub.session_count)
+            log.warning("refusing connection: %d connections open", self.hub.connections)
             return _Refused()
         return StreamSession(self.hub, self.settings, self._identify, self.census)
 
@@ -162,7 +162,7 @@ class TlsListener:
                 log.error("accept failed on TLS port: %s", exc)
                 await asyncio.sleep(0.1)
                 continue
-            if self.hub.session_count + len(self._handshakes) >= self.max_connections:
+            if self.hub.connections + len(self._handshakes) >= self.max_connections:
                 self.hub.counters.connections_refused += 1
                 log.warning("refusing TLS connection: %d sessions open", self.hub.session_count)
                 conn.close()

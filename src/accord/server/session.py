@@ -84,6 +84,7 @@ class StreamSession(asyncio.Protocol):
         self._label = ""
         self._signing_in: asyncio.Task[None] | None = None
         self._more: asyncio.Handle | None = None  # the rest of a read, handled next turn
+        self._waiting = False  # counted in hub.signing_in (waiting for <auth>)
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -102,6 +103,9 @@ class StreamSession(asyncio.Protocol):
         self._label = label
         if self.settings.authenticate is not None:
             # The party is made once <auth> checks out (_sign_in); a silent client is cut.
+            # Until then it counts against max_connections like any session.
+            self.hub.signing_in += 1
+            self._waiting = True
             loop = asyncio.get_running_loop()
             self._blocked_timer = loop.call_later(
                 self.settings.sign_in_timeout_s, self._sign_in_too_slow
@@ -110,6 +114,7 @@ class StreamSession(asyncio.Protocol):
         self._start(membership)
 
     def _start(self, membership: Membership) -> None:
+        self._not_waiting()
         label = self._label
         self.party = self.hub.new_party(membership, label)
         if self.identity is not None:
@@ -197,7 +202,13 @@ class StreamSession(asyncio.Protocol):
         log.warning("sign-in refused peer=%s user=%r: %s", self._label, user[:64], reason)
         self.close(reason, abort=True)
 
+    def _not_waiting(self) -> None:
+        if self._waiting:
+            self._waiting = False
+            self.hub.signing_in -= 1
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self._not_waiting()
         if self._blocked_timer is not None:
             self._blocked_timer.cancel()
         if self._signing_in is not None:

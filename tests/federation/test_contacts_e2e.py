@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-import grpc
 import pytest
 
 from accord.cot.model import CotEvent
@@ -21,13 +20,7 @@ from accord.store.opening import open_store
 from tests.e2e.clients import CotClient, new_uid, sa
 from tests.federation.test_link_e2e import callsign, orgs, pair
 from tests.federation.test_policy_e2e import Pair, pair_factory, verify_ledger
-from tests.federation.test_takserver_peer import (
-    SERVICE,
-    _ca,
-    _credentials,
-    _subscription,
-    _tak_event,
-)
+from tests.federation.test_takserver_peer import SERVICE, _tak_event, dialled_in
 
 __all__ = ["orgs", "pair_factory"]  # the fixtures
 
@@ -136,22 +129,7 @@ async def test_a_tak_servers_lone_contact_delete_deletes_and_forgets_its_contact
     await launch(b, tak.partner())
     assert b.running
     port = b.running.ports["tcp"]
-    key, cert = _credentials(tak)
-    creds = grpc.ssl_channel_credentials(_ca(b), key, cert)
-    async with grpc.aio.secure_channel(f"127.0.0.1:{b.port}", creds) as channel:
-        down = channel.unary_stream(
-            SERVICE + "ClientEventStream",
-            request_serializer=fig_pb2.Subscription.SerializeToString,
-            response_deserializer=lambda data: data,
-        )(_subscription())
-        health = channel.unary_unary(
-            SERVICE + "HealthCheck",
-            request_serializer=fig_pb2.ClientHealth.SerializeToString,
-            response_deserializer=fig_pb2.ServerHealth.FromString,
-        )
-        async with asyncio.timeout(10):
-            while (await health(fig_pb2.ClientHealth(status=1))).status != 1:
-                await asyncio.sleep(0.05)
+    async with dialled_in(tak, b) as (channel, down):
         bob = await CotClient.connect(port)
         await asyncio.sleep(0.1)
 

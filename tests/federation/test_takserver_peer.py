@@ -9,6 +9,7 @@ and not keep an ever-growing outbox for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from collections.abc import AsyncIterator
@@ -73,16 +74,13 @@ def _plain(message: bytes) -> fig_pb2.FederatedEvent:
     return msg
 
 
-async def test_a_tak_server_dialling_in_gets_one_event_per_message_and_no_outbox(
-    orgs: Any,
-) -> None:
-    make, launch = orgs
-    b, tak = make("ORG-B"), make("TAKSRV")
-    await launch(b, tak.partner())
-    assert b.running
+@contextlib.asynccontextmanager
+async def dialled_in(tak: Org, into: Org) -> AsyncIterator[tuple[grpc.aio.Channel, Any]]:
+    """``tak`` dials ``into`` as a bare TAK Server: its subscription (the stream of what it is
+    sent), then health checks until the link is SERVING. Yields (channel, that stream)."""
     key, cert = _credentials(tak)
-    creds = grpc.ssl_channel_credentials(_ca(b), key, cert)
-    async with grpc.aio.secure_channel(f"127.0.0.1:{b.port}", creds) as channel:
+    creds = grpc.ssl_channel_credentials(_ca(into), key, cert)
+    async with grpc.aio.secure_channel(f"127.0.0.1:{into.port}", creds) as channel:
         down = channel.unary_stream(
             SERVICE + "ClientEventStream",
             request_serializer=fig_pb2.Subscription.SerializeToString,
@@ -96,6 +94,17 @@ async def test_a_tak_server_dialling_in_gets_one_event_per_message_and_no_outbox
         async with asyncio.timeout(10):
             while (await health(fig_pb2.ClientHealth(status=1))).status != 1:
                 await asyncio.sleep(0.05)
+        yield channel, down
+
+
+async def test_a_tak_server_dialling_in_gets_one_event_per_message_and_no_outbox(
+    orgs: Any,
+) -> None:
+    make, launch = orgs
+    b, tak = make("ORG-B"), make("TAKSRV")
+    await launch(b, tak.partner())
+    assert b.running
+    async with dialled_in(tak, b) as (channel, down):
         link = b.link("TAKSRV")
         assert link.view().extensions == ()
         assert not link.durable

@@ -234,3 +234,26 @@ def test_a_uas_tool_capture_keeps_its_sensor_only_when_allowed() -> None:
     decision = decide(source, p, source.time, PolicyState())
     assert isinstance(decision, Release)
     assert "<sensor " in decision.event.detail.xml
+
+
+def test_a_file_offer_names_its_sender_by_the_same_pseudonym_as_its_sa() -> None:
+    p = decode_policy(
+        HEAD + 'pseudonymise = true\n[[rule]]\nname = "all"\ntypes = ["a-f-G*", "b-f-t-r"]\n'
+    )
+    sa = decide(event("a-f-G", IN_REGION, uid="ANDROID-alpha"), p, NOW_MS, PolicyState())
+    offer = decide(
+        event(
+            "b-f-t-r",
+            IN_REGION,
+            uid="transfer-1",
+            detail='<fileshare filename="a.zip" senderUid="ANDROID-alpha" sha256="00"/>',
+        ),
+        p,
+        NOW_MS,
+        PolicyState(),
+    )
+    assert isinstance(sa, Release)
+    assert isinstance(offer, Release)
+    assert sa.event.uid != "ANDROID-alpha"
+    assert "ANDROID-alpha" not in offer.event.detail.xml
+    assert f'senderUid="{sa.event.uid}"' in offer.event.detail.xml

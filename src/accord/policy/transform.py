@@ -95,6 +95,11 @@ def rewrite_detail(
             if tag != RELEASE_TAG:
                 done.append(f"strip <{tag}>")
             continue
+        if tag == "fileshare" and rename is not None and child.get("senderUid"):
+            # A file offer names its sender's device: the same pseudonym as its SA.
+            child.set("senderUid", rename(child.get("senderUid", "")))
+            done.append("pseudonymise fileshare senderUid")
+            continue
         if tag == "link":
             if not link_released(child):
                 root.remove(child)

@@ -16,6 +16,7 @@ import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
@@ -302,14 +303,8 @@ class Link:
 
     def rol_close(self) -> None:
         queue, self._rol = self._rol, None
-        if queue is None:
-            return
-        while True:
-            try:
-                queue.put_nowait(None)
-                return
-            except asyncio.QueueFull:
-                queue.get_nowait()
+        if queue is not None:
+            _end(queue)
 
     def close(self, reason: str, *, abort: bool = False) -> None:
         """Leave the hub and end the outgoing stream (the hub calls this at shutdown too)."""
@@ -319,12 +314,7 @@ class Link:
             return
         if not self._attached:
             self._exchange.detach(self.party)
-        while True:  # make room for the end marker: what was queued is not sent any more
-            try:
-                queue.put_nowait(None)
-                return
-            except asyncio.QueueFull:
-                queue.get_nowait()
+        _end(queue)
 
     def send(self, items: list[Outgoing], data: bytes | None = None) -> int:
         queue = self._queue
@@ -448,6 +438,17 @@ def extensions(features: int) -> tuple[str, ...]:
         for name, bit in fig_pb2.AccordFeature.items()
         if bit and features & bit
     )
+
+
+def _end(queue: asyncio.Queue[Any]) -> None:
+    """Put the end marker (None) on a stream's queue, making room for it: what was queued is
+    not sent any more."""
+    while True:
+        try:
+            queue.put_nowait(None)
+            return
+        except asyncio.QueueFull:
+            queue.get_nowait()
 
 
 def _batch(frames: list[bytes]) -> bytes:

@@ -68,6 +68,7 @@ WAITING_ITEMS = 100_000  # released by the partner, not arrived yet, remembered 
 # Entries per checkpoint message when catching a partner up: ~0.2 MB of leaf hashes and at
 # most ~2 MB of released entries, inside gRPC's message limit.
 CHUNK_ENTRIES = 5_000
+SENT_NOTES = 64  # checkpoints awaiting the partner's cosignature, remembered at most
 RECEIPTS_S = 1.0  # receipts for late arrivals go out at most this late
 
 
@@ -90,6 +91,9 @@ class _Peer:
     waiting: OrderedDict[str, Released] = field(default_factory=OrderedDict)
     ready: list[tuple[Released, int]] = field(default_factory=list)  # to receipt
     cosigned: int = 0  # size of our newest checkpoint the partner cosigned
+    # Our checkpoints sent and not yet cosigned, by size: the cosignature is checked against
+    # the note itself, without reading every stored checkpoint per message.
+    sent: dict[int, bytes] = field(default_factory=dict)
     receipts: int = 0  # items of ours the partner receipted (this run)
     errors: int = 0
 
@@ -265,6 +269,9 @@ class LedgerExchange:
         if peer.send is not None:
             peer.send(rol(CHECKPOINT, encode_checkpoint(message)))
             peer.has = size
+            peer.sent[size] = note
+            while len(peer.sent) > SENT_NOTES:
+                del peer.sent[next(iter(peer.sent))]
 
     async def _receipts(self, partner: str, peer: _Peer, msg: ReceiptsMessage) -> None:
         key = peer.key
@@ -274,13 +281,12 @@ class LedgerExchange:
             peer.errors += 1
             log.error("partner %s did not cosign our checkpoint: %s", partner, msg.error)
         if msg.cosignature:
-            notes = {
-                c.size: c.note
-                for c in await self._store.ledger_checkpoints(partner, Direction.OUT.value)
-            }
-            if msg.size not in notes:
-                raise ExchangeError(f"a cosignature for size {msg.size}: no such checkpoint")
-            verify_cosignature(notes[msg.size], msg.cosignature, key)
+            note = peer.sent.pop(msg.size, None)
+            if note is None:
+                raise ExchangeError(
+                    f"a cosignature for size {msg.size}: we sent no such checkpoint"
+                )
+            verify_cosignature(note, msg.cosignature, key)
             await self._store.add_ledger_cosignature(
                 LedgerCosignature(partner, Direction.OUT.value, msg.size, msg.cosignature)
             )

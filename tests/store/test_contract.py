@@ -304,7 +304,10 @@ async def test_ledger_checkpoints_cosignatures_and_receipts_are_kept(store: Stor
     await store.add_ledger_cosignature(cosig)
     assert await store.ledger_cosignatures("org-b", "out") == [cosig]
     receipt = LedgerReceipt("org-b", "out", 3, b"receipt")
+    assert await store.ledger_receipted("org-b", "out") == 0
     assert await store.add_ledger_receipt(receipt) is True
+    assert await store.ledger_receipted("org-b", "out") == 4
+    assert await store.ledger_receipted("org-b", "in") == 0
     assert await store.add_ledger_receipt(receipt._replace(note=b"again")) is False
     assert await store.ledger_receipts("org-b", "out") == [receipt]
 

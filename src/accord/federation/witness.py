@@ -195,8 +195,7 @@ class LedgerExchange:
         checkpoints = await self._store.ledger_checkpoints(partner, Direction.OUT.value)
         if checkpoints:
             peer.latest = (checkpoints[-1].size, checkpoints[-1].note)
-        receipts = await self._store.ledger_receipts(partner, Direction.OUT.value)
-        peer.receipted = max((r.seq + 1 for r in receipts), default=0)
+        peer.receipted = await self._store.ledger_receipted(partner, Direction.OUT.value)
         cosigned = await self._store.ledger_cosignatures(partner, Direction.OUT.value)
         peer.cosigned = max((c.size for c in cosigned), default=0)
         if hello.have > peer.latest[0] and hello.have > self._journal.size(partner, "out"):

@@ -135,6 +135,11 @@ class Store(Protocol):
         """By entry index."""
         ...
 
+    async def ledger_receipted(self, partner: str, direction: str) -> int:
+        """One past the highest entry index a receipt is kept under (0 when none): where the
+        partner's receipts are still wanted, without reading every note."""
+        ...
+
     # -- federation store and forward ---------------------------------------------------------
     async def outbox_append(self, rows: Sequence[OutboxRow]) -> None:
         """Add ``rows`` in one transaction; a (partner, seq) already stored is a

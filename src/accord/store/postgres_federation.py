@@ -113,6 +113,15 @@ class PostgresFederation(PostgresConnections):
             )
         return [LedgerReceipt(partner, direction, i, note) for i, note in rows]
 
+    async def ledger_receipted(self, partner: str, direction: str) -> int:
+        async with self._connection() as conn:
+            top = await conn.fetchval(
+                "SELECT MAX(idx) FROM ledger_receipts WHERE partner = $1 AND direction = $2",
+                partner,
+                direction,
+            )
+        return 0 if top is None else int(top) + 1
+
     # -- federation store and forward ------------------------------------------------------------
     async def outbox_append(self, rows: Sequence[OutboxRow]) -> None:
         if not rows:

@@ -135,6 +135,16 @@ class SqliteFederation(SqliteConnections):
 
         return await self._read(work)
 
+    async def ledger_receipted(self, partner: str, direction: str) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT MAX(idx) FROM ledger_receipts WHERE partner = ? AND direction = ?",
+                (partner, direction),
+            ).fetchone()
+            return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+        return await self._read(work)
+
     # -- federation store and forward ------------------------------------------------------------
     async def outbox_append(self, rows: Sequence[OutboxRow]) -> None:
         values = [tuple(r) for r in rows]

@@ -13,6 +13,7 @@ with no event, which is how a TAK Server sends a departure, is read as that ``t-
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,8 +47,14 @@ def flow_tags(event: CotEvent) -> tuple[str, ...]:
     """The server ids of the event's ``<_flow-tags_>``, in document order."""
     if FLOW_TAGS not in event.detail.xml:
         return ()
-    root = parse_fragment(f"<detail>{event.detail.xml}</detail>")
-    tags = root.find(FLOW_TAGS)
+    return _flow_tags(event.detail.xml)
+
+
+@functools.lru_cache(maxsize=1024)
+def _flow_tags(xml: str) -> tuple[str, ...]:
+    # Cached by the detail text: every partner link asks about the same relayed event, and
+    # the parse is the costly part.
+    tags = parse_fragment(f"<detail>{xml}</detail>").find(FLOW_TAGS)
     return () if tags is None else tuple(str(k) for k in tags.attrib)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from accord.cot.model import WireFormat
+from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
 from accord.cot.proto import decode_proto, encode_proto
 from accord.cot.xml import decode_xml, encode_xml
@@ -16,6 +16,7 @@ from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
 from accord.server.archive import Archiver, ArchiveRules
 from accord.server.hub import Hub
+from accord.store import records
 from accord.store.contract import Store
 from accord.store.opening import open_store
 from accord.store.records import HistoryQuery, Payload, to_event
@@ -80,15 +81,23 @@ async def test_the_payload_is_kept_in_the_format_it_arrived_in(store: Store) -> 
 
 
 async def test_an_event_made_here_is_stored_as_the_xml_its_clients_were_sent(
-    store: Store,
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     arch = archiver(store)
     made = make_event("made", now_ms=NOW_MS)  # no received bytes: a partner's, a drone's
     item = Outgoing(made)
     sent = item.frame(WireFormat.XML)  # what an XML client got
+    encoded: list[str] = []
+
+    def counting(event: CotEvent) -> bytes:
+        encoded.append(event.uid)
+        return encode_xml(event)
+
+    monkeypatch.setattr(records, "encode_xml", counting)
     arch.record(made, A, item)
     arch.record(make_event("alone", now_ms=NOW_MS), A)  # nobody needed its XML yet
     await arch.flush()
+    assert encoded == ["alone"]  # the frame already made was not encoded again
     events = (await store.history(HistoryQuery())).events
     assert events[0].payload == sent
     assert events[1].payload == encode_xml(make_event("alone", now_ms=NOW_MS))

@@ -44,6 +44,7 @@ class _Tracked:
     log: Log
     stored: int  # entries written to the store
     checkpointed: int  # size of the newest stored checkpoint
+    note: bytes = b""  # that checkpoint (b"" when none)
 
 
 class LedgerJournal:
@@ -76,7 +77,7 @@ class LedgerJournal:
         self.write_failures = 0
         # The ledger exchange listens here (witness.LedgerExchange): a checkpoint stored, and
         # an item received (its content hash and mirror index), so it can receipt it.
-        self.on_checkpoint: Callable[[str, Direction, int, bytes], None] | None = None
+        self.on_checkpoint: Callable[[str, Direction], None] | None = None
         self.on_received: Callable[[str, str, int], None] | None = None
 
     async def restore(self, partners: Iterable[str]) -> None:
@@ -96,11 +97,17 @@ class LedgerJournal:
                     Log(self._signer, self._signer.name, partner, direction, leaves),
                     len(leaves),
                     checkpoints[-1].size if checkpoints else 0,
+                    checkpoints[-1].note if checkpoints else b"",
                 )
 
     def size(self, partner: str, direction: str) -> int:
         tracked = self._logs.get((partner, Direction(direction)))
         return tracked.log.size if tracked else 0
+
+    def latest_checkpoint(self, partner: str, direction: Direction) -> tuple[int, bytes]:
+        """(size, note) of the newest stored checkpoint of a log; (0, b"") when none."""
+        tracked = self._logs.get((partner, direction))
+        return (0, b"") if tracked is None else (tracked.checkpointed, tracked.note)
 
     def log_of(self, partner: str, direction: Direction) -> Log:
         """The partner's log in ``direction`` (an empty one for a partner not seen yet)."""
@@ -240,10 +247,10 @@ class LedgerJournal:
                     "ledger: storing a checkpoint of %s %s failed: %s", partner, direction, exc
                 )
                 continue
-            tracked.checkpointed = tracked.stored
+            tracked.checkpointed, tracked.note = tracked.stored, note
             made += 1
             if self.on_checkpoint is not None:
-                self.on_checkpoint(partner, direction, tracked.stored, note)
+                self.on_checkpoint(partner, direction)
         return made
 
     async def flush(self) -> None:

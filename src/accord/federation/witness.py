@@ -85,7 +85,6 @@ class _Peer:
     refused: str = ""  # why its ledger messages are not taken ("" when they are)
     has: int | None = None  # entries of our out log the partner holds (from its hello)
     receipted: int = 0  # our out entries before this one all have receipts
-    latest: tuple[int, bytes] = (0, b"")  # our newest stored out checkpoint (size, note)
     copy: PartnerLog | None = None  # its out log, as far as we hold it
     seen: OrderedDict[str, int] = field(default_factory=OrderedDict)  # item -> mirror index
     waiting: OrderedDict[str, Released] = field(default_factory=OrderedDict)
@@ -192,13 +191,11 @@ class LedgerExchange:
         if peer.copy is None and peer.key is not None:
             peer.copy = PartnerLog(peer.key)
             await self._remember_received(partner, peer)
-        checkpoints = await self._store.ledger_checkpoints(partner, Direction.OUT.value)
-        if checkpoints:
-            peer.latest = (checkpoints[-1].size, checkpoints[-1].note)
         peer.receipted = await self._store.ledger_receipted(partner, Direction.OUT.value)
         cosigned = await self._store.ledger_cosignatures(partner, Direction.OUT.value)
         peer.cosigned = max((c.size for c in cosigned), default=0)
-        if hello.have > peer.latest[0] and hello.have > self._journal.size(partner, "out"):
+        stored, _ = self._journal.latest_checkpoint(partner, Direction.OUT)
+        if hello.have > stored and hello.have > self._journal.size(partner, "out"):
             raise ExchangeError(
                 f"it holds {hello.have} entries of our log, we have "
                 f"{self._journal.size(partner, 'out')} (was our ledger reset?)"
@@ -221,15 +218,14 @@ class LedgerExchange:
             start = page[-1].seq + 1
 
     # -- as sender -------------------------------------------------------------------------
-    def _checkpointed(self, partner: str, direction: Direction, size: int, note: bytes) -> None:
-        if direction is Direction.OUT:
-            self._peer(partner).latest = (size, note)
+    def _checkpointed(self, partner: str, direction: Direction) -> None:
+        if direction is Direction.OUT:  # the run loop sends it (latest_checkpoint)
             self._wake.set()
 
     async def _catch_up(self, partner: str, peer: _Peer) -> None:
         """Send the partner our newest checkpoint and what it needs to check it; a partner far
         behind gets it in steps, each ending at a stored checkpoint (one gRPC message each)."""
-        size, note = peer.latest
+        size, note = self._journal.latest_checkpoint(partner, Direction.OUT)
         if peer.send is None or peer.has is None or size <= peer.has:
             return
         if size - peer.has > CHUNK_ENTRIES:

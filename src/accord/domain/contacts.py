@@ -85,11 +85,7 @@ class Roster:
         if contact is None or not contact.endpoint or not contact.callsign:
             return False
         if not party.receives or party.relays:
-            # Re-insert so the dict stays in arrival order; the oldest go first when full.
-            self._mesh_sa.pop(event.uid, None)
-            self._mesh_sa[event.uid] = (party.membership, event, party.relays)
-            if len(self._mesh_sa) > MAX_MESH_CONTACTS:
-                del self._mesh_sa[next(iter(self._mesh_sa))]
+            self._keep(event, party.membership, relayed=party.relays)
             return False
         if party.uid and event.uid != party.uid:
             return False  # a marker or another object this client relays, not itself
@@ -112,10 +108,15 @@ class Roster:
         """Hold an SA remembered from before a restart until its owner reports again or it goes
         stale: newcomers get it like a UDP sender's (the sender is not connected either)."""
         if event.uid not in self._by_uid:
-            self._mesh_sa.pop(event.uid, None)
-            self._mesh_sa[event.uid] = (sender, event, False)
-            if len(self._mesh_sa) > MAX_MESH_CONTACTS:
-                del self._mesh_sa[next(iter(self._mesh_sa))]
+            self._keep(event, sender, relayed=False)
+
+    def _keep(self, event: CotEvent, membership: Membership, *, relayed: bool) -> None:
+        """Hold a sessionless SA; re-inserted so the dict stays in arrival order (newest last),
+        the oldest going first when full."""
+        self._mesh_sa.pop(event.uid, None)
+        self._mesh_sa[event.uid] = (membership, event, relayed)
+        if len(self._mesh_sa) > MAX_MESH_CONTACTS:
+            del self._mesh_sa[next(iter(self._mesh_sa))]
 
     def forget(self, party: Party, uid: str) -> bool:
         """A partner link says the contact ``uid`` left: newcomers are not shown its SA any more.

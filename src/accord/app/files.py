@@ -29,11 +29,17 @@ def file_shares(running: Running, config: Config, pki: PkiPaths, blobs: Blobs) -
         port = running.ports.get("federation_files", config.federation_files_port)
         return f"https://{host}:{port}/Marti/sync/content?hash={digest}"
 
+    contexts: dict[str, ssl.SSLContext] = {}
+
     def client_tls(partner: Partner) -> ssl.SSLContext:
-        fed = running.federation
-        assert fed is not None
-        ctx = ssl.create_default_context(cadata=fed.partner_ca(partner).decode())
-        ctx.load_cert_chain(pki.federation_cert, pki.federation_key)
+        """Made once per partner (it reads files: not on every fetch, inside the loop)."""
+        ctx = contexts.get(partner.name)
+        if ctx is None:
+            fed = running.federation
+            assert fed is not None
+            ctx = ssl.create_default_context(cadata=fed.partner_ca(partner).decode())
+            ctx.load_cert_chain(pki.federation_cert, pki.federation_key)
+            contexts[partner.name] = ctx
         return ctx
 
     return FileShares(

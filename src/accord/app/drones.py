@@ -138,7 +138,13 @@ class DroneFeedControl:
         return stop_drone_feed(self.running, name)
 
 
+def _close_feeds(running: Running) -> None:
+    for feed in running.feeds.values():
+        feed.close()
+
+
 async def start_drone_feeds(running: Running, config: Config, default_port: int) -> None:
+    running.stack.callback(_close_feeds, running)  # also those the admin API adds later
     if config.drone_feeds:
         geoid = load_geoid()
         for feed in config.drone_feeds:

@@ -89,7 +89,7 @@ async def serve_http(
     except BaseException:
         sock.close()
         raise
-    running.http.append((server, sock))
+    running.stack.push_async_callback(server.shutdown, [sock])
     running.ports[name] = sock.getsockname()[1]
 
 

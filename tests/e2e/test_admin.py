@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from accord.api import admin
 from accord.cot.xml import encode_xml
 from accord.domain.groups import Membership
-from accord.domain.ports import Backlog, Sample
+from accord.domain.views import Backlog, Sample
 from accord.identity import registry
 from accord.identity.users import UserStore
 from tests.conftest import Server, ServerFactory

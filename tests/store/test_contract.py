@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import pytest
 
-from accord.store.contract import Store, StoreError
+from accord.store.contract import (
+    Backend,
+    HistoryStore,
+    LedgerStore,
+    OutboxStore,
+    PackageStore,
+    Store,
+    StoreError,
+    VideoStore,
+)
 from accord.store.records import (
     ArchivedEvent,
     BBox,
@@ -23,6 +33,31 @@ from accord.store.records import (
 )
 
 T0 = 1_780_000_000_000  # ms, a fixed instant
+CONCERNS = (Backend, HistoryStore, PackageStore, VideoStore, LedgerStore, OutboxStore)
+
+
+def members(protocol: type) -> set[str]:
+    """What a protocol class itself declares: its methods and annotated attributes."""
+    declared = {n for n, v in vars(protocol).items() if inspect.isfunction(v)}
+    return {n for n in declared | set(vars(protocol).get("__annotations__", {})) if n[0] != "_"}
+
+
+def test_store_is_its_concerns_and_nothing_besides() -> None:
+    assert members(Store) == set()  # every method belongs to one concern
+    seen: set[str] = set()
+    for concern in CONCERNS:
+        assert not members(concern) & seen, f"{concern.__name__} repeats another concern"
+        seen |= members(concern)
+    assert all(concern in Store.__mro__ for concern in CONCERNS)
+
+
+@pytest.mark.parametrize("concern", CONCERNS, ids=lambda c: c.__name__)
+async def test_every_backend_implements_every_concern(store: Store, concern: type) -> None:
+    for name in members(concern):
+        assert hasattr(store, name), f"{store.name} lacks {concern.__name__}.{name}"
+        if inspect.isfunction(vars(concern).get(name)):
+            method = getattr(store, name)
+            assert inspect.iscoroutinefunction(method), f"{store.name}.{name} is not async"
 
 
 def ev(

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from accord import __version__
 from accord.cot.errors import Malformation
 from accord.domain.metrics import Counters
-from accord.domain.ports import ListenerView, Probes, Sample, Sessions
+from accord.domain.views import ListenerView, Probes, Sample, Sessions
 
 PREFIX = "accord_"
 # Broken down per listener below (accord_events_*), so not exported again as totals.

@@ -13,9 +13,7 @@ from pathlib import Path
 from accord.app.tasks import Supervisor
 from accord.domain.metrics import Counters
 from accord.domain.partners import Partner
-from accord.domain.ports import (
-    Probes,
-)
+from accord.domain.views import Probes
 from accord.federation.gate import PolicyGate, PolicyLoadError, load_policies
 from accord.federation.journal import LedgerJournal
 from accord.federation.transport import Federation

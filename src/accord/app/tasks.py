@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
-from accord.domain.ports import Sample
+from accord.domain.views import Sample
 
 log = logging.getLogger("accord.tasks")
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
 from accord.domain.metrics import Counters
-from accord.domain.ports import Backlog
-from accord.store.contract import Store, StoreError
+from accord.domain.views import Backlog
+from accord.store.contract import HistoryStore, StoreError
 from accord.store.records import ArchivedEvent
 
 log = logging.getLogger("accord.archive")
@@ -50,7 +50,7 @@ class Archiver:
 
     def __init__(
         self,
-        store: Store,
+        store: HistoryStore,
         rules: ArchiveRules,
         counters: Counters,
         *,
@@ -73,7 +73,7 @@ class Archiver:
         return len(self._queue)
 
     def backlog(self) -> Backlog:
-        """For /metrics and the admin status (``domain.ports.HistoryBacklog``)."""
+        """For /metrics and the admin status (``domain.views.HistoryBacklog``)."""
         if not self._queue:
             return Backlog(0, 0.0)
         return Backlog(len(self._queue), time.monotonic() - self._queue[0][2])

@@ -135,8 +135,8 @@ async def test_status_tells_version_listeners_counters_and_history(server: Serve
     alpha = await tls_client(server, "alice", "Blue")
     await alpha.send(sa("ALPHA-1", "ALPHA"))
     await asyncio.sleep(0.2)
-    assert server.running.archiver is not None
-    await server.running.archiver.flush()
+    assert server.running.history_writer is not None
+    await server.running.history_writer.flush()
     async with as_admin(server) as http:
         status = (await http.get("/api/admin/status")).json()
     assert status["server"] == "Accord"
@@ -285,7 +285,7 @@ async def test_plain_metrics_port_serves_loopback_without_sign_in(
 ) -> None:
     server = await make_server(metrics_port=9464)  # any_port: a free one is bound instead
 
-    class Archiver:  # what the history archiver will report
+    class HistoryWriter:  # what the history writer will report
         def backlog(self) -> Backlog:
             return Backlog(queued_events=12, lag_s=0.5)
 
@@ -296,7 +296,7 @@ async def test_plain_metrics_port_serves_loopback_without_sign_in(
                 Sample("released_total", "counter", "Events released", 7),
             ]
 
-    server.running.probes.history = Archiver()
+    server.running.probes.history = HistoryWriter()
     server.running.probes.sources.append(Federation())
     async with httpx.AsyncClient(timeout=10) as http:
         answer = await http.get(f"http://127.0.0.1:{server.port('metrics')}/metrics")

@@ -16,10 +16,10 @@ from tests.e2e.test_marti import https
 
 
 async def archived(server: Server) -> None:
-    archiver = server.running.archiver
-    assert archiver is not None
+    writer = server.running.history_writer
+    assert writer is not None
     await asyncio.sleep(0.05)  # let the sessions read what was sent
-    await archiver.flush()
+    await writer.flush()
 
 
 async def tls_client(server: Server, name: str, group: str) -> CotClient:

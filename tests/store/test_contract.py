@@ -18,7 +18,6 @@ from accord.store.contract import (
     VideoStore,
 )
 from accord.store.records import (
-    ArchivedEvent,
     BBox,
     HistoryQuery,
     LedgerCheckpoint,
@@ -29,6 +28,7 @@ from accord.store.records import (
     Package,
     PackageQuery,
     Payload,
+    StoredEvent,
     VideoFeed,
 )
 
@@ -69,8 +69,8 @@ def ev(
     lon: float = 20.0,
     groups: tuple[str, ...] = ("A",),
     stale: int = 60_000,
-) -> ArchivedEvent:
-    return ArchivedEvent(
+) -> StoredEvent:
+    return StoredEvent(
         uid=uid,
         type=type,
         how="m-g",
@@ -87,7 +87,7 @@ def ev(
     )
 
 
-def same(a: ArchivedEvent, b: ArchivedEvent) -> bool:
+def same(a: StoredEvent, b: StoredEvent) -> bool:
     return a._replace(id=0) == b._replace(id=0)
 
 

@@ -73,7 +73,7 @@ class AccordCollector(Collector):
         backlog = self.probes.history.backlog() if self.probes.history is not None else None
         yield GaugeMetricFamily(
             PREFIX + "history_queue_events",
-            "Events routed but not yet written to history (0 without an archiver)",
+            "Events routed but not yet written to history (0 without a history writer)",
             value=backlog.queued_events if backlog else 0,
         )
         yield GaugeMetricFamily(

@@ -54,7 +54,7 @@ from accord.identity.pki import (
 )
 from accord.identity.signin import SignIn
 from accord.identity.users import UserStore
-from accord.server.archive import Archiver, ArchiveRules
+from accord.server.history import HistoryRules, HistoryWriter
 from accord.server.hub import Hub
 from accord.server.listeners import TcpListener, TlsListener
 from accord.server.session import SessionSettings
@@ -196,43 +196,47 @@ async def _start_store(running: Running, config: Config) -> None:
         latest = await store.latest_fresh(wall_ms())
     except StoreError as exc:
         raise StartupError(str(exc)) from None
-    for archived in latest:
+    for stored in latest:
         try:
-            event = to_event(archived)
+            event = to_event(stored)
         except MalformedEvent:
             continue  # stored by an older decoder; not worth failing a start for
         contact = event.detail.contact
         if contact is not None and contact.endpoint and contact.callsign:
-            running.hub.restore(event, frozenset(archived.groups))
-    rules = ArchiveRules(
+            running.hub.restore(event, frozenset(stored.groups))
+    rules = HistoryRules(
         config.archive,
         config.archive_skip_types,
         config.history_max_age_days,
         config.history_max_events,
     )
-    archiver = running.archiver = Archiver(
+    writer = running.history_writer = HistoryWriter(
         store,
         rules,
         running.counters,
         wall_ms=wall_ms,
         queue_events=config.archive_queue_events,
     )
-    running.hub.recorder = archiver
-    running.probes.history = archiver
+    running.hub.recorder = writer
+    running.probes.history = writer
     # Restarted when it fails: its queue outlives the task, and routing goes on either way;
     # stopping the server because one history batch hit a bug would lose more than it saves.
-    writing = running.tasks.start("history writer", archiver.run, Policy.RESTART)
-    running.stack.push_async_callback(_stop_archiver, running, archiver, writing)
+    writing = running.tasks.start("history writer", writer.run, Policy.RESTART)
+    running.stack.push_async_callback(_stop_history_writer, running, writer, writing)
     # Sessions close after every listener and link stopped, before the history is flushed.
     running.stack.push_async_callback(running.close_sessions)
 
 
-async def _stop_archiver(running: Running, archiver: Archiver, writing: asyncio.Task[None]) -> None:
+async def _stop_history_writer(
+    running: Running, writer: HistoryWriter, writing: asyncio.Task[None]
+) -> None:
     try:
         async with asyncio.timeout(running.grace_s):
-            await archiver.flush()
+            await writer.flush()
     except TimeoutError:
-        log.warning("%d events were not archived in %g s", archiver.queued, running.grace_s)
+        log.warning(
+            "%d events were not written to the history in %g s", writer.queued, running.grace_s
+        )
     await running.tasks.stop(writing)
 
 
@@ -406,7 +410,7 @@ async def start(
 
     ``any_port`` binds each enabled listener to a free port the OS picks (tests, benchmarks);
     ``Running.ports`` tells which. ``gate`` and ``journal`` decide and record what crosses
-    partner links (default: :mod:`accord.domain.release`, deny unless ``share_all``).
+    partner links (default: the partners' release policies and the sharing ledger).
     """
 
     def port(configured: int) -> int:

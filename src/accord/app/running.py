@@ -18,8 +18,8 @@ from accord.federation.gate import PolicyGate, PolicyLoadError, load_policies
 from accord.federation.journal import LedgerJournal
 from accord.federation.transport import Federation
 from accord.feeds import mavlink as feeds
-from accord.server.archive import Archiver
 from accord.server.census import Census
+from accord.server.history import HistoryWriter
 from accord.server.hub import Hub
 from accord.store.contract import Store
 
@@ -46,7 +46,7 @@ class Running:
     hub: Hub
     counters: Counters
     store: Store | None = None
-    archiver: Archiver | None = None
+    history_writer: HistoryWriter | None = None
     ports: dict[str, int] = field(default_factory=dict)
     servers: list[asyncio.Server] = field(default_factory=list)  # TCP, for wait_closed
     stack: AsyncExitStack = field(default_factory=AsyncExitStack)

@@ -75,14 +75,14 @@ class Sessions(Protocol):
 # -- optional reporters, plugged in by the composition root ----------------------------------------
 @dataclass(frozen=True, slots=True)
 class Backlog:
-    """How far the history archiver is behind the live traffic."""
+    """How far the history writer is behind the live traffic."""
 
     queued_events: int = 0  # routed but not yet written
     lag_s: float = 0.0  # how long the oldest of them has waited; 0 when caught up
 
 
 class HistoryBacklog(Protocol):
-    """What the history archiver reports (read at every scrape and status call)."""
+    """What the history writer reports (read at every scrape and status call)."""
 
     def backlog(self) -> Backlog: ...
 
@@ -108,7 +108,7 @@ class MetricsSource(Protocol):
 @dataclass
 class Probes:
     """Where optional parts report to /metrics and the admin status. The composition root
-    sets ``history`` when it starts an archiver and appends other sources; both are read at
+    sets ``history`` when it starts the history writer and appends other sources; both are read at
     every scrape, so a part started after the HTTP API is seen from then on."""
 
     history: HistoryBacklog | None = None

@@ -16,7 +16,6 @@ from typing import Protocol
 from accord.store.records import (
     LEDGER_PAGE,
     OUTBOX_PAGE,
-    ArchivedEvent,
     HistoryPage,
     HistoryQuery,
     HistoryStats,
@@ -27,6 +26,7 @@ from accord.store.records import (
     OutboxRow,
     Package,
     PackageQuery,
+    StoredEvent,
     VideoFeed,
 )
 
@@ -45,7 +45,7 @@ class HistoryStore(Protocol):
     """The history of routed events, and the newest event of each uid."""
 
     async def write_events(
-        self, history: Sequence[ArchivedEvent], latest: Sequence[ArchivedEvent]
+        self, history: Sequence[StoredEvent], latest: Sequence[StoredEvent]
     ) -> None:
         """Append ``history`` and make each of ``latest`` the newest event of its uid (an
         older event never replaces a newer one), in one transaction."""
@@ -62,11 +62,11 @@ class HistoryStore(Protocol):
         return how many went."""
         ...
 
-    async def latest(self, uid: str) -> ArchivedEvent | None:
+    async def latest(self, uid: str) -> StoredEvent | None:
         """The newest event stored for ``uid``."""
         ...
 
-    async def latest_fresh(self, now_ms: int) -> list[ArchivedEvent]:
+    async def latest_fresh(self, now_ms: int) -> list[StoredEvent]:
         """The newest event of every uid whose stale time is after ``now_ms``."""
         ...
 

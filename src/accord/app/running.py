@@ -1,4 +1,5 @@
-"""What a started server is (:class:`Running`) and how start-up fails (:class:`StartupError`)."""
+"""What a started server is (:class:`Running`), how start-up fails (:class:`StartupError`) and
+how a running server fails (:class:`ServerFailed`)."""
 
 from __future__ import annotations
 

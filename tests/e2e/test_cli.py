@@ -54,7 +54,7 @@ def test_busy_port_says_which_and_how_to_fix(tmp_path: Path) -> None:
         result = accord(
             "serve",
             "--data-dir",
-            str(tmp_path),
+            str(tmp_path / "data"),
             "--tcp-port",
             str(port),
             "--tls-port",
@@ -70,16 +70,18 @@ def test_busy_port_says_which_and_how_to_fix(tmp_path: Path) -> None:
     assert f"port {port}" in result.stderr
     assert "--tcp-port" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()  # checked before a CA or a database is made
 
 
 def test_bind_address_not_on_this_machine_is_explained(tmp_path: Path) -> None:
     # TEST-NET-3 (RFC 5737): never assigned to a host, so the bind fails at once, no traffic.
     result = accord(
-        "serve", "--data-dir", str(tmp_path), "--bind", "203.0.113.7", "--udp-port", "0"
+        "serve", "--data-dir", str(tmp_path / "data"), "--bind", "203.0.113.7", "--udp-port", "0"
     )
     assert result.returncode == 2
     assert "203.0.113.7 is not on this machine" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()
 
 
 def test_unreadable_ca_is_reported_with_the_fix(tmp_path: Path) -> None:
@@ -135,9 +137,11 @@ def test_json_logs_are_one_object_per_line(serve) -> None:  # type: ignore[no-un
 def test_cert_commands_init_issue_list_and_revoke(tmp_path: Path) -> None:
     data = ["--data-dir", str(tmp_path / "data")]
     assert accord("cert", "init", *data).returncode == 0
-    again = accord("cert", "init", *data)
-    assert again.returncode == 2
-    assert "a CA already exists" in again.stderr
+    ca = (tmp_path / "data" / "pki" / "ca.pem").read_bytes()
+    again = accord("cert", "init", *data)  # as the README says: on an existing one too
+    assert again.returncode == 0, again.stderr
+    assert "CA kept" in again.stdout
+    assert (tmp_path / "data" / "pki" / "ca.pem").read_bytes() == ca
     issued = accord("cert", "client", "alice", "--out", str(tmp_path / "out"), *data)
     assert issued.returncode == 0, issued.stderr
     assert (tmp_path / "out" / "alice.p12").exists()

@@ -87,7 +87,9 @@ def test_status_without_a_server_says_how_to_start_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"https://127.0.0.1:{free_port()}"
-    code = main(["status", "--data-dir", str(tmp_path / "nothing"), "--url", url])
+    assert main(["cert", "init", "--data-dir", str(tmp_path / "stopped")]) == 0
+    capsys.readouterr()
+    code = main(["status", "--data-dir", str(tmp_path / "stopped"), "--url", url])
     err = capsys.readouterr().err
     assert code != 0
     assert err.strip() == f"accord: no Accord answering on {url}: start it with `accord serve`"
@@ -99,6 +101,7 @@ def test_status_default_url_comes_from_the_configuration(
     config = tmp_path / "accord.toml"
     port = free_port()
     config.write_text(f'data_dir = "{tmp_path / "data"}"\nhttps_port = {port}\n')
+    assert main(["cert", "init", "--config", str(config)]) == 0  # a server's data dir, stopped
     code = main(["status", "--config", str(config)])
     assert code != 0
     assert f"no Accord answering on https://127.0.0.1:{port}:" in capsys.readouterr().err
@@ -108,6 +111,8 @@ async def test_status_with_another_data_dir_says_which_certificate_is_missing(
     server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"https://127.0.0.1:{server.port('https')}"
+    assert main(["cert", "init", "--data-dir", str(tmp_path / "elsewhere")]) == 0
+    capsys.readouterr()
     args = ["status", "--data-dir", str(tmp_path / "elsewhere"), "--url", url]
     code = await asyncio.to_thread(main, args)
     err = capsys.readouterr().err

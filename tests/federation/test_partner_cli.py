@@ -12,6 +12,7 @@ from accord.federation import partners_file
 
 def test_partner_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    assert main(["cert", "init", "--data-dir", str(theirs)]) == 0  # partner self makes none
     assert main(["partner", "self", "--data-dir", str(theirs)]) == 0
     printed = capsys.readouterr().out
     pin = printed.split("ca_sha256 ")[1].split()[0]
@@ -36,6 +37,7 @@ def test_partner_add_keeps_a_checked_policy_and_the_partners_ledger_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    assert main(["cert", "init", "--data-dir", str(theirs)]) == 0  # partner self makes none
     assert main(["partner", "self", "--data-dir", str(theirs)]) == 0
     printed = capsys.readouterr().out
     vkey = printed.split("ledger_key ")[1].split()[0]

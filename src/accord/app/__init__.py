@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import resource
 import signal
 import time
@@ -29,7 +30,14 @@ from accord.app.http import (
     password_caller,
     serve_http,
 )
-from accord.app.running import Running, StartupError, listen_error, wall_ms
+from accord.app.running import (
+    Running,
+    StartupError,
+    check_ports,
+    listen_error,
+    wall_ms,
+    write_record,
+)
 from accord.config import Config, ConfigError
 from accord.cot.connection import Limits
 from accord.cot.errors import MalformedEvent
@@ -233,7 +241,10 @@ async def _open_blobs(config: Config, store: Store) -> Blobs:
 
 def _ensure_pki(config: Config) -> PkiPaths:
     try:
-        return ensure_pki(config.data_dir / "pki", config.server_names, dt.datetime.now(dt.UTC))
+        pki = ensure_pki(config.data_dir / "pki", config.server_names, dt.datetime.now(dt.UTC))
+        # Made with the CA, so that `accord partner self` can print it before any partner.
+        ensure_ledger_key(pki.root, config.federation_name or config.server_names[0])
+        return pki
     except PkiError as exc:
         raise StartupError(str(exc)) from None
     except OSError as exc:
@@ -258,7 +269,7 @@ async def _start_ledger_and_policies(
     except PolicyLoadError as exc:
         raise StartupError(str(exc)) from None
     try:
-        signer = ensure_ledger_key(pki.root, config.server_names[0])
+        signer = ensure_ledger_key(pki.root, config.federation_name or config.server_names[0])
         secret = ensure_ledger_secret(pki.root)
     except PkiError as exc:
         raise StartupError(str(exc)) from None
@@ -331,7 +342,7 @@ async def _start_federation(
     try:
         bound = await federation.start(config.bind, port, listen=config.federation_port != 0)
     except OSError as exc:
-        raise listen_error(exc, config.bind, port, "federation_port") from None
+        raise listen_error(exc, config.bind, port, "--federation-port") from None
     if bound is not None:
         running.ports["federation"] = bound
         if federation.files is not None:
@@ -355,6 +366,8 @@ async def start(
     def port(configured: int) -> int:
         return 0 if any_port else configured
 
+    if not any_port:  # a busy port fails the start before a CA or a database is made
+        check_ports(config, bool(config.partners) or partners_file.path(config.data_dir).exists())
     pki = _ensure_pki(config)
     keep_admin_certificate(config, pki)
     raise_fd_limit(config.max_connections)
@@ -431,6 +444,7 @@ async def start(
                 None,
                 ("http", port(config.http_port), config.http_port, "--http-port"),
             )
+        running.record = write_record(config, running.ports, os.getpid(), running.started_s)
     except BaseException:
         await running.close()
         raise

@@ -266,7 +266,7 @@ async def test_status_refuses_a_server_of_another_ca_and_presents_no_certificate
 async def test_running_json_names_the_bound_ports_while_the_server_runs(
     make_server: ServerFactory, tmp_path: Path
 ) -> None:
-    from accord.app.running import read_record, record_path, write_record
+    from accord.app.running import read_record, record_path
 
     server = await make_server()
     found = read_record(server.config.data_dir)
@@ -276,7 +276,16 @@ async def test_running_json_names_the_bound_ports_while_the_server_runs(
     assert found.federation_name == "localhost"
     await server.running.close(grace_s=2.0)
     assert not record_path(server.config.data_dir).exists()  # removed at a clean exit
+
+
+def test_a_running_json_left_by_a_killed_server_is_ignored(tmp_path: Path) -> None:
+    from accord.app.running import read_record, write_record
+    from accord.config import Config
+
     dead = subprocess.Popen(["true"])  # a pid that no longer runs
     dead.wait()
-    write_record(server.config, {"https": 1}, dead.pid, time.time())
-    assert read_record(server.config.data_dir) is None  # left by a killed server: ignored
+    tmp_path.mkdir(exist_ok=True)
+    write_record(Config(data_dir=tmp_path), {"https": 1}, dead.pid, time.time())
+    assert read_record(tmp_path) is None
+    write_record(Config(data_dir=tmp_path), {"https": 1}, os.getpid(), time.time())
+    assert read_record(tmp_path) is not None

@@ -204,7 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in offline:
             config = load(args.config, overrides=_overrides(args))
-            datadir.check(args, config)  # read-only commands need what a server made
+            if args.command != "history":  # it checks its query first, then the data dir
+                datadir.check(args, config)  # read-only commands need what a server made
             return offline[args.command](args, datadir.with_running(config))
         return {"serve": _serve, "config": _config, "policy": policy.run}[args.command](args)
     except (ConfigError, StartupError, PkiError, UserError, datadir.DataDirError) as exc:

@@ -63,7 +63,8 @@ class Progress:
 
     def line(self, elapsed_s: float) -> str:
         rate = self.sent / elapsed_s if elapsed_s > 0 else 0.0
-        share = 100 * self.sent / self.records if self.records else 100.0
+        done = self.log_s / self.duration_s if self.duration_s > 0 else self.sent / self.records
+        share = 100 * done if self.records else 100.0
         return (
             f"{_clock(self.log_s)} / {_clock(self.duration_s)} of the log ({share:.0f} %), "
             f"{len(self.vehicles)} vehicle{'' if len(self.vehicles) == 1 else 's'}, "

@@ -137,7 +137,7 @@ def build_app(state: MartiState, extra: Sequence[BaseRoute] = ()) -> Starlette:
                 {
                     "callsign": c.callsign,
                     "uid": c.uid,
-                    "username": "",
+                    "username": c.user,
                     "team": card.team,
                     "role": card.role,
                     "lastEventTime": _time(c.last_sa.time if c.last_sa else 0),

@@ -49,6 +49,11 @@ def setup_logging(level: str, as_json: bool) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="accord", description="Accord TAK-compatible server")
     parser.add_argument("--version", action="version", version=f"accord {__version__}")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="an ACCORD_* environment variable that names no key is an error, not a warning",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve_p = sub.add_parser("serve", help="run the server (defaults need no config file)")
@@ -114,7 +119,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config = load(args.config, overrides=_overrides(args))
+    config = load(args.config, overrides=_overrides(args), strict=args.strict)
     setup_logging(config.log_level, config.log_json)
     try:
         import uvloop
@@ -127,7 +132,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    config = load(args.config)
+    config = load(args.config, strict=args.strict)
     for f in fields(Config):
         print(f"{f.name} = {getattr(config, f.name)!r}  # {f.metadata.get('doc', '')}")
     return 0
@@ -150,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         if args.command in offline:
-            return offline[args.command](args, load(args.config, overrides=_overrides(args)))
+            config = load(args.config, overrides=_overrides(args), strict=args.strict)
+            return offline[args.command](args, config)
         return {"serve": _serve, "config": _config, "policy": policy.run}[args.command](args)
     except (ConfigError, StartupError, PkiError, UserError) as exc:
         print(f"accord: error: {exc}", file=sys.stderr)

@@ -4,12 +4,17 @@ real TLS with real client certificates; and the smaller mismatches issue 12 foun
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
+import io
 import ssl
 import time
+import zipfile
 
 import httpx
+from lxml import etree
 
+from accord.store.export import KML_NS
 from tests.conftest import Server, ServerFactory
 from tests.e2e import shapes
 from tests.e2e.clients import CotClient, client_tls_context, sa
@@ -238,3 +243,51 @@ async def test_is_secure_names_the_plain_ports_and_verify_config_checks_the_file
     secure = await make_server(tcp_port=0, udp_port=0)
     async with https(secure, "alice") as http:
         assert (await http.get("/Marti/api/security/isSecure")).json()["data"] == "true"
+
+
+# -- KML export -------------------------------------------------------------------------------
+def placemarks(kml: bytes) -> list[str]:
+    root = etree.fromstring(kml)
+    return [
+        mark.findtext(f"{{{KML_NS}}}name") or "" for mark in root.iter(f"{{{KML_NS}}}Placemark")
+    ]
+
+
+async def test_kml_export_holds_what_the_callers_groups_could_receive(server: Server) -> None:
+    blue = await tls_client(server, "bluebird", "Blue")
+    red = await tls_client(server, "redbird", "Red")
+    await blue.send(sa("BLUE-1", "BLUEBIRD"))
+    await red.send(sa("RED-1", "REDBIRD"))
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    form = {"startTime": start.isoformat(), "format": "kml", "extendedData": "true"}
+    async with https(server, "blue-viewer", "Blue") as viewer, as_admin(server) as admin:
+
+        async def archived() -> bool:
+            answer = await viewer.post("/Marti/ExportMissionKML", data=form)
+            return placemarks(answer.content) == ["BLUEBIRD"]
+
+        await until(archived, "blue's SA in the export")
+        answer = await viewer.post("/Marti/ExportMissionKML", data=form)
+        assert answer.headers["content-type"].startswith("application/vnd.google-earth.kml+xml")
+        assert answer.headers["content-disposition"].endswith(".kml")
+
+        kmz = await viewer.get("/Marti/ExportMissionKML", params={**form, "format": "kmz"})
+        assert kmz.headers["content-type"] == "application/vnd.google-earth.kmz"
+        with zipfile.ZipFile(io.BytesIO(kmz.content)) as archive:
+            assert placemarks(archive.read("doc.kml")) == ["BLUEBIRD"]
+
+        # A caller may filter only on its own groups; an administrator on any.
+        refused = await viewer.post("/Marti/ExportMissionKML", data={**form, "groups": "Red"})
+        assert refused.status_code == 403
+        red_only = await admin.post("/Marti/ExportMissionKML", data={**form, "groups": "Red"})
+        assert placemarks(red_only.content) == ["REDBIRD"]
+        one_uid = await admin.post(
+            "/Marti/ExportMissionKML", data={**form, "groups": ["Red", "Blue"], "uid": "BLUE-1"}
+        )
+        assert placemarks(one_uid.content) == ["BLUEBIRD"]
+        later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+        backwards = await viewer.post("/Marti/ExportMissionKML", data={"startTime": later})
+        assert backwards.status_code == 400  # start after the default end (now)
+        bad = await viewer.post("/Marti/ExportMissionKML", data={"startTime": "yesterday"})
+        assert bad.status_code == 400
+        assert "startTime" in bad.json()["error"]

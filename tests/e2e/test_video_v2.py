@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 from accord.bridges.simulator import Fleet
 from accord.config import DroneFeed
@@ -145,3 +146,21 @@ async def test_a_drones_video_stream_is_listed_while_its_feed_runs(
         refused = await red.delete("/Marti/api/video/org.sim.1.video")
         assert refused.status_code == 409
         assert "drone feed" in refused.json()["error"]
+
+
+async def test_a_sender_only_shares_and_a_listener_only_cannot(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    groups = tmp_path / "groups.toml"
+    groups.write_text('sender = { in = ["Ops"] }\nlistener = { out = ["Ops"] }\n')
+    server = await make_server(groups_file=str(groups))
+    async with https(server, "sender") as sender, https(server, "listener") as listener:
+        put = await sender.put("/Marti/api/video/c-1", json=CONNECTION)
+        assert put.status_code == 200, put.text  # answered as stored, though it cannot see it
+        assert [f["uuid"] for f in put.json()["feeds"]] == ["f-1", "f-2"]
+        assert (await sender.get("/Marti/api/video")).json() == {"videoConnections": []}
+        (conn,) = (await listener.get("/Marti/api/video")).json()["videoConnections"]
+        assert conn["uuid"] == "c-1"
+        refused = await listener.post("/Marti/api/video", json={"videoConnections": [CONNECTION]})
+        assert refused.status_code == 403
+        assert "no group" in refused.json()["error"]

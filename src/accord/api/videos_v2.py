@@ -231,6 +231,8 @@ def video_v2_routes(
         """Refuse a drone's stream (409) and what the caller cannot see (403)."""
         if conn_uid in drones(who):
             raise Refusal(409, f"{conn_uid} is a drone's stream: change its drone feed instead")
+        if not who.inbound:
+            raise Refusal(403, "you send into no group, so no one could see a video you share")
         mine = await store.videos(who.outbound)
         everyone = await store.videos(None)
         theirs = {f.uid for f in everyone} - {f.uid for f in mine}
@@ -299,7 +301,9 @@ def video_v2_routes(
         conn_uid, feeds = feeds_from_json(await body_of(request), uid, groups, new_uid)
         await check_writable(conn_uid, feeds, who)
         await replace(conn_uid, feeds, who)
-        return JSONResponse(connection_json(conn_uid, *(await visible(who))[conn_uid]))
+        # As stored; the caller may not see it back when its IN and OUT groups differ.
+        alias = feeds[0].fields[CONNECTION_ALIAS]
+        return JSONResponse(connection_json(conn_uid, alias, feeds))
 
     endpoint = authorised(caller, guarded)
     return [

@@ -291,3 +291,16 @@ async def test_kml_export_holds_what_the_callers_groups_could_receive(server: Se
         bad = await viewer.post("/Marti/ExportMissionKML", data={"startTime": "yesterday"})
         assert bad.status_code == 400
         assert "startTime" in bad.json()["error"]
+
+
+async def test_plain_http_serves_the_user_endpoints_but_never_the_admin_ones(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(http_port=8080, max_package_bytes=3 * 1024 * 1024)
+    base = f"http://127.0.0.1:{server.port('http')}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        assert (await http.get("/files/api/config")).json() == {"uploadSizeLimit": 3}
+        assert (await http.get("/Marti/api/video")).json() == {"videoConnections": []}
+        assert (await http.get("/Marti/api/subscriptions/all")).status_code == 200
+        for path in ("/Marti/api/certadmin/cert", "/Marti/api/security/config"):
+            assert (await http.get(path)).status_code == 404, path

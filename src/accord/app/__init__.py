@@ -24,6 +24,7 @@ from accord.app.files import file_shares, serve_partner_files
 from accord.app.http import (
     admin_state,
     certificate_caller,
+    certificate_parts,
     enroll_tls_context,
     keep_admin_certificate,
     marti_app,
@@ -460,6 +461,7 @@ async def start(
                     # The admin API only where callers are certificates, never on plain HTTP.
                     admin.routes(admin_state(running, config, identities, peers)),
                     blobs,
+                    certificate_parts(config, identities, peers, pki),
                 ),
                 tls_context(pki),
                 ("https", port(config.https_port), config.https_port, "--https-port"),

@@ -63,6 +63,11 @@ def setup_logging(level: str, as_json: bool) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="accord", description="Accord TAK-compatible server")
     parser.add_argument("--version", action="version", version=f"accord {__version__}")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="an ACCORD_* environment variable that names no key is an error, not a warning",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve_p = sub.add_parser("serve", help="run the server (defaults need no config file)")
@@ -165,7 +170,7 @@ def path_hint() -> str | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config = load(args.config, overrides=_overrides(args))
+    config = load(args.config, overrides=_overrides(args), strict=args.strict)
     setup_logging(config.log_level, config.log_json)
     hint = path_hint()
     if hint is not None:
@@ -181,7 +186,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    config = load(args.config)
+    config = load(args.config, strict=args.strict)
     for f in fields(Config):
         print(f"{f.name} = {getattr(config, f.name)!r}  # {f.metadata.get('doc', '')}")
     return 0
@@ -204,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         if args.command in offline:
-            config = load(args.config, overrides=_overrides(args))
+            config = load(args.config, overrides=_overrides(args), strict=args.strict)
             if args.command != "history":  # it checks its query first, then the data dir
                 datadir.check(args, config)  # read-only commands need what a server made
             return offline[args.command](args, datadir.with_running(config))

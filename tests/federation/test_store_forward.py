@@ -102,7 +102,7 @@ async def test_link_flap_and_sender_restart_deliver_every_event_exactly_once(org
     assert len(released) >= len(sent)
     assert sorted(received) == sorted(item for _, item in released)
     assert a.running.federation is not None
-    witness = a.running.federation.witness
+    witness = a.running.federation.ledger_exchange
     assert witness is not None
     wanted = {index for index, item in released}
     async with asyncio.timeout(15):

@@ -19,7 +19,7 @@ from accord.api import admin
 from accord.api.enrollment import Enrollment, build_app
 from accord.api.peers import PeerCertificates
 from accord.app.drones import start_drone_feeds
-from accord.app.files import file_shares, serve_partner_files
+from accord.app.file_sharing import file_shares, serve_partner_files
 from accord.app.http import (
     admin_state,
     certificate_caller,
@@ -37,13 +37,13 @@ from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
 from accord.domain.partners import Partner, PartnerError, check_unique, server_id
 from accord.domain.ports import LinkJournal, ReleaseGate
-from accord.federation import partners_file
+from accord.federation import partners_toml
 from accord.federation.gate import PolicyGate, PolicyLoadError, load_policies
 from accord.federation.journal import LedgerJournal
+from accord.federation.ledger_exchange import LedgerExchange
 from accord.federation.link import Own
 from accord.federation.transport import Federation
 from accord.federation.trust import fingerprint
-from accord.federation.witness import LedgerExchange
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.ledger_key import ensure_ledger_key, ensure_ledger_secret
@@ -290,7 +290,7 @@ async def _start_federation(
     """Partner links: those of the config file and of ``<data_dir>/partners.toml``, and the
     port partners fetch shared packages from."""
     try:
-        partners = (*config.partners, *partners_file.read(config.data_dir))
+        partners = (*config.partners, *partners_toml.read(config.data_dir))
         check_unique(partners, "partners (config file and partners.toml)")
     except PartnerError as exc:
         raise StartupError(str(exc)) from None
@@ -316,7 +316,7 @@ async def _start_federation(
         wall_ms=wall_ms,
         store=running.store,
         outbox_events=config.federation_outbox_events,
-        witness=(
+        ledger_exchange=(
             None
             if running.ledger is None or running.store is None
             else LedgerExchange(running.ledger, running.store, pki.root, wall_ms=wall_ms)

@@ -75,8 +75,8 @@ class LedgerJournal:
         self._stopping = False
         self.unrecorded = 0  # items not appended: the queue was full
         self.write_failures = 0
-        # The ledger exchange listens here (witness.LedgerExchange): a checkpoint stored, and
-        # an item received (its content hash and mirror index), so it can receipt it.
+        # The ledger exchange listens here (ledger_exchange.LedgerExchange): a checkpoint
+        # stored, and an item received (its content hash and mirror index), to receipt it.
         self.on_checkpoint: Callable[[str, Direction], None] | None = None
         self.on_received: Callable[[str, str, int], None] | None = None
 
@@ -165,7 +165,7 @@ class LedgerJournal:
         mirror = self._log(partner, Direction.IN)
         if mirror is not None:
             # The mirror names what arrived by the hash of its exact bytes; the partner's
-            # entry index and leaf are bound to it by our receipt (witness.LedgerExchange).
+            # entry index and leaf are bound to it by our receipt (ledger_exchange.LedgerExchange).
             item = content_hash(frame)
             entry = Entry(
                 mirror.size, self._wall_ms(), Direction.IN, partner, Decision.RECEIVED, "", item

@@ -26,8 +26,8 @@ from accord.cot.outgoing import Outgoing
 from accord.domain.groups import Membership
 from accord.domain.partners import Partner
 from accord.domain.ports import Exchange, LinkJournal, LinkView, ReleaseGate
-from accord.federation.files import FILE_REQUEST, FileShares
-from accord.federation.geo import FLOW_TAGS, flow_tags, from_federated, to_federated
+from accord.federation.codec import FLOW_TAGS, flow_tags, from_federated, to_federated
+from accord.federation.file_shares import FILE_REQUEST, FileShares
 from accord.federation.outbox import Outbox
 from accord.federation.proto import fig_pb2
 

@@ -23,12 +23,12 @@ from accord.cot.model import CotEvent
 from accord.cot.outgoing import Outgoing
 from accord.domain.partners import Partner, split_address
 from accord.domain.ports import Exchange, LinkJournal, LinkView, ReleaseGate, Sample
-from accord.federation.files import FileShares
+from accord.federation.file_shares import FileShares
+from accord.federation.ledger_exchange import LedgerExchange
 from accord.federation.link import FEATURES, Link, Own, Seen, backoff_s
 from accord.federation.outbox import OUTBOX_EVENTS, Outbox
 from accord.federation.proto import fig_pb2
 from accord.federation.trust import PinnedCa, TrustError, issued_by, load_pinned
-from accord.federation.witness import LedgerExchange
 from accord.store.contract import Store
 
 log = logging.getLogger("accord.federation")
@@ -71,13 +71,13 @@ class Federation:
         health_s: float = HEALTH_S,
         store: Store | None = None,  # None: no store and forward
         outbox_events: int = OUTBOX_EVENTS,
-        witness: LedgerExchange | None = None,  # None: ledgers are not exchanged
+        ledger_exchange: LedgerExchange | None = None,  # None: ledgers are not exchanged
         files: FileShares | None = None,  # None: files are not shared
     ) -> None:
         self.files = files
-        self.witness = witness
-        self.features = FEATURES | (fig_pb2.ACCORD_LEDGER if witness is not None else 0)
-        self._witness_task: asyncio.Task[None] | None = None
+        self.ledger_exchange = ledger_exchange
+        self.features = FEATURES | (fig_pb2.ACCORD_LEDGER if ledger_exchange is not None else 0)
+        self._exchange_task: asyncio.Task[None] | None = None
         self._key, self._cert = cert_chain
         self._health_s = health_s
         self._base = base
@@ -134,8 +134,8 @@ class Federation:
             out += [Sample(n, k, h, float(x), labels) for n, k, h, x in values]  # type: ignore[arg-type]
         if self.outbox is not None:
             out += self.outbox.samples()
-        if self.witness is not None:
-            out += self.witness.samples()
+        if self.ledger_exchange is not None:
+            out += self.ledger_exchange.samples()
         return out
 
     def redeliver(self, partner: str, event: CotEvent) -> None:
@@ -169,8 +169,8 @@ class Federation:
                 link.restore(*await self.outbox.restore(link.key))
                 link.join()
             self._outbox_task = loop.create_task(self.outbox.run())
-        if self.witness is not None:
-            self._witness_task = loop.create_task(self.witness.run())
+        if self.ledger_exchange is not None:
+            self._exchange_task = loop.create_task(self.ledger_exchange.run())
         for link in self.outgoing.values():
             self._tasks.append(loop.create_task(self._dial(link)))
         if not listen or not self._pinned:
@@ -203,10 +203,10 @@ class Federation:
             self._outbox_task = None
         if self.files is not None:
             await self.files.close()
-        if self.witness is not None and self._witness_task is not None:
-            self.witness.stop()
-            await self._witness_task
-            self._witness_task = None
+        if self.ledger_exchange is not None and self._exchange_task is not None:
+            self.ledger_exchange.stop()
+            await self._exchange_task
+            self._exchange_task = None
         if self._server is not None:
             await self._server.stop(1.0)
             self._server = None
@@ -327,25 +327,25 @@ class Federation:
     ) -> AsyncIterator[bytes]:
         """The dialling partner's ROL stream down: our ledger messages for it."""
         link = await self._peer(context)
-        witness = self.witness
-        if witness is None or not request.accordFeatures & fig_pb2.ACCORD_LEDGER:
+        ledgers = self.ledger_exchange
+        if ledgers is None or not request.accordFeatures & fig_pb2.ACCORD_LEDGER:
             return
         link.rol_open()
-        witness.opened(link.partner.name, link.rol_send)
+        ledgers.opened(link.partner.name, link.rol_send)
         try:
             async for message in link.rol_messages():
                 yield message
         finally:
             link.rol_close()
-            witness.closed(link.partner.name, link.rol_send)
+            ledgers.closed(link.partner.name, link.rol_send)
 
     async def _server_rol_stream(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[object, object]
     ) -> fig_pb2.Subscription:
         link = await self._peer(context)
         async for message in requests:
-            if self.witness is not None:
-                await self.witness.receive(link.partner.name, message)
+            if self.ledger_exchange is not None:
+                await self.ledger_exchange.receive(link.partner.name, message)
         return self._subscription()
 
     # -- dialling ----------------------------------------------------------------------------
@@ -438,9 +438,9 @@ class Federation:
                 for task in (*tasks, *ledger):
                     with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
                         await task
-                if ledger and self.witness is not None:
+                if ledger and self.ledger_exchange is not None:
                     link.rol_close()
-                    self.witness.closed(link.partner.name, link.rol_send)
+                    self.ledger_exchange.closed(link.partner.name, link.rol_send)
             for task in done:
                 exc = task.exception()
                 if exc is not None:
@@ -451,8 +451,8 @@ class Federation:
     def _open_rol(self, channel: grpc.aio.Channel, link: Link) -> list[asyncio.Task[None]]:
         """The ROL streams of a partner that exchanges ledgers: ours up, its down. They are
         not the link: a failure there is logged and the events keep flowing."""
-        witness = self.witness
-        if witness is None or not link.peer_features & fig_pb2.ACCORD_LEDGER:
+        ledgers = self.ledger_exchange
+        if ledgers is None or not link.peer_features & fig_pb2.ACCORD_LEDGER:
             return []
         name = link.partner.name
         down = channel.unary_stream(
@@ -466,13 +466,13 @@ class Federation:
             response_deserializer=fig_pb2.Subscription.FromString,
         )
         link.rol_open()
-        witness.opened(name, link.rol_send)
+        ledgers.opened(name, link.rol_send)
         up_call = up(link.rol_messages())
 
         async def receive() -> None:
             try:
                 async for message in down:
-                    await witness.receive(name, message)
+                    await ledgers.receive(name, message)
             except grpc.aio.AioRpcError as exc:
                 log.warning("partner %s: ledger stream: %s", name, exc.code().name)
 

@@ -7,8 +7,8 @@ import asyncio
 from pathlib import Path
 
 from accord.federation.journal import LedgerJournal
+from accord.federation.ledger_exchange import CHUNK_ENTRIES, LedgerExchange, rol
 from accord.federation.proto import fig_pb2
-from accord.federation.witness import CHUNK_ENTRIES, LedgerExchange, rol
 from accord.ledger.exchange import (
     HELLO,
     CheckpointMessage,

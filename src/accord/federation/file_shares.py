@@ -7,7 +7,7 @@ through the link's release gate like any event; when it is released to a partner
 - **we** (sender) remember that this partner may fetch that hash, and point ``senderUrl`` at our
   partner-facing HTTPS port (``federation_files_port``), where the partner's federation
   certificate (issued by its pinned CA) is the only way in, and only announced hashes are
-  served (:func:`accord.api.partner_files.partner_files_app`);
+  served (:func:`accord.api.partner_downloads.partner_files_app`);
 - **the partner** (receiver) fetches the package from there with its federation certificate,
   checks its size and SHA-256, stores it among its own packages (visible to the groups the link
   delivers to), points ``senderUrl`` at its own Marti API and only then delivers the request to

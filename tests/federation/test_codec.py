@@ -10,7 +10,7 @@ from accord.cot.xml import detail_from_xml
 from accord.domain.partners import Partner, PartnerError, parse_partners, server_id
 from accord.domain.routing import deleted
 from accord.federation.codec import flow_tags, from_federated, to_federated
-from accord.federation.link import Seen, backoff_s
+from accord.federation.connection import Seen, backoff_s
 from accord.federation.proto import fig_pb2
 
 PIN = "ab" * 32

@@ -15,6 +15,7 @@ from accord.app import Running, start
 from accord.config import Config
 from accord.cot.model import CotEvent
 from accord.domain.partners import Partner
+from accord.federation.connection import Released
 from accord.federation.trust import fingerprint
 from accord.identity.pki import ensure_pki
 from tests.e2e.clients import OPEN_CLIENTS, CotClient, contact_of, marker, new_uid, sa
@@ -148,8 +149,8 @@ async def test_sa_from_a_reaches_b_with_the_callsign_prefix_and_nothing_comes_ba
 
 
 class WithholdMarkers:
-    def outbound(self, event: CotEvent, partner: Partner, now_ms: int) -> CotEvent | None:
-        return None if event.type.startswith("b-m-p") else event
+    def release(self, event: CotEvent, partner: Partner, now_ms: int) -> Released | None:
+        return None if event.type.startswith("b-m-p") else Released(event, "not a marker", "")
 
     def inbound(self, event: CotEvent, partner: Partner, now_ms: int) -> CotEvent | None:
         return event

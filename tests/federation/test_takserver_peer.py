@@ -22,7 +22,8 @@ import pytest
 
 from accord.domain.metrics import Counters
 from accord.domain.partners import Partner
-from accord.federation.link import Link, Own, Seen
+from accord.federation.connection import Own, Seen
+from accord.federation.link import Link
 from accord.federation.proto import fig_pb2
 from accord.identity.pki import PkiPaths, ensure_federation_certificate
 from accord.server.hub import Hub
@@ -246,7 +247,7 @@ def test_a_contact_presence_note_without_an_event_is_not_a_bad_message() -> None
     hub = Hub(Counters(), wall_ms=lambda: 0, new_uid=lambda: "u")
 
     class Gate:
-        def outbound(self, *args: Any) -> None:
+        def release(self, *args: Any) -> None:
             return None
 
         def inbound(self, event: Any, *args: Any) -> Any:

@@ -36,12 +36,11 @@ from accord.cot.errors import MalformedEvent
 from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
 from accord.domain.partners import Partner, PartnerError, check_unique, server_id
-from accord.domain.ports import LinkJournal, ReleaseGate
 from accord.federation import partners_toml
+from accord.federation.connection import Gate, Journal, Own
 from accord.federation.gate import PolicyGate, PolicyLoadError, load_policies
 from accord.federation.journal import LedgerJournal
 from accord.federation.ledger_exchange import LedgerExchange
-from accord.federation.link import Own
 from accord.federation.transport import Federation
 from accord.federation.trust import fingerprint
 from accord.identity import registry
@@ -248,8 +247,8 @@ async def _start_ledger_and_policies(
     config: Config,
     pki: PkiPaths,
     partners: Sequence[Partner],
-    gate: ReleaseGate | None,
-) -> tuple[ReleaseGate, LinkJournal]:
+    gate: Gate | None,
+) -> tuple[Gate, Journal]:
     """The partners' release policies (refused at start when invalid) and the sharing ledger,
     continued from the store, its writer task started."""
     assert running.store is not None
@@ -282,8 +281,8 @@ async def _start_federation(
     config: Config,
     pki: PkiPaths,
     port: int,
-    gate: ReleaseGate | None,
-    journal: LinkJournal | None,
+    gate: Gate | None,
+    journal: Journal | None,
     blobs: Blobs,
     files_port: int,
 ) -> None:
@@ -342,14 +341,14 @@ async def start(
     config: Config,
     *,
     any_port: bool = False,
-    gate: ReleaseGate | None = None,
-    journal: LinkJournal | None = None,
+    gate: Gate | None = None,
+    journal: Journal | None = None,
 ) -> Running:
     """Start every configured listener; raise :class:`StartupError` with a fix on failure.
 
     ``any_port`` binds each enabled listener to a free port the OS picks (tests, benchmarks);
     ``Running.ports`` tells which. ``gate`` and ``journal`` decide and record what crosses
-    partner links (default: :mod:`accord.domain.release`, deny unless ``share_all``).
+    partner links (default: the partners' policies and the sharing ledger).
     """
 
     def port(configured: int) -> int:

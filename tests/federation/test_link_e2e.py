@@ -260,7 +260,7 @@ async def test_link_comes_back_after_the_partner_restarts(orgs: Any) -> None:
     tcp_b, fed_b = b.running.ports["tcp"], b.port
     await b.running.close(grace_s=0.5)
     async with asyncio.timeout(5):
-        while a.link("ORG-B").state == "up":
+        while a.link("ORG-B").state == "up" or not a.link("ORG-B").last_error:
             await asyncio.sleep(0.02)
     alice = await CotClient.connect(a.running.ports["tcp"])
     await alice.send(sa(new_uid(), "alice"))  # sent while B is away: not queued (see CHANGELOG)
@@ -274,6 +274,15 @@ async def test_link_comes_back_after_the_partner_restarts(orgs: Any) -> None:
         federation_files_port=0,
     )
     await wait_up(a, "ORG-B", timeout=15)
+    # The status shows the link as it is: up, no error from before, and no incoming row
+    # (nor metric) for a partner that never dials us.
+    fed = a.running.federation
+    assert fed is not None
+    assert [(v.partner, v.direction, v.state, v.last_error) for v in fed.links()] == [
+        ("ORG-B", "outgoing", "up", "")
+    ]
+    up = [s for s in fed.samples() if s.name == "federation_link_up"]
+    assert [(dict(s.labels)["direction"], s.value) for s in up] == [("outgoing", 1.0)]
     assert b.running
     bob = await CotClient.connect(b.running.ports["tcp"])
     await asyncio.sleep(0.1)

@@ -181,6 +181,7 @@ class LinkConnection:
         self.messages_out = 0
         self.duplicates = 0  # resent frames dropped on receipt
         self._seq_out = self._seq_in = 0
+        self._frames_in = 0
         self._acked = 0  # the partner's acknowledgement: resend after it
         self._queue: deque[tuple[int, bytes]] = deque()
         self._rol: deque[bytes] = deque()
@@ -448,6 +449,7 @@ class LinkConnection:
             and msg.contact.operation != fig_pb2.DELETE
         ):
             return  # a TAK Server's contact presence note: the contact's own SA says as much
+        self._frames_in += 1
         if msg is not None and msg.accordSeq:
             if msg.accordSeq <= self._seq_in:
                 self.duplicates += 1
@@ -455,9 +457,9 @@ class LinkConnection:
             self._seq_in = msg.accordSeq
             if self._outbox is not None:
                 self._outbox.received(self.key, self._seq_in)
-        else:
-            self._seq_in += 1
-        self._journal.received(self.partner.name, self._seq_in, frame)
+        # Unnumbered frames (a TAK Server's, or bad bytes) do not move the sequence numbers:
+        # a bad frame must not make the partner's next numbered one look like a resend.
+        self._journal.received(self.partner.name, msg.accordSeq if msg else 0, frame)
         try:
             if msg is None:
                 raise DecodeError("not a FederatedEvent")

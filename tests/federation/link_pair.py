@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from accord.cot.model import CotEvent
 from accord.cot.outgoing import Outgoing
 from accord.domain.partners import Partner
-from accord.federation.connection import FEATURES, LinkConnection, Own, Released, Seen
+from accord.federation.connection import FEATURES, Gate, LinkConnection, Own, Released, Seen
 
 NOW_MS = 1_764_000_000_000
 A = Own("accord-aaaaaaaaaaaaaaaa", "Org A")
@@ -98,7 +98,7 @@ class Side:
         direction: str,
         *,
         durable: bool,
-        gate: ShareAll,
+        gate: Gate,
         queue_frames: int,
         seen: Seen | None = None,
     ) -> None:
@@ -144,7 +144,7 @@ class LinkPair:
         features_a: int = FEATURES,
         features_b: int = FEATURES,
         durable: bool = True,
-        gate_a: ShareAll | None = None,
+        gate_a: Gate | None = None,
         queue_frames: int = 10_000,
     ) -> None:
         self.a = Side(

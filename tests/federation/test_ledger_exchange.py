@@ -17,8 +17,8 @@ from accord.ledger.entry import Direction
 from accord.ledger.exchange import CheckpointMessage, encode_checkpoint
 from accord.ledger.merkle import leaf_hash, root_of
 from accord.ledger.note import Signer
-from tests.e2e.clients import CotClient, marker, new_uid
-from tests.federation.test_link_e2e import Org, orgs, pair
+from tests.e2e.clients import marker, new_uid
+from tests.federation.test_link_e2e import Org, client, orgs, pair
 
 __all__ = ["orgs"]  # the fixture
 
@@ -55,8 +55,8 @@ async def test_each_side_cosigns_and_receipts_what_the_other_released(orgs: Any)
     assert a.running
     assert b.running
     assert "ledger" in a.link("ORG-B").view().extensions
-    alice = await CotClient.connect(a.running.ports["tcp"])
-    bob = await CotClient.connect(b.running.ports["tcp"])
+    alice = await client(a.running)
+    bob = await client(b.running)
     sent = [new_uid("MARK") for _ in range(30)]
     for uid in sent:
         await alice.send(marker(uid))
@@ -89,8 +89,8 @@ async def test_a_forged_checkpoint_is_not_cosigned(orgs: Any) -> None:
     a, b = await pair(*orgs)
     assert a.running
     assert b.running
-    alice = await CotClient.connect(a.running.ports["tcp"])
-    bob = await CotClient.connect(b.running.ports["tcp"])
+    alice = await client(a.running)
+    bob = await client(b.running)
     uid = new_uid("MARK")
     await alice.send(marker(uid))
     await bob.recv_until(lambda e: e.uid == uid)

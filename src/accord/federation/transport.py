@@ -115,7 +115,7 @@ class Federation:
                 self.incoming[p.name].set_state("down", str(exc))
         self._server: grpc.aio.Server | None = None
         self._dialers: asyncio.Task[None] | None = None  # a TaskGroup: one dial loop per link
-        self._writers: asyncio.Task[None] | None = None  # a TaskGroup: outbox, ledger exchange
+        self._writers: asyncio.Task[None] | None = None  # a TaskGroup: outbox, exchange, files
 
     # -- reporting ---------------------------------------------------------------------------
     def links(self) -> list[LinkView]:
@@ -197,12 +197,15 @@ class Federation:
         return bound
 
     async def _run_writers(self) -> None:
-        """The outbox and the ledger exchange, until :meth:`close` stops them (they flush)."""
+        """The outbox, the ledger exchange and the package fetches, until :meth:`close` stops
+        them (the first two flush; fetches under way are cancelled)."""
         async with asyncio.TaskGroup() as group:
             if self.outbox is not None:
                 group.create_task(self.outbox.run(), name="federation outbox")
             if self.ledger_exchange is not None:
                 group.create_task(self.ledger_exchange.run(), name="ledger exchange")
+            if self.files is not None:
+                group.create_task(self.files.run(), name="partner package fetches")
 
     async def _run_dialers(self) -> None:
         """One dial loop per partner with an address, until cancelled."""
@@ -222,11 +225,11 @@ class Federation:
             self.outbox.stop()
         if self.ledger_exchange is not None:
             self.ledger_exchange.stop()
+        if self.files is not None:
+            self.files.stop()
         if self._writers is not None:
             await self._writers
             self._writers = None
-        if self.files is not None:
-            await self.files.close()
         if self._server is not None:
             await self._server.stop(1.0)
             self._server = None

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import datetime as dt
 import logging
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,10 +20,26 @@ from accord.cot.model import CotEvent
 from accord.domain.partners import Partner
 from accord.federation.connection import Released
 from accord.federation.trust import fingerprint
-from accord.identity.pki import ensure_pki
+from accord.identity.pki import PkiPaths, ensure_federation_certificate, ensure_pki
 from tests.e2e.clients import OPEN_CLIENTS, CotClient, contact_of, marker, new_uid, sa
 
 pytestmark = pytest.mark.timeout(60)
+
+
+# One PKI per organisation name for the whole run, copied into each test's data dir: RSA keys
+# cost ~0.3 s per organisation, most of a short federation test.
+_PKI_TEMPLATES = Path(tempfile.mkdtemp(prefix="accord-test-pki-"))
+atexit.register(shutil.rmtree, _PKI_TEMPLATES, True)
+
+
+def _pki(name: str, into: Path) -> PkiPaths:
+    names = ("localhost", "127.0.0.1")
+    template = _PKI_TEMPLATES / name
+    if not template.exists():
+        now = dt.datetime.now(dt.UTC)
+        ensure_federation_certificate(ensure_pki(template, names, now), names, now)
+    shutil.copytree(template, into)
+    return ensure_pki(into, names, dt.datetime.now(dt.UTC))
 
 
 class Org:
@@ -29,9 +48,7 @@ class Org:
     def __init__(self, root: Path, name: str) -> None:
         self.name = name
         self.data_dir = root / name
-        paths = ensure_pki(
-            self.data_dir / "pki", ("localhost", "127.0.0.1"), dt.datetime.now(dt.UTC)
-        )
+        paths = _pki(name, self.data_dir / "pki")
         self.ca_file = str(paths.ca_cert)
         from cryptography import x509
 
@@ -69,6 +86,7 @@ def config(org: Org, partners: tuple[Partner, ...], **overrides: Any) -> Config:
         "https_port": 0,
         "udp_port": 0,
         "enroll_port": 0,
+        "drone_port": 0,  # no MAVLink feed (and no geoid model to load at each start)
         "archive": False,
         "server_names": ("localhost", "127.0.0.1"),
     }

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from accord.cot.model import CotEvent
 from accord.cot.outgoing import Outgoing
 from accord.domain.partners import Partner
-from accord.federation.connection import FEATURES, Gate, LinkConnection, Own, Released, Seen
+from accord.federation.connection import FEATURES, LinkConnection, Own, Seen
+from accord.federation.contract import Gate, Released
 
 NOW_MS = 1_764_000_000_000
 A = Own("accord-aaaaaaaaaaaaaaaa", "Org A")

@@ -18,7 +18,7 @@ from accord.app import Running, start
 from accord.config import Config
 from accord.cot.model import CotEvent
 from accord.domain.partners import Partner
-from accord.federation.connection import Released
+from accord.federation.contract import Released
 from accord.federation.trust import fingerprint
 from accord.identity.pki import PkiPaths, ensure_federation_certificate, ensure_pki
 from tests.e2e.clients import OPEN_CLIENTS, CotClient, contact_of, marker, new_uid, sa

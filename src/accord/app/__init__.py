@@ -37,7 +37,8 @@ from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
 from accord.domain.partners import Partner, PartnerError, check_unique, server_id
 from accord.federation import partners_toml
-from accord.federation.connection import Gate, Journal, Own
+from accord.federation.connection import Own
+from accord.federation.contract import Gate, Journal
 from accord.federation.gate import PolicyGate, PolicyLoadError, load_policies
 from accord.federation.journal import LedgerJournal
 from accord.federation.ledger_exchange import LedgerExchange

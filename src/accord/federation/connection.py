@@ -29,7 +29,6 @@ import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 from google.protobuf.message import DecodeError
 
@@ -39,6 +38,7 @@ from accord.cot.outgoing import Outgoing
 from accord.domain.partners import Partner
 from accord.domain.ports import LinkView
 from accord.federation.codec import FLOW_TAGS, flow_tags, from_federated, to_federated
+from accord.federation.contract import FileOffers, Gate, Journal, OutboxPort
 from accord.federation.proto import fig_pb2
 
 log = logging.getLogger("accord.federation")
@@ -60,59 +60,6 @@ ROL_QUEUE_MESSAGES = 1000
 BATCH_FRAMES = 512
 BATCH_BYTES = 1 << 20
 FILE_REQUEST = "b-f-t-r"
-
-
-@dataclass(frozen=True, slots=True)
-class Released:
-    """A release decision: the event as the partner gets it, and the rule that released it."""
-
-    event: CotEvent
-    rule: str
-    policy: str  # the policy's version ("" without a policy)
-
-
-class Gate(Protocol):
-    """Decides what crosses the link (:class:`accord.federation.gate.PolicyGate`). Pure, on the
-    hot path; ``now_ms`` is wall-clock ms."""
-
-    def release(self, event: CotEvent, partner: Partner, now_ms: int) -> Released | None:
-        """The event to send to ``partner`` and why, or None to withhold (or delay) it."""
-        ...
-
-    def inbound(self, event: CotEvent, partner: Partner, now_ms: int) -> CotEvent | None:
-        """The event to let in from ``partner``, or None to drop it."""
-        ...
-
-
-class Journal(Protocol):
-    """Told of every frame that crossed the link (the sharing ledger). ``seq`` counts per partner
-    and direction from 1; ``frame`` is the exact protobuf bytes. Must not block or raise."""
-
-    def released(self, partner: str, seq: int, frame: bytes, rule: str, policy: str) -> None: ...
-
-    def received(self, partner: str, seq: int, frame: bytes) -> None: ...
-
-    def dropped(self, partner: str, frame: bytes, rule: str, policy: str) -> None:
-        """``frame`` was released to ``partner`` but not sent (no room to keep it)."""
-        ...
-
-
-class OutboxPort(Protocol):
-    """The durable outbox's hot path (:class:`accord.federation.outbox.Outbox`): never blocks."""
-
-    stored_received: dict[str, int]
-
-    def append(self, partner: str, key: str, seq: int, frame: bytes) -> bool: ...
-
-    def received(self, key: str, seq: int) -> None: ...
-
-    def acknowledged(self, key: str, seq: int) -> None: ...
-
-
-class FileOffers(Protocol):
-    """What a released file request becomes (:class:`accord.federation.file_shares.FileShares`)."""
-
-    def outbound(self, partner: Partner, event: CotEvent) -> CotEvent | None: ...
 
 
 class Seen:

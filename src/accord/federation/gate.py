@@ -5,7 +5,7 @@
 event, Withhold sends nothing, Delay holds the newest event of that uid until it is due); a
 partner without a policy gets everything only when configured ``share_all``, else nothing (deny
 by default). Every decision is counted (/metrics, admin status); a release returns the rule that
-made it with the event (:class:`~accord.federation.connection.Released`), so that the link
+made it with the event (:class:`~accord.federation.contract.Released`), so that the link
 journals it with the frame; what is withheld is told to the :class:`DecisionLog` (the sharing
 ledger) when one is plugged in. Held (delayed) events are re-offered through ``redeliver``:
 the federation sends them to the partner's links, which ask this gate again.
@@ -28,7 +28,7 @@ from accord.cot.xml import encode_xml
 from accord.domain.partners import Partner
 from accord.domain.ports import Sample
 from accord.domain.routing import DELETE_TYPE, deleted
-from accord.federation.connection import Released
+from accord.federation.contract import Released
 from accord.policy import Delay, Policy, PolicyError, PolicyState, Release, decide, decode_policy
 from accord.policy.departure import FORCE_DELETE, release_departure
 

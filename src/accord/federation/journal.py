@@ -1,6 +1,6 @@
 """The sharing ledger, fed by the partner links: every release decision and every received frame.
 
-:class:`LedgerJournal` implements the link's :class:`~accord.federation.connection.Journal`
+:class:`LedgerJournal` implements the link's :class:`~accord.federation.contract.Journal`
 (frames released, with the rule that released each, received, dropped) and
 :class:`~accord.federation.gate.DecisionLog` (what was withheld). Per partner and direction it
 keeps an :class:`accord.ledger.log.Log`, restored from the store's leaf hashes at start.

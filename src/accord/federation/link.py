@@ -20,12 +20,11 @@ from accord.domain.partners import Partner
 from accord.domain.ports import Exchange, LinkView
 from accord.federation.connection import (
     FILE_REQUEST,
-    Gate,
-    Journal,
     LinkConnection,
     Own,
     Seen,
 )
+from accord.federation.contract import Gate, Journal
 from accord.federation.file_shares import FileShares
 from accord.federation.outbox import Outbox
 

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from accord.domain.ports import Sample
-from accord.federation.connection import Journal
+from accord.federation.contract import Journal
 from accord.store.contract import Store, StoreError
 from accord.store.records import OutboxRow
 

@@ -26,7 +26,8 @@ from accord.cot.model import CotEvent
 from accord.cot.outgoing import Outgoing
 from accord.domain.partners import Partner, split_address
 from accord.domain.ports import Exchange, LinkView, Sample
-from accord.federation.connection import FEATURES, Gate, Journal, Own, Seen, backoff_s
+from accord.federation.connection import FEATURES, Own, Seen, backoff_s
+from accord.federation.contract import Gate, Journal
 from accord.federation.file_shares import FileShares
 from accord.federation.ledger_exchange import LedgerExchange
 from accord.federation.link import Link

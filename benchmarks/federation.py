@@ -92,7 +92,15 @@ def _server(cfg: Config, conn: Connection) -> None:
             )
         await running.close(5)
 
-    uvloop.run(main())
+    profile = os.environ.get("ACCORD_BENCH_PROFILE")  # a directory: one cProfile dump per server
+    if not profile:
+        uvloop.run(main())
+        return
+    import cProfile
+
+    with cProfile.Profile() as prof:
+        uvloop.run(main())
+    prof.dump_stats(Path(profile) / f"{cfg.data_dir.name}.prof")
 
 
 class Child:

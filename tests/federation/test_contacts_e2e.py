@@ -18,7 +18,7 @@ from accord.federation.proto import fig_pb2
 from accord.policy.departure import DEPARTURE_RULE
 from accord.store.opening import open_store
 from tests.e2e.clients import CotClient, new_uid, sa
-from tests.federation.test_link_e2e import callsign, orgs, pair
+from tests.federation.test_link_e2e import callsign, client, orgs, pair
 from tests.federation.test_policy_e2e import Pair, pair_factory, verify_ledger
 from tests.federation.test_takserver_peer import SERVICE, _tak_event, dialled_in
 
@@ -56,15 +56,14 @@ async def test_a_partner_contact_that_leaves_is_deleted_and_forgotten(orgs: Any)
     a, b = await pair(*orgs)
     assert a.running
     assert b.running
-    alice = await CotClient.connect(a.running.ports["tcp"])
-    bob = await CotClient.connect(b.running.ports["tcp"])
-    await asyncio.sleep(0.1)
+    alice = await client(a.running)
+    bob = await client(b.running)
     uid = new_uid()
     await alice.send(sa(uid, "alice"))
     got = await bob.recv_until(lambda e: e.uid == uid)
     assert callsign(got) == "[ORG-A] alice"
     # While alice is there, B shows her to a newcomer (what must stop once she left).
-    dave = await CotClient.connect(b.running.ports["tcp"])
+    dave = await client(b.running)
     await dave.recv_until(lambda e: e.uid == uid)
 
     await alice.close()
@@ -78,10 +77,9 @@ async def test_under_a_policy_withholding_t_types_the_departure_names_the_pseudo
     pair_factory: Any,
 ) -> None:
     pair: Pair = await pair_factory(POLICY)
-    alice = await CotClient.connect(pair.ra.ports["tcp"])
-    dave = await CotClient.connect(pair.ra.ports["tcp"])
-    bob = await CotClient.connect(pair.rb.ports["tcp"])
-    await asyncio.sleep(0.1)
+    alice = await client(pair.ra)
+    dave = await client(pair.ra)
+    bob = await client(pair.rb)
     alice_uid, dave_uid = new_uid(), new_uid()
     await dave.send(replace(sa(dave_uid, "dave"), type="a-n-G"))  # no rule releases it
     await alice.send(sa(alice_uid, "alice"))
@@ -130,8 +128,7 @@ async def test_a_tak_servers_lone_contact_delete_deletes_and_forgets_its_contact
     assert b.running
     port = b.running.ports["tcp"]
     async with dialled_in(tak, b) as (channel, down):
-        bob = await CotClient.connect(port)
-        await asyncio.sleep(0.1)
+        bob = await client(b.running)
 
         outgoing: asyncio.Queue[bytes | None] = asyncio.Queue()
 

@@ -15,9 +15,9 @@ from lxml import etree
 from accord.cot.model import CotEvent
 from accord.identity.ca import PkiPaths
 from accord.identity.pki import issue_client
-from tests.e2e.clients import CotClient, marker, new_uid
+from tests.e2e.clients import marker, new_uid
 from tests.e2e.test_packages import commo_upload, package_bytes, sha256
-from tests.federation.test_link_e2e import Org, orgs, wait_up
+from tests.federation.test_link_e2e import Org, client, orgs, wait_up
 
 __all__ = ["orgs"]  # the fixture
 
@@ -72,8 +72,8 @@ async def test_an_announced_package_is_fetched_by_the_partner_and_served_there(
     async with _https(a, "alpha", tmp_path) as http:
         url = (await commo_upload(http, data, name="photo.zip")).text
         assert (await commo_upload(http, secret, name="secret.zip")).status_code == 200
-    alice = await CotClient.connect(a.running.ports["tcp"])
-    bob = await CotClient.connect(b.running.ports["tcp"])
+    alice = await client(a.running)
+    bob = await client(b.running)
     detail = (
         f'<fileshare filename="photo.zip" senderUrl="{url}" sizeInBytes="{len(data)}" '
         f'sha256="{digest}" senderUid="ALPHA-1" senderCallsign="ALPHA" name="photo"/>'
@@ -122,8 +122,8 @@ async def test_a_file_request_the_policy_withholds_fetches_nothing(
     data = package_bytes(5000, seed=5)
     async with _https(a, "alpha", tmp_path) as http:
         url = (await commo_upload(http, data, name="plan.zip")).text
-    alice = await CotClient.connect(a.running.ports["tcp"])
-    bob = await CotClient.connect(b.running.ports["tcp"])
+    alice = await client(a.running)
+    bob = await client(b.running)
     detail = f'<fileshare filename="plan.zip" senderUrl="{url}" sha256="{sha256(data)}"/>'
     await alice.send(marker(new_uid("transfer"), type_="b-f-t-r", detail=detail))
     assert [e for e in await bob.expect_silence(1.0) if e.type == "b-f-t-r"] == []

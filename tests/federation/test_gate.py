@@ -13,7 +13,7 @@ from accord.domain.groups import Membership
 from accord.domain.partners import Partner
 from accord.domain.routing import deleted, departure
 from accord.federation import gate as gate_module
-from accord.federation.gate import PolicyGate
+from accord.federation.gate import SHARE_ALL_RULE, PolicyGate
 from accord.policy import decode_policy
 from accord.policy.departure import DEPARTURE_RULE
 from tests.cot.samples import sa_event
@@ -40,11 +40,7 @@ ORG_B = Partner(name="ORG-B", ca_sha256="ab" * 32)
 class Decisions:
     """A DecisionLog (the ledger's side of the gate) that keeps what it is told."""
 
-    released: list[tuple[str, str, str]] = field(default_factory=list)
     kept_back: list[tuple[str, str]] = field(default_factory=list)
-
-    def will_release(self, partner: str, rule: str, policy: str) -> None:
-        self.released.append((partner, rule, policy))
 
     def withheld(self, partner: str, rule: str, policy: str, item: bytes, now_ms: int) -> None:
         self.kept_back.append((partner, rule))
@@ -66,15 +62,20 @@ def leave(uid: str, sa_type: str = "a-f-G-U-C") -> CotEvent:
 
 def test_a_released_contacts_departure_is_released_under_its_pseudonym() -> None:
     gate, decisions = make_gate()
-    sa = gate.outbound(sa_event("ANDROID-alice", "alice"), ORG_B, NOW_MS)
-    assert sa is not None
+    released = gate.release(sa_event("ANDROID-alice", "alice"), ORG_B, NOW_MS)
+    assert released is not None
+    sa = released.event
     assert sa.uid.startswith("org-a.")
-    gone = gate.outbound(leave("ANDROID-alice"), ORG_B, NOW_MS)
-    assert gone is not None
+    departed = gate.release(leave("ANDROID-alice"), ORG_B, NOW_MS)
+    assert departed is not None
+    gone = departed.event
     assert deleted(gone) == (sa.uid, "a-f-G-U-C")
     assert "ANDROID-alice" not in gone.detail.xml
     version = gate.policies["ORG-B"].version
-    assert decisions.released == [("ORG-B", "sa", version), ("ORG-B", DEPARTURE_RULE, version)]
+    # Each decision comes back with its event: the rule travels with the frame to the ledger.
+    assert (released.rule, released.policy) == ("sa", version)
+    assert (departed.rule, departed.policy) == (DEPARTURE_RULE, version)
+    assert decisions.kept_back == []
     assert gate.decisions("ORG-B")[DEPARTURE_RULE] == {"release": 1}
     # Asked again (a partner both sides dial has two links): released again.
     assert gate.outbound(leave("ANDROID-alice"), ORG_B, NOW_MS) is not None
@@ -85,8 +86,7 @@ def test_the_departure_of_a_uid_never_released_stays_withheld() -> None:
     hostile = replace(sa_event("ANDROID-dave", "dave"), type="a-h-G")
     assert gate.outbound(hostile, ORG_B, NOW_MS) is None  # no rule: deny by default
     assert gate.outbound(leave("ANDROID-dave", "a-h-G"), ORG_B, NOW_MS) is None
-    assert gate.outbound(leave("ANDROID-nobody"), ORG_B, NOW_MS) is None
-    assert decisions.released == []
+    assert gate.release(leave("ANDROID-nobody"), ORG_B, NOW_MS) is None
     assert decisions.kept_back == [
         ("ORG-B", "(default)"),
         ("ORG-B", "(always_withhold)"),
@@ -118,4 +118,7 @@ def test_the_record_of_released_uids_is_bounded_least_recent_first(
 def test_a_share_all_partner_gets_a_departure_as_it_is() -> None:
     gate = PolicyGate({})
     notice = leave("ANDROID-alice")
-    assert gate.outbound(notice, replace(ORG_B, share_all=True), NOW_MS) is notice
+    released = gate.release(notice, replace(ORG_B, share_all=True), NOW_MS)
+    assert released is not None
+    assert (released.event, released.rule, released.policy) == (notice, SHARE_ALL_RULE, "")
+    assert gate.release(notice, ORG_B, NOW_MS) is None  # neither a policy nor share_all

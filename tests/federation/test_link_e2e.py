@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import datetime as dt
 import logging
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,11 +18,28 @@ from accord.app import Running, start
 from accord.config import Config
 from accord.cot.model import CotEvent
 from accord.domain.partners import Partner
+from accord.federation.contract import Released
 from accord.federation.trust import fingerprint
-from accord.identity.pki import ensure_pki
+from accord.identity.pki import PkiPaths, ensure_federation_certificate, ensure_pki
 from tests.e2e.clients import OPEN_CLIENTS, CotClient, contact_of, marker, new_uid, sa
 
 pytestmark = pytest.mark.timeout(60)
+
+
+# One PKI per organisation name for the whole run, copied into each test's data dir: RSA keys
+# cost ~0.3 s per organisation, most of a short federation test.
+_PKI_TEMPLATES = Path(tempfile.mkdtemp(prefix="accord-test-pki-"))
+atexit.register(shutil.rmtree, _PKI_TEMPLATES, True)
+
+
+def _pki(name: str, into: Path) -> PkiPaths:
+    names = ("localhost", "127.0.0.1")
+    template = _PKI_TEMPLATES / name
+    if not template.exists():
+        now = dt.datetime.now(dt.UTC)
+        ensure_federation_certificate(ensure_pki(template, names, now), names, now)
+    shutil.copytree(template, into)
+    return ensure_pki(into, names, dt.datetime.now(dt.UTC))
 
 
 class Org:
@@ -28,9 +48,7 @@ class Org:
     def __init__(self, root: Path, name: str) -> None:
         self.name = name
         self.data_dir = root / name
-        paths = ensure_pki(
-            self.data_dir / "pki", ("localhost", "127.0.0.1"), dt.datetime.now(dt.UTC)
-        )
+        paths = _pki(name, self.data_dir / "pki")
         self.ca_file = str(paths.ca_cert)
         from cryptography import x509
 
@@ -68,6 +86,7 @@ def config(org: Org, partners: tuple[Partner, ...], **overrides: Any) -> Config:
         "https_port": 0,
         "udp_port": 0,
         "enroll_port": 0,
+        "drone_port": 0,  # no MAVLink feed (and no geoid model to load at each start)
         "archive": False,
         "server_names": ("localhost", "127.0.0.1"),
     }
@@ -95,10 +114,23 @@ async def orgs(tmp_path: Path) -> AsyncIterator[tuple[Callable[[str], Org], Star
         await r.close(grace_s=1.0)
 
 
-async def wait_up(org: Org, partner: str, timeout: float = 10.0) -> None:
+async def until(check: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll ``check`` until it holds (TimeoutError after ``timeout``): no fixed waits."""
     async with asyncio.timeout(timeout):
-        while org.link(partner).state != "up":
-            await asyncio.sleep(0.02)
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+async def wait_up(org: Org, partner: str, timeout: float = 10.0) -> None:
+    await until(lambda: org.link(partner).state == "up", timeout)
+
+
+async def client(running: Running) -> CotClient:
+    """A TCP client of ``running``, returned once the hub has its session."""
+    before = running.hub.session_count
+    joined = await CotClient.connect(running.ports["tcp"])
+    await until(lambda: running.hub.session_count > before)
+    return joined
 
 
 def callsign(event: CotEvent) -> str:
@@ -129,9 +161,8 @@ async def test_sa_from_a_reaches_b_with_the_callsign_prefix_and_nothing_comes_ba
     a, b = await pair(*orgs)
     assert a.running
     assert b.running
-    alice = await CotClient.connect(a.running.ports["tcp"])
-    bob = await CotClient.connect(b.running.ports["tcp"])
-    await asyncio.sleep(0.1)
+    alice = await client(a.running)
+    bob = await client(b.running)
     uid = new_uid()
     await alice.send(sa(uid, "alice"))
     got = await bob.recv_until(lambda e: e.uid == uid)
@@ -148,8 +179,8 @@ async def test_sa_from_a_reaches_b_with_the_callsign_prefix_and_nothing_comes_ba
 
 
 class WithholdMarkers:
-    def outbound(self, event: CotEvent, partner: Partner, now_ms: int) -> CotEvent | None:
-        return None if event.type.startswith("b-m-p") else event
+    def release(self, event: CotEvent, partner: Partner, now_ms: int) -> Released | None:
+        return None if event.type.startswith("b-m-p") else Released(event, "not a marker", "")
 
     def inbound(self, event: CotEvent, partner: Partner, now_ms: int) -> CotEvent | None:
         return event
@@ -163,9 +194,8 @@ async def test_the_release_gate_withholds_what_it_refuses(orgs: Any) -> None:
     await wait_up(a, "ORG-B")
     assert a.running
     assert b.running
-    alice = await CotClient.connect(a.running.ports["tcp"])
-    bob = await CotClient.connect(b.running.ports["tcp"])
-    await asyncio.sleep(0.1)
+    alice = await client(a.running)
+    bob = await client(b.running)
     await alice.send(marker("marker-1"))
     uid = new_uid()
     await alice.send(sa(uid, "alice"))
@@ -182,9 +212,8 @@ async def test_deny_by_default_without_share_all(orgs: Any) -> None:
     await wait_up(a, "ORG-B")
     assert a.running
     assert b.running
-    alice = await CotClient.connect(a.running.ports["tcp"])
-    bob = await CotClient.connect(b.running.ports["tcp"])
-    await asyncio.sleep(0.1)
+    alice = await client(a.running)
+    bob = await client(b.running)
     await alice.send(sa(new_uid(), "alice"))
     assert await bob.expect_silence(0.4) == []
     assert a.link("ORG-B").withheld >= 1
@@ -201,7 +230,7 @@ async def test_a_wrong_pin_is_refused_with_a_clear_reason(
     )
     with caplog.at_level(logging.INFO, "accord.federation"):
         await launch(a, wrong)
-        await asyncio.sleep(0.3)
+        await until(lambda: "refusing" in caplog.text and a.link("ORG-B").last_error)
     link = a.link("ORG-B")
     assert link.state != "up"
     assert "pinned ca_sha256" in link.last_error
@@ -214,7 +243,7 @@ async def test_a_partner_from_an_unknown_ca_is_refused(orgs: Any) -> None:
     a, b, c = make("ORG-A"), make("ORG-B"), make("ORG-C")
     await launch(b, c.partner())  # B trusts C's CA only
     await launch(a, b.partner(dial=b))  # A trusts B, but B does not know A's CA
-    await asyncio.sleep(1.0)
+    await until(lambda: a.link("ORG-B").last_error)
     link = a.link("ORG-B")
     assert link.state != "up"
     assert link.last_error
@@ -237,15 +266,13 @@ async def test_triangle_delivers_once_to_each_and_never_loops(orgs: Any) -> None
     clients = {}
     for org in (a, b, c):
         assert org.running
-        clients[org.name] = await CotClient.connect(org.running.ports["tcp"])
-    await asyncio.sleep(0.1)
+        clients[org.name] = await client(org.running)
     uid = new_uid()
     await clients["ORG-A"].send(sa(uid, "alice"))
     for name in ("ORG-B", "ORG-C"):
         await clients[name].recv_until(lambda e: e.uid == uid)
-    await asyncio.sleep(0.5)
-    for name in ("ORG-A", "ORG-B", "ORG-C"):
-        again = [e for e in await clients[name].expect_silence(0.2) if e.uid == uid]
+    for name in ("ORG-A", "ORG-B", "ORG-C"):  # a copy going round would arrive in this time
+        again = [e for e in await clients[name].expect_silence(0.3) if e.uid == uid]
         assert again == [], name
     total_in = sum(org.running.counters.events_in for org in (a, b, c) if org.running)
     assert total_in <= 4  # A's client, then once at B and once at C (+ nothing circling)
@@ -258,10 +285,8 @@ async def test_link_comes_back_after_the_partner_restarts(orgs: Any) -> None:
     assert b.running
     tcp_b, fed_b = b.running.ports["tcp"], b.port
     await b.running.close(grace_s=0.5)
-    async with asyncio.timeout(5):
-        while a.link("ORG-B").state == "up":
-            await asyncio.sleep(0.02)
-    alice = await CotClient.connect(a.running.ports["tcp"])
+    await until(lambda: a.link("ORG-B").state != "up" and a.link("ORG-B").last_error, 5)
+    alice = await client(a.running)
     await alice.send(sa(new_uid(), "alice"))  # sent while B is away: not queued (see CHANGELOG)
     # B comes back on the same data dir and ports; A redials with backoff.
     await launch(
@@ -273,9 +298,17 @@ async def test_link_comes_back_after_the_partner_restarts(orgs: Any) -> None:
         federation_files_port=0,
     )
     await wait_up(a, "ORG-B", timeout=15)
+    # The status shows the link as it is: up, no error from before, and no incoming row
+    # (nor metric) for a partner that never dials us.
+    fed = a.running.federation
+    assert fed is not None
+    assert [(v.partner, v.direction, v.state, v.last_error) for v in fed.links()] == [
+        ("ORG-B", "outgoing", "up", "")
+    ]
+    up = [s for s in fed.samples() if s.name == "federation_link_up"]
+    assert [(dict(s.labels)["direction"], s.value) for s in up] == [("outgoing", 1.0)]
     assert b.running
-    bob = await CotClient.connect(b.running.ports["tcp"])
-    await asyncio.sleep(0.1)
+    bob = await client(b.running)
     uid = new_uid()
     await alice.send(sa(uid, "alice"))
     got = await bob.recv_until(lambda e: e.uid == uid)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from accord.cli import main
-from accord.federation import partners_file
+from accord.federation import partners_toml
 
 
 def test_partner_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -23,14 +23,14 @@ def test_partner_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "do not add it" in capsys.readouterr().err
     assert main(["partner", "add", "org-b", "--ca", str(ca), "--sha256", pin, "--address",
                  "127.0.0.1:9001", "--share-all", "--data-dir", str(ours)]) == 0  # fmt: skip
-    (partner,) = partners_file.read(ours)
+    (partner,) = partners_toml.read(ours)
     assert partner.ca_sha256 == pin
     assert partner.callsign_prefix == "[org-b] "
     assert Path(partner.ca_file).read_bytes() == ca.read_bytes()
     assert main(["partner", "list", "--data-dir", str(ours)]) == 0
     assert "org-b\tdials 127.0.0.1:9001" in capsys.readouterr().out
     assert main(["partner", "remove", "org-b", "--data-dir", str(ours)]) == 0
-    assert partners_file.read(ours) == ()
+    assert partners_toml.read(ours) == ()
 
 
 def test_partner_add_keeps_a_checked_policy_and_the_partners_ledger_key(
@@ -48,11 +48,11 @@ def test_partner_add_keeps_a_checked_policy_and_the_partners_ledger_key(
     args = ["partner", "add", "org-b", "--ca", ca, "--data-dir", str(ours)]
     assert main([*args, "--policy", str(bad)]) == 2
     assert "bad.toml:5: rule[1].grid_m" in capsys.readouterr().err
-    assert partners_file.read(ours) == ()
+    assert partners_toml.read(ours) == ()
     good = tmp_path / "good.toml"
     good.write_text('name = "x"\npartner = "org-b"\n')
     assert main([*args, "--policy", str(good), "--ledger-key", vkey]) == 0
-    (partner,) = partners_file.read(ours)
+    (partner,) = partners_toml.read(ours)
     assert Path(partner.policy_file) == ours / "partners" / "org-b-policy.toml"
     assert Path(partner.policy_file).read_text() == good.read_text()
     assert (ours / "pki" / "partners" / "org-b.vkey").read_text().strip() == vkey

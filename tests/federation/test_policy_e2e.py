@@ -17,8 +17,8 @@ from accord.cli import main
 from accord.cot.model import Point
 from accord.policy.transform import coarsen
 from accord.store.opening import open_store
-from tests.e2e.clients import OPEN_CLIENTS, CotClient, marker, new_uid, sa
-from tests.federation.test_link_e2e import Org, callsign, config, wait_up
+from tests.e2e.clients import OPEN_CLIENTS, marker, new_uid, sa
+from tests.federation.test_link_e2e import Org, callsign, client, config, wait_up
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -119,9 +119,8 @@ async def test_b_sees_only_what_the_policy_releases_in_the_shape_it_says(
     pair_factory: Any, tmp_path: Path
 ) -> None:
     pair: Pair = await pair_factory()
-    alice = await CotClient.connect(pair.ra.ports["tcp"])
-    bob = await CotClient.connect(pair.rb.ports["tcp"])
-    await asyncio.sleep(0.1)
+    alice = await client(pair.ra)
+    bob = await client(pair.rb)
     await alice.send(marker("marker-1"))
     uid = new_uid()
     extra = '<__video url="rtsp://10.0.0.1/secret"/><remarks>the password is x</remarks>'
@@ -164,9 +163,8 @@ async def test_a_bad_policy_is_refused_at_start_naming_line_and_key(tmp_path: Pa
 async def test_a_release_delay_holds_the_event_until_it_is_due(pair_factory: Any) -> None:
     delayed = POLICY.replace('strip = ["__video", "remarks"]', "delay_s = 0.6")
     pair: Pair = await pair_factory(delayed)
-    alice = await CotClient.connect(pair.ra.ports["tcp"])
-    bob = await CotClient.connect(pair.rb.ports["tcp"])
-    await asyncio.sleep(0.1)
+    alice = await client(pair.ra)
+    bob = await client(pair.rb)
     uid = new_uid()
     await alice.send(sa(uid, "alice"))
     assert all(e.uid != uid for e in await bob.expect_silence(0.3))
@@ -178,9 +176,8 @@ async def test_an_edited_policy_takes_effect_on_reload_and_a_bad_one_changes_not
     pair_factory: Callable[[str], Any], tmp_path: Path
 ) -> None:
     p = await pair_factory(POLICY)
-    alice = await CotClient.connect(p.ra.ports["tcp"])
-    bob = await CotClient.connect(p.rb.ports["tcp"])
-    await asyncio.sleep(0.1)
+    alice = await client(p.ra)
+    bob = await client(p.rb)
     await alice.send(marker("before"))
     assert await bob.expect_silence(0.4) == []  # markers are always withheld
 

@@ -13,19 +13,21 @@ from accord.ledger.note import decode_vkey
 from accord.ledger.receipt import open_receipts
 from accord.store.contract import Store
 from tests.e2e.clients import CotClient, marker, new_uid
-from tests.federation.test_link_e2e import orgs, pair, wait_up
+from tests.federation.test_link_e2e import Org, orgs, pair, until, wait_up
 
 __all__ = ["orgs"]  # the fixture
 
 pytestmark = pytest.mark.timeout(60)
 
 
-async def _send(client: CotClient, n: int, sent: list[str]) -> None:
+async def _send(client: CotClient, n: int, sent: list[str], a: Org) -> None:
+    """``n`` markers from ``client``, returned once A's link to B has taken them all."""
+    before = a.link("ORG-B").events_out
     for _ in range(n):
         uid = new_uid("MARK")
         sent.append(uid)
         await client.send(marker(uid))
-    await asyncio.sleep(0.05)
+    await until(lambda: a.link("ORG-B").events_out >= before + n)
 
 
 async def _until_all(bob: CotClient, sent: list[str], seen: Counter[str]) -> None:
@@ -44,15 +46,13 @@ async def test_link_flap_and_sender_restart_deliver_every_event_exactly_once(org
     bob = await CotClient.connect(tcp_b)
     sent: list[str] = []
     seen: Counter[str] = Counter()
-    await _send(alice, 20, sent)
+    await _send(alice, 20, sent, a)
     await _until_all(bob, sent, seen)
 
     # B goes away; A keeps releasing: the events wait in A's durable outbox.
     await b.running.close(grace_s=0.5)
-    async with asyncio.timeout(5):
-        while a.link("ORG-B").state == "up":
-            await asyncio.sleep(0.02)
-    await _send(alice, 30, sent)
+    await until(lambda: a.link("ORG-B").state != "up", 5)
+    await _send(alice, 30, sent, a)
     # A restarts too, mid-stream (same data dir): its outbox survives.
     await a.running.close(grace_s=0.5)
     await launch(
@@ -65,7 +65,7 @@ async def test_link_flap_and_sender_restart_deliver_every_event_exactly_once(org
     )
     assert a.running
     alice = await CotClient.connect(tcp_a)
-    await _send(alice, 30, sent)
+    await _send(alice, 30, sent, a)
 
     # B comes back on the same data dir and ports; everything arrives, once.
     await launch(
@@ -79,11 +79,10 @@ async def test_link_flap_and_sender_restart_deliver_every_event_exactly_once(org
     assert b.running
     bob = await CotClient.connect(tcp_b)
     await wait_up(a, "ORG-B", timeout=15)
-    await _send(alice, 20, sent)
+    await _send(alice, 20, sent, a)
     await _until_all(bob, sent, seen)
-    await asyncio.sleep(0.3)  # a duplicate would arrive now
-    while bob._pending:
-        seen[(await bob.recv()).uid] += 1
+    for late in await bob.expect_silence(0.3):  # a duplicate would arrive in this time
+        seen[late.uid] += 1
     assert set(sent) <= set(seen)
     assert [u for u in sent if seen[u] != 1] == []
 
@@ -102,7 +101,7 @@ async def test_link_flap_and_sender_restart_deliver_every_event_exactly_once(org
     assert len(released) >= len(sent)
     assert sorted(received) == sorted(item for _, item in released)
     assert a.running.federation is not None
-    witness = a.running.federation.witness
+    witness = a.running.federation.ledger_exchange
     assert witness is not None
     wanted = {index for index, item in released}
     async with asyncio.timeout(15):

@@ -22,12 +22,13 @@ import pytest
 
 from accord.domain.metrics import Counters
 from accord.domain.partners import Partner
-from accord.federation.link import Link, Own, Seen
+from accord.federation.connection import Own, Seen
+from accord.federation.link import Link
 from accord.federation.proto import fig_pb2
 from accord.identity.pki import PkiPaths, ensure_federation_certificate
 from accord.server.hub import Hub
-from tests.e2e.clients import CotClient, marker, new_uid
-from tests.federation.test_link_e2e import Org, orgs, wait_up
+from tests.e2e.clients import marker, new_uid
+from tests.federation.test_link_e2e import Org, client, orgs, until, wait_up
 
 __all__ = ["orgs"]  # the fixture
 
@@ -109,7 +110,7 @@ async def test_a_tak_server_dialling_in_gets_one_event_per_message_and_no_outbox
         assert link.view().extensions == ()
         assert not link.durable
 
-        bob = await CotClient.connect(b.running.ports["tcp"])
+        bob = await client(b.running)
         sent = [new_uid("MARK") for _ in range(BURST)]
         for uid in sent:
             await bob.send(marker(uid))
@@ -125,7 +126,7 @@ async def test_a_tak_server_dialling_in_gets_one_event_per_message_and_no_outbox
         # Its events come in without sequence numbers, marked as the partner's.
         async def one() -> AsyncIterator[bytes]:
             yield _tak_event("tak-uid-1").SerializeToString()
-            await asyncio.sleep(0.5)
+            await until(lambda: link.events_in >= 1)  # then the stream may end
 
         up = channel.stream_unary(
             SERVICE + "ServerEventStream",
@@ -218,7 +219,7 @@ async def test_dialling_a_tak_server_sends_the_plain_protocol_once_and_trims_the
         await wait_up(a, "TAKSRV")
         link = a.link("TAKSRV")
         assert link.view().extensions == ()
-        alice = await CotClient.connect(a.running.ports["tcp"])
+        alice = await client(a.running)
         sent = [new_uid("MARK") for _ in range(BURST)]
         for uid in sent:
             await alice.send(marker(uid))
@@ -246,7 +247,7 @@ def test_a_contact_presence_note_without_an_event_is_not_a_bad_message() -> None
     hub = Hub(Counters(), wall_ms=lambda: 0, new_uid=lambda: "u")
 
     class Gate:
-        def outbound(self, *args: Any) -> None:
+        def release(self, *args: Any) -> None:
             return None
 
         def inbound(self, event: Any, *args: Any) -> Any:

@@ -257,3 +257,47 @@ def test_a_file_offer_names_its_sender_by_the_same_pseudonym_as_its_sa() -> None
     assert sa.event.uid != "ANDROID-alpha"
     assert "ANDROID-alpha" not in offer.event.detail.xml
     assert f'senderUid="{sa.event.uid}"' in offer.event.detail.xml
+
+
+PLAIN_DETAILS = [
+    "",
+    DETAIL,
+    '<contact callsign="A" endpoint="*:-1:stcp"/><__group name="Cyan" role="Team Member"/>'
+    '<status battery="88"/><takv os="34" version="4.10"/><track course="1" speed="0"/>',
+    '<remarks>a &gt; b &amp; "c"</remarks><x a="1&gt;2"><y/><y>t</y></x><__group name="R"/>',
+    "<remarks>it's</remarks><uid Droid=\"O'Brien\"/>",  # an apostrophe: the parsing path
+    '<link uid="x" relation="p-p" type="a-f-G"/><contact callsign="L"/>',
+    '<fileshare filename="f" senderUid="u" sha256="ab"/>',
+]
+
+
+@pytest.mark.parametrize("detail", PLAIN_DETAILS)
+@pytest.mark.parametrize(
+    "body", ["", 'strip = ["__group", "status"]\n', 'keep = ["contact"]\n', "grid_m = 100\n"]
+)
+def test_the_plain_path_and_the_parsing_path_release_the_same_detail(
+    detail: str, body: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cutting the decoder's serialised children (no parse) gives what parsing gives."""
+    from accord.policy import transform
+
+    fast = release_with(
+        body, decode_xml(encode_xml(event("a-f-G", IN_REGION, detail=detail))).detail.xml
+    )
+    monkeypatch.setattr(transform, "split_children", lambda xml: None)
+    slow = release_with(
+        body, decode_xml(encode_xml(event("a-f-G", IN_REGION, detail=detail))).detail.xml
+    )
+    assert fast.event == slow.event
+    assert fast.transforms == slow.transforms
+
+
+def test_split_children_cuts_top_level_elements_or_refuses() -> None:
+    from accord.policy.transform import split_children
+
+    assert split_children('<a x="1>2"/><b><c/>t</b>') == [
+        ("a", '<a x="1>2"/>'),
+        ("b", "<b><c/>t</b>"),
+    ]
+    for odd in ("text<a/>", "<a>", "<a/></b>", "<!-- c --><a/>", "<ns:a/>", '<a xmlns="u"/>'):
+        assert split_children(odd) is None, odd

@@ -20,7 +20,7 @@ from accord.api import admin
 from accord.api.enrollment import Enrollment, build_app
 from accord.api.peers import PeerCertificates
 from accord.app.drones import start_drone_feeds
-from accord.app.files import file_shares, serve_partner_files
+from accord.app.file_sharing import file_shares, serve_partner_files
 from accord.app.http import (
     admin_state,
     certificate_caller,
@@ -48,14 +48,14 @@ from accord.cot.errors import MalformedEvent
 from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
 from accord.domain.partners import Partner, PartnerError, check_unique, server_id
-from accord.domain.ports import LinkJournal, ReleaseGate
-from accord.federation import partners_file
+from accord.federation import partners_toml
+from accord.federation.connection import Own
+from accord.federation.contract import Gate, Journal
 from accord.federation.gate import PolicyGate, PolicyLoadError, load_policies
 from accord.federation.journal import LedgerJournal
-from accord.federation.link import Own
+from accord.federation.ledger_exchange import LedgerExchange
 from accord.federation.transport import Federation
 from accord.federation.trust import fingerprint
-from accord.federation.witness import LedgerExchange
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.ledger_key import ensure_ledger_key, ensure_ledger_secret
@@ -312,8 +312,8 @@ async def _start_ledger_and_policies(
     config: Config,
     pki: PkiPaths,
     partners: Sequence[Partner],
-    gate: ReleaseGate | None,
-) -> tuple[ReleaseGate, LinkJournal]:
+    gate: Gate | None,
+) -> tuple[Gate, Journal]:
     """The partners' release policies (refused at start when invalid) and the sharing ledger,
     continued from the store, its writer task started."""
     assert running.store is not None
@@ -350,15 +350,15 @@ async def _start_federation(
     config: Config,
     pki: PkiPaths,
     port: int,
-    gate: ReleaseGate | None,
-    journal: LinkJournal | None,
+    gate: Gate | None,
+    journal: Journal | None,
     blobs: Blobs,
     files_port: int,
 ) -> None:
     """Partner links: those of the config file and of ``<data_dir>/partners.toml``, and the
     port partners fetch shared packages from."""
     try:
-        partners = (*config.partners, *partners_file.read(config.data_dir))
+        partners = (*config.partners, *partners_toml.read(config.data_dir))
         check_unique(partners, "partners (config file and partners.toml)")
     except PartnerError as exc:
         raise StartupError(str(exc)) from None
@@ -384,7 +384,7 @@ async def _start_federation(
         wall_ms=wall_ms,
         store=running.store,
         outbox_events=config.federation_outbox_events,
-        witness=(
+        ledger_exchange=(
             None
             if running.ledger is None or running.store is None
             else LedgerExchange(running.ledger, running.store, pki.root, wall_ms=wall_ms)
@@ -417,8 +417,8 @@ async def start(
     config: Config,
     *,
     any_port: bool = False,
-    gate: ReleaseGate | None = None,
-    journal: LinkJournal | None = None,
+    gate: Gate | None = None,
+    journal: Journal | None = None,
 ) -> Running:
     """Start every configured listener; raise :class:`StartupError` with a fix on failure.
 
@@ -431,7 +431,7 @@ async def start(
         return 0 if any_port else configured
 
     if not any_port:  # a busy port fails the start before a CA or a database is made
-        check_ports(config, bool(config.partners) or partners_file.path(config.data_dir).exists())
+        check_ports(config, bool(config.partners) or partners_toml.path(config.data_dir).exists())
     pki = _ensure_pki(config)
     keep_admin_certificate(config, pki)
     raise_fd_limit(config.max_connections)

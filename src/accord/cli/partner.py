@@ -18,7 +18,7 @@ from cryptography import x509
 from accord.app.running import read_record
 from accord.config import Config, ConfigError
 from accord.domain.partners import Partner, PartnerError, check_unique, normalise_fingerprint
-from accord.federation import partners_file
+from accord.federation import partners_toml
 from accord.federation.trust import fingerprint
 from accord.identity.ca import PkiError, PkiPaths, load_authority
 from accord.identity.ledger_key import PARTNERS, ledger_verifier, read_verifier
@@ -69,7 +69,7 @@ def _stored(data_dir: Path) -> list[Partner]:
             ca_file=_relative(p.ca_file, data_dir),
             policy_file=_relative(p.policy_file, data_dir) if p.policy_file else "",
         )
-        for p in partners_file.read(data_dir)
+        for p in partners_toml.read(data_dir)
     ]
 
 
@@ -118,7 +118,7 @@ def _add(args: argparse.Namespace, config: Config) -> int:
     )
     partners = [p for p in _stored(config.data_dir) if p.name != args.name] + [partner]
     check_unique(partners, "partners.toml")
-    partners_file.write(config.data_dir, tuple(partners))
+    partners_toml.write(config.data_dir, tuple(partners))
     print(f"partner {args.name} pinned to CA SHA-256 {actual}")
     if not args.sha256:
         print("compare this fingerprint with the partner's admin (`accord partner self` there)")
@@ -157,7 +157,7 @@ def _store_policy(source: Path, name: str, data_dir: Path) -> str:
 
 
 def _list(args: argparse.Namespace, config: Config) -> int:
-    for p in (*config.partners, *partners_file.read(config.data_dir)):
+    for p in (*config.partners, *partners_toml.read(config.data_dir)):
         mode = f"dials {p.address}" if p.address else "dials us"
         share = "share_all" if p.share_all else ("policy" if p.policy_file else "deny")
         print(f"{p.name}\t{mode}\tca_sha256={p.ca_sha256}\tin={','.join(p.groups_in)}"
@@ -169,8 +169,8 @@ def _remove(args: argparse.Namespace, config: Config) -> int:
     partners = _stored(config.data_dir)
     kept = [p for p in partners if p.name != args.name]
     if len(kept) == len(partners):
-        raise PartnerError(f"no partner {args.name!r} in {partners_file.path(config.data_dir)}")
-    partners_file.write(config.data_dir, tuple(kept))
+        raise PartnerError(f"no partner {args.name!r} in {partners_toml.path(config.data_dir)}")
+    partners_toml.write(config.data_dir, tuple(kept))
     print(f"removed partner {args.name}; restart the server to drop the link")
     return 0
 

@@ -1,7 +1,7 @@
 """The hub's ports: what the adapters offer each other around the fan-out. The HTTP API never
 imports the streaming server: it reads the live picture through :class:`Directory`, which the
-hub implements; partner links reach the hub through :class:`Exchange` and :class:`Sink`, and
-the release policy and the ledger through :class:`ReleaseGate` and :class:`LinkJournal`.
+hub implements; partner links reach the hub through :class:`Exchange` and :class:`Sink` (their
+release gate and journal are the link core's ports, :mod:`accord.federation.contract`).
 What the admin API shows is in :mod:`accord.domain.views`."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
 from accord.domain.contacts import Party
 from accord.domain.groups import Membership
-from accord.domain.partners import Partner
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,47 +85,10 @@ class Exchange(Protocol):
     def submit(self, sender: Party, event: CotEvent) -> bool: ...
 
 
-# -- federation: the release decision and the ledger, behind ports --------------------------------
-class ReleaseGate(Protocol):
-    """Decides what crosses a partner link (the release policy engine implements it).
-
-    Both calls are pure decisions on the event loop's hot path: no I/O, no blocking. ``now_ms``
-    is wall-clock ms. A returned event may be a transformed copy (coarsened, stripped)."""
-
-    def outbound(self, event: CotEvent, partner: Partner, now_ms: int) -> CotEvent | None:
-        """The event to send to ``partner``, or None to withhold it."""
-        ...
-
-    def inbound(self, event: CotEvent, partner: Partner, now_ms: int) -> CotEvent | None:
-        """The event to let in from ``partner``, or None to drop it."""
-        ...
-
-
-class LinkJournal(Protocol):
-    """Told of every frame that crossed a link (the sharing ledger implements it). ``seq``
-    counts per partner and direction from 1 for the life of a link; ``frame`` is the exact
-    protobuf bytes sent or received. Must not block or raise."""
-
-    def released(self, partner: str, seq: int, frame: bytes) -> None: ...
-
-    def received(self, partner: str, seq: int, frame: bytes) -> None: ...
-
-    def dropped(self, partner: str, frame: bytes) -> None:
-        """``frame`` was released to ``partner`` but not sent (its send queue was full)."""
-        ...
-
-
-# Federation still imports these from here; its rewrite (issue 11) moves it to domain.views.
-from accord.domain.views import LinkView, Sample  # noqa: E402
-
 __all__ = [
     "ContactView",
     "Directory",
     "Exchange",
-    "LinkJournal",
-    "LinkView",
     "Recorder",
-    "ReleaseGate",
-    "Sample",
     "Sink",
 ]

@@ -1,13 +1,14 @@
 """The release gate of partner links: each partner's written policy, applied on the event loop.
 
-:class:`PolicyGate` implements :class:`~accord.domain.ports.ReleaseGate` with the pure engine of
+:class:`PolicyGate` implements :class:`~accord.federation.contract.Gate` with the pure engine of
 :mod:`accord.policy`. Per partner: its ``policy_file`` decides (Release sends the transformed
 event, Withhold sends nothing, Delay holds the newest event of that uid until it is due); a
 partner without a policy gets everything only when configured ``share_all``, else nothing (deny
-by default). Every decision is counted (/metrics, admin status) and, when a
-:class:`DecisionLog` is plugged in (the sharing ledger), told to it so that withheld items are
-recorded too. Held (delayed) events are re-offered through ``redeliver`` — the federation sends
-them to the partner's links, which ask this gate again.
+by default). Every decision is counted (/metrics, admin status); a release returns the rule that
+made it with the event (:class:`~accord.federation.contract.Released`), so that the link
+journals it with the frame; what is withheld is told to the :class:`DecisionLog` (the sharing
+ledger) when one is plugged in. Held (delayed) events are re-offered through ``redeliver``:
+the federation sends them to the partner's links, which ask this gate again.
 
 The gate remembers which uids it released to each partner (and as what: a pseudonym), so that
 their departure (a ``t-x-d-d``) reaches the partner even under a policy that withholds ``t-*``:
@@ -25,8 +26,9 @@ from typing import Protocol
 from accord.cot.model import CotEvent
 from accord.cot.xml import encode_xml
 from accord.domain.partners import Partner
-from accord.domain.ports import Sample
 from accord.domain.routing import DELETE_TYPE, deleted
+from accord.domain.views import Sample
+from accord.federation.contract import Released
 from accord.policy import Delay, Policy, PolicyError, PolicyState, Release, decide, decode_policy
 from accord.policy.departure import FORCE_DELETE, release_departure
 
@@ -45,11 +47,7 @@ class PolicyLoadError(ValueError):
 
 
 class DecisionLog(Protocol):
-    """Where the gate reports release decisions (the ledger). Called on the hot path."""
-
-    def will_release(self, partner: str, rule: str, policy: str) -> None:
-        """The next frame journalled as released to ``partner`` was released by ``rule``."""
-        ...
+    """Where the gate reports what it withheld (the ledger). Called on the hot path."""
 
     def withheld(self, partner: str, rule: str, policy: str, item: bytes, now_ms: int) -> None:
         """``item`` (the event's bytes) was kept back from ``partner`` by ``rule``."""
@@ -81,7 +79,7 @@ def _item(event: CotEvent) -> bytes:
 
 
 class PolicyGate:
-    """:class:`~accord.domain.ports.ReleaseGate` over per-partner policies."""
+    """The release decisions of every partner link, by per-partner policies."""
 
     def __init__(
         self,
@@ -110,15 +108,16 @@ class PolicyGate:
         self.policies[partner] = policy
         self.states[partner] = PolicyState()
 
-    # -- ReleaseGate -------------------------------------------------------------------------
+    # -- the link's Gate ---------------------------------------------------------------------
     def outbound(self, event: CotEvent, partner: Partner, now_ms: int) -> CotEvent | None:
+        """The event to send to ``partner``, or None (:meth:`release` without the rule)."""
+        released = self.release(event, partner, now_ms)
+        return None if released is None else released.event
+
+    def release(self, event: CotEvent, partner: Partner, now_ms: int) -> Released | None:
         policy = self.policies.get(partner.name)
         if policy is None:
-            if not partner.share_all:
-                return None
-            if self._decisions is not None:
-                self._decisions.will_release(partner.name, SHARE_ALL_RULE, "")
-            return event
+            return Released(event, SHARE_ALL_RULE, "") if partner.share_all else None
         if event.type == DELETE_TYPE:
             departure = self._departure(event, partner.name, policy, now_ms)
             if departure is not None:
@@ -127,10 +126,8 @@ class PolicyGate:
         key = self._key if policy.secret is None else None
         decision = decide(event, policy, now_ms, self.states[partner.name], key=key)
         if isinstance(decision, Release):
-            if self._decisions is not None:
-                self._decisions.will_release(partner.name, decision.rule, policy.version)
             self._remember(partner.name, event.uid, decision.event.uid)
-            return decision.event
+            return Released(decision.event, decision.rule, policy.version)
         if isinstance(decision, Delay):
             self._hold(partner.name, event, decision.until_ms - now_ms)
             return None
@@ -151,7 +148,7 @@ class PolicyGate:
 
     def _departure(
         self, event: CotEvent, partner: str, policy: Policy, now_ms: int
-    ) -> CotEvent | None:
+    ) -> Released | None:
         """The departure of a uid released to ``partner``, as it may have it; None when the
         uid was never released (the policy decides, as for any event). The uid stays
         remembered: a partner with two links (both sides dial) asks once per link."""
@@ -163,9 +160,7 @@ class PolicyGate:
         decision = release_departure(
             event, policy, released, target[1], now_ms, self.states[partner], force=force
         )
-        if self._decisions is not None:
-            self._decisions.will_release(partner, decision.rule, policy.version)
-        return decision.event
+        return Released(decision.event, decision.rule, policy.version)
 
     def inbound(self, event: CotEvent, partner: Partner, now_ms: int) -> CotEvent | None:
         """What a partner sends passed its own policy; ours decides only what leaves. A partner

@@ -1,12 +1,13 @@
 """The sharing ledger, fed by the partner links: every release decision and every received frame.
 
-:class:`LedgerJournal` implements :class:`~accord.domain.ports.LinkJournal` (frames released,
-received, dropped) and :class:`~accord.federation.gate.DecisionLog` (which rule released the
-next frame; what was withheld). Per partner and direction it keeps an
-:class:`accord.ledger.log.Log`, restored from the store's leaf hashes at start. Appending is on
-the hot path (one JSON encoding and two SHA-256 per item); writing is not: entries go to a
-bounded queue that one task drains in batches (one store transaction each), signing a
-checkpoint at the stored size every ``checkpoint_entries`` entries or ``checkpoint_s`` seconds.
+:class:`LedgerJournal` implements the link's :class:`~accord.federation.contract.Journal`
+(frames released, with the rule that released each, received, dropped) and
+:class:`~accord.federation.gate.DecisionLog` (what was withheld). Per partner and direction it
+keeps an :class:`accord.ledger.log.Log`, restored from the store's leaf hashes at start.
+Appending is on the hot path (one JSON encoding and two SHA-256 per item); writing is not:
+entries go to a bounded queue that one task drains in batches (one store transaction each),
+signing a checkpoint at the stored size every ``checkpoint_entries`` entries or
+``checkpoint_s`` seconds.
 
 Backpressure, written once: when the queue is full the item is not appended at all (the log
 stays exactly what the store will hold, so it still verifies), counted in
@@ -22,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from accord.domain.ports import Sample
+from accord.domain.views import Sample
 from accord.ledger.entry import Decision, Direction, Entry, content_hash
 from accord.ledger.log import Appended, Log
 from accord.ledger.note import Signer
@@ -70,13 +71,12 @@ class LedgerJournal:
         self._checkpoint_entries = checkpoint_entries
         self._checkpoint_s = checkpoint_s
         self._logs: dict[tuple[str, Direction], _Tracked] = {}
-        self._next_rule: dict[str, tuple[str, str]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self.unrecorded = 0  # items not appended: the queue was full
         self.write_failures = 0
-        # The ledger exchange listens here (witness.LedgerExchange): a checkpoint stored, and
-        # an item received (its content hash and mirror index), so it can receipt it.
+        # The ledger exchange listens here (ledger_exchange.LedgerExchange): a checkpoint
+        # stored, and an item received (its content hash and mirror index), to receipt it.
         self.on_checkpoint: Callable[[str, Direction], None] | None = None
         self.on_received: Callable[[str, str, int], None] | None = None
 
@@ -138,24 +138,19 @@ class LedgerJournal:
         )
         self._wake.set()
 
-    def will_release(self, partner: str, rule: str, policy: str) -> None:
-        self._next_rule[partner] = (rule, policy)
-
     def withheld(self, partner: str, rule: str, policy: str, item: bytes, now_ms: int) -> None:
         out = self._log(partner, Direction.OUT)
         if out is not None:
             appended = out.withhold(now_ms, rule, item, self._secret, policy)
             self._queue_entry(partner, Direction.OUT, appended)
 
-    def released(self, partner: str, seq: int, frame: bytes) -> None:
-        rule, policy = self._next_rule.pop(partner, ("", ""))
+    def released(self, partner: str, seq: int, frame: bytes, rule: str, policy: str) -> None:
         out = self._log(partner, Direction.OUT)
         if out is not None:
             appended = out.release(self._wall_ms(), rule, frame, policy)
             self._queue_entry(partner, Direction.OUT, appended)
 
-    def dropped(self, partner: str, frame: bytes) -> None:
-        rule, policy = self._next_rule.pop(partner, ("", ""))
+    def dropped(self, partner: str, frame: bytes, rule: str, policy: str) -> None:
         out = self._log(partner, Direction.OUT)
         if out is not None:
             appended = out.drop(self._wall_ms(), rule, frame, self._secret, policy)
@@ -165,7 +160,7 @@ class LedgerJournal:
         mirror = self._log(partner, Direction.IN)
         if mirror is not None:
             # The mirror names what arrived by the hash of its exact bytes; the partner's
-            # entry index and leaf are bound to it by our receipt (witness.LedgerExchange).
+            # entry index and leaf are bound to it by our receipt (ledger_exchange.LedgerExchange).
             item = content_hash(frame)
             entry = Entry(
                 mirror.size, self._wall_ms(), Direction.IN, partner, Decision.RECEIVED, "", item

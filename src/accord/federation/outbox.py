@@ -5,7 +5,7 @@ protobuf field a TAK Server skips) and is appended here. Like the history archiv
 path only queues: one task writes batches to the store (one transaction per kind of write),
 raises the link's durable "sent" and "received" marks, deletes what the partner acknowledged
 and trims each link's outbox to ``limit`` rows, the oldest first, recording every trimmed
-frame in the ledger as dropped (:meth:`LinkJournal.dropped`) and in
+frame in the ledger as dropped (:meth:`Journal.dropped`) and in
 ``federation_outbox_dropped_total``. A frame that finds the in-memory queue full is dropped
 and recorded the same way by the link. After a reconnect the link resends, in order, every
 stored row after the partner's last acknowledgement; the receiver drops sequence numbers it
@@ -18,7 +18,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
-from accord.domain.ports import LinkJournal, Sample
+from accord.domain.views import Sample
+from accord.federation.contract import Journal
 from accord.store.contract import Store, StoreError
 from accord.store.records import OutboxRow
 
@@ -35,7 +36,7 @@ class Outbox:
     def __init__(
         self,
         store: Store,
-        journal: LinkJournal,
+        journal: Journal,
         *,
         limit: int = OUTBOX_EVENTS,
         wall_ms: Callable[[], int],
@@ -139,7 +140,7 @@ class Outbox:
             return
         oldest = await self._store.outbox_read(key, 0, limit=over)
         for row in oldest:
-            self._journal.dropped(partner, row.frame)
+            self._journal.dropped(partner, row.frame, "", "")  # its release is journalled
         await self._store.outbox_delete(key, oldest[-1].seq)
         self.dropped[partner] = self.dropped.get(partner, 0) + len(oldest)
         log.warning("partner %s: outbox full, dropped the oldest %d", partner, len(oldest))

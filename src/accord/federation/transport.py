@@ -5,7 +5,9 @@ with its ``Subscription`` (the accepting side streams its events down it), strea
 events up ``ServerEventStream``, and calls ``HealthCheck`` every ``health_s``; the accepting
 side answers SERVING while that peer's event stream is open (else NOT_CONNECTED) and ends
 the stream of a peer silent for ``HEALTH_TIMEOUT_S``. The link is *up* from the first SERVING.
-Group and ROL streams are not opened yet (Accord partners need neither; see CHANGELOG).
+A partner that announces ``ACCORD_LEDGER`` also gets the two ROL streams (the ledger exchange);
+group streams are not opened (Accord partners need none). The link's state is its
+:class:`~accord.federation.connection.LinkConnection`; this module only moves its messages.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 
 import grpc
@@ -22,13 +25,16 @@ import grpc
 from accord.cot.model import CotEvent
 from accord.cot.outgoing import Outgoing
 from accord.domain.partners import Partner, split_address
-from accord.domain.ports import Exchange, LinkJournal, LinkView, ReleaseGate, Sample
-from accord.federation.files import FileShares
-from accord.federation.link import FEATURES, Link, Own, Seen, backoff_s
+from accord.domain.ports import Exchange
+from accord.domain.views import LinkView, Sample
+from accord.federation.connection import FEATURES, Own, Seen, backoff_s
+from accord.federation.contract import Gate, Journal
+from accord.federation.file_shares import FileShares
+from accord.federation.ledger_exchange import LedgerExchange
+from accord.federation.link import Link
 from accord.federation.outbox import OUTBOX_EVENTS, Outbox
 from accord.federation.proto import fig_pb2
 from accord.federation.trust import PinnedCa, TrustError, issued_by, load_pinned
-from accord.federation.witness import LedgerExchange
 from accord.store.contract import Store
 
 log = logging.getLogger("accord.federation")
@@ -62,8 +68,8 @@ class Federation:
         partners: Sequence[Partner],
         *,
         exchange: Exchange,
-        gate: ReleaseGate,
-        journal: LinkJournal,
+        gate: Gate,
+        journal: Journal,
         own: Own,
         cert_chain: tuple[bytes, bytes],  # our server key and certificate PEM
         base: Path,  # partner ca_file paths are relative to this
@@ -71,13 +77,12 @@ class Federation:
         health_s: float = HEALTH_S,
         store: Store | None = None,  # None: no store and forward
         outbox_events: int = OUTBOX_EVENTS,
-        witness: LedgerExchange | None = None,  # None: ledgers are not exchanged
+        ledger_exchange: LedgerExchange | None = None,  # None: ledgers are not exchanged
         files: FileShares | None = None,  # None: files are not shared
     ) -> None:
         self.files = files
-        self.witness = witness
-        self.features = FEATURES | (fig_pb2.ACCORD_LEDGER if witness is not None else 0)
-        self._witness_task: asyncio.Task[None] | None = None
+        self.ledger_exchange = ledger_exchange
+        self.features = FEATURES | (fig_pb2.ACCORD_LEDGER if ledger_exchange is not None else 0)
         self._key, self._cert = cert_chain
         self._health_s = health_s
         self._base = base
@@ -110,14 +115,18 @@ class Federation:
             except TrustError as exc:
                 log.error("%s", exc)
                 self.incoming[p.name].set_state("down", str(exc))
-        self._last_health: dict[str, float] = {}
         self._server: grpc.aio.Server | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._outbox_task: asyncio.Task[None] | None = None
+        self._dialers: asyncio.Task[None] | None = None  # a TaskGroup: one dial loop per link
+        self._writers: asyncio.Task[None] | None = None  # a TaskGroup: outbox, exchange, files
 
     # -- reporting ---------------------------------------------------------------------------
     def links(self) -> list[LinkView]:
-        return [link.view() for link in (*self.outgoing.values(), *self.incoming.values())]
+        """The links in use: an incoming link of a partner we dial shows once it dialled in."""
+        return [
+            link.view()
+            for link in (*self.outgoing.values(), *self.incoming.values())
+            if link.core.in_use
+        ]
 
     def samples(self) -> list[Sample]:
         out: list[Sample] = []
@@ -134,8 +143,8 @@ class Federation:
             out += [Sample(n, k, h, float(x), labels) for n, k, h, x in values]  # type: ignore[arg-type]
         if self.outbox is not None:
             out += self.outbox.samples()
-        if self.witness is not None:
-            out += self.witness.samples()
+        if self.ledger_exchange is not None:
+            out += self.ledger_exchange.samples()
         return out
 
     def redeliver(self, partner: str, event: CotEvent) -> None:
@@ -163,16 +172,16 @@ class Federation:
     async def start(self, bind: str, port: int, *, listen: bool = True) -> int | None:
         """Dial the partners with an address; listen for the others on ``port`` (0 = any)
         when ``listen`` and any CA is pinned. Return the port bound, or None."""
-        loop = asyncio.get_running_loop()
         if self.outbox is not None:
             for link in (*self.outgoing.values(), *self.incoming.values()):
                 link.restore(*await self.outbox.restore(link.key))
                 link.join()
-            self._outbox_task = loop.create_task(self.outbox.run())
-        if self.witness is not None:
-            self._witness_task = loop.create_task(self.witness.run())
-        for link in self.outgoing.values():
-            self._tasks.append(loop.create_task(self._dial(link)))
+        # The one place that owns the federation's tasks: two task groups, each in one task.
+        loop = asyncio.get_running_loop()
+        self._writers = loop.create_task(self._run_writers(), name="federation writers")
+        self._dialers = loop.create_task(self._run_dialers(), name="federation dialers")
+        for task in (self._writers, self._dialers):
+            task.add_done_callback(_surface)
         if not listen or not self._pinned:
             return None
         server = grpc.aio.server(options=CHANNEL_OPTIONS)
@@ -189,24 +198,40 @@ class Federation:
         self._server = server
         return bound
 
+    async def _run_writers(self) -> None:
+        """The outbox, the ledger exchange and the package fetches, until :meth:`close` stops
+        them (the first two flush; fetches under way are cancelled)."""
+        async with asyncio.TaskGroup() as group:
+            if self.outbox is not None:
+                group.create_task(self.outbox.run(), name="federation outbox")
+            if self.ledger_exchange is not None:
+                group.create_task(self.ledger_exchange.run(), name="ledger exchange")
+            if self.files is not None:
+                group.create_task(self.files.run(), name="partner package fetches")
+
+    async def _run_dialers(self) -> None:
+        """One dial loop per partner with an address, until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            for link in self.outgoing.values():
+                group.create_task(self._dial(link), name=f"dial {link.key}")
+
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        if self._dialers is not None:
+            self._dialers.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._dialers
+            self._dialers = None
         for link in (*self.incoming.values(), *self.outgoing.values()):
             link.leave()
-        if self.outbox is not None and self._outbox_task is not None:
+        if self.outbox is not None:
             self.outbox.stop()
-            await self._outbox_task
-            self._outbox_task = None
+        if self.ledger_exchange is not None:
+            self.ledger_exchange.stop()
         if self.files is not None:
-            await self.files.close()
-        if self.witness is not None and self._witness_task is not None:
-            self.witness.stop()
-            await self._witness_task
-            self._witness_task = None
+            self.files.stop()
+        if self._writers is not None:
+            await self._writers
+            self._writers = None
         if self._server is not None:
             await self._server.stop(1.0)
             self._server = None
@@ -270,36 +295,26 @@ class Federation:
     ) -> AsyncIterator[bytes]:
         link = await self._peer(context)
         loop = asyncio.get_running_loop()
-        self._last_health[link.partner.name] = loop.time()
-        link.peer_features = request.accordFeatures
-        link.open()
+        link.open(request.accordFeatures)
         link.set_state("up")
-        frames = link.frames()
-        # The pending read outlives a quiet interval: cancelling it (wait_for) would close
-        # the frames generator and end the stream after every HEALTH_TIMEOUT_S / 3 of silence,
-        # discarding what the link had queued.
-        pending: asyncio.Future[bytes] | None = None
+        stream = link.core.stream
         try:
             while True:
-                silent = loop.time() - self._last_health.get(link.partner.name, 0.0)
-                if silent > HEALTH_TIMEOUT_S:
+                if link.core.health_expired(loop.time(), HEALTH_TIMEOUT_S):
+                    silent = loop.time() - link.core.last_health_s
                     link.set_state("down", f"no health check for {silent:.0f} s")
                     return
-                if pending is None:
-                    pending = asyncio.ensure_future(anext(frames))
-                done, _ = await asyncio.wait({pending}, timeout=HEALTH_TIMEOUT_S / 3)
-                if not done:
-                    continue
-                read, pending = pending, None
                 try:
-                    frame = read.result()
-                except StopAsyncIteration:
+                    async with asyncio.timeout(HEALTH_TIMEOUT_S / 3):
+                        messages = await link.next_messages(stream)  # safe to cancel
+                except TimeoutError:
+                    continue
+                if messages is None:
                     return
-                yield frame
+                for message in messages:
+                    yield message
         finally:
-            if pending is not None:
-                pending.cancel()
-            if link.streaming:
+            if link.streaming and link.core.stream == stream:
                 link.close("partner stream ended")
                 link.set_state("down", "partner closed its event stream")
 
@@ -315,7 +330,7 @@ class Federation:
         self, request: fig_pb2.ClientHealth, context: grpc.aio.ServicerContext[object, object]
     ) -> fig_pb2.ServerHealth:
         link = await self._peer(context)
-        self._last_health[link.partner.name] = asyncio.get_running_loop().time()
+        link.core.health(asyncio.get_running_loop().time())
         link.acknowledged(request.accordAck)
         status = (
             fig_pb2.ServerHealth.SERVING if link.streaming else fig_pb2.ServerHealth.NOT_CONNECTED
@@ -327,25 +342,25 @@ class Federation:
     ) -> AsyncIterator[bytes]:
         """The dialling partner's ROL stream down: our ledger messages for it."""
         link = await self._peer(context)
-        witness = self.witness
-        if witness is None or not request.accordFeatures & fig_pb2.ACCORD_LEDGER:
+        ledgers = self.ledger_exchange
+        if ledgers is None or not request.accordFeatures & fig_pb2.ACCORD_LEDGER:
             return
         link.rol_open()
-        witness.opened(link.partner.name, link.rol_send)
+        ledgers.opened(link.partner.name, link.rol_send)
         try:
             async for message in link.rol_messages():
                 yield message
         finally:
             link.rol_close()
-            witness.closed(link.partner.name, link.rol_send)
+            ledgers.closed(link.partner.name, link.rol_send)
 
     async def _server_rol_stream(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[object, object]
     ) -> fig_pb2.Subscription:
         link = await self._peer(context)
         async for message in requests:
-            if self.witness is not None:
-                await self.witness.receive(link.partner.name, message)
+            if self.ledger_exchange is not None:
+                await self.ledger_exchange.receive(link.partner.name, message)
         return self._subscription()
 
     # -- dialling ----------------------------------------------------------------------------
@@ -357,17 +372,23 @@ class Federation:
             try:
                 if await self._connect(link):
                     attempt = 0
-            except TrustError as exc:
-                link.set_state("down", str(exc))
-            except grpc.aio.AioRpcError as exc:
-                link.set_state("down", f"{exc.code().name}: {exc.details()}")
-            except OSError as exc:
-                link.set_state("down", str(exc))
+            except* TrustError as group:
+                link.set_state("down", str(group.exceptions[0]))
+            except* grpc.aio.AioRpcError as group:
+                rpc = group.exceptions[0]
+                assert isinstance(rpc, grpc.aio.AioRpcError)
+                link.set_state("down", f"{rpc.code().name}: {rpc.details()}")
+            except* OSError as group:
+                link.set_state("down", str(group.exceptions[0]))
+            except* Exception as group:  # a bug: logged with its stack, and the link redialled
+                exc = group.exceptions[0]
+                log.error("partner %s: link failed: %r; redialling", link.key, exc, exc_info=exc)
+                link.set_state("down", f"internal error: {exc!r}")
             finally:
                 link.close("link lost")
             if link.state != "down":
                 link.set_state("down", link.last_error or "stream ended")
-            await asyncio.sleep(backoff_s(attempt))
+            await asyncio.sleep(backoff_s(attempt, random.random))
             attempt += 1
 
     async def _connect(self, link: Link) -> bool:
@@ -400,9 +421,8 @@ class Federation:
                 fig_pb2.ClientHealth(status=fig_pb2.ClientHealth.SERVING, accordAck=link.ack),
                 timeout=max(self._health_s, 1.0) * 3,
             )
-            link.peer_features = first.accordFeatures
             link.acknowledged(first.accordAck)
-            link.open()
+            link.open(first.accordFeatures)
             up_call = up(link.frames())
 
             async def receive() -> None:
@@ -416,7 +436,7 @@ class Federation:
                         status=fig_pb2.ClientHealth.SERVING, accordAck=link.ack
                     )
                     reply = await health(ping, timeout=max(self._health_s, 1.0) * 3)
-                    link.peer_features = reply.accordFeatures
+                    link.core.peer_features = reply.accordFeatures
                     link.acknowledged(reply.accordAck)
                     if reply.status == fig_pb2.ServerHealth.SERVING:
                         came_up = True
@@ -425,34 +445,28 @@ class Federation:
                     else:  # its side of our stream is not there yet
                         await asyncio.sleep(min(0.1, self._health_s))
 
-            async def send() -> None:
-                await up_call
-
-            tasks = [asyncio.create_task(f()) for f in (receive, keep_alive, send)]
-            ledger = self._open_rol(channel, link)
+            rol = self._rol_streams(channel, link)
             try:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                async with asyncio.TaskGroup() as group:
+                    for stream in (receive(), keep_alive(), up_call):
+                        group.create_task(_ends_link(stream))
+                    for task in rol:
+                        group.create_task(task)
+            except* _StreamEnded:
+                link.last_error = "partner ended the stream"
             finally:
-                for task in (*tasks, *ledger):
-                    task.cancel()
-                for task in (*tasks, *ledger):
-                    with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
-                        await task
-                if ledger and self.witness is not None:
+                if rol and self.ledger_exchange is not None:
                     link.rol_close()
-                    self.witness.closed(link.partner.name, link.rol_send)
-            for task in done:
-                exc = task.exception()
-                if exc is not None:
-                    raise exc
-            link.last_error = "partner ended the stream"
+                    self.ledger_exchange.closed(link.partner.name, link.rol_send)
         return came_up
 
-    def _open_rol(self, channel: grpc.aio.Channel, link: Link) -> list[asyncio.Task[None]]:
+    def _rol_streams(
+        self, channel: grpc.aio.Channel, link: Link
+    ) -> list[Coroutine[object, object, None]]:
         """The ROL streams of a partner that exchanges ledgers: ours up, its down. They are
         not the link: a failure there is logged and the events keep flowing."""
-        witness = self.witness
-        if witness is None or not link.peer_features & fig_pb2.ACCORD_LEDGER:
+        ledgers = self.ledger_exchange
+        if ledgers is None or not link.peer_features & fig_pb2.ACCORD_LEDGER:
             return []
         name = link.partner.name
         down = channel.unary_stream(
@@ -466,13 +480,13 @@ class Federation:
             response_deserializer=fig_pb2.Subscription.FromString,
         )
         link.rol_open()
-        witness.opened(name, link.rol_send)
+        ledgers.opened(name, link.rol_send)
         up_call = up(link.rol_messages())
 
         async def receive() -> None:
             try:
                 async for message in down:
-                    await witness.receive(name, message)
+                    await ledgers.receive(name, message)
             except grpc.aio.AioRpcError as exc:
                 log.warning("partner %s: ledger stream: %s", name, exc.code().name)
 
@@ -482,4 +496,19 @@ class Federation:
             except grpc.aio.AioRpcError as exc:
                 log.warning("partner %s: ledger stream: %s", name, exc.code().name)
 
-        return [asyncio.create_task(receive()), asyncio.create_task(send())]
+        return [receive(), send()]
+
+
+class _StreamEnded(Exception):
+    """One of a connection's event streams ended: the connection is over."""
+
+
+async def _ends_link(stream: Awaitable[object]) -> None:
+    await stream
+    raise _StreamEnded
+
+
+def _surface(task: asyncio.Task[None]) -> None:
+    """A federation task group that failed says so (its tasks are gone with it)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("federation: %s failed", task.get_name(), exc_info=task.exception())

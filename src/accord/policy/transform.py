@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 from collections.abc import Callable
 
 from lxml import etree
@@ -84,6 +85,9 @@ def rewrite_detail(
 
     Returns the event's new detail and the names of what was done, for explanations.
     """
+    fast = _rewrite_plain(event.detail, transform, marking)
+    if fast is not None:
+        return fast
     done: list[str] = []
     root = parse_fragment(f"<detail>{event.detail.xml}</detail>")
     for child in list(root):
@@ -123,6 +127,88 @@ def rewrite_detail(
     done.append(f"mark <{RELEASE_TAG}>")
     # The detail was depth-checked when it was decoded; a rewrite only removes and adds a leaf.
     return inspect_detail(root, None), tuple(done)
+
+
+# A detail with a child a rewrite changes, or one routing reads (cot.xml inspects it) to strip,
+# takes the parsing path.
+_REWRITTEN = frozenset({"link", "fileshare"})
+_INSPECTED = frozenset({"contact", "marti", "__chat", "TakControl"})
+_ATTR_UNSAFE = re.compile(r'[&<>"\n\r\t]')
+
+
+def _rewrite_plain(
+    detail: Detail, transform: Transform, marking: dict[str, str]
+) -> tuple[Detail, tuple[str, ...]] | None:
+    """:func:`rewrite_detail` without parsing, for the common detail (an SA): only children to
+    keep or strip whole, none of them one that routing reads. The decoder already parsed the
+    detail and serialised its children (cot.xml), so they are cut out of that text; None when
+    the text is not in that plain shape and the parsing path must decide."""
+    children = split_children(detail.xml)
+    if children is None or any(v and _ATTR_UNSAFE.search(v) for v in marking.values()):
+        return None
+    kept: list[str] = []
+    done: list[str] = []
+    for tag, text in children:
+        if tag in _REWRITTEN or (tag in _INSPECTED and transform.stripped(tag)):
+            return None
+        if transform.stripped(tag):
+            if tag != RELEASE_TAG:
+                done.append(f"strip <{tag}>")
+            continue
+        kept.append(text)
+    attrs = "".join(f' {name}="{value}"' for name, value in marking.items())
+    kept.append(f"<{RELEASE_TAG}{attrs}/>")
+    done.append(f"mark <{RELEASE_TAG}>")
+    d = detail  # built directly: dataclasses.replace costs more than the rest of the cut
+    out = Detail("".join(kept), d.contact, d.dests, d.has_marti, d.chat, d.takcontrol)
+    return out, tuple(done)
+
+
+def split_children(xml: str) -> list[tuple[str, str]] | None:
+    """``(tag, text)`` of each top-level element of a detail's serialised children, or None
+    unless the text is plain elements (no comments, CDATA, processing instructions,
+    namespaces, apostrophes in tags or text between the children)."""
+    out: list[tuple[str, str]] = []
+    depth = 0
+    start = 0
+    tag = ""
+    i = 0
+    n = len(xml)
+    while i < n:
+        if depth == 0 and xml[i] != "<":
+            return None  # text between children
+        lt = xml.find("<", i)
+        if lt < 0:
+            return None if depth else out
+        gt = xml.find(">", lt)
+        if gt < 0:
+            return None
+        while xml.count('"', lt, gt) % 2:  # a ">" inside a quoted value
+            gt = xml.find(">", gt + 1)
+            if gt < 0:
+                return None
+        inner = xml[lt + 1 : gt]
+        if not inner or inner[0] in "!?" or "'" in inner or "xmlns" in inner:
+            return None
+        if ":" in inner.split(None, 1)[0]:
+            return None  # a prefixed (namespaced) tag
+        if inner[0] == "/":
+            depth -= 1
+            if depth < 0:
+                return None
+            if depth == 0:
+                out.append((tag, xml[start : gt + 1]))
+        else:
+            name = inner.split(None, 1)[0].rstrip("/")
+            if depth == 0:
+                start, tag = lt, name
+            if inner[-1] == "/":
+                if depth == 0:
+                    out.append((tag, xml[start : gt + 1]))
+            else:
+                depth += 1
+        i = gt + 1
+    return out if depth == 0 else None
 
 
 def marking(policy_name: str, rule: str, partner: str, version: str, now_ms: int) -> dict[str, str]:

@@ -7,7 +7,7 @@ through the link's release gate like any event; when it is released to a partner
 - **we** (sender) remember that this partner may fetch that hash, and point ``senderUrl`` at our
   partner-facing HTTPS port (``federation_files_port``), where the partner's federation
   certificate (issued by its pinned CA) is the only way in, and only announced hashes are
-  served (:func:`accord.api.partner_files.partner_files_app`);
+  served (:func:`accord.api.partner_downloads.partner_files_app`);
 - **the partner** (receiver) fetches the package from there with its federation certificate,
   checks its size and SHA-256, stores it among its own packages (visible to the groups the link
   delivers to), points ``senderUrl`` at its own Marti API and only then delivers the request to
@@ -93,7 +93,9 @@ class FileShares:
         self._max_bytes = max_bytes
         self._wall_ms = wall_ms
         self._announced: dict[str, OrderedDict[str, None]] = {}
+        self._group: asyncio.TaskGroup | None = None  # the fetches, while run() runs
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
         self._fetching = asyncio.Semaphore(FETCHES)
         self.fetched = self.failed = 0
 
@@ -132,12 +134,44 @@ class FileShares:
         found = fileshare(event)
         if found is None:
             return False
-        task = asyncio.get_running_loop().create_task(
-            self._fetch(partner, event, found, groups, deliver)
-        )
+        if self._group is None:
+            self.failed += 1
+            log.warning("partner %s: a file request arrived while not fetching", partner.name)
+            return True
+        task = self._group.create_task(self._guarded(partner, event, found, groups, deliver))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
+
+    async def run(self) -> None:
+        """Run the fetches (in one task group) until :meth:`stop`, which cancels them."""
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            try:
+                await self._stopping.wait()
+            finally:
+                self._group = None
+                for task in self._tasks:
+                    task.cancel()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _guarded(
+        self,
+        partner: Partner,
+        event: CotEvent,
+        found: tuple[etree._Element, etree._Element],
+        groups: tuple[str, ...],
+        deliver: Callable[[CotEvent], None],
+    ) -> None:
+        """One fetch; a failure nobody foresaw is logged with its stack and counted, and the
+        other fetches go on."""
+        try:
+            await self._fetch(partner, event, found, groups, deliver)
+        except Exception:
+            self.failed += 1
+            log.exception("partner %s: fetching a package failed", partner.name)
 
     async def _fetch(
         self,
@@ -202,8 +236,3 @@ class FileShares:
                 await writer.publish()
                 await self._store.add_package(package)
         log.info("partner %s: package %s (%s) fetched and stored", partner.name, digest, name)
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from accord.domain.ports import Sample
+from accord.domain.views import Sample
 from accord.federation.journal import LedgerJournal
 from accord.federation.proto import fig_pb2
 from accord.identity.ca import PkiError

@@ -1,4 +1,4 @@
-"""Link pieces without sockets: backoff, provenance and contact mapping, partner specs."""
+"""The codec (CoT <-> FederatedEvent): provenance and contact mapping; partner entries."""
 
 from __future__ import annotations
 
@@ -9,19 +9,10 @@ from accord.cot.model import CotEvent, Point
 from accord.cot.xml import detail_from_xml
 from accord.domain.partners import Partner, PartnerError, parse_partners, server_id
 from accord.domain.routing import deleted
-from accord.federation.geo import flow_tags, from_federated, to_federated
-from accord.federation.link import Seen, backoff_s
+from accord.federation.codec import flow_tags, from_federated, to_federated
 from accord.federation.proto import fig_pb2
 
 PIN = "ab" * 32
-
-
-def test_backoff_doubles_to_a_ceiling_with_jitter() -> None:
-    assert backoff_s(0, lambda: 0.0) == 0.25
-    assert backoff_s(0, lambda: 1.0) == 0.5
-    assert backoff_s(3, lambda: 1.0) == 4.0
-    assert backoff_s(50, lambda: 1.0) == 30.0
-    assert backoff_s(50, lambda: 0.0) == 15.0
 
 
 def _event() -> CotEvent:
@@ -116,13 +107,6 @@ def test_contact_entries_that_are_not_a_departure_are_not_events() -> None:
     unwritable.contact.operation, unwritable.contact.uid = fig_pb2.DELETE, "bad\x00uid"
     with pytest.raises(MalformedEvent, match="not XML text"):
         from_federated(unwritable, via="t", now_ms=0)
-
-
-def test_seen_drops_the_second_copy_only() -> None:
-    seen = Seen(size=2)
-    assert seen.first("a", _event())
-    assert not seen.first("a", _event())
-    assert seen.first("b", _event())
 
 
 def test_partner_entries_are_checked() -> None:

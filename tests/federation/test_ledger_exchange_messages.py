@@ -7,8 +7,8 @@ import asyncio
 from pathlib import Path
 
 from accord.federation.journal import LedgerJournal
+from accord.federation.ledger_exchange import CHUNK_ENTRIES, LedgerExchange, rol
 from accord.federation.proto import fig_pb2
-from accord.federation.witness import CHUNK_ENTRIES, LedgerExchange, rol
 from accord.ledger.exchange import (
     HELLO,
     CheckpointMessage,
@@ -33,7 +33,7 @@ async def test_a_partner_far_behind_is_caught_up_in_checkpointed_steps(tmp_path:
         if n % 5 == 4:
             journal.withheld("org-b", "held", "", b"<x/>", 1_000_000)
         else:
-            journal.released("org-b", n, f"<frame n='{n}'/>".encode())
+            journal.released("org-b", n, f"<frame n='{n}'/>".encode(), "sa", "v1")
         if n % 1000 == 999:
             await journal.flush()  # stored and checkpointed every 1000
     await journal.flush()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import ssl
 
-from accord.api.partner_files import PartnerCertificates, partner_files_app
+from accord.api.partner_downloads import PartnerCertificates, partner_files_app
 from accord.app.http import serve_http
 from accord.app.running import Running, wall_ms
 from accord.config import Config
 from accord.domain.partners import Partner
-from accord.federation.files import FileShares
+from accord.federation.file_shares import FileShares
 from accord.federation.transport import Federation
 from accord.identity.ca import PkiPaths
 from accord.store.blobs import Blobs

@@ -1,0 +1,58 @@
+"""The transport's supervision: a link task that fails is logged and the link redialled."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from accord.domain.metrics import Counters
+from accord.federation import transport
+from accord.federation.connection import Own
+from accord.federation.gate import PolicyGate
+from accord.federation.link import Link
+from accord.federation.transport import Federation
+from accord.server.hub import Hub
+from tests.federation.link_pair import B as ORG_B
+from tests.federation.link_pair import Journal, partner
+from tests.federation.test_link_e2e import until
+
+pytestmark = pytest.mark.timeout(20)
+
+
+async def test_a_link_that_fails_on_a_bug_is_logged_and_redialled(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(transport, "backoff_s", lambda attempt, rand: 0.0)
+    fed = Federation(
+        [partner(ORG_B, address="127.0.0.1:1")],
+        exchange=Hub(Counters(), wall_ms=lambda: 0, new_uid=lambda: "u"),
+        gate=PolicyGate({}),
+        journal=Journal(),
+        own=Own("accord-aaaaaaaaaaaaaaaa", "Org A"),
+        cert_chain=(b"", b""),
+        base=Path(),
+        wall_ms=lambda: 0,
+    )
+    attempts: list[str] = []
+
+    async def connect(link: Link) -> bool:
+        attempts.append(link.key)
+        if len(attempts) == 1:
+            raise RuntimeError("boom")  # a bug in a connection, not a network failure
+        await asyncio.Event().wait()  # the second connection stays
+        return True
+
+    monkeypatch.setattr(fed, "_connect", connect)
+    with caplog.at_level(logging.ERROR, "accord.federation"):
+        await fed.start("127.0.0.1", 0, listen=False)
+        try:
+            await until(lambda: len(attempts) == 2, 5)
+        finally:
+            await fed.close()
+    (failed,) = [r for r in caplog.records if "link failed" in r.getMessage()]
+    assert "RuntimeError('boom')" in failed.getMessage()
+    assert failed.exc_info is not None  # with its stack
+    assert attempts == ["Org B:outgoing", "Org B:outgoing"]

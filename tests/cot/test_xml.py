@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from lxml import etree
 
 from accord.cot.errors import CotError, MalformedEvent
@@ -575,3 +578,31 @@ def test_detail_children_serialise_alike_on_the_fast_and_the_general_path(detail
     root = parse_fragment(detail)
     per_child = "".join(etree.tostring(c, encoding="unicode", with_tail=False) for c in root)
     assert inspect_detail(root).xml == per_child
+
+
+def _times_by_datetime(text: str) -> int:
+    value = datetime.fromisoformat(text.strip())
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1000 + (0.5 if value.timestamp() >= 0 else -0.5))
+
+
+@given(
+    when=st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 30)),
+    digits=st.integers(0, 6),
+)
+def test_the_zulu_fast_path_reads_times_exactly_as_datetime_does(
+    when: datetime, digits: int
+) -> None:
+    text = when.isoformat(timespec="seconds")
+    if digits:
+        text += "." + f"{when.microsecond:06d}"[:digits]
+    assert ms_from_iso(text + "Z") == _times_by_datetime(text + "Z")
+
+
+@pytest.mark.parametrize(
+    "text", ["2016-13-13T20:43:37Z", "2016-01-13T20:61:37.1Z", "0000-01-01T00:00:00Z"]
+)
+def test_an_impossible_zulu_time_is_refused_as_before(text: str) -> None:
+    with pytest.raises(ValueError, match=r"must be in|out of range"):
+        ms_from_iso(text)

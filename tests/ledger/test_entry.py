@@ -11,6 +11,7 @@ from accord.ledger.entry import (
     Direction,
     Entry,
     EntryError,
+    canonical_json,
     content_hash,
     decode_entry,
     encode_entry,
@@ -104,3 +105,38 @@ def test_entry_fields_agree_with_decoding_and_name_broken_bytes() -> None:
         entry_fields(bad)
     with pytest.raises(EntryError):
         entry_fields(encode_entry(e).replace(b"received", b"released"))
+
+
+@given(
+    seq=st.integers(0, 2**63),
+    time_ms=st.integers(0, 2**63),
+    partner=st.text(),
+    rule=st.text(),
+    policy=st.text(),
+    received=st.booleans(),
+    partner_index=st.none() | st.integers(0, 2**63),
+    partner_leaf=st.none() | st.binary(min_size=32, max_size=32),
+)
+def test_the_direct_encoding_is_byte_for_byte_the_json_canonical_form(
+    seq: int,
+    time_ms: int,
+    partner: str,
+    rule: str,
+    policy: str,
+    received: bool,
+    partner_index: int | None,
+    partner_leaf: bytes | None,
+) -> None:
+    # Any text (quotes, control characters, non-ASCII, surrogates' neighbours) in the names.
+    if received:
+        e = Entry(
+            seq, time_ms, Direction.IN, partner, Decision.RECEIVED, rule, content_hash(b"x"),
+            policy, partner_index, partner_leaf,
+        )  # fmt: skip
+    else:
+        e = Entry(
+            seq, time_ms, Direction.OUT, partner, Decision.WITHHELD, rule,
+            keyed_hash(b"k", b"x"), policy,
+        )  # fmt: skip
+    assert encode_entry(e) == canonical_json(e)
+    assert decode_entry(encode_entry(e)) == e

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from accord.policy.geo import M_PER_DEG, contains, distance_m, grid_cell, in_polygon
+from accord.policy.geo import (
+    M_PER_DEG,
+    _in_ring,
+    _unwrapped,
+    contains,
+    distance_m,
+    grid_cell,
+    in_polygon,
+)
 from accord.policy.model import Circle, Polygon
 
 SQUARE = Polygon(((47.1, 7.9), (47.1, 8.2), (46.9, 8.2), (46.9, 7.9)))
@@ -78,3 +88,30 @@ def test_cells_at_the_poles_and_the_antimeridian_stay_in_range() -> None:
         assert -90.0 <= cell.lat <= 90.0
         assert -180.0 <= cell.lon <= 180.0
         assert distance_m(lat, lon, cell.lat, cell.lon) <= cell.radius_m
+
+
+_lat = st.floats(-90, 90)
+_lon = st.floats(-180, 180)
+
+
+@given(lat=_lat, lon=_lon, clat=_lat, clon=_lon, radius=st.floats(0, 3e7))
+def test_the_circle_latitude_precheck_never_changes_the_answer(
+    lat: float, lon: float, clat: float, clon: float, radius: float
+) -> None:
+    circle = Circle(clat, clon, radius)
+    assert contains(circle, lat, lon) == (distance_m(lat, lon, clat, clon) <= radius)
+
+
+@given(
+    lat=_lat,
+    lon=_lon,
+    vertices=st.lists(st.tuples(_lat, _lon), min_size=3, max_size=8),
+)
+def test_the_polygon_latitude_bounds_never_change_the_answer(
+    lat: float, lon: float, vertices: list[tuple[float, float]]
+) -> None:
+    polygon = Polygon(tuple(vertices))
+    ring = _unwrapped(polygon.vertices)
+    plain = any(_in_ring(lat, lon + shift, ring) for shift in (0.0, 360.0, -360.0))
+    assert in_polygon(lat, lon, polygon) == plain
+    assert in_polygon(lat, lon, polygon) == plain  # the cached ring gives the same

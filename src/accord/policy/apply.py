@@ -138,6 +138,44 @@ def rule_matches(rule: Rule, policy: Policy, event: CotEvent, now_ms: int) -> bo
     )
 
 
+def _rest_matches(rule: Rule, policy: Policy, event: CotEvent, now_ms: int) -> bool:
+    """:func:`rule_matches` for a rule whose types are known to accept the event's."""
+    return (
+        (not rule.areas or _in_any(policy, rule.areas, event) is not None)
+        and (not rule.not_areas or _in_any(policy, rule.not_areas, event) is None)
+        and (rule.max_age_s is None or (now_ms - event.time) / 1000 <= rule.max_age_s)
+    )
+
+
+# Per policy (held by its entry, so that its id cannot be reused while cached) and CoT type:
+# whether always_withhold's types hold the type, and the rules whose type globs accept it, in
+# order. Types come from clients, so each table is bounded (cleared when full).
+_TYPE_TABLES: dict[int, tuple[Policy, dict[str, tuple[bool, tuple[Rule, ...]]]]] = {}
+TYPE_TABLE_POLICIES = 64
+TYPE_TABLE_TYPES = 4096
+
+
+def _by_type(policy: Policy, cot_type: str) -> tuple[bool, tuple[Rule, ...]]:
+    """Rule selection by type, decided once per (policy, type): the globs' regexes were the
+    costliest part of choosing a rule."""
+    entry = _TYPE_TABLES.get(id(policy))
+    if entry is None or entry[0] is not policy:
+        if len(_TYPE_TABLES) >= TYPE_TABLE_POLICIES:
+            _TYPE_TABLES.clear()
+        entry = _TYPE_TABLES[id(policy)] = (policy, {})
+    table = entry[1]
+    hit = table.get(cot_type)
+    if hit is None:
+        if len(table) >= TYPE_TABLE_TYPES:
+            table.clear()
+        held = policy.always_withhold.types
+        hit = table[cot_type] = (
+            bool(held) and type_matches(held, cot_type),
+            tuple(rule for rule in policy.rules if type_matches(rule.types, cot_type)),
+        )
+    return hit
+
+
 def rule_mismatch(rule: Rule, policy: Policy, event: CotEvent, now_ms: int) -> str | None:
     """Why the rule does not match the event, or None when it does."""
     if not type_matches(rule.types, event.type):
@@ -169,7 +207,11 @@ def select(
         trace.append(Step("validity", True, why))
         return None, Withhold(why, VALIDITY_RULE), trace
     held = policy.always_withhold
-    if held.types and type_matches(held.types, event.type):
+    if not explain:
+        held_type, candidates = _by_type(policy, event.type)
+    else:
+        held_type, candidates = bool(held.types) and type_matches(held.types, event.type), ()
+    if held_type:
         why = f"type {event.type} is always withheld"
         trace.append(Step("always_withhold", True, why))
         return None, Withhold(why, ALWAYS_RULE), trace
@@ -179,11 +221,12 @@ def select(
         trace.append(Step("always_withhold", True, why))
         return None, Withhold(why, ALWAYS_RULE), trace
     trace.append(Step("always_withhold", False, "not matched"))
-    for rule in policy.rules:
-        if not explain:
-            if rule_matches(rule, policy, event, now_ms):
+    if not explain:
+        for rule in candidates:  # the rules whose types accept the event's, in order
+            if _rest_matches(rule, policy, event, now_ms):
                 return rule, (None if rule.release else Withhold("withhold rule", rule.name)), trace
-            continue
+        return None, Withhold("no rule matches: deny by default", DEFAULT_RULE), trace
+    for rule in policy.rules:
         mismatch = rule_mismatch(rule, policy, event, now_ms)
         if mismatch is None:
             trace.append(Step(f"rule {rule.name}", True, "matches"))

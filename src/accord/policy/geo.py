@@ -53,14 +53,42 @@ def _in_ring(lat: float, lon: float, ring: tuple[tuple[float, float], ...]) -> b
     return inside
 
 
+# Per polygon (held by its entry, so that its id is not reused while cached): the unwrapped
+# ring and its latitude bounds. Hashing the vertex tuple for an lru_cache cost more than the
+# ray casting of a small polygon.
+_RINGS: dict[int, tuple[Polygon, tuple[tuple[float, float], ...], float, float]] = {}
+MAX_CACHED_POLYGONS = 1024
+
+
+def _ring(polygon: Polygon) -> tuple[tuple[tuple[float, float], ...], float, float]:
+    hit = _RINGS.get(id(polygon))
+    if hit is None or hit[0] is not polygon:
+        if len(_RINGS) >= MAX_CACHED_POLYGONS:
+            _RINGS.clear()
+        ring = _unwrapped(polygon.vertices)
+        lats = [lat for lat, _ in ring]
+        hit = _RINGS[id(polygon)] = (polygon, ring, min(lats), max(lats))
+    return hit[1], hit[2], hit[3]
+
+
 def in_polygon(lat: float, lon: float, polygon: Polygon) -> bool:
     """Whether the point lies inside; edges are straight in lat/lon (rhumb-like, not geodesic)."""
-    ring = _unwrapped(polygon.vertices)
+    ring, south, north = _ring(polygon)
+    if lat < south or lat >= north:
+        return False  # no edge crosses the point's latitude: the ray casting says outside
     # The unwrapped ring may extend past +-180; test the point at each of its images.
     return any(_in_ring(lat, lon + shift, ring) for shift in (0.0, 360.0, -360.0))
 
 
+# Slack on the latitude pre-check of a circle, far beyond any rounding of the haversine.
+_CIRCLE_SLACK_M = 1.0
+
+
 def in_circle(lat: float, lon: float, circle: Circle) -> bool:
+    # The great-circle distance is at least the distance along the meridian: a point farther
+    # north or south than the radius is outside, without the trigonometry.
+    if abs(lat - circle.lat) * M_PER_DEG > circle.radius_m + _CIRCLE_SLACK_M:
+        return False
     return distance_m(lat, lon, circle.lat, circle.lon) <= circle.radius_m
 
 

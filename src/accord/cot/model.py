@@ -121,6 +121,7 @@ class CotEvent:
 _ISO_Z = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?Z", re.ASCII)
 
 
+@functools.lru_cache(maxsize=4096)  # an SA's time and start are mostly the same text
 def ms_from_iso(text: str) -> int:
     """Parse a CoT timestamp (ISO-8601; ``Z`` or an offset; naive means UTC) into epoch ms."""
     match = _ISO_Z.fullmatch(text)

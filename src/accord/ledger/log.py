@@ -67,31 +67,36 @@ class Log:
             )
         if entry.direction is not self.direction:
             raise EntryError(f"a {entry.direction} entry does not go in the {self.direction} log")
+        return self._appended(entry)
+
+    def _appended(self, entry: Entry) -> Appended:
         data = encode_entry(entry)
         leaf = leaf_hash(data)
         self.tree.append(leaf)
         return Appended(entry.seq, leaf, data, entry)
 
-    def _new(self, time_ms: int, decision: Decision, rule: str, item: str, policy: str) -> Entry:
-        return Entry(self.size, time_ms, self.direction, self.partner, decision, rule, item, policy)
+    def _new(self, time_ms: int, decision: Decision, rule: str, item: str, policy: str) -> Appended:
+        # Made here at the log's size, for its partner and direction: nothing to check again.
+        entry = Entry(self.size, time_ms, self.direction, self.partner, decision, rule, item, policy)
+        return self._appended(entry)
 
     def release(self, time_ms: int, rule: str, sent: bytes, policy: str = "") -> Appended:
         """``sent``: the exact bytes that go to the partner."""
-        return self.append(self._new(time_ms, Decision.RELEASED, rule, content_hash(sent), policy))
+        return self._new(time_ms, Decision.RELEASED, rule, content_hash(sent), policy)
 
     def withhold(
         self, time_ms: int, rule: str, item: bytes, secret: bytes, policy: str = ""
     ) -> Appended:
         """An item the policy kept back, named by a keyed hash under ``secret``."""
         item_hash = keyed_hash(secret, item)
-        return self.append(self._new(time_ms, Decision.WITHHELD, rule, item_hash, policy))
+        return self._new(time_ms, Decision.WITHHELD, rule, item_hash, policy)
 
     def drop(
         self, time_ms: int, rule: str, item: bytes, secret: bytes, policy: str = ""
     ) -> Appended:
         """An item released by policy but never sent (link down, queue full)."""
         item_hash = keyed_hash(secret, item)
-        return self.append(self._new(time_ms, Decision.DROPPED, rule, item_hash, policy))
+        return self._new(time_ms, Decision.DROPPED, rule, item_hash, policy)
 
     def receive(
         self, time_ms: int, received: bytes, partner_index: int, partner_leaf: bytes

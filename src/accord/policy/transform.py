@@ -144,7 +144,7 @@ def _rewrite_plain(
     detail and serialised its children (cot.xml), so they are cut out of that text; None when
     the text is not in that plain shape and the parsing path must decide."""
     children = split_children(detail.xml)
-    if children is None or any(v and _ATTR_UNSAFE.search(v) for v in marking.values()):
+    if children is None or _ATTR_UNSAFE.search("".join(marking.values())):
         return None
     kept: list[str] = []
     done: list[str] = []

@@ -77,7 +77,9 @@ class Log:
 
     def _new(self, time_ms: int, decision: Decision, rule: str, item: str, policy: str) -> Appended:
         # Made here at the log's size, for its partner and direction: nothing to check again.
-        entry = Entry(self.size, time_ms, self.direction, self.partner, decision, rule, item, policy)
+        entry = Entry(
+            self.size, time_ms, self.direction, self.partner, decision, rule, item, policy
+        )
         return self._appended(entry)
 
     def release(self, time_ms: int, rule: str, sent: bytes, policy: str = "") -> Appended:

@@ -60,7 +60,6 @@ _PARSER = etree.XMLParser(
 
 DEFAULT_HOW = "h-g-i-g-o"
 _REQUIRED = ("uid", "type", "time", "start", "stale")
-_OPTIONAL_EVENT_ATTRS = ("access", "qos", "opex", "caveat", "releasableTo")
 # What routing reads from <detail>: only top-level children with these tags are inspected.
 _INSPECTED = frozenset({"contact", "marti", "__chat", "TakControl"})
 
@@ -137,12 +136,13 @@ def decode_xml(frame: bytes, *, max_depth: int = MAX_DEPTH) -> CotEvent:
 
 def from_element(root: etree._Element, *, raw: bytes = b"", max_depth: int = MAX_DEPTH) -> CotEvent:
     """Build a :class:`CotEvent` from a parsed ``<event>`` element."""
-    attrs = root.attrib
-    missing = [name for name in _REQUIRED if not attrs.get(name)]
-    if missing:
+    get = root.attrib.get
+    uid, cot_type, time, start, stale = (get(name) for name in _REQUIRED)
+    if not (uid and cot_type and time and start and stale):
+        missing = [name for name in _REQUIRED if not get(name)]
         raise MalformedEvent(f"event lacks required attribute(s): {', '.join(missing)}")
     try:
-        times = [ms_from_iso(str(attrs[name])) for name in ("time", "start", "stale")]
+        times = (ms_from_iso(str(time)), ms_from_iso(str(start)), ms_from_iso(str(stale)))
     except (ValueError, OverflowError) as exc:
         raise MalformedEvent(f"bad event time: {exc}") from None
     # Fix: a time before 1970 used to be accepted here and then made encode_proto raise
@@ -152,28 +152,28 @@ def from_element(root: etree._Element, *, raw: bytes = b"", max_depth: int = MAX
     point_el = root.find("point")
     if point_el is None:
         raise MalformedEvent("event has no <point>")
-    point = _decode_point(point_el)
+    point, complete = _decode_point(point_el)
+    how = str(get("how", ""))
     # commo throws away an event that lacks `how` or any point attribute (§1.1): such an event
     # is not forwarded as received but encoded afresh, with the gaps filled.
-    if not attrs.get("how") or any(not point_el.get(name) for name in _POINT_ATTRS):
+    if not how or not complete:
         raw = b""
     detail_el = root.find("detail")
     detail = EMPTY_DETAIL if detail_el is None else inspect_detail(detail_el, max_depth)
-    extra = {name: str(attrs.get(name, "")) for name in _OPTIONAL_EVENT_ATTRS if name in attrs}
     return CotEvent(
-        uid=str(attrs["uid"]),
-        type=str(attrs["type"]),
-        how=str(attrs.get("how", "")),
+        uid=str(uid),
+        type=str(cot_type),
+        how=how,
         time=times[0],
         start=times[1],
         stale=times[2],
         point=point,
         detail=detail,
-        access=extra.get("access", ""),
-        qos=extra.get("qos", ""),
-        opex=extra.get("opex", ""),
-        caveat=extra.get("caveat", ""),
-        releasable_to=extra.get("releasableTo", ""),
+        access=str(get("access", "")),
+        qos=str(get("qos", "")),
+        opex=str(get("opex", "")),
+        caveat=str(get("caveat", "")),
+        releasable_to=str(get("releasableTo", "")),
         raw=raw,
         raw_format=WireFormat.XML if raw else None,
     )
@@ -182,14 +182,18 @@ def from_element(root: etree._Element, *, raw: bytes = b"", max_depth: int = MAX
 _POINT_ATTRS = ("lat", "lon", "hae", "ce", "le")
 
 
-def _decode_point(el: etree._Element) -> Point:
-    values: dict[str, float] = {}
-    for name in ("lat", "lon", "hae", "ce", "le"):
-        text = el.get(name)
+def _decode_point(el: etree._Element) -> tuple[Point, bool]:
+    """The point, and whether it had every attribute (a gap is filled with UNKNOWN_VALUE)."""
+    get = el.get
+    values: list[float] = []
+    complete = True
+    for name in _POINT_ATTRS:
+        text = get(name)
         if text is None or not text.strip():
             if name in ("lat", "lon"):
                 raise MalformedEvent(f"<point> lacks {name}")
-            values[name] = UNKNOWN_VALUE
+            values.append(UNKNOWN_VALUE)
+            complete = complete and bool(text)  # blank but present: still as received
             continue
         try:
             value = float(text)
@@ -197,10 +201,11 @@ def _decode_point(el: etree._Element) -> Point:
             raise MalformedEvent(f"<point {name}={text!r}> is not a number") from None
         if not math.isfinite(value):
             raise MalformedEvent(f"<point {name}={text!r}> is not finite")
-        values[name] = value
-    if not -90.0 <= values["lat"] <= 90.0 or not -180.0 <= values["lon"] <= 180.0:
-        raise MalformedEvent(f"point out of range: lat={values['lat']} lon={values['lon']}")
-    return Point(**values)
+        values.append(value)
+    lat, lon = values[0], values[1]
+    if not -90.0 <= lat <= 90.0 or not -180.0 <= lon <= 180.0:
+        raise MalformedEvent(f"point out of range: lat={lat} lon={lon}")
+    return Point(lat, lon, values[2], values[3], values[4]), complete
 
 
 def inspect_detail(detail: etree._Element, max_depth: int | None = MAX_DEPTH) -> Detail:

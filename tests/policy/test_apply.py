@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from accord.cot.model import Point
+from accord.policy import apply
 from accord.policy.apply import (
     ALWAYS_RULE,
     DEFAULT_RULE,
@@ -189,3 +190,19 @@ def test_pseudonymising_without_any_key_is_an_api_error() -> None:
 def test_an_unknown_position_is_still_a_position() -> None:
     # 0,0 is what the UAS Tool sends before GPS lock: it is judged like any other point.
     assert withheld(decide(event(point=Point()), policy(), NOW_MS, PolicyState()))
+
+
+def test_rule_selection_by_type_stays_bounded_and_decides_as_the_rules_say(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Types come from clients: the per-type table is cleared when full, never grows past it,
+    # and a type decided again after a clear is decided the same way.
+    monkeypatch.setattr(apply, "TYPE_TABLE_TYPES", 8)
+    p = policy()
+    state = PolicyState()
+    for i in range(50):
+        assert withheld(decide(event(f"x-{i}"), p, NOW_MS, state)).rule == DEFAULT_RULE
+        assert withheld(decide(event(f"t-x-{i}"), p, NOW_MS, state)).rule == ALWAYS_RULE
+        uas = event(f"a-f-A-M-H-Q-{i}", uid=f"uas-{i}")  # a uid each: no rate limit
+        assert released(decide(uas, p, NOW_MS, state)).rule == "uas"
+        assert len(apply._TYPE_TABLES[id(p)][1]) <= 8

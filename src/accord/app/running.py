@@ -92,6 +92,11 @@ class Running:
             transport.close()
         for http, sock in self.http:
             await http.shutdown(sockets=[sock])
+            # uvicorn ends a response that outlived its grace with a graceful close, which waits
+            # for the peer to read the rest: a client that stopped reading would keep that
+            # connection (and the event loop's close) open forever. Past the grace, drop it.
+            for connection in list(http.server_state.connections):
+                connection.transport.abort()
         if self.federation is not None:
             await self.federation.close()
             self.federation = None

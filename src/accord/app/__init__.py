@@ -349,7 +349,7 @@ async def start(
 
     ``any_port`` binds each enabled listener to a free port the OS picks (tests, benchmarks);
     ``Running.ports`` tells which. ``gate`` and ``journal`` decide and record what crosses
-    partner links (default: :mod:`accord.domain.release`, deny unless ``share_all``).
+    partner links (default: the partners' release policies and the sharing ledger).
     """
 
     def port(configured: int) -> int:

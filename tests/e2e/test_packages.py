@@ -448,11 +448,9 @@ async def test_a_client_that_goes_away_mid_upload_leaves_nothing(server: Server)
     )
     async with asyncio.timeout(10):
         await writer.drain()
-    await asyncio.sleep(0.2)  # the server is streaming it into a temporary file now
+    await wait_until(lambda: package_files(server), what="streaming into a temporary file")
     writer.close()
-    async with asyncio.timeout(5):
-        while package_files(server):
-            await asyncio.sleep(0.05)
+    await wait_until(lambda: not package_files(server), what="the temporary file removed")
     await assert_nothing_stored(server)
 
 

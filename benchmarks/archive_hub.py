@@ -26,7 +26,7 @@ from accord.cot.outgoing import Outgoing
 from accord.cot.xml import decode_xml, detail_from_xml, encode_xml
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
-from accord.server.archive import Archiver, ArchiveRules
+from accord.server.history import HistoryRules, HistoryWriter
 from accord.server.hub import Hub
 from accord.store.opening import open_store
 
@@ -70,9 +70,9 @@ async def run(rounds: int, archive: bool) -> tuple[float, float, int]:
     store = None
     if archive:
         store = await open_store("", Path(tempfile.mkdtemp(prefix="bench-archive-")))
-        archiver = Archiver(store, ArchiveRules(), counters, wall_ms=lambda: T0)
-        hub.recorder = archiver
-        task = asyncio.get_running_loop().create_task(archiver.run())
+        writer = HistoryWriter(store, HistoryRules(), counters, wall_ms=lambda: T0)
+        hub.recorder = writer
+        task = asyncio.get_running_loop().create_task(writer.run())
     parties = []
     for i in range(PARTIES):
         party = hub.new_party(Membership.both(["A"]), f"p{i}")
@@ -84,9 +84,9 @@ async def run(rounds: int, archive: bool) -> tuple[float, float, int]:
     for batch in events:
         for party, event in zip(parties, batch, strict=True):
             hub.submit(party, event)
-        await asyncio.sleep(0)  # the turn ends: the hub flushes, the archiver may run
+        await asyncio.sleep(0)  # the turn ends: the hub flushes, the writer may run
     if archive:
-        await archiver.flush()
+        await writer.flush()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     if store is not None:
         task.cancel()

@@ -41,7 +41,7 @@ import asyncpg
 
 from accord.store.contract import Store
 from accord.store.postgres import PostgresStore
-from accord.store.records import ArchivedEvent, BBox, HistoryQuery, Payload
+from accord.store.records import BBox, HistoryQuery, Payload, StoredEvent
 from accord.store.sqlite import SqliteStore
 
 HERE = Path(__file__).resolve().parent
@@ -64,7 +64,7 @@ class Timing:
     rows: float  # events returned per run, on average
 
 
-def synthetic_events(total: int, uids: int, seed: int = 1) -> Iterator[list[ArchivedEvent]]:
+def synthetic_events(total: int, uids: int, seed: int = 1) -> Iterator[list[StoredEvent]]:
     """``total`` events in time order, in batches of BATCH."""
     rng = random.Random(seed)
     reports = total // uids
@@ -84,7 +84,7 @@ def synthetic_events(total: int, uids: int, seed: int = 1) -> Iterator[list[Arch
                 (GROUPS[i % len(GROUPS)],),
             ]
         )
-    batch: list[ArchivedEvent] = []
+    batch: list[StoredEvent] = []
     for n in range(reports):
         for m in movers:
             uid, dlat, dlon, vlat, vlon, phase, groups = m
@@ -101,7 +101,7 @@ def synthetic_events(total: int, uids: int, seed: int = 1) -> Iterator[list[Arch
                 "</detail></event>"
             ).encode()
             batch.append(
-                ArchivedEvent(
+                StoredEvent(
                     uid=uid,
                     type="a-f-G-U-C",
                     how="m-g",

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from accord.api import admin
 from accord.cot.xml import encode_xml
 from accord.domain.groups import Membership
-from accord.domain.ports import Backlog, Sample
+from accord.domain.views import Backlog, Sample
 from accord.identity import registry
 from accord.identity.users import UserStore
 from tests.conftest import Server, ServerFactory
@@ -139,8 +139,8 @@ async def test_status_tells_version_listeners_counters_and_history(server: Serve
     alpha = await tls_client(server, "alice", "Blue")
     await alpha.send(sa("ALPHA-1", "ALPHA"))
     await wait_until(lambda: server.counters.events_in == 1, what="the SA routed")
-    assert server.running.archiver is not None
-    await server.running.archiver.flush()
+    assert server.running.history_writer is not None
+    await server.running.history_writer.flush()
     async with as_admin(server) as http:
         status = (await http.get("/api/admin/status")).json()
     assert status["server"] == "Accord"
@@ -237,10 +237,10 @@ async def test_metrics_are_prometheus_text_and_move_with_the_traffic(server: Ser
         await bravo.recv_until(lambda e: e.uid == "M-4")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.sendto(encode_xml(sa("UDP-1", "UDPONE")), ("127.0.0.1", server.port("udp")))
-        archiver = server.running.archiver
-        assert archiver is not None
+        writer = server.running.history_writer
+        assert writer is not None
         await wait_until(
-            lambda: server.counters.events_in == 6 and archiver.queued == 0,
+            lambda: server.counters.events_in == 6 and writer.queued == 0,
             what="the UDP SA routed and every event archived",
         )
         after = await scrape(http)
@@ -301,7 +301,7 @@ async def test_plain_metrics_port_serves_loopback_without_sign_in(
 ) -> None:
     server = await make_server(metrics_port=9464)  # any_port: a free one is bound instead
 
-    class Archiver:  # what the history archiver will report
+    class HistoryWriter:  # what the history writer will report
         def backlog(self) -> Backlog:
             return Backlog(queued_events=12, lag_s=0.5)
 
@@ -312,7 +312,7 @@ async def test_plain_metrics_port_serves_loopback_without_sign_in(
                 Sample("released_total", "counter", "Events released", 7),
             ]
 
-    server.running.probes.history = Archiver()
+    server.running.probes.history = HistoryWriter()
     server.running.probes.sources.append(Federation())
     async with httpx.AsyncClient(timeout=10) as http:
         answer = await http.get(f"http://127.0.0.1:{server.port('metrics')}/metrics")

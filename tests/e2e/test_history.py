@@ -18,10 +18,10 @@ from tests.waiting import wait_until
 
 async def archived(server: Server, events: int) -> None:
     """Wait for the sessions to have read the ``events`` sent, then for them to be stored."""
-    archiver = server.running.archiver
-    assert archiver is not None
+    writer = server.running.history_writer
+    assert writer is not None
     await wait_until(lambda: server.counters.events_in >= events, what=f"{events} events read")
-    await archiver.flush()
+    await writer.flush()
 
 
 async def tls_client(server: Server, name: str, group: str) -> CotClient:

@@ -9,16 +9,16 @@ from lxml import etree
 
 from accord.cot.xml import decode_xml, encode_xml
 from accord.store.opening import open_store
-from accord.store.records import ArchivedEvent
+from accord.store.records import StoredEvent
 from tests.cot.samples import sa_event
 from tests.e2e.test_cli import accord
 
 NOW_MS = 1_780_000_000_000
 
 
-async def fill(data_dir: Path, count: int) -> list[ArchivedEvent]:
+async def fill(data_dir: Path, count: int) -> list[StoredEvent]:
     events = [
-        ArchivedEvent.of(
+        StoredEvent.of(
             decode_xml(encode_xml(sa_event(f"uid-{i}", f"CS{i}", now_ms=NOW_MS + i * 1000))),
             ("A",) if i % 2 else ("B",),
         )

@@ -39,8 +39,8 @@ async def connect_two(server: Server) -> None:
     await alpha.send(sa("ALPHA-1", "ALPHA", extra=TAKV))
     await anon.send(sa("ANON-1", "ANONYMOUS"))
     await wait_until(lambda: server.counters.events_in == 2, what="both SAs routed")
-    assert server.running.archiver is not None
-    await server.running.archiver.flush()
+    assert server.running.history_writer is not None
+    await server.running.history_writer.flush()
 
 
 async def test_status_prints_the_server_and_its_clients(

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import pytest
 
-from accord.store.contract import Store, StoreError
+from accord.store.contract import (
+    Backend,
+    HistoryStore,
+    LedgerStore,
+    OutboxStore,
+    PackageStore,
+    Store,
+    StoreError,
+    VideoStore,
+)
 from accord.store.records import (
-    ArchivedEvent,
     BBox,
     HistoryQuery,
     LedgerCheckpoint,
@@ -19,10 +28,36 @@ from accord.store.records import (
     Package,
     PackageQuery,
     Payload,
+    StoredEvent,
     VideoFeed,
 )
 
 T0 = 1_780_000_000_000  # ms, a fixed instant
+CONCERNS = (Backend, HistoryStore, PackageStore, VideoStore, LedgerStore, OutboxStore)
+
+
+def members(protocol: type) -> set[str]:
+    """What a protocol class itself declares: its methods and annotated attributes."""
+    declared = {n for n, v in vars(protocol).items() if inspect.isfunction(v)}
+    return {n for n in declared | set(vars(protocol).get("__annotations__", {})) if n[0] != "_"}
+
+
+def test_store_is_its_concerns_and_nothing_besides() -> None:
+    assert members(Store) == set()  # every method belongs to one concern
+    seen: set[str] = set()
+    for concern in CONCERNS:
+        assert not members(concern) & seen, f"{concern.__name__} repeats another concern"
+        seen |= members(concern)
+    assert all(concern in Store.__mro__ for concern in CONCERNS)
+
+
+@pytest.mark.parametrize("concern", CONCERNS, ids=lambda c: c.__name__)
+async def test_every_backend_implements_every_concern(store: Store, concern: type) -> None:
+    for name in members(concern):
+        assert hasattr(store, name), f"{store.name} lacks {concern.__name__}.{name}"
+        if inspect.isfunction(vars(concern).get(name)):
+            method = getattr(store, name)
+            assert inspect.iscoroutinefunction(method), f"{store.name}.{name} is not async"
 
 
 def ev(
@@ -34,8 +69,8 @@ def ev(
     lon: float = 20.0,
     groups: tuple[str, ...] = ("A",),
     stale: int = 60_000,
-) -> ArchivedEvent:
-    return ArchivedEvent(
+) -> StoredEvent:
+    return StoredEvent(
         uid=uid,
         type=type,
         how="m-g",
@@ -52,7 +87,7 @@ def ev(
     )
 
 
-def same(a: ArchivedEvent, b: ArchivedEvent) -> bool:
+def same(a: StoredEvent, b: StoredEvent) -> bool:
     return a._replace(id=0) == b._replace(id=0)
 
 

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from accord.store.contract import StoreError
-from accord.store.migrations import migrations
+from accord.store.migrate import migrations
 from accord.store.opening import open_store
 from accord.store.postgres import PostgresStore, redact
 from accord.store.records import HistoryQuery

@@ -1,1 +1,2 @@
-"""HTTP APIs: enrollment now; the Marti API later. Meets the rest through the domain."""
+"""HTTP APIs: Marti (with history, data packages and video), admin, enrollment, partner
+files. They meet the rest through the domain's ports and views, never the server directly."""

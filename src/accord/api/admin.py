@@ -26,7 +26,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -38,7 +38,7 @@ from accord import __version__
 from accord.api import metrics
 from accord.api.openapi import SPEC
 from accord.domain.metrics import Counters, Tally
-from accord.domain.ports import (
+from accord.domain.views import (
     DroneFeedError,
     DroneFeeds,
     DroneFeedView,
@@ -47,13 +47,17 @@ from accord.domain.ports import (
     Sessions,
     SessionView,
 )
-from accord.store.contract import Store, StoreError
+from accord.store.contract import Backend, HistoryStore, StoreError
 
 log = logging.getLogger("accord.admin")
 
 # The CN of the valid client certificate behind a request, or None when there is none (or it
 # has been revoked since the connection was made).
 AdminCaller = Callable[[Request], str | None]
+
+
+class StoreStatus(Backend, HistoryStore, Protocol):
+    """What the status shows of the store: its backend and the history's size."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class AdminState:
     probes: Probes
     ports: Mapping[str, int]  # live: listeners started later appear in it
     bind: str
-    store: Store | None
+    store: StoreStatus | None
     admins: frozenset[str]
     caller: AdminCaller
     started_s: float  # wall clock
@@ -146,7 +150,7 @@ def _listener_json(view: ListenerView | None, name: str, port: int) -> dict[str,
     }
 
 
-async def _store_json(store: Store | None) -> dict[str, Any] | None:
+async def _store_json(store: StoreStatus | None) -> dict[str, Any] | None:
     if store is None:
         return None
     try:
@@ -228,7 +232,7 @@ def routes(state: AdminState) -> list[BaseRoute]:
         try:
             view = await state.drones.add(table)
         except DroneFeedError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+            return JSONResponse({"error": str(exc)}, status_code=409 if exc.name_taken else 400)
         log.info("%s added drone feed %s (%s %s)", admin, view.name, view.kind, view.where)
         return JSONResponse(drone_feed_json(view), status_code=201)
 

@@ -25,7 +25,7 @@ from accord.cot.model import WireFormat
 from accord.cot.xml import without_marti
 from accord.domain.groups import Membership
 from accord.domain.ports import Directory
-from accord.store.contract import Store, StoreError
+from accord.store.contract import HistoryStore, StoreError
 from accord.store.export import MEDIA_TYPES, WRITERS, summary
 from accord.store.query import QueryError, parse_history_query
 from accord.store.records import MAX_PAGE, HistoryQuery, to_event
@@ -38,7 +38,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def history_routes(
-    store: Store, directory: Directory, caller: Caller, now_ms: Callable[[], int]
+    store: HistoryStore, directory: Directory, caller: Caller, now_ms: Callable[[], int]
 ) -> list[BaseRoute]:
     async def history(request: Request, who: Membership) -> Response:
         params = dict(request.query_params)

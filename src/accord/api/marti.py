@@ -1,9 +1,9 @@
 """The Marti API stock clients call on every connect (reference tak-protocol §4.1-4.3, §4.13).
 
 HTTPS with client certificates (8443). Every answer is limited to what the caller's groups may
-see. This first slice serves the read-only endpoints: version, version/config,
-clientEndPoints, contacts/all, groups/all and cot/xml/{uid}; data packages, history and video
-come with the store (issue 4).
+see. This module serves version, version/config, clientEndPoints, contacts/all, groups/all and
+groups/active; the history (``cot/xml/{uid}`` among it), data package and video routes come
+from :mod:`accord.api.history`, :mod:`accord.api.packages` and :mod:`accord.api.video`.
 """
 
 from __future__ import annotations

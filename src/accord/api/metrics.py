@@ -24,7 +24,7 @@ from starlette.responses import Response
 from accord import __version__
 from accord.cot.errors import Malformation
 from accord.domain.metrics import Counters
-from accord.domain.ports import ListenerView, Probes, Sample, Sessions
+from accord.domain.views import ListenerView, Probes, Sample, Sessions
 
 PREFIX = "accord_"
 # Broken down per listener below (accord_events_*), so not exported again as totals.
@@ -73,7 +73,7 @@ class AccordCollector(Collector):
         backlog = self.probes.history.backlog() if self.probes.history is not None else None
         yield GaugeMetricFamily(
             PREFIX + "history_queue_events",
-            "Events routed but not yet written to history (0 without an archiver)",
+            "Events routed but not yet written to history (0 without a history writer)",
             value=backlog.queued_events if backlog else 0,
         )
         yield GaugeMetricFamily(

@@ -20,7 +20,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from accord.api.packages.download import BlobResponse, disposition
 from accord.store.blobs import Blobs, is_hash
-from accord.store.contract import Store
+from accord.store.contract import PackageStore
 
 log = logging.getLogger("accord.federation")
 
@@ -57,7 +57,7 @@ class PartnerCertificates:
 
 
 def partner_files_app(
-    store: Store,
+    store: PackageStore,
     blobs: Blobs,
     certificates: PartnerCertificates,
     partner_of: Callable[[bytes], str | None],  # DER certificate -> partner name

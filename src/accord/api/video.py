@@ -21,7 +21,7 @@ from accord.api.marti import XML_DECLARATION, Caller, authorised
 from accord.cot.errors import MalformedEvent
 from accord.cot.xml import parse_fragment
 from accord.domain.groups import Membership
-from accord.store.contract import Store, StoreError
+from accord.store.contract import StoreError, VideoStore
 from accord.store.records import VideoFeed
 
 MAX_VCM_BYTES = 256 * 1024
@@ -112,7 +112,7 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def video_routes(store: Store, caller: Caller) -> list[BaseRoute]:
+def video_routes(store: VideoStore, caller: Caller) -> list[BaseRoute]:
     async def listing(who: Membership) -> Response:
         root = etree.Element("videoConnections")
         for feed in await store.videos(who.outbound):

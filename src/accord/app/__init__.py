@@ -29,7 +29,8 @@ from accord.app.http import (
     password_caller,
     serve_http,
 )
-from accord.app.running import Running, StartupError, listen_error, wall_ms
+from accord.app.running import Running, ServerFailed, StartupError, listen_error, wall_ms
+from accord.app.tasks import Policy
 from accord.config import Config, ConfigError
 from accord.cot.connection import Limits
 from accord.cot.errors import MalformedEvent
@@ -53,7 +54,7 @@ from accord.identity.pki import (
 )
 from accord.identity.signin import SignIn
 from accord.identity.users import UserStore
-from accord.server.archive import Archiver, ArchiveRules
+from accord.server.history import HistoryRules, HistoryWriter
 from accord.server.hub import Hub
 from accord.server.listeners import TcpListener, TlsListener
 from accord.server.session import SessionSettings
@@ -120,6 +121,7 @@ async def _start_tcp(running: Running, config: Config, port: int) -> None:
     except OSError as exc:
         raise listen_error(exc, config.bind, config.tcp_port, "--tcp-port") from None
     running.servers.append(server)
+    running.stack.callback(server.close)  # its sessions close with the others
     running.ports["tcp"] = server.sockets[0].getsockname()[1]
 
 
@@ -144,10 +146,14 @@ def _start_tls(
         running.census,
     )
     try:
-        running.ports["tls"] = tls.start(config.bind, port)
+        running.ports["tls"] = tls.listen(config.bind, port)
     except OSError as exc:
         raise listen_error(exc, config.bind, config.tls_port, "--tls-port") from None
-    running.tls_listeners.append(tls)
+    running.stack.callback(tls.close)
+    # Restarted when it fails: it holds no state but the socket, and without it the TLS port
+    # would stop accepting while looking open.
+    accepting = running.tasks.start("TLS accept loop", tls.accept, Policy.RESTART)
+    running.stack.push_async_callback(running.tasks.stop, accepting)
     return tls
 
 
@@ -161,7 +167,7 @@ async def _start_udp(running: Running, config: Config, port: int) -> None:
         )
     except OSError as exc:
         raise listen_error(exc, config.bind, config.udp_port, "--udp-port") from None
-    running.transports.append(transport)
+    running.stack.callback(transport.close)
     running.ports["udp"] = transport.get_extra_info("sockname")[1]
     if config.udp_multicast_group:
         try:
@@ -174,7 +180,7 @@ async def _start_udp(running: Running, config: Config, port: int) -> None:
         transport, _ = await loop.create_datagram_endpoint(
             lambda: UdpInput(hub, party, limits, running.census), sock=sock
         )
-        running.transports.append(transport)
+        running.stack.callback(transport.close)
 
 
 async def _start_store(running: Running, config: Config) -> None:
@@ -182,33 +188,77 @@ async def _start_store(running: Running, config: Config) -> None:
     history writer."""
     try:
         store = running.store = await open_store(config.database_url, config.data_dir)
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
+    running.stack.push_async_callback(_close_store, running)
+    await running.enter_tasks()  # inside the store's lifetime: every task ends before it
+    try:
         latest = await store.latest_fresh(wall_ms())
     except StoreError as exc:
         raise StartupError(str(exc)) from None
-    for archived in latest:
+    for stored in latest:
         try:
-            event = to_event(archived)
+            event = to_event(stored)
         except MalformedEvent:
             continue  # stored by an older decoder; not worth failing a start for
         contact = event.detail.contact
         if contact is not None and contact.endpoint and contact.callsign:
-            running.hub.restore(event, frozenset(archived.groups))
-    rules = ArchiveRules(
+            running.hub.restore(event, frozenset(stored.groups))
+    rules = HistoryRules(
         config.archive,
         config.archive_skip_types,
         config.history_max_age_days,
         config.history_max_events,
     )
-    archiver = running.archiver = Archiver(
+    writer = running.history_writer = HistoryWriter(
         store,
         rules,
         running.counters,
         wall_ms=wall_ms,
         queue_events=config.archive_queue_events,
     )
-    running.hub.recorder = archiver
-    running.probes.history = archiver
-    running.tasks.append(asyncio.get_running_loop().create_task(archiver.run()))
+    running.hub.recorder = writer
+    running.probes.history = writer
+    # Restarted when it fails: its queue outlives the task, and routing goes on either way;
+    # stopping the server because one history batch hit a bug would lose more than it saves.
+    writing = running.tasks.start("history writer", writer.run, Policy.RESTART)
+    running.stack.push_async_callback(_stop_history_writer, running, writer, writing)
+    # Sessions close after every listener and link stopped, before the history is flushed.
+    running.stack.push_async_callback(running.close_sessions)
+
+
+async def _stop_history_writer(
+    running: Running, writer: HistoryWriter, writing: asyncio.Task[None]
+) -> None:
+    try:
+        async with asyncio.timeout(running.grace_s):
+            await writer.flush()
+    except TimeoutError:
+        log.warning(
+            "%d events were not written to the history in %g s", writer.queued, running.grace_s
+        )
+    await running.tasks.stop(writing)
+
+
+async def _stop_ledger(
+    running: Running, journal: LedgerJournal, writing: asyncio.Task[None]
+) -> None:
+    """Let the writer store what is queued and checkpoint; cut it off after the grace."""
+    journal.stop()
+    _, pending = await asyncio.wait([writing], timeout=running.grace_s)
+    if pending:
+        await running.tasks.stop(writing)
+        log.error(
+            "%d ledger entries were not stored in %g s: the ledger ends before them",
+            journal.queued,
+            running.grace_s,
+        )
+
+
+async def _close_store(running: Running) -> None:
+    if running.store is not None:
+        await running.store.close()
+        running.store = None
 
 
 async def _open_blobs(config: Config, store: Store) -> Blobs:
@@ -268,10 +318,14 @@ async def _start_ledger_and_policies(
     except StoreError as exc:
         raise StartupError(f"cannot read the sharing ledger: {exc}") from None
     running.ledger = journal
-    running.ledger_task = asyncio.get_running_loop().create_task(journal.run())
+    # Stops the server when it fails: the ledger's promise is that everything released is in
+    # it, so releasing on without its writer would break it silently.
+    writing = running.tasks.start("sharing ledger writer", journal.run, Policy.STOP)
+    running.stack.push_async_callback(_stop_ledger, running, journal, writing)
     running.probes.sources.append(journal)
     if gate is None:
         gate = running.gate = PolicyGate(policies, key=secret, decisions=journal)
+        running.stack.callback(running.gate.close)
         running.probes.release = running.gate
         running.probes.sources.append(running.gate)
     return gate, journal
@@ -324,6 +378,7 @@ async def _start_federation(
         files=file_shares(running, config, pki, blobs) if config.federation_files_port else None,
     )
     running.federation = federation
+    running.stack.push_async_callback(_close_federation, running)
     if running.gate is not None:
         running.gate.redeliver = federation.redeliver
     running.probes.links = federation
@@ -336,6 +391,12 @@ async def _start_federation(
         running.ports["federation"] = bound
         if federation.files is not None:
             await serve_partner_files(running, config, pki, blobs, federation, files_port)
+
+
+async def _close_federation(running: Running) -> None:
+    if running.federation is not None:
+        await running.federation.close()
+        running.federation = None
 
 
 async def start(
@@ -399,8 +460,14 @@ async def start(
                 bind="127.0.0.1",  # no sign-in: loopback only (see Config.metrics_port)
             )
         if config.tls_port or config.https_port:
-            watcher = watch_identity(tls, pki, identities, config.revocation_check_s)
-            running.tasks.append(asyncio.get_running_loop().create_task(watcher))
+            # Restarted when it fails: it re-reads files each round (no state to lose), and
+            # without it a revoked certificate would keep working.
+            watcher = running.tasks.start(
+                "identity watcher",
+                lambda: watch_identity(tls, pki, identities, config.revocation_check_s),
+                Policy.RESTART,
+            )
+            running.stack.push_async_callback(running.tasks.stop, watcher)
         if config.udp_port:
             await _start_udp(running, config, port(config.udp_port))
         await start_drone_feeds(running, config, port(config.drone_port))
@@ -438,9 +505,14 @@ async def start(
 
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> Counters:
-    """Run until SIGINT/SIGTERM; return the final counters."""
-    running = await start(config)
-    stop = asyncio.Event()
+    """Run until SIGINT/SIGTERM; return the final counters. Raise :class:`ServerFailed` when
+    a background task whose death stops the server died (the server is closed by then)."""
+    return await run(await start(config), config, ready=ready)
+
+
+async def run(running: Running, config: Config, *, ready: asyncio.Event | None = None) -> Counters:
+    """Serve a started server until a signal or a failed task stops it, then close it."""
+    stop = running.stopping
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -466,7 +538,9 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> Counte
         log.info("stopping: closing %d sessions", running.hub.session_count)
         await running.close()
         log.info("stopped; counters: %s", running.counters.snapshot())
+    if running.failure is not None:
+        raise ServerFailed(running.failure)
     return running.counters
 
 
-__all__ = ["Running", "StartupError", "serve", "start"]
+__all__ = ["Running", "ServerFailed", "StartupError", "run", "serve", "start"]

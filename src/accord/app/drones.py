@@ -14,10 +14,7 @@ from accord.bridges.mavlink import MavlinkBridge
 from accord.bridges.uas import FeedSettings, Geoid
 from accord.config import Config, ConfigError, DroneFeed, parse_drone_feeds
 from accord.domain.groups import Membership
-from accord.domain.ports import (
-    DroneFeedError,
-    DroneFeedView,
-)
+from accord.domain.views import DroneFeedError, DroneFeedView
 from accord.feeds import mavlink as feeds
 from accord.feeds.geoid import load_geoid as geoid_model
 
@@ -98,7 +95,7 @@ def stop_drone_feed(running: Running, name: str) -> bool:
 
 @dataclass
 class DroneFeedControl:
-    """The admin API's :class:`~accord.domain.ports.DroneFeeds`: feeds added here are ad hoc,
+    """The admin API's :class:`~accord.domain.views.DroneFeeds`: feeds added here are ad hoc,
     never written to the configuration, and gone when the server restarts."""
 
     running: Running
@@ -123,7 +120,7 @@ class DroneFeedControl:
             raise DroneFeedError(
                 f"a drone feed named {feed.name!r} is running: remove it first, or choose "
                 "another name",
-                409,
+                name_taken=True,
             )
         self._starting.add(feed.name)
         try:
@@ -138,7 +135,13 @@ class DroneFeedControl:
         return stop_drone_feed(self.running, name)
 
 
+def _close_feeds(running: Running) -> None:
+    for feed in running.feeds.values():
+        feed.close()
+
+
 async def start_drone_feeds(running: Running, config: Config, default_port: int) -> None:
+    running.stack.callback(_close_feeds, running)  # also those the admin API adds later
     if config.drone_feeds:
         geoid = load_geoid()
         for feed in config.drone_feeds:

@@ -1,30 +1,27 @@
-"""What a started server is (:class:`Running`) and how start-up fails (:class:`StartupError`)."""
+"""What a started server is (:class:`Running`), how start-up fails (:class:`StartupError`) and
+how a running server fails (:class:`ServerFailed`)."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import logging
-import socket
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import uvicorn
-
+from accord.app.tasks import Supervisor
 from accord.domain.metrics import Counters
 from accord.domain.partners import Partner
-from accord.domain.ports import (
-    Probes,
-)
+from accord.domain.views import Probes
 from accord.federation.gate import PolicyGate, PolicyLoadError, load_policies
 from accord.federation.journal import LedgerJournal
 from accord.federation.transport import Federation
 from accord.feeds import mavlink as feeds
-from accord.server.archive import Archiver
 from accord.server.census import Census
+from accord.server.history import HistoryWriter
 from accord.server.hub import Hub
-from accord.server.listeners import TlsListener
 from accord.store.contract import Store
 
 log = logging.getLogger("accord")
@@ -34,29 +31,48 @@ class StartupError(Exception):
     """Accord cannot start; the message names the problem and the fix."""
 
 
+class ServerFailed(Exception):
+    """A background task whose death stops the server died; the message says which and why."""
+
+
 @dataclass
 class Running:
-    """A started server: its hub, counters and the ports it actually bound."""
+    """A started server: its hub, counters and the ports it actually bound.
+
+    Every part registers how it stops in :attr:`stack` as it starts, so :meth:`close` undoes
+    them in the reverse order: listeners and links first, then the sessions, the background
+    tasks (history and ledger writers flushed), the store last.
+    """
 
     hub: Hub
     counters: Counters
     store: Store | None = None
-    archiver: Archiver | None = None
+    history_writer: HistoryWriter | None = None
     ports: dict[str, int] = field(default_factory=dict)
-    servers: list[asyncio.Server] = field(default_factory=list)
-    tls_listeners: list[TlsListener] = field(default_factory=list)
-    transports: list[asyncio.BaseTransport] = field(default_factory=list)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    http: list[tuple[uvicorn.Server, socket.socket]] = field(default_factory=list)
+    servers: list[asyncio.Server] = field(default_factory=list)  # TCP, for wait_closed
+    stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    tasks: Supervisor = field(default_factory=Supervisor)  # entered by `start`
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)  # a task stopped the server
+    grace_s: float = 5.0  # how long each step of close() waits (set by close)
     federation: Federation | None = None
     gate: PolicyGate | None = None  # the partners' release policies
     partners: tuple[Partner, ...] = ()  # as configured at start
     ledger: LedgerJournal | None = None  # the sharing ledger
-    ledger_task: asyncio.Task[None] | None = None
     census: Census = field(default_factory=Census)  # the sessions, for the admin API
     probes: Probes = field(default_factory=Probes)  # optional reporters to /metrics
     started_s: float = field(default_factory=time.time)
     feeds: dict[str, feeds.Feed] = field(default_factory=dict)  # drone feeds by name
+
+    async def enter_tasks(self) -> None:
+        """Start the task group the background tasks run in; a failure stops the server."""
+        self.tasks.on_failure = lambda _line: self.stopping.set()
+        await self.stack.enter_async_context(self.tasks)
+        self.probes.sources.append(self.tasks)
+
+    @property
+    def failure(self) -> str | None:
+        """Why a background task stopped the server, in one line; None while none did."""
+        return self.tasks.failure
 
     def reload_policies(self) -> tuple[bool, str]:
         """Read every partner's policy file again and put the changed ones in force (SIGHUP).
@@ -79,42 +95,13 @@ class Running:
         return True, f"release policies reloaded: {', '.join(changed)} now in force"
 
     async def close(self, grace_s: float = 5.0) -> None:
-        """Stop accepting, close every session (flushing what it can), release the ports."""
-        for feed in self.feeds.values():
-            feed.close()
-        for task in self.tasks:
-            task.cancel()
-        for server in self.servers:
-            server.close()
-        for listener in self.tls_listeners:
-            await listener.close()
-        for transport in self.transports:
-            transport.close()
-        for http, sock in self.http:
-            await http.shutdown(sockets=[sock])
-            # uvicorn ends a response that outlived its grace with a graceful close, which waits
-            # for the peer to read the rest: a client that stopped reading would keep that
-            # connection (and the event loop's close) open forever. Past the grace, drop it.
-            for connection in list(http.server_state.connections):
-                connection.transport.abort()
-        if self.federation is not None:
-            await self.federation.close()
-            self.federation = None
-        if self.gate is not None:
-            self.gate.close()
-        if self.ledger is not None and self.ledger_task is not None:
-            self.ledger.stop()
-            try:
-                async with asyncio.timeout(grace_s):
-                    await self.ledger_task
-            except TimeoutError:
-                self.ledger_task.cancel()
-                log.error(
-                    "%d ledger entries were not stored in %g s: the ledger ends before them",
-                    self.ledger.queued,
-                    grace_s,
-                )
-            self.ledger_task = None
+        """Stop everything started, in the reverse order (see the class); again is a no-op."""
+        self.grace_s = grace_s
+        await self.stack.aclose()
+
+    async def close_sessions(self) -> None:
+        """Close every session (flushing what it can), then let the TCP listeners go."""
+        grace_s = self.grace_s
         self.hub.close_all("server shutting down", abort=False)
         try:
             async with asyncio.timeout(grace_s):
@@ -128,15 +115,6 @@ class Running:
                     await server.wait_closed()
             except TimeoutError:
                 log.warning("listener did not close in %g s", grace_s)
-        if self.archiver is not None:
-            try:
-                async with asyncio.timeout(grace_s):
-                    await self.archiver.flush()
-            except TimeoutError:
-                log.warning("%d events were not archived in %g s", self.archiver.queued, grace_s)
-        if self.store is not None:
-            await self.store.close()
-            self.store = None
 
 
 def wall_ms() -> int:

@@ -13,13 +13,14 @@ from dataclasses import fields
 from pathlib import Path
 
 from accord import __version__
-from accord.app import StartupError, serve
+from accord.app import ServerFailed, StartupError, serve
 from accord.cli import cert, drone, history, ledger, package, partner, policy, qr, status, user
 from accord.config import Config, ConfigError, load
 from accord.identity.ca import PkiError
 from accord.identity.users import UserError
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1  # the server ran and a background task whose death stops it died
 
 
 class JsonFormatter(logging.Formatter):
@@ -159,6 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"accord: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_USAGE
+    except ServerFailed as exc:
+        print(f"accord: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 0
 

@@ -1,4 +1,4 @@
-"""``accord history``: query the archive from the terminal, straight from the store.
+"""``accord history``: query the history from the terminal, straight from the store.
 
 It reads the database itself (SQLite allows it while the server runs), as the operator: every
 group is visible. ``--all`` follows the pages to the end, writing as it goes.

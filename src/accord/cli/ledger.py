@@ -32,7 +32,7 @@ from accord.ledger.verify import (
     StoredCosignature,
     Summary,
 )
-from accord.store.contract import Store, StoreError
+from accord.store.contract import LedgerStore, StoreError
 from accord.store.opening import open_store
 
 EXIT_INCONSISTENT = 1
@@ -106,7 +106,7 @@ def _fmt_time(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds")
 
 
-async def _show(store: Store, logs: list[tuple[str, str]], last: int) -> int:
+async def _show(store: LedgerStore, logs: list[tuple[str, str]], last: int) -> int:
     if not logs:
         print("no ledger entries")
     for partner, direction in logs:
@@ -139,7 +139,7 @@ class _Source:
     cosignatures: list[StoredCosignature] = field(default_factory=list)
     receipts: list[bytes] = field(default_factory=list)
     rows: list[tuple[int, bytes, bytes]] = field(default_factory=list)
-    store: Store | None = None
+    store: LedgerStore | None = None
     key: str = ""  # the log's key as an export names it
 
     async def pages(self) -> AsyncIterator[list[tuple[int, bytes, bytes]]]:
@@ -155,7 +155,7 @@ class _Source:
             start = page[-1].seq + 1
 
 
-async def _from_store(store: Store, partner: str, direction: str) -> _Source:
+async def _from_store(store: LedgerStore, partner: str, direction: str) -> _Source:
     checkpoints = await store.ledger_checkpoints(partner, direction)
     cosignatures = await store.ledger_cosignatures(partner, direction)
     receipts = await store.ledger_receipts(partner, direction)
@@ -210,7 +210,9 @@ async def _verify(
     return 0
 
 
-async def _export(store: Store, logs: list[tuple[str, str]], key: Verifier, out: TextIO) -> None:
+async def _export(
+    store: LedgerStore, logs: list[tuple[str, str]], key: Verifier, out: TextIO
+) -> None:
     def line(obj: dict[str, Any]) -> None:
         out.write(json.dumps(obj, sort_keys=True) + "\n")
 

@@ -29,7 +29,7 @@ from accord.bridges.mavlink import MavlinkBridge, gcs_heartbeat
 from accord.bridges.tlog import decode_tlog
 from accord.cot.model import CotEvent
 from accord.domain.contacts import Party
-from accord.domain.ports import DroneFeedView, Sample
+from accord.domain.views import DroneFeedView, Sample
 
 log = logging.getLogger("accord.feeds")
 

@@ -17,7 +17,7 @@ from accord.cot.model import WireFormat
 from accord.cot.xml import parse_fragment
 from accord.domain.contacts import Party
 from accord.domain.metrics import Tally
-from accord.domain.ports import Device, ListenerView, SessionView
+from accord.domain.views import Device, ListenerView, SessionView
 
 if TYPE_CHECKING:
     from accord.server.session import StreamSession
@@ -27,7 +27,7 @@ NO_DEVICE = Device()
 
 
 class Census:
-    """Implements :class:`accord.domain.ports.Sessions` over the live stream sessions."""
+    """Implements :class:`accord.domain.views.Sessions` over the live stream sessions."""
 
     def __init__(self) -> None:
         self._live: dict[int, StreamSession] = {}
@@ -57,7 +57,7 @@ class Census:
         key = (listener, reason)
         self._malformed[key] = self._malformed.get(key, 0) + 1
 
-    # -- Sessions (domain/ports.py) ----------------------------------------------------------------
+    # -- Sessions (domain/views.py) ----------------------------------------------------------------
     def sessions(self) -> list[SessionView]:
         views = []
         for key, session in self._live.items():

@@ -106,7 +106,6 @@ class TlsListener:
         self.handshake_timeout_s = handshake_timeout_s
         self._handshakes: set[asyncio.Task[None]] = set()
         self._sessions: weakref.WeakSet[StreamSession] = weakref.WeakSet()
-        self._accepting: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
 
     def identify(self, transport: asyncio.BaseTransport) -> tuple[Membership, CertIdentity]:
@@ -145,31 +144,37 @@ class TlsListener:
                 closed += 1
         return closed
 
-    def start(self, bind: str, port: int) -> int:
-        """Bind and start accepting; return the bound port."""
+    def listen(self, bind: str, port: int) -> int:
+        """Bind; return the bound port. :meth:`accept` then serves it (its owner runs it)."""
         sock = socket.create_server((bind, port), backlog=BACKLOG, reuse_port=False)
         sock.setblocking(False)
         self._sock = sock
-        self._accepting = asyncio.get_running_loop().create_task(self._accept_loop(sock))
         return int(sock.getsockname()[1])
 
-    async def _accept_loop(self, sock: socket.socket) -> None:
+    async def accept(self) -> None:
+        """Accept until cancelled; each handshake is a task of this loop's group, so
+        cancelling the loop cancels them and one that fails unexpectedly ends the loop (and
+        its owner hears of it) instead of dying unseen."""
+        sock = self._sock
+        if sock is None:
+            raise RuntimeError("TlsListener.accept before listen")
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                conn, _ = await loop.sock_accept(sock)
-            except OSError as exc:  # EMFILE and friends: back off, keep serving
-                log.error("accept failed on TLS port: %s", exc)
-                await asyncio.sleep(0.1)
-                continue
-            if self.hub.connections + len(self._handshakes) >= self.max_connections:
-                self.hub.counters.connections_refused += 1
-                log.warning("refusing TLS connection: %d sessions open", self.hub.session_count)
-                conn.close()
-                continue
-            task = loop.create_task(self._handshake(conn))
-            self._handshakes.add(task)
-            task.add_done_callback(self._handshakes.discard)
+        async with asyncio.TaskGroup() as handshakes:
+            while True:
+                try:
+                    conn, _ = await loop.sock_accept(sock)
+                except OSError as exc:  # EMFILE and friends: back off, keep serving
+                    log.error("accept failed on TLS port: %s", exc)
+                    await asyncio.sleep(0.1)
+                    continue
+                if self.hub.connections + len(self._handshakes) >= self.max_connections:
+                    self.hub.counters.connections_refused += 1
+                    log.warning("refusing TLS connection: %d sessions open", self.hub.session_count)
+                    conn.close()
+                    continue
+                task = handshakes.create_task(self._handshake(conn))
+                self._handshakes.add(task)
+                task.add_done_callback(self._handshakes.discard)
 
     async def _handshake(self, conn: socket.socket) -> None:
         try:
@@ -190,14 +195,11 @@ class TlsListener:
             log.warning("TLS handshake failed peer=%s:%s: %s", peer[0], peer[1], _reason(exc))
             conn.close()
 
-    async def close(self) -> None:
-        for task in (self._accepting, *self._handshakes):
-            if task is not None:
-                task.cancel()
+    def close(self) -> None:
+        """Release the port (the owner of :meth:`accept` cancels it first)."""
         if self._sock is not None:
             self._sock.close()
-        tasks = [t for t in (self._accepting, *self._handshakes) if t is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
+            self._sock = None
 
 
 def _reason(exc: BaseException) -> str:

@@ -169,7 +169,17 @@ class StreamSession(asyncio.Protocol):
         auth = self.conn.auth
         peer = self._label.rsplit(":", 1)[0]
         coro = authenticate(peer, auth.username, auth.password)
+        # The session owns this task: cancelled when the connection goes, and a check that
+        # fails (not refuses) is logged and ends the session instead of leaving it waiting.
         self._signing_in = asyncio.get_running_loop().create_task(self._signed_in(coro, first))
+        self._signing_in.add_done_callback(self._sign_in_ended)
+
+    def _sign_in_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("sign-in check failed peer=%s", self._label, exc_info=task.exception())
+        if self.transport is not None and not self.transport.is_closing():
+            self._refuse("the server could not check the sign-in (see its log)")
 
     async def _signed_in(self, check: Awaitable[Membership | str], first: CotEvent) -> None:
         result = await check

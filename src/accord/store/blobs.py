@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-from accord.store.contract import Store
+from accord.store.contract import PackageStore
 
 FLUSH_BYTES = 1024 * 1024  # bytes gathered before one write (and hash update) in a thread
 READ_BYTES = 256 * 1024  # bytes per read when streaming a blob out
@@ -293,7 +293,7 @@ def _rename_into_place(temp: Path, target: Path) -> None:
 ORPHANS_DIR = "orphans"  # under the blob root: files set aside, never served
 
 
-async def set_aside_orphans(blobs: Blobs, store: Store) -> int:
+async def set_aside_orphans(blobs: Blobs, store: PackageStore) -> int:
     """Move blobs no package names into ``<root>/orphans/``; return how many moved. Run it
     before uploads are served.
 

@@ -1,8 +1,11 @@
-"""The one contract every backend keeps; ``tests/store/test_contract.py`` checks each of them.
+"""What the store keeps, as one small protocol per concern; every backend (SQLite,
+PostgreSQL) implements all of them, and ``tests/store/test_contract.py`` checks each backend.
 
-Every method is a coroutine and every write is one transaction: either all of it is durable
-when the coroutine returns, or none of it. Backends translate their driver's errors into
-:class:`StoreError`.
+A consumer depends on the protocol it uses (the history writer on :class:`HistoryStore`, the
+package API on :class:`PackageStore`, ...); :class:`Store`, all of them together, is for the
+composition root that opens one. Every method is a coroutine and every write is one
+transaction: either all of it is durable when the coroutine returns, or none of it. Backends
+translate their driver's errors into :class:`StoreError`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from typing import Protocol
 from accord.store.records import (
     LEDGER_PAGE,
     OUTBOX_PAGE,
-    ArchivedEvent,
     HistoryPage,
     HistoryQuery,
     HistoryStats,
@@ -24,6 +26,7 @@ from accord.store.records import (
     OutboxRow,
     Package,
     PackageQuery,
+    StoredEvent,
     VideoFeed,
 )
 
@@ -32,14 +35,17 @@ class StoreError(Exception):
     """The database failed or refused; the message says which and what to do."""
 
 
-class Store(Protocol):
+class Backend(Protocol):
     name: str  # "sqlite" or "postgresql", for status output
 
     async def close(self) -> None: ...
 
-    # -- history and latest state ----------------------------------------------------------------
+
+class HistoryStore(Protocol):
+    """The history of routed events, and the newest event of each uid."""
+
     async def write_events(
-        self, history: Sequence[ArchivedEvent], latest: Sequence[ArchivedEvent]
+        self, history: Sequence[StoredEvent], latest: Sequence[StoredEvent]
     ) -> None:
         """Append ``history`` and make each of ``latest`` the newest event of its uid (an
         older event never replaces a newer one), in one transaction."""
@@ -56,15 +62,18 @@ class Store(Protocol):
         return how many went."""
         ...
 
-    async def latest(self, uid: str) -> ArchivedEvent | None:
+    async def latest(self, uid: str) -> StoredEvent | None:
         """The newest event stored for ``uid``."""
         ...
 
-    async def latest_fresh(self, now_ms: int) -> list[ArchivedEvent]:
+    async def latest_fresh(self, now_ms: int) -> list[StoredEvent]:
         """The newest event of every uid whose stale time is after ``now_ms``."""
         ...
 
-    # -- data packages ---------------------------------------------------------------------------
+
+class PackageStore(Protocol):
+    """Data packages' metadata (their bytes are in :mod:`accord.store.blobs`)."""
+
     async def add_package(self, package: Package) -> Package:
         """Record a package. The same hash again keeps the first metadata and adds the new
         groups (the same bytes shared in another group); returns what is now stored."""
@@ -84,7 +93,10 @@ class Store(Protocol):
 
     async def delete_package(self, hash: str) -> bool: ...
 
-    # -- video feeds -----------------------------------------------------------------------------
+
+class VideoStore(Protocol):
+    """Video feeds the Marti API lists."""
+
     async def put_video(self, feed: VideoFeed) -> None:
         """Add or replace the feed with this uid."""
         ...
@@ -93,7 +105,11 @@ class Store(Protocol):
 
     async def delete_video(self, uid: str) -> bool: ...
 
-    # -- sharing ledger (append-only; accord.ledger checks what comes back) ----------------------
+
+class LedgerStore(Protocol):
+    """The sharing ledger: append-only entries per (partner, direction) log, its checkpoints,
+    cosignatures and receipts (:mod:`accord.ledger` checks what comes back)."""
+
     async def ledger_append(self, entries: Sequence[LedgerEntry]) -> None:
         """Add ``entries`` in one transaction. An index already stored for its log is a
         :class:`StoreError` and nothing is written."""
@@ -140,7 +156,10 @@ class Store(Protocol):
         partner's receipts are still wanted, without reading every note."""
         ...
 
-    # -- federation store and forward ---------------------------------------------------------
+
+class OutboxStore(Protocol):
+    """Federation store and forward: what waits for a partner, and each link's marks."""
+
     async def outbox_append(self, rows: Sequence[OutboxRow]) -> None:
         """Add ``rows`` in one transaction; a (partner, seq) already stored is a
         :class:`StoreError` and nothing is written."""
@@ -165,3 +184,7 @@ class Store(Protocol):
     async def set_link_mark(self, partner: str, kind: str, seq: int) -> None:
         """Raise the mark to ``seq`` (a lower value leaves it as it is)."""
         ...
+
+
+class Store(Backend, HistoryStore, PackageStore, VideoStore, LedgerStore, OutboxStore, Protocol):
+    """Every concern of one backend: what the composition root opens and hands out."""

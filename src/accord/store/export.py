@@ -1,6 +1,6 @@
 """History out of the store, in the formats other tools read: GeoJSON, KML and raw CoT.
 
-Each :class:`Writer` turns archived events into text pieces, so an export of a million events
+Each :class:`Writer` turns stored events into text pieces, so an export of a million events
 streams instead of being built in memory.
 """
 
@@ -15,7 +15,7 @@ from lxml import etree
 from accord.cot.errors import MalformedEvent
 from accord.cot.model import UNKNOWN_VALUE, iso_from_ms
 from accord.cot.xml import encode_xml
-from accord.store.records import ArchivedEvent, to_event
+from accord.store.records import StoredEvent, to_event
 
 MEDIA_TYPES = {
     "json": "application/json",
@@ -27,8 +27,8 @@ MEDIA_TYPES = {
 KML_NS = "http://www.opengis.net/kml/2.2"
 
 
-def summary(event: ArchivedEvent) -> dict[str, object]:
-    """What a JSON listing says about one archived event (the payload is left to ``cot``)."""
+def summary(event: StoredEvent) -> dict[str, object]:
+    """What a JSON listing says about one stored event (the payload is left to ``cot``)."""
     return {
         "id": event.id,
         "uid": event.uid,
@@ -45,7 +45,7 @@ def summary(event: ArchivedEvent) -> dict[str, object]:
     }
 
 
-def _feature(event: ArchivedEvent) -> dict[str, object]:
+def _feature(event: StoredEvent) -> dict[str, object]:
     coordinates: list[float] = [event.lon, event.lat]
     if event.hae != UNKNOWN_VALUE:
         coordinates.append(event.hae)
@@ -66,10 +66,10 @@ class Writer:
     can be written page by page without holding the whole history."""
 
     head: str
-    item: Callable[[ArchivedEvent, bool], str]  # (event, is_first) -> text
+    item: Callable[[StoredEvent, bool], str]  # (event, is_first) -> text
     tail: str
 
-    def render(self, events: Iterable[ArchivedEvent]) -> Iterator[str]:
+    def render(self, events: Iterable[StoredEvent]) -> Iterator[str]:
         yield self.head
         for i, event in enumerate(events):
             piece = self.item(event, i == 0)
@@ -78,11 +78,11 @@ class Writer:
         yield self.tail
 
 
-def _geojson_item(event: ArchivedEvent, first: bool) -> str:
+def _geojson_item(event: StoredEvent, first: bool) -> str:
     return ("" if first else ",") + json.dumps(_feature(event), separators=(",", ":"))
 
 
-def _kml_item(event: ArchivedEvent, first: bool) -> str:
+def _kml_item(event: StoredEvent, first: bool) -> str:
     mark = etree.Element("Placemark")
     etree.SubElement(mark, "name").text = event.callsign or event.uid
     etree.SubElement(mark, "description").text = f"{event.type} {event.uid}"
@@ -99,7 +99,7 @@ def _kml_item(event: ArchivedEvent, first: bool) -> str:
     return etree.tostring(mark, encoding="unicode")
 
 
-def _cot_item(event: ArchivedEvent, first: bool) -> str:
+def _cot_item(event: StoredEvent, first: bool) -> str:
     try:
         # Re-encoded rather than pasted: a payload may be protobuf or carry its own
         # XML declaration.
@@ -108,7 +108,7 @@ def _cot_item(event: ArchivedEvent, first: bool) -> str:
         return ""
 
 
-def _json_item(event: ArchivedEvent, first: bool) -> str:
+def _json_item(event: StoredEvent, first: bool) -> str:
     return json.dumps(summary(event)) + "\n"
 
 

@@ -17,17 +17,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from accord.store.contract import StoreError
-from accord.store.migrations import pending
+from accord.store.migrate import pending
 from accord.store.postgres_base import _count
 from accord.store.postgres_federation import PostgresFederation
 from accord.store.records import (
-    ArchivedEvent,
     Cursor,
     HistoryPage,
     HistoryQuery,
     HistoryStats,
     Package,
     PackageQuery,
+    StoredEvent,
     VideoFeed,
     event_from_row,
     event_row,
@@ -121,11 +121,11 @@ class PostgresStore(PostgresFederation):
 
     # -- history and latest ----------------------------------------------------------------------
     async def write_events(
-        self, history: Sequence[ArchivedEvent], latest: Sequence[ArchivedEvent]
+        self, history: Sequence[StoredEvent], latest: Sequence[StoredEvent]
     ) -> None:
         # One INSERT … ON CONFLICT may not touch a row twice: keep each uid's newest (the last
         # of equal times, as applying them one by one would).
-        newest: dict[str, ArchivedEvent] = {}
+        newest: dict[str, StoredEvent] = {}
         for event in latest:
             kept = newest.get(event.uid)
             if kept is None or event.time_ms >= kept.time_ms:
@@ -179,12 +179,12 @@ class PostgresStore(PostgresFederation):
             if removed < _PRUNE_CHUNK:
                 return total
 
-    async def latest(self, uid: str) -> ArchivedEvent | None:
+    async def latest(self, uid: str) -> StoredEvent | None:
         async with self._connection() as conn:
             row = await conn.fetchrow(f"SELECT 0, {_EVENT_SELECT} FROM latest WHERE uid = $1", uid)
         return _event(row) if row is not None else None
 
-    async def latest_fresh(self, now_ms: int) -> list[ArchivedEvent]:
+    async def latest_fresh(self, now_ms: int) -> list[StoredEvent]:
         async with self._connection() as conn:
             rows = await conn.fetch(
                 f"SELECT 0, {_EVENT_SELECT} FROM latest WHERE stale_ms > $1 ORDER BY time_ms, uid",
@@ -358,11 +358,11 @@ def _history_sql(query: HistoryQuery) -> tuple[str, list[Any]]:
     return sql, args.values
 
 
-def _event_row(e: ArchivedEvent) -> tuple[Any, ...]:
+def _event_row(e: StoredEvent) -> tuple[Any, ...]:
     return event_row(e, sorted(e.groups))
 
 
-def _event(row: asyncpg.Record) -> ArchivedEvent:
+def _event(row: asyncpg.Record) -> StoredEvent:
     return event_from_row(tuple(row), tuple(row[11]))
 
 

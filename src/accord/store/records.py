@@ -16,13 +16,13 @@ DEFAULT_PAGE = 100
 
 
 class Payload(enum.IntEnum):
-    """The wire format an archived payload is kept in (as received: never re-encoded)."""
+    """The wire format a stored payload is kept in (as received: never re-encoded)."""
 
     XML = 0
     PROTO = 1
 
 
-class ArchivedEvent(NamedTuple):
+class StoredEvent(NamedTuple):
     """One routed event as history keeps it: the fields queries filter on, the groups that
     could receive it, and the event's own bytes. A named tuple, not a dataclass: one is made
     per routed event on the event loop, and a tuple is several times cheaper to build."""
@@ -43,10 +43,8 @@ class ArchivedEvent(NamedTuple):
     id: int = 0  # assigned by the store; orders events of equal time
 
     @classmethod
-    def of(
-        cls, event: CotEvent, groups: tuple[str, ...], xml: bytes | None = None
-    ) -> ArchivedEvent:
-        """Archive ``event`` as it arrived (``groups`` sorted); an event made by the server
+    def of(cls, event: CotEvent, groups: tuple[str, ...], xml: bytes | None = None) -> StoredEvent:
+        """Keep ``event`` as it arrived (``groups`` sorted); an event made by the server
         is encoded as XML (``xml``: that encoding, when already made)."""
         if event.raw and event.raw_format is WireFormat.PROTOBUF:
             payload, fmt = event.raw, Payload.PROTO
@@ -73,16 +71,16 @@ class ArchivedEvent(NamedTuple):
         )
 
 
-def event_row(e: ArchivedEvent, groups: Any) -> tuple[Any, ...]:
+def event_row(e: StoredEvent, groups: Any) -> tuple[Any, ...]:
     """The columns of a stored event, in table order (``uid`` … ``payload``); each backend
     encodes ``groups`` its own way."""
     return (*e[:10], groups, int(e.payload_format), e.payload)
 
 
-def event_from_row(row: Sequence[Any], groups: tuple[str, ...]) -> ArchivedEvent:
+def event_from_row(row: Sequence[Any], groups: tuple[str, ...]) -> StoredEvent:
     """A stored row ``(id, uid, …, callsign, groups, payload_format, payload)`` back to its
     record; ``groups`` as the backend decoded them."""
-    return ArchivedEvent._make((*row[1:11], groups, bytes(row[13]), Payload(row[12]), row[0]))
+    return StoredEvent._make((*row[1:11], groups, bytes(row[13]), Payload(row[12]), row[0]))
 
 
 def package_row(p: Package, keywords: Any, groups: Any) -> tuple[Any, ...]:
@@ -103,11 +101,11 @@ def package_from_row(
     )  # fmt: skip
 
 
-def to_event(archived: ArchivedEvent) -> CotEvent:
-    """The event an archived payload holds; raises ``MalformedEvent`` if it no longer decodes."""
-    if archived.payload_format is Payload.PROTO:
-        return decode_proto(archived.payload)
-    return decode_xml(archived.payload)
+def to_event(stored: StoredEvent) -> CotEvent:
+    """The event a stored payload holds; raises ``MalformedEvent`` if it no longer decodes."""
+    if stored.payload_format is Payload.PROTO:
+        return decode_proto(stored.payload)
+    return decode_xml(stored.payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +168,7 @@ class HistoryQuery:
 
 @dataclass(frozen=True, slots=True)
 class HistoryPage:
-    events: list[ArchivedEvent]
+    events: list[StoredEvent]
     next: Cursor | None  # None when this is the last page
 
 

@@ -2,7 +2,7 @@
 
 sqlite3 blocks, so the database is used from two threads of its own: one writer (every write
 is serialised there, as SQLite wants) and one reader (WAL lets it read while a write is in
-flight, so a history query never waits behind an archive batch). The event loop only awaits.
+flight, so a history query never waits behind a history batch). The event loop only awaits.
 ``synchronous=NORMAL`` in WAL mode: a committed transaction survives the process being
 killed; only a power cut can lose the last ones.
 """
@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from accord.store.contract import StoreError
-from accord.store.migrations import pending
+from accord.store.migrate import pending
 from accord.store.records import (
-    ArchivedEvent,
     BBox,
     Cursor,
     HistoryPage,
@@ -27,6 +26,7 @@ from accord.store.records import (
     HistoryStats,
     Package,
     PackageQuery,
+    StoredEvent,
     VideoFeed,
     event_from_row,
     event_row,
@@ -62,7 +62,7 @@ class SqliteStore(SqliteFederation):
 
     # -- history and latest ----------------------------------------------------------------------
     async def write_events(
-        self, history: Sequence[ArchivedEvent], latest: Sequence[ArchivedEvent]
+        self, history: Sequence[StoredEvent], latest: Sequence[StoredEvent]
     ) -> None:
         def work(conn: sqlite3.Connection) -> None:
             # Rows are built here, off the event loop. Ids are handed out here too (this
@@ -98,8 +98,8 @@ class SqliteStore(SqliteFederation):
                 for west, east in query.bbox.lon_ranges()
             ]
 
-        def work(conn: sqlite3.Connection) -> list[ArchivedEvent]:
-            found: list[ArchivedEvent] = []
+        def work(conn: sqlite3.Connection) -> list[StoredEvent]:
+            found: list[StoredEvent] = []
             for box in boxes:
                 sql, args = _history_sql(query, box)
                 found.extend(_event(row) for row in conn.execute(sql, args))
@@ -153,8 +153,8 @@ class SqliteStore(SqliteFederation):
             if removed == 0:
                 return total
 
-    async def latest(self, uid: str) -> ArchivedEvent | None:
-        def work(conn: sqlite3.Connection) -> ArchivedEvent | None:
+    async def latest(self, uid: str) -> StoredEvent | None:
+        def work(conn: sqlite3.Connection) -> StoredEvent | None:
             row = conn.execute(
                 f"SELECT 0, {_EVENT_COLUMNS} FROM latest WHERE uid = ?", (uid,)
             ).fetchone()
@@ -162,8 +162,8 @@ class SqliteStore(SqliteFederation):
 
         return await self._read(work)
 
-    async def latest_fresh(self, now_ms: int) -> list[ArchivedEvent]:
-        def work(conn: sqlite3.Connection) -> list[ArchivedEvent]:
+    async def latest_fresh(self, now_ms: int) -> list[StoredEvent]:
+        def work(conn: sqlite3.Connection) -> list[StoredEvent]:
             sql = f"SELECT 0, {_EVENT_COLUMNS} FROM latest WHERE stale_ms > ? ORDER BY time_ms"
             return [_event(row) for row in conn.execute(sql, (now_ms,))]
 
@@ -369,11 +369,11 @@ def _history_sql(query: HistoryQuery, box: BBox | None) -> tuple[str, list[Any]]
     return sql, args
 
 
-def _event_row(e: ArchivedEvent) -> tuple[Any, ...]:
+def _event_row(e: StoredEvent) -> tuple[Any, ...]:
     return event_row(e, group_key(e.groups))
 
 
-def _event(row: Sequence[Any]) -> ArchivedEvent:
+def _event(row: Sequence[Any]) -> StoredEvent:
     return event_from_row(row, groups_of(row[11]))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,7 +51,7 @@ class SqliteConnections:
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite database {self.path}: {exc}") from exc
 
-    def _write(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> Awaitable[T]:
         conn = self._writer
         if conn is None:
             raise StoreError("the store is closed")
@@ -66,13 +66,13 @@ class SqliteConnections:
             conn.execute("COMMIT")
             return result
 
-        return asyncio.ensure_future(self._in(self._writer_pool, transaction))
+        return self._in(self._writer_pool, transaction)
 
-    def _read(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def _read(self, work: Callable[[sqlite3.Connection], T]) -> Awaitable[T]:
         conn = self._reader
         if conn is None:
             raise StoreError("the store is closed")
-        return asyncio.ensure_future(self._in(self._reader_pool, lambda: work(conn)))
+        return self._in(self._reader_pool, lambda: work(conn))
 
 
 def _insert_many(

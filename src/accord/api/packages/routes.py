@@ -18,7 +18,7 @@ from accord.api.packages.fields import Refused
 from accord.api.packages.upload import Upload, framing, receive
 from accord.domain.groups import Membership
 from accord.store.blobs import Blobs, BlobTooLarge, HashMismatch
-from accord.store.contract import Store, StoreError
+from accord.store.contract import PackageStore, StoreError
 from accord.store.records import Package, PackageQuery
 
 log = logging.getLogger("accord.packages")
@@ -38,7 +38,7 @@ Handler = Callable[[Request, Membership], Awaitable[Response]]
 
 
 def package_routes(
-    store: Store, blobs: Blobs, caller: Caller, settings: PackageSettings
+    store: PackageStore, blobs: Blobs, caller: Caller, settings: PackageSettings
 ) -> list[Route]:
     """The data package endpoints, for :func:`accord.api.marti.build_app`'s ``extra``."""
     # Publishing a blob with its metadata, and deleting the two, are serialised: a delete may

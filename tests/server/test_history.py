@@ -14,7 +14,7 @@ from accord.cot.proto import decode_proto, encode_proto
 from accord.cot.xml import decode_xml, encode_xml
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
-from accord.server.archive import Archiver, ArchiveRules
+from accord.server.history import HistoryRules, HistoryWriter
 from accord.server.hub import Hub
 from accord.store import records
 from accord.store.contract import Store
@@ -35,13 +35,13 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await opened.close()
 
 
-def archiver(store: Store, rules: ArchiveRules | None = None, **kw: int) -> Archiver:
-    return Archiver(store, rules or ArchiveRules(), Counters(), wall_ms=Clock(NOW_MS), **kw)
+def history_writer(store: Store, rules: HistoryRules | None = None, **kw: int) -> HistoryWriter:
+    return HistoryWriter(store, rules or HistoryRules(), Counters(), wall_ms=Clock(NOW_MS), **kw)
 
 
 async def test_routed_events_reach_history_and_latest_with_their_groups(store: Store) -> None:
     counters = Counters()
-    arch = Archiver(store, ArchiveRules(), counters, wall_ms=Clock(NOW_MS))
+    arch = HistoryWriter(store, HistoryRules(), counters, wall_ms=Clock(NOW_MS))
     hub = Hub(counters, wall_ms=Clock(NOW_MS), new_uid=lambda: "x", recorder=arch)
     alice = hub.new_party(Membership.both(["A"]), "alice")
     hub.attach(alice, RecordingSink())
@@ -67,7 +67,7 @@ async def test_routed_events_reach_history_and_latest_with_their_groups(store: S
 
 
 async def test_the_payload_is_kept_in_the_format_it_arrived_in(store: Store) -> None:
-    arch = archiver(store)
+    arch = history_writer(store)
     xml = decode_xml(encode_xml(make_event("x", now_ms=NOW_MS)))
     proto = decode_proto(encode_proto(make_event("p", now_ms=NOW_MS)))
     assert proto.raw_format is WireFormat.PROTOBUF
@@ -84,7 +84,7 @@ async def test_the_payload_is_kept_in_the_format_it_arrived_in(store: Store) -> 
 async def test_an_event_made_here_is_stored_as_the_xml_its_clients_were_sent(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    arch = archiver(store)
+    arch = history_writer(store)
     made = make_event("made", now_ms=NOW_MS)  # no received bytes: a partner's, a drone's
     item = Outgoing(made)
     sent = item.frame(WireFormat.XML)  # what an XML client got
@@ -106,7 +106,7 @@ async def test_an_event_made_here_is_stored_as_the_xml_its_clients_were_sent(
 
 
 async def test_skipped_types_stay_out_of_history_but_keep_their_latest(store: Store) -> None:
-    arch = archiver(store, ArchiveRules(skip_types=("a-f-A-M",)))
+    arch = history_writer(store, HistoryRules(skip_types=("a-f-A-M",)))
     arch.record(make_event("drone", "a-f-A-M-H-Q", now_ms=NOW_MS), A)
     arch.record(make_event("person", "a-f-G-U-C", now_ms=NOW_MS), A)
     await arch.flush()
@@ -115,7 +115,7 @@ async def test_skipped_types_stay_out_of_history_but_keep_their_latest(store: St
 
 
 async def test_a_full_queue_drops_and_counts_instead_of_waiting(store: Store) -> None:
-    arch = archiver(store, queue_events=3)
+    arch = history_writer(store, queue_events=3)
     for i in range(5):
         arch.record(make_event(f"u{i}", now_ms=NOW_MS + i), A)  # returns at once, every time
     assert arch.queued == 3
@@ -127,7 +127,7 @@ async def test_a_full_queue_drops_and_counts_instead_of_waiting(store: Store) ->
 async def test_a_failing_store_loses_the_batch_not_the_writer(tmp_path: Path) -> None:
     broken = await open_store("", tmp_path / "broken")
     await broken.close()  # every write now fails
-    arch = archiver(broken)
+    arch = history_writer(broken)
     arch.record(make_event("u", now_ms=NOW_MS), A)
     await arch.flush()
     assert arch.counters.archive_failed == 1
@@ -136,7 +136,7 @@ async def test_a_failing_store_loses_the_batch_not_the_writer(tmp_path: Path) ->
 
 async def test_retention_removes_old_events_and_keeps_the_newest(store: Store) -> None:
     day = 86_400_000
-    arch = archiver(store, ArchiveRules(max_age_days=1, max_events=2))
+    arch = history_writer(store, HistoryRules(max_age_days=1, max_events=2))
     for i, age_days in enumerate((3, 0.5, 0.25, 0.1)):
         arch.record(make_event(f"u{i}", now_ms=NOW_MS - int(age_days * day)), A)
     await arch.flush()
@@ -145,7 +145,7 @@ async def test_retention_removes_old_events_and_keeps_the_newest(store: Store) -
 
 
 async def test_flush_waits_for_the_batch_the_writer_task_has_in_flight(store: Store) -> None:
-    arch = archiver(store)
+    arch = history_writer(store)
     task = asyncio.get_running_loop().create_task(arch.run())
     for i in range(3000):  # more than one batch
         arch.record(make_event(f"u{i}", now_ms=NOW_MS + i), A)

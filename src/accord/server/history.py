@@ -1,6 +1,6 @@
 """The history writer: every routed event reaches the store, off the hot path.
 
-The hub calls :meth:`Archiver.record` for each routed event; that only appends to a bounded
+The hub calls :meth:`HistoryWriter.record` for each routed event; that only appends to a bounded
 queue. One task drains the queue in batches, each batch one store transaction (history rows
 plus the newest event per uid). If the store falls behind and the queue is full, new events
 are dropped from the history and counted: routing never waits for the database.
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
 from accord.domain.metrics import Counters
-from accord.domain.ports import Backlog
-from accord.store.contract import Store, StoreError
-from accord.store.records import ArchivedEvent
+from accord.domain.views import Backlog
+from accord.store.contract import HistoryStore, StoreError
+from accord.store.records import StoredEvent
 
-log = logging.getLogger("accord.archive")
+log = logging.getLogger("accord.history")
 
 BATCH_EVENTS = 2000  # events per transaction, at most: one commit amortised over many rows
 PRUNE_INTERVAL_S = 60.0
@@ -33,7 +33,7 @@ _DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
-class ArchiveRules:
+class HistoryRules:
     """What goes into the history and for how long (TAK Server's per-input archive flag)."""
 
     enabled: bool = True
@@ -45,13 +45,13 @@ class ArchiveRules:
         return self.enabled and not event_type.startswith(self.skip_types)
 
 
-class Archiver:
+class HistoryWriter:
     """Queue + writer task. ``wall_ms`` is the clock retention is judged by."""
 
     def __init__(
         self,
-        store: Store,
-        rules: ArchiveRules,
+        store: HistoryStore,
+        rules: HistoryRules,
         counters: Counters,
         *,
         wall_ms: Callable[[], int],
@@ -61,7 +61,6 @@ class Archiver:
         self.rules = rules
         self.counters = counters
         self._wall_ms = wall_ms
-        # (event, its sender's IN groups, monotonic time it was queued)
         # (event, its sender's IN groups, monotonic time it was queued, its outgoing frames)
         self._queue: deque[tuple[CotEvent, frozenset[str], float, Outgoing | None]] = deque()
         self._queue_events = queue_events
@@ -73,7 +72,7 @@ class Archiver:
         return len(self._queue)
 
     def backlog(self) -> Backlog:
-        """For /metrics and the admin status (``domain.ports.HistoryBacklog``)."""
+        """For /metrics and the admin status (``domain.views.HistoryBacklog``)."""
         if not self._queue:
             return Backlog(0, 0.0)
         return Backlog(len(self._queue), time.monotonic() - self._queue[0][2])
@@ -113,8 +112,8 @@ class Archiver:
         batch = [self._queue.popleft() for _ in range(min(BATCH_EVENTS, len(self._queue)))]
         if not batch:
             return 0
-        history: list[ArchivedEvent] = []
-        newest: dict[str, ArchivedEvent] = {}
+        history: list[StoredEvent] = []
+        newest: dict[str, StoredEvent] = {}
         sorted_groups: dict[frozenset[str], tuple[str, ...]] = {}  # few distinct sets per batch
         for event, groups, _, item in batch:
             names = sorted_groups.get(groups)
@@ -123,12 +122,12 @@ class Archiver:
             # An event made here (a partner's, a drone's) has no received bytes: the XML an
             # XML client was sent is the same encoding, made once.
             xml = item.frame(WireFormat.XML) if item is not None and not event.raw else None
-            archived = ArchivedEvent.of(event, names, xml)
+            stored = StoredEvent.of(event, names, xml)
             if self.rules.keeps(event.type):
-                history.append(archived)
+                history.append(stored)
             known = newest.get(event.uid)
-            if known is None or archived.time_ms >= known.time_ms:
-                newest[event.uid] = archived
+            if known is None or stored.time_ms >= known.time_ms:
+                newest[event.uid] = stored
         try:
             await self.store.write_events(history, list(newest.values()))
         except StoreError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -64,9 +65,33 @@ def test_bad_file_names_the_key_and_what_is_expected(
         load(path, environ={})
 
 
-def test_unknown_environment_key_is_an_error_not_a_silent_typo() -> None:
-    with pytest.raises(ConfigError, match="unknown key 'tls_prot'"):
-        load(environ={"ACCORD_TLS_PROT": "1"})
+def test_unknown_environment_key_is_an_error_when_strict_naming_the_nearest() -> None:
+    with pytest.raises(ConfigError, match=r"ACCORD_TLS_PROT names no .* did you mean 'tls_port'"):
+        load(environ={"ACCORD_TLS_PROT": "1"}, strict=True)
+
+
+def test_unknown_environment_key_is_warned_about_once_and_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    environ = {"ACCORD_BIN": "/opt/accord/bin", "ACCORD_TCP_PORT": "9001"}
+    with caplog.at_level(logging.WARNING, logger="accord.config"):
+        config = load(environ=environ)
+        again = load(environ=environ)
+    assert config.tcp_port == again.tcp_port == 9001  # the known variable still applies
+    warnings = [r.getMessage() for r in caplog.records if "ACCORD_BIN" in r.getMessage()]
+    assert warnings == ["ignoring ACCORD_BIN: it names no configuration key; did you mean 'bind'?"]
+
+
+def test_unknown_file_key_suggests_the_nearest_instead_of_listing_every_key(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "accord.toml"
+    path.write_text("histroy_max_events = 5\n")
+    with pytest.raises(ConfigError) as caught:
+        load(path, environ={})
+    message = str(caught.value)
+    assert message.endswith("unknown key 'histroy_max_events'; did you mean 'history_max_events'?")
+    assert "tcp_port" not in message  # not the list of every key
 
 
 def test_missing_file_is_reported(tmp_path: Path) -> None:
@@ -116,3 +141,17 @@ def test_bad_drone_feeds_name_the_table_and_the_key(
     with pytest.raises(ConfigError, match=r"drone_feeds\[0\]") as info:
         load(path, environ={})
     assert message in str(info.value)
+
+
+def test_cli_goes_on_past_an_unrelated_accord_variable_unless_strict(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from accord.cli import main
+
+    monkeypatch.setenv("ACCORD_TOOLCHAIN_ROOT", "/opt/toolchain")  # set by some other tool
+    assert main(["config"]) == 0
+    assert "tcp_port = 8087" in capsys.readouterr().out
+    assert main(["--strict", "config"]) == 2
+    error = capsys.readouterr().err
+    assert "ACCORD_TOOLCHAIN_ROOT names no configuration key" in error
+    assert error.count("\n") == 1

@@ -7,6 +7,8 @@ Every error names the key, the bad value and what would be accepted.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -19,6 +21,20 @@ from accord.domain.partners import FEDERATION_V2_PORT, Partner, PartnerError, pa
 
 class ConfigError(Exception):
     """A configuration key or value is wrong; the message says which and how to fix it."""
+
+
+log = logging.getLogger("accord.config")
+ENV_PREFIX = "ACCORD_"
+# Unknown ACCORD_* variables already warned about in this process (one warning each).
+_warned_env: set[str] = set()
+
+
+def nearest(key: str, known: list[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest known key, or a pointer to the list."""
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return "; `accord config` lists every key"
 
 
 FEED_KINDS = ("udp", "udpout", "tcp", "tlog", "serial")
@@ -331,11 +347,28 @@ def _apply(base: Config, values: Mapping[str, Any], source: str) -> Config:
     changes: dict[str, Any] = {}
     for key, raw in values.items():
         if key not in known:
-            raise ConfigError(
-                f"{source}: unknown key {key!r}; known keys: {', '.join(sorted(known))}"
-            )
+            raise ConfigError(f"{source}: unknown key {key!r}{nearest(key, sorted(known))}")
         changes[key] = _convert(key, raw, hints[key], source)
     return dataclasses.replace(base, **changes)
+
+
+def _known_env(values: dict[str, str], strict: bool) -> dict[str, str]:
+    known = keys()
+    unknown = sorted(k for k in values if k not in known)
+    if not unknown:
+        return values
+    if strict:
+        key = unknown[0]
+        raise ConfigError(
+            f"environment: {ENV_PREFIX}{key.upper()} names no configuration key"
+            f"{nearest(key, known)} (without --strict it is ignored with a warning)"
+        )
+    for key in unknown:
+        name = f"{ENV_PREFIX}{key.upper()}"
+        if name not in _warned_env:
+            _warned_env.add(name)
+            log.warning("ignoring %s: it names no configuration key%s", name, nearest(key, known))
+    return {k: v for k, v in values.items() if k not in unknown}
 
 
 def validate(config: Config) -> Config:
@@ -384,8 +417,12 @@ def load(
     path: Path | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    strict: bool = False,
 ) -> Config:
-    """Build the configuration from its four layers."""
+    """Build the configuration from its four layers. An ``ACCORD_*`` variable that names no
+    key is warned about (once) and ignored, as a shell or another tool may set one; with
+    ``strict`` it is an error, as an unknown key in the file always is."""
     config = Config()
     if path is not None:
         try:
@@ -398,10 +435,11 @@ def load(
         config = _apply(config, data, str(path))
     env = os.environ if environ is None else environ
     from_env = {
-        name[len("ACCORD_") :].lower(): value
+        name[len(ENV_PREFIX) :].lower(): value
         for name, value in env.items()
-        if name.startswith("ACCORD_")
+        if name.startswith(ENV_PREFIX)
     }
+    from_env = _known_env(from_env, strict)
     config = _apply(config, from_env, "environment (ACCORD_*)")
     if overrides:
         config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "flag")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from accord.cot.xml import encode_xml
 from tests.e2e.clients import sa
@@ -54,7 +57,7 @@ def test_busy_port_says_which_and_how_to_fix(tmp_path: Path) -> None:
         result = accord(
             "serve",
             "--data-dir",
-            str(tmp_path),
+            str(tmp_path / "data"),
             "--tcp-port",
             str(port),
             "--tls-port",
@@ -70,16 +73,18 @@ def test_busy_port_says_which_and_how_to_fix(tmp_path: Path) -> None:
     assert f"port {port}" in result.stderr
     assert "--tcp-port" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()  # checked before a CA or a database is made
 
 
 def test_bind_address_not_on_this_machine_is_explained(tmp_path: Path) -> None:
     # TEST-NET-3 (RFC 5737): never assigned to a host, so the bind fails at once, no traffic.
     result = accord(
-        "serve", "--data-dir", str(tmp_path), "--bind", "203.0.113.7", "--udp-port", "0"
+        "serve", "--data-dir", str(tmp_path / "data"), "--bind", "203.0.113.7", "--udp-port", "0"
     )
     assert result.returncode == 2
     assert "203.0.113.7 is not on this machine" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()
 
 
 def test_unreadable_ca_is_reported_with_the_fix(tmp_path: Path) -> None:
@@ -135,9 +140,11 @@ def test_json_logs_are_one_object_per_line(serve) -> None:  # type: ignore[no-un
 def test_cert_commands_init_issue_list_and_revoke(tmp_path: Path) -> None:
     data = ["--data-dir", str(tmp_path / "data")]
     assert accord("cert", "init", *data).returncode == 0
-    again = accord("cert", "init", *data)
-    assert again.returncode == 2
-    assert "a CA already exists" in again.stderr
+    ca = (tmp_path / "data" / "pki" / "ca.pem").read_bytes()
+    again = accord("cert", "init", *data)  # as the README says: on an existing one too
+    assert again.returncode == 0, again.stderr
+    assert "CA kept" in again.stdout
+    assert (tmp_path / "data" / "pki" / "ca.pem").read_bytes() == ca
     issued = accord("cert", "client", "alice", "--out", str(tmp_path / "out"), *data)
     assert issued.returncode == 0, issued.stderr
     assert (tmp_path / "out" / "alice.p12").exists()
@@ -280,3 +287,116 @@ def test_a_package_leaves_no_device_key_on_the_server(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     keys = sorted(p.name for p in data_dir.rglob("*.key"))
     assert keys == ["ca.key", "server.key"]
+
+
+READ_ONLY = [
+    ["history"],
+    ["ledger", "show"],
+    ["ledger", "verify"],
+    ["partner", "self"],
+    ["partner", "list"],
+    ["cert", "list"],
+    ["cert", "revoke", "alice"],
+    ["status"],
+    ["drone", "list"],
+]
+
+
+def test_read_only_commands_on_a_mistyped_data_dir_say_so_and_create_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from accord.cli import main
+
+    missing = tmp_path / "acord-data"
+    for command in READ_ONLY:
+        assert main([*command, "--data-dir", str(missing)]) == 2, command
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, (command, err)
+        assert str(missing) in err, command
+        assert "--data-dir" in err, command
+        assert not missing.exists(), command
+
+
+def test_read_only_commands_on_an_empty_data_dir_leave_it_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from accord.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for command in READ_ONLY:
+        assert main([*command, "--data-dir", str(empty)]) == 2, command
+        assert str(empty) in capsys.readouterr().err, command
+        assert list(empty.iterdir()) == [], command
+
+
+def test_partner_self_prints_the_ca_the_server_uses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from accord.cli import main
+
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert main(["cert", "init", *data]) == 0
+    capsys.readouterr()
+    ca = (tmp_path / "data" / "pki" / "ca.pem").read_bytes()
+    assert main(["partner", "self", *data]) == 0
+    out = capsys.readouterr().out
+    assert "ca_sha256 " in out
+    assert "ledger_key localhost+" in out  # made with the CA by cert init
+    assert (tmp_path / "data" / "pki" / "ca.pem").read_bytes() == ca
+
+
+def test_qr_defaults_to_the_first_server_name_a_phone_can_dial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zxingcpp
+    from PIL import Image
+
+    from accord.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    data = ["--data-dir", str(tmp_path / "data")]
+    refused = main(["qr", "alice", *data])  # default server_names: localhost, 127.0.0.1
+    err = capsys.readouterr().err
+    assert refused == 2
+    assert err.count("\n") == 1
+    assert "--host" in err
+    assert not (tmp_path / "data").exists()  # refused before any user or password is made
+    assert not (tmp_path / "alice-qr.png").exists()
+    monkeypatch.setenv("ACCORD_SERVER_NAMES", "localhost,127.0.0.1,tak.example.org,10.0.0.5")
+    assert main(["qr", "alice", *data]) == 0
+    assert "the QR carries host=tak.example.org" in capsys.readouterr().out
+    (decoded,) = zxingcpp.read_barcodes(Image.open(tmp_path / "alice-qr.png"))
+    assert "host=tak.example.org&" in decoded.text
+
+
+def test_loopback_names_and_addresses_are_recognised() -> None:
+    from accord.cli.package import is_loopback
+
+    for name in ("localhost", "LOCALHOST.", "org-a.localhost", "127.0.0.1", "127.1.2.3", "::1",
+                 "[::1]", "0.0.0.0", "ip6-localhost"):  # fmt: skip
+        assert is_loopback(name), name
+    for name in ("tak.example.org", "10.0.0.5", "192.168.1.20", "fd00::5", "localhost.example"):
+        assert not is_loopback(name), name
+
+
+def test_serve_banner_says_how_to_put_accord_on_the_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from accord.cli import path_hint
+
+    venv_bin = Path(sys.executable).parent
+    if sys.prefix == sys.base_prefix or not (venv_bin / "accord").exists():
+        pytest.skip("needs the accord of a virtual environment (scripts/bootstrap)")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    hint = path_hint()
+    assert hint is not None
+    assert f". {venv_bin / 'activate'}" in hint
+    monkeypatch.setenv("PATH", f"{venv_bin}:/usr/bin:/bin")
+    assert path_hint() is None
+
+
+def test_serve_logs_the_path_hint(serve) -> None:  # type: ignore[no-untyped-def]
+    served = serve()
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(10) == 0
+    on_path = shutil.which("accord") == str(Path(sys.executable).parent / "accord")
+    assert ("the accord command is not on this shell's PATH" in served.text()) != on_path

@@ -127,8 +127,7 @@ async def test_bad_history_parameters_get_a_reason_not_a_500(server: Server) -> 
         secago = await http.get("/Marti/api/cot/xml/x/all", params={"secago": "ten"})
         assert secago.status_code == 400
         unknown = await http.get("/Marti/api/cot/xml/nobody-at-all")
-        assert unknown.status_code == 404
-        assert "nobody-at-all" in unknown.json()["error"]
+        assert (unknown.status_code, unknown.content) == (404, b"")  # as TAK Server
 
 
 async def test_latest_event_of_a_uid_is_served_after_its_owner_left(server: Server) -> None:

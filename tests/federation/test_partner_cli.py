@@ -12,6 +12,7 @@ from accord.federation import partners_file
 
 def test_partner_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    assert main(["cert", "init", "--data-dir", str(theirs)]) == 0  # partner self makes none
     assert main(["partner", "self", "--data-dir", str(theirs)]) == 0
     printed = capsys.readouterr().out
     pin = printed.split("ca_sha256 ")[1].split()[0]
@@ -36,6 +37,7 @@ def test_partner_add_keeps_a_checked_policy_and_the_partners_ledger_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    assert main(["cert", "init", "--data-dir", str(theirs)]) == 0  # partner self makes none
     assert main(["partner", "self", "--data-dir", str(theirs)]) == 0
     printed = capsys.readouterr().out
     vkey = printed.split("ledger_key ")[1].split()[0]
@@ -56,3 +58,30 @@ def test_partner_add_keeps_a_checked_policy_and_the_partners_ledger_key(
     assert (ours / "pki" / "partners" / "org-b.vkey").read_text().strip() == vkey
     assert main(["partner", "list", "--data-dir", str(ours)]) == 0
     assert "\tpolicy" in capsys.readouterr().out
+
+
+def test_partner_add_policy_prints_the_copy_to_edit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    assert main(["cert", "init", "--data-dir", str(theirs)]) == 0
+    policy = tmp_path / "a-to-b.toml"
+    policy.write_text('name = "x"\npartner = "org-b"\n')
+    ca = str(theirs / "pki" / "ca.pem")
+    capsys.readouterr()
+    assert main(["partner", "add", "org-b", "--ca", ca, "--policy", str(policy),
+                 "--data-dir", str(ours)]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    copy = (ours / "partners" / "org-b-policy.toml").resolve()
+    assert f"release policy checked and kept as {copy}\n" in out
+    assert f"edit that copy, not {policy}" in out
+    assert "kill -HUP" in out
+
+
+def test_partner_self_on_a_mistyped_data_dir_makes_no_ca(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "acord-data"
+    assert main(["partner", "self", "--data-dir", str(missing)]) == 2
+    assert f"no data directory {missing}" in capsys.readouterr().err
+    assert not missing.exists()

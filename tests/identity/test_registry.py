@@ -65,3 +65,21 @@ def test_a_damaged_index_is_reported(tmp_path: Path) -> None:
     registry.index_path(paths).write_text("{not json")
     with pytest.raises(PkiError, match=r"issued\.json"):
         registry.load_index(paths)
+
+
+def test_revoking_one_serial_leaves_the_names_other_certificates_valid(tmp_path: Path) -> None:
+    paths = ensure_pki(tmp_path / "pki", ("localhost",), NOW)
+    old = issue_client(paths, "alice", tmp_path / "a", NOW)
+    new = issue_client(paths, "alice", tmp_path / "b", NOW)
+    old_cert = x509.load_pem_x509_certificate(old.cert.read_bytes())
+    rows = [r for r in registry.load_index(paths) if r.name == "alice"]
+    assert [r.pem.encode() for r in rows] == [old.cert.read_bytes(), new.cert.read_bytes()]
+
+    done = registry.revoke_serial(paths, f"{old_cert.serial_number:032x}", NOW)  # padded, lower
+    assert done.revoked
+    assert crl_serials(registry.crl_path(paths)) == {old_cert.serial_number}
+    assert registry.revoked_serials(paths) == {done.serial}
+    with pytest.raises(PkiError, match="already revoked"):
+        registry.revoke_serial(paths, done.serial, NOW)
+    with pytest.raises(PkiError, match="no certificate with serial"):
+        registry.revoke_serial(paths, "ABC", NOW)

@@ -168,5 +168,36 @@ def test_show_lists_logs_and_last_entries(
 def test_verify_without_a_ledger_key_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    _populate(tmp_path)
+    for name in ("ledger.key", "ledger.vkey"):
+        (tmp_path / "pki" / name).unlink(missing_ok=True)
     assert main(["ledger", "verify", "--data-dir", str(tmp_path)]) == 2
     assert "no ledger key" in capsys.readouterr().err
+
+
+def test_verify_on_a_server_that_never_signed_anything_has_nothing_to_verify(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def first_start() -> None:  # what a server without partners leaves: a database
+        store = await open_store("", tmp_path)
+        await store.close()
+
+    asyncio.run(first_start())
+    assert main(["ledger", "verify", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("nothing to verify: no ledger entries in ")
+    assert main(["ledger", "verify", "--data-dir", str(tmp_path), "--partner", "org-z"]) == 0
+    assert "no ledger entries with org-z" in capsys.readouterr().out
+
+
+def test_ledger_commands_on_a_missing_data_directory_create_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "acord-data"  # mistyped
+    for verb in (["show"], ["verify"], ["export", "--out", str(tmp_path / "x.jsonl")]):
+        assert main(["ledger", *verb, "--data-dir", str(missing)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert f"no data directory {missing}" in err
+    assert not missing.exists()
+    assert not (tmp_path / "x.jsonl").exists()

@@ -4,7 +4,8 @@
   (south,west,north,east), ``limit`` (≤ 1000), ``cursor``; ``format`` json (default), geojson,
   kml or cot. One page per call; the next page's cursor is in the JSON body (``next``) and,
   for every format, in the ``X-Accord-Next-Cursor`` header.
-- ``GET /Marti/api/cot/xml/{uid}`` — the latest event of a uid (live, else the stored one).
+- ``GET /Marti/api/cot/xml/{uid}`` — the latest event of a uid (live, else the stored one);
+  404 with an empty body when there is none the caller may see.
 - ``GET /Marti/api/cot/xml/{uid}/all?secago=N`` — that uid's history as ``<events>``.
 
 A caller sees only events its groups could have received (sender's IN ∩ caller's OUT).
@@ -82,7 +83,9 @@ def history_routes(
             else:
                 body = frame(without_marti(event), WireFormat.XML)
                 return Response(XML_DECLARATION + body, media_type="application/xml")
-        return _error(404, f"no event for uid {uid!r}")
+        # TAK Server answers an unknown uid with 404 and an empty body: clients read an empty
+        # body as "not found" and try to parse anything else as CoT.
+        return Response(status_code=404)
 
     async def uid_history(request: Request, who: Membership) -> Response:
         uid = request.path_params["uid"]

@@ -70,13 +70,13 @@ def _detail_attrs(contact: ContactView, tag: str) -> Mapping[str, str]:
     return {str(k): str(v) for k, v in found.attrib.items()} if found is not None else {}
 
 
-def _visible(contacts: list[ContactView], caller: Membership) -> list[ContactView]:
+def visible_contacts(contacts: list[ContactView], caller: Membership) -> list[ContactView]:
     """What the caller may see: clients whose traffic reaches it (§4.3: the caller's OUT)."""
     return [c for c in contacts if c.membership.reaches(caller)]
 
 
 @dataclass(frozen=True, slots=True)
-class _Card:
+class Card:
     """What every contact listing says about a client, read once from its latest SA."""
 
     team: str
@@ -85,9 +85,9 @@ class _Card:
     groups: list[str]
 
 
-def _card(c: ContactView) -> _Card:
+def card_of(c: ContactView) -> Card:
     group, takv = _detail_attrs(c, "__group"), _detail_attrs(c, "takv")
-    return _Card(
+    return Card(
         group.get("name", ""),
         group.get("role", ""),
         " ".join(v for v in takv.values() if v),
@@ -116,6 +116,49 @@ def authorised(caller_of: Caller, handler: Handler) -> Callable[[Request], Await
     return endpoint
 
 
+# The administrator behind a request (the CN of a valid client certificate listed in
+# ``admin_users``), or None; always None where callers are not certificates (plain HTTP).
+AdminCheck = Callable[[Request], str | None]
+
+
+def nobody(request: Request) -> str | None:
+    return None
+
+
+def admin_only(
+    caller_of: Caller, is_admin: AdminCheck, handler: Handler
+) -> Callable[[Request], Awaitable[Response]]:
+    """Signed in (else 401, as :func:`authorised`) and an administrator (else 403)."""
+
+    async def only_admins(request: Request, caller: Membership) -> Response:
+        if not is_admin(request):
+            return JSONResponse(
+                {"error": "administrators only: sign in with a certificate listed in admin_users"},
+                status_code=403,
+            )
+        return await handler(request, caller)
+
+    return authorised(caller_of, only_admins)
+
+
+def group_rows(membership: Membership) -> list[dict[str, Any]]:
+    """TAK Server's ``Group`` JSON, one per group and direction (``bitpos`` ATAK requires)."""
+    return [
+        {
+            "name": name,
+            "direction": direction,
+            "created": "1970-01-01",
+            "type": "SYSTEM",
+            "bitpos": index,
+            "active": True,
+            "description": "",
+        }
+        for index, name in enumerate(sorted(membership.inbound | membership.outbound))
+        for direction, members in (("IN", membership.inbound), ("OUT", membership.outbound))
+        if name in members
+    ]
+
+
 def build_app(state: MartiState, extra: Sequence[BaseRoute] = ()) -> Starlette:
     """The Marti API; ``extra`` are the routes of the other API modules (packages, history…)."""
 
@@ -131,13 +174,13 @@ def build_app(state: MartiState, extra: Sequence[BaseRoute] = ()) -> Starlette:
 
     async def client_endpoints(request: Request, caller: Membership) -> Response:
         rows = []
-        for c in _visible(state.directory.contacts(), caller):
-            card = _card(c)
+        for c in visible_contacts(state.directory.contacts(), caller):
+            card = card_of(c)
             rows.append(
                 {
                     "callsign": c.callsign,
                     "uid": c.uid,
-                    "username": "",
+                    "username": c.user,
                     "team": card.team,
                     "role": card.role,
                     "lastEventTime": _time(c.last_sa.time if c.last_sa else 0),
@@ -149,8 +192,8 @@ def build_app(state: MartiState, extra: Sequence[BaseRoute] = ()) -> Starlette:
 
     async def contacts_all(request: Request, caller: Membership) -> Response:
         rows = []
-        for c in _visible(state.directory.contacts(), caller):
-            card = _card(c)
+        for c in visible_contacts(state.directory.contacts(), caller):
+            card = card_of(c)
             rows.append(
                 {
                     "uid": c.uid,
@@ -165,21 +208,7 @@ def build_app(state: MartiState, extra: Sequence[BaseRoute] = ()) -> Starlette:
         return JSONResponse(rows)  # a bare list, no envelope (ContactsApi)
 
     async def groups_all(request: Request, caller: Membership) -> Response:
-        rows = [
-            {
-                "name": name,
-                "direction": direction,
-                "created": "1970-01-01",
-                "type": "SYSTEM",
-                "bitpos": index,
-                "active": True,
-                "description": "",
-            }
-            for index, name in enumerate(sorted(caller.inbound | caller.outbound))
-            for direction, members in (("IN", caller.inbound), ("OUT", caller.outbound))
-            if name in members
-        ]
-        return JSONResponse(envelope("com.bbn.marti.remote.groups.Group", rows))
+        return JSONResponse(envelope("com.bbn.marti.remote.groups.Group", group_rows(caller)))
 
     async def groups_active(request: Request, caller: Membership) -> Response:
         # ATAK switching channels on and off: a bare JSON list of group objects, each with a

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import resource
 import signal
 import time
@@ -23,13 +24,23 @@ from accord.app.files import file_shares, serve_partner_files
 from accord.app.http import (
     admin_state,
     certificate_caller,
+    certificate_parts,
     enroll_tls_context,
     keep_admin_certificate,
     marti_app,
     password_caller,
     serve_http,
 )
-from accord.app.running import Running, ServerFailed, StartupError, listen_error, wall_ms
+from accord.app.running import (
+    Running,
+    ServerFailed,
+    StartupError,
+    check_ports,
+    listen_error,
+    remove_record,
+    wall_ms,
+    write_record,
+)
 from accord.app.tasks import Policy
 from accord.config import Config, ConfigError
 from accord.cot.connection import Limits
@@ -283,7 +294,10 @@ async def _open_blobs(config: Config, store: Store) -> Blobs:
 
 def _ensure_pki(config: Config) -> PkiPaths:
     try:
-        return ensure_pki(config.data_dir / "pki", config.server_names, dt.datetime.now(dt.UTC))
+        pki = ensure_pki(config.data_dir / "pki", config.server_names, dt.datetime.now(dt.UTC))
+        # Made with the CA, so that `accord partner self` can print it before any partner.
+        ensure_ledger_key(pki.root, config.federation_name or config.server_names[0])
+        return pki
     except PkiError as exc:
         raise StartupError(str(exc)) from None
     except OSError as exc:
@@ -308,7 +322,7 @@ async def _start_ledger_and_policies(
     except PolicyLoadError as exc:
         raise StartupError(str(exc)) from None
     try:
-        signer = ensure_ledger_key(pki.root, config.server_names[0])
+        signer = ensure_ledger_key(pki.root, config.federation_name or config.server_names[0])
         secret = ensure_ledger_secret(pki.root)
     except PkiError as exc:
         raise StartupError(str(exc)) from None
@@ -386,7 +400,7 @@ async def _start_federation(
     try:
         bound = await federation.start(config.bind, port, listen=config.federation_port != 0)
     except OSError as exc:
-        raise listen_error(exc, config.bind, port, "federation_port") from None
+        raise listen_error(exc, config.bind, port, "--federation-port") from None
     if bound is not None:
         running.ports["federation"] = bound
         if federation.files is not None:
@@ -416,6 +430,8 @@ async def start(
     def port(configured: int) -> int:
         return 0 if any_port else configured
 
+    if not any_port:  # a busy port fails the start before a CA or a database is made
+        check_ports(config, bool(config.partners) or partners_file.path(config.data_dir).exists())
     pki = _ensure_pki(config)
     keep_admin_certificate(config, pki)
     raise_fd_limit(config.max_connections)
@@ -445,6 +461,7 @@ async def start(
                     # The admin API only where callers are certificates, never on plain HTTP.
                     admin.routes(admin_state(running, config, identities, peers)),
                     blobs,
+                    certificate_parts(config, identities, peers, pki),
                 ),
                 tls_context(pki),
                 ("https", port(config.https_port), config.https_port, "--https-port"),
@@ -498,6 +515,8 @@ async def start(
                 None,
                 ("http", port(config.http_port), config.http_port, "--http-port"),
             )
+        running.record = write_record(config, running.ports, os.getpid(), running.started_s)
+        running.stack.callback(remove_record, running.record)
     except BaseException:
         await running.close()
         raise

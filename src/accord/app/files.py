@@ -69,5 +69,5 @@ async def serve_partner_files(
     app = partner_files_app(
         running.store, blobs, certificates, federation.partner_of, files.may_fetch
     )
-    where = ("federation_files", port, config.federation_files_port, "federation_files_port")
+    where = ("federation_files", port, config.federation_files_port, "--federation-files-port")
     await serve_http(running, config, app, ctx, where, certificates.protocol_class())

@@ -11,6 +11,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import uvicorn
 from starlette.requests import Request
@@ -18,18 +19,23 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from accord.api import admin
+from accord.api.certadmin import CertAdminSettings, certadmin_routes
 from accord.api.history import history_routes
-from accord.api.marti import Caller, MartiState
+from accord.api.kml_export import kml_export_routes
+from accord.api.marti import AdminCheck, Caller, MartiState, nobody
 from accord.api.marti import build_app as build_marti
 from accord.api.packages import PackageSettings, package_routes
 from accord.api.peers import PeerCertificates
+from accord.api.security import SecuritySettings, security_routes
+from accord.api.subscriptions import subscription_routes
 from accord.api.video import video_routes
+from accord.api.videos_v2 import LiveVideo, video_v2_routes
 from accord.app.drones import DroneFeedControl
 from accord.app.running import Running, StartupError, listen_error, wall_ms
 from accord.config import Config
 from accord.domain.groups import Membership
 from accord.identity import registry
-from accord.identity.ca import PkiError, PkiPaths
+from accord.identity.ca import LEAF_DAYS, PkiError, PkiPaths
 from accord.identity.peer import identity_from_peercert, membership_for
 from accord.identity.pki import (
     ensure_admin_certificate,
@@ -102,6 +108,53 @@ async def shut_down(server: uvicorn.Server, sock: socket.socket) -> None:
         connection.transport.abort()
 
 
+PLAIN_LISTENERS = ("tcp", "udp", "http")  # what isSecure reports: traffic without TLS
+
+
+@dataclass(frozen=True)
+class CertificateParts:
+    """What only the certificate API (HTTPS) has: who is an administrator, and the CA."""
+
+    admin: AdminCheck
+    pki: PkiPaths
+    revoked: Callable[[], None]  # re-read the revoked serials after a revocation
+
+
+def certificate_parts(
+    config: Config, identities: Identities, peers: PeerCertificates, pki: PkiPaths
+) -> CertificateParts:
+    admins = frozenset(config.admin_users)
+    cn_of = certificate_cn(identities, peers)
+
+    def admin(request: Request) -> str | None:
+        cn = cn_of(request)
+        return cn if cn is not None and cn in admins else None
+
+    def revoked() -> None:
+        identities.revoked = registry.revoked_serials(pki)
+
+    return CertificateParts(admin, pki, revoked)
+
+
+def drone_videos(running: Running) -> Callable[[], list[LiveVideo]]:
+    """The running drone feeds' ``<__video>`` streams, one per vehicle seen."""
+
+    def videos() -> list[LiveVideo]:
+        out = []
+        for feed in running.feeds.values():
+            settings = feed.bridge.settings
+            if not settings.video_url:
+                continue
+            groups = tuple(sorted(feed.party.membership.inbound))
+            for sysid in sorted(feed.bridge.vehicles):
+                out.append(
+                    (groups, settings.uid(sysid), settings.callsign_of(sysid), settings.video_url)
+                )
+        return out
+
+    return videos
+
+
 def marti_app(
     running: Running,
     config: Config,
@@ -109,12 +162,37 @@ def marti_app(
     principal: Callable[[Request], str | None],
     more: Sequence[BaseRoute] = (),
     blobs: Blobs | None = None,
+    certificates: CertificateParts | None = None,
 ) -> ASGIApp:
     state = MartiState(running.hub, caller, config.server_names[0], principal)
+    is_admin = certificates.admin if certificates is not None else nobody
     extra: list[BaseRoute] = [*more]  # the routes of the other API modules, each added below
+    extra += subscription_routes(running.census, running.hub, caller, is_admin, wall_ms)
+    if certificates is not None:
+        extra += certadmin_routes(
+            CertAdminSettings(
+                certificates.pki, lambda: dt.datetime.now(dt.UTC), certificates.revoked
+            ),
+            caller,
+            is_admin,
+        )
+        extra += security_routes(
+            SecuritySettings(
+                certificates.pki,
+                enrollment=config.enroll_port != 0,
+                validity_days=LEAF_DAYS,
+                plain_ports=lambda: [
+                    port for name, port in running.ports.items() if name in PLAIN_LISTENERS
+                ],
+            ),
+            caller,
+            is_admin,
+        )
     if running.store is not None:
         extra += history_routes(running.store, running.hub, caller, wall_ms)
+        extra += kml_export_routes(running.store, caller, is_admin, wall_ms)
         extra += video_routes(running.store, caller)
+        extra += video_v2_routes(running.store, caller, drone_videos(running))
         if blobs is not None:
             extra += package_routes(
                 running.store,
@@ -125,6 +203,7 @@ def marti_app(
                     max_bytes=config.max_package_bytes,
                     now_ms=wall_ms,
                     submitter=lambda request: principal(request) or "",
+                    admin=is_admin,
                 ),
             )
     return build_marti(state, extra)
@@ -183,16 +262,23 @@ def password_caller(config: Config) -> tuple[Caller, Callable[[Request], str | N
     return caller, principal
 
 
-def admin_state(
-    running: Running, config: Config, identities: Identities, peers: PeerCertificates
-) -> admin.AdminState:
-    def admin_cn(request: Request) -> str | None:
+def certificate_cn(identities: Identities, peers: PeerCertificates) -> admin.AdminCaller:
+    """The CN of the valid (not revoked) client certificate behind a request, or None."""
+
+    def cn(request: Request) -> str | None:
         cert = peers.of(request)
         if cert is None:
             return None
         identity = identity_from_peercert(cert)
         return None if identity.serial in identities.revoked else identity.cn
 
+    return cn
+
+
+def admin_state(
+    running: Running, config: Config, identities: Identities, peers: PeerCertificates
+) -> admin.AdminState:
+    admin_cn = certificate_cn(identities, peers)
     return admin.AdminState(
         running.census,
         running.counters,

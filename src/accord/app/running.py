@@ -4,14 +4,21 @@ how a running server fails (:class:`ServerFailed`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import errno
+import json
 import logging
+import os
+import socket
 import time
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from accord.app.tasks import Supervisor
+from accord.config import Config
 from accord.domain.metrics import Counters
 from accord.domain.partners import Partner
 from accord.domain.views import Probes
@@ -62,6 +69,7 @@ class Running:
     probes: Probes = field(default_factory=Probes)  # optional reporters to /metrics
     started_s: float = field(default_factory=time.time)
     feeds: dict[str, feeds.Feed] = field(default_factory=dict)  # drone feeds by name
+    record: Path | None = None  # <data_dir>/running.json, removed at close
 
     async def enter_tasks(self) -> None:
         """Start the task group the background tasks run in; a failure stops the server."""
@@ -135,3 +143,124 @@ def listen_error(exc: OSError, bind: str, port: int, flag: str) -> StartupError:
     if exc.errno == errno.EADDRNOTAVAIL:
         return StartupError(f"address {bind} is not on this machine: fix --bind")
     return StartupError(f"cannot listen on {bind}:{port}: {exc.strerror or exc}")
+
+
+# -- where a running server listens: <data_dir>/running.json ------------------------------------
+RECORD_FILE = "running.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Listening:
+    """What a running server wrote into its data directory: who it is and where it listens,
+    so that the commands on the same data directory reach it and nothing else."""
+
+    pid: int
+    bind: str
+    ports: Mapping[str, int]  # bound listeners by name (tcp, tls, https, enroll, drone:NAME…)
+    started_at: str
+    server_names: tuple[str, ...]
+    federation_name: str
+    federation_port: int  # configured (bound only once a partner is configured)
+    federation_files_port: int
+
+
+def dial_host(bind: str) -> str:
+    """The address a command on this host dials to reach a server bound to ``bind``: that
+    address, or loopback for a wildcard one (as a URL host: IPv6 in brackets)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(bind, bind)
+    return f"[{host}]" if ":" in host else host
+
+
+def record_path(data_dir: Path) -> Path:
+    return data_dir / RECORD_FILE
+
+
+def write_record(config: Config, ports: Mapping[str, int], pid: int, started_s: float) -> Path:
+    """Write ``running.json`` atomically (a reader never sees half of it); its path."""
+    path = record_path(config.data_dir)
+    doc = {
+        "pid": pid,
+        "bind": config.bind,
+        "ports": dict(ports),
+        "started_at": dt.datetime.fromtimestamp(started_s, dt.UTC).isoformat(timespec="seconds"),
+        "server_names": list(config.server_names),
+        "federation_name": config.federation_name or config.server_names[0],
+        "federation_port": ports.get("federation", config.federation_port),
+        "federation_files_port": ports.get("federation_files", config.federation_files_port),
+    }
+    partial = path.with_name(f".{RECORD_FILE}.{pid}")
+    partial.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def remove_record(path: Path) -> None:
+    """Remove ``running.json`` if it is still this process's (a second server started on the
+    same directory may have replaced it)."""
+    found = read_record(path.parent, alive=lambda pid: True)
+    if found is not None and found.pid == os.getpid():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def read_record(data_dir: Path, alive: Callable[[int], bool] = _pid_alive) -> Listening | None:
+    """The running server of ``data_dir``, or None: no record, an unreadable one, or one left
+    by a process that is gone (killed without a clean exit)."""
+    try:
+        doc = json.loads(record_path(data_dir).read_text(encoding="utf-8"))
+        found = Listening(
+            pid=int(doc["pid"]),
+            bind=str(doc["bind"]),
+            ports={str(k): int(v) for k, v in doc["ports"].items()},
+            started_at=str(doc["started_at"]),
+            server_names=tuple(str(n) for n in doc["server_names"]),
+            federation_name=str(doc["federation_name"]),
+            federation_port=int(doc["federation_port"]),
+            federation_files_port=int(doc["federation_files_port"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return found if alive(found.pid) else None
+
+
+def check_ports(config: Config, federation: bool) -> None:
+    """Bind-test every enabled listener's port before anything is made on disk (a busy port
+    must not leave a fresh CA behind); :class:`StartupError` names the port and the flag.
+    The default drone feed is left out: a busy 14550 only turns it off."""
+    tcp = [
+        ("tcp_port", "--tcp-port", config.bind),
+        ("tls_port", "--tls-port", config.bind),
+        ("https_port", "--https-port", config.bind),
+        ("enroll_port", "--enroll-port", config.bind),
+        ("http_port", "--http-port", config.bind),
+        ("metrics_port", "--metrics-port", "127.0.0.1"),
+    ]
+    if federation:
+        tcp += [
+            ("federation_port", "--federation-port", config.bind),
+            ("federation_files_port", "--federation-files-port", config.bind),
+        ]
+    checks = [(key, flag, bind, socket.SOCK_STREAM) for key, flag, bind in tcp]
+    checks.append(("udp_port", "--udp-port", config.bind, socket.SOCK_DGRAM))
+    for key, flag, bind, kind in checks:
+        port = getattr(config, key)
+        if not port:
+            continue
+        family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+        with socket.socket(family, kind) as probe:
+            if kind == socket.SOCK_STREAM:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as listeners do
+            try:
+                probe.bind((bind, port))
+            except OSError as exc:
+                raise listen_error(exc, bind, port, flag) from None

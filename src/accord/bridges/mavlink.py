@@ -38,6 +38,7 @@ from typing import Any
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
+from accord.bridges.tlog import foreign_definition
 from accord.bridges.uas import (
     STALE_MS,
     STATIC_REFRESH_MS,
@@ -97,7 +98,7 @@ class BridgeCounters:
     messages: int = 0
     bad_data: int = 0  # CRC failures, bad prefixes, bad lengths
     truncated: int = 0  # partial frames at the end of a datagram
-    unknown: int = 0  # message ids not in the dialect
+    unknown: int = 0  # message ids not in the dialect, or defined otherwise (intact frames)
     ignored_components: int = 0  # heartbeats of GCS and non-vehicle components
     conflicts: int = 0  # a second vehicle claiming a system id
     events: int = 0
@@ -205,7 +206,10 @@ class MavlinkBridge:
         """Apply one decoded message (from :meth:`receive_data` or a pymavlink reader)."""
         kind = message.get_type()
         if kind == "BAD_DATA":
-            self.counters.bad_data += 1
+            if foreign_definition(message.data):  # intact, another dialect's message
+                self.counters.unknown += 1
+            else:
+                self.counters.bad_data += 1
             return
         if kind == "UNKNOWN" or kind.startswith("UNKNOWN_"):
             self.counters.unknown += 1

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -14,7 +15,19 @@ from pathlib import Path
 
 from accord import __version__
 from accord.app import ServerFailed, StartupError, serve
-from accord.cli import cert, drone, history, ledger, package, partner, policy, qr, status, user
+from accord.cli import (
+    cert,
+    datadir,
+    drone,
+    history,
+    ledger,
+    package,
+    partner,
+    policy,
+    qr,
+    status,
+    user,
+)
 from accord.config import Config, ConfigError, load
 from accord.identity.ca import PkiError
 from accord.identity.users import UserError
@@ -50,6 +63,11 @@ def setup_logging(level: str, as_json: bool) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="accord", description="Accord TAK-compatible server")
     parser.add_argument("--version", action="version", version=f"accord {__version__}")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="an ACCORD_* environment variable that names no key is an error, not a warning",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve_p = sub.add_parser("serve", help="run the server (defaults need no config file)")
@@ -69,6 +87,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve_p.add_argument(
         "--drone-port", type=int, help="MAVLink UDP when no [[drone_feeds]] (14550; 0 = off)"
+    )
+    serve_p.add_argument(
+        "--federation-port", type=int, help="partner links in, once a partner is added (9001)"
+    )
+    serve_p.add_argument(
+        "--federation-files-port",
+        type=int,
+        help="partners fetch shared packages here, once a partner is added (9002; 0 = off)",
+    )
+    serve_p.add_argument(
+        "--server-names",
+        help="comma-separated names/IPs devices and partners dial, first = CN "
+        "(default localhost,127.0.0.1; for a new CA's server certificate)",
+    )
+    serve_p.add_argument(
+        "--federation-name", help="this server's name to partners (default: first server name)"
     )
     serve_p.add_argument(
         "--database-url", help="postgresql://user@host/db (default: SQLite in the data dir)"
@@ -107,6 +141,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "http_port",
         "drone_port",
         "metrics_port",
+        "federation_port",
+        "federation_files_port",
+        "server_names",
+        "federation_name",
         "database_url",
         "log_level",
         "log_json",
@@ -114,9 +152,29 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
     return {name: getattr(args, name, None) for name in names}
 
 
+def path_hint() -> str | None:
+    """How to get ``accord`` on the PATH when it is not (``scripts/serve`` installs it into
+    ``./.venv/bin`` and activates nothing): the line for the serve banner, or None."""
+    bin_dir = Path(sys.executable).parent
+    ours = bin_dir / "accord"
+    if sys.prefix == sys.base_prefix or not ours.exists():
+        return None  # not a virtual environment's accord: installed where it belongs
+    found = shutil.which("accord")
+    if found is not None and Path(found).resolve() == ours.resolve():
+        return None
+    return (
+        f"the accord command is not on this shell's PATH: in the shell where you run "
+        f"`accord status`, `accord package` ..., first run `. {bin_dir / 'activate'}` "
+        f"(or call {ours})"
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
-    config = load(args.config, overrides=_overrides(args))
+    config = load(args.config, overrides=_overrides(args), strict=args.strict)
     setup_logging(config.log_level, config.log_json)
+    hint = path_hint()
+    if hint is not None:
+        logging.getLogger("accord").info("%s", hint)
     try:
         import uvloop
     except ImportError:  # optional: plain asyncio works, only slower
@@ -128,7 +186,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    config = load(args.config)
+    config = load(args.config, strict=args.strict)
     for f in fields(Config):
         print(f"{f.name} = {getattr(config, f.name)!r}  # {f.metadata.get('doc', '')}")
     return 0
@@ -151,9 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         if args.command in offline:
-            return offline[args.command](args, load(args.config, overrides=_overrides(args)))
+            config = load(args.config, overrides=_overrides(args), strict=args.strict)
+            if args.command != "history":  # it checks its query first, then the data dir
+                datadir.check(args, config)  # read-only commands need what a server made
+            return offline[args.command](args, datadir.with_running(config))
         return {"serve": _serve, "config": _config, "policy": policy.run}[args.command](args)
-    except (ConfigError, StartupError, PkiError, UserError) as exc:
+    except (ConfigError, StartupError, PkiError, UserError, datadir.DataDirError) as exc:
         print(f"accord: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # a file or directory the command needs is not usable

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from accord.config import Config
 from accord.identity import registry
-from accord.identity.ca import PkiPaths
+from accord.identity.ca import PkiPaths, load_authority
+from accord.identity.ledger_key import ensure_ledger_key
 from accord.identity.p12 import DEFAULT_PASSWORD
 from accord.identity.pki import ensure_pki, init_ca, issue_client, issue_server
 
@@ -18,7 +19,9 @@ def add_parser(
 ) -> None:
     cert_p = sub.add_parser("cert", help="certificates from Accord's CA")
     cert_sub = cert_p.add_subparsers(dest="cert_command", required=True)
-    init_p = cert_sub.add_parser("init", parents=[common], help="create the root CA (once)")
+    init_p = cert_sub.add_parser(
+        "init", parents=[common], help="create the root CA (once; an existing one is kept)"
+    )
     init_p.add_argument("--cn", default="Accord CA", help="the CA's common name")
     server_p = cert_sub.add_parser(
         "server", parents=[common], help="(re)issue the server certificate"
@@ -50,8 +53,15 @@ def run(args: argparse.Namespace, config: Config) -> int:
     root = config.data_dir / "pki"
     command = args.cert_command
     if command == "init":
-        paths = init_ca(root, now, args.cn)
-        print(f"CA created: {paths.ca_cert}")
+        paths = PkiPaths(root)
+        if paths.ca_cert.exists() or paths.ca_key.exists():
+            load_authority(paths)  # a CA that does not load is an error, not "kept"
+            print(f"CA kept: {paths.ca_cert} exists (every certificate it issued stays valid)")
+        else:
+            paths = init_ca(root, now, args.cn)
+            print(f"CA created: {paths.ca_cert}")
+        # The ledger key is made with the CA: `accord partner self` prints it.
+        ensure_ledger_key(root, config.federation_name or config.server_names[0])
         return 0
     if command == "server":
         paths = ensure_pki(root, config.server_names, now)

@@ -20,8 +20,10 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from accord.app.running import dial_host
 from accord.bridges.simulator import Fleet
 from accord.bridges.tlog import decode_tlog
+from accord.cli.replay import replay
 from accord.cli.status import StatusError, admin_context, admin_request, base_url
 from accord.config import Config
 from accord.identity.ca import PkiPaths
@@ -50,8 +52,8 @@ def add_parser(
     sim.add_argument(
         "--udp",
         type=_address,
-        default=_address("127.0.0.1:14550"),
-        help="HOST:PORT of a udp drone feed (default 127.0.0.1:14550, the server's default feed)",
+        help="HOST:PORT of a udp drone feed (default: the default feed of the server running "
+        "on the data directory, else 127.0.0.1:14550)",
     )
     sim.add_argument("--rate", type=float, default=10.0, help="position messages per second")
     sim.add_argument("--seconds", type=float, default=0.0, help="stop after (0 = run until ^C)")
@@ -62,11 +64,14 @@ def add_parser(
     rep.add_argument(
         "--udp",
         type=_address,
-        default=_address("127.0.0.1:14550"),
-        help="HOST:PORT of a udp drone feed (default 127.0.0.1:14550, the server's default feed)",
+        help="HOST:PORT of a udp drone feed (default: the default feed of the server running "
+        "on the data directory, else 127.0.0.1:14550)",
     )
     admin = argparse.ArgumentParser(add_help=False)
-    admin.add_argument("--url", help="its HTTPS API (default: https://127.0.0.1:<https_port>)")
+    admin.add_argument(
+        "--url",
+        help="its HTTPS API (default: the port in <data_dir>/running.json, else https_port)",
+    )
     admin.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
     add = drone.add_parser(
         "add",
@@ -101,6 +106,7 @@ def add_parser(
 
 
 FEED_KINDS = ("udp", "udpout", "tcp", "tlog", "serial")
+DEFAULT_DRONE_PORT = 14550  # the ground-station port (Config.drone_port)
 _TABLE_KEYS = ("address", "path", "baud", "speed", "org", "affiliation", "callsign", "video_url",
                "rate_hz", "link_timeout_s")  # fmt: skip
 
@@ -112,7 +118,10 @@ def run(args: argparse.Namespace, config: Config) -> int:
         except StatusError as exc:
             print(f"accord: {exc}", file=sys.stderr)
             return exc.code
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if args.udp is None:  # the server's default feed (accord.cli.datadir.with_running)
+        args.udp = (dial_host(config.bind).strip("[]"), config.drone_port or DEFAULT_DRONE_PORT)
+    family = socket.AF_INET6 if ":" in args.udp[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         if args.drone_command == "simulate":
             return _simulate(sock, args)
@@ -145,12 +154,12 @@ def _replay(sock: socket.socket, args: argparse.Namespace) -> int:
     if not records:
         print(f"{args.file}: no MAVLink records")
         return 1
-    start, first = time.monotonic(), records[0].time_us
-    for record in records:
-        delay = start + (record.time_us - first) / 1e6 / args.speed - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        sock.sendto(record.frame, args.udp)
+    if args.speed <= 0:
+        print("accord: error: --speed must be greater than 0", file=sys.stderr)
+        return 2
+    print(f"replaying {args.file} ({len(records):,} records) at {args.speed:g}x to "
+          f"{args.udp[0]}:{args.udp[1]}", flush=True)  # fmt: skip
+    replay(records, sock, args.udp, args.speed, sys.stdout)
     print(f"replayed {len(records)} records from {args.file}")
     return 0
 

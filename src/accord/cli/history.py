@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from accord.cli import datadir
 from accord.config import Config
 from accord.store.contract import StoreError
 from accord.store.export import WRITERS
@@ -60,6 +61,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
     try:
         query = parse_history_query(params, int(time.time() * 1000), None)
     except QueryError as exc:
+        print(f"accord: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        datadir.check(args, config)  # read-only: a mistyped --data-dir is not an empty history
+    except datadir.DataDirError as exc:
         print(f"accord: error: {exc}", file=sys.stderr)
         return 2
     if args.output is not None:

@@ -78,6 +78,13 @@ async def _with_store(args: argparse.Namespace, config: Config) -> int:
         ]
         if args.ledger_command == "show":
             return await _show(store, logs, args.last)
+        if args.ledger_command == "verify" and not logs:
+            whose = f" with {args.partner}" if args.partner else ""
+            print(
+                f"nothing to verify: no ledger entries{whose} in {config.data_dir} (no partner "
+                "link has released or received anything yet)"
+            )
+            return 0
         key = _our_key(args, config)
         if args.ledger_command == "export":
             with args.out.open("w", encoding="utf-8") as out:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import ipaddress
 import secrets
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -13,7 +15,10 @@ from accord.config import Config
 from accord.identity.ca import PkiError, load_authority
 from accord.identity.p12 import DEFAULT_PASSWORD, encode_truststore, new_password
 from accord.identity.package import (
+    API_PORT,
+    ENROLLMENT_PORT,
     FLAVOURS,
+    STREAM_PORT,
     Endpoint,
     Identity,
     P12File,
@@ -63,11 +68,30 @@ def ensure_user(store: UserStore, name: str, groups: list[str]) -> User:
     return user
 
 
+def is_loopback(host: str) -> bool:
+    """A name or address that means "this machine" to whoever dials it (a phone would dial
+    itself): localhost and its subdomains, 127.0.0.0/8, ::1, and the unspecified address."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name in ("localhost", "ip6-localhost", "ip6-loopback") or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
 def endpoint_for(config: Config, host: str | None) -> Endpoint:
     """Where devices reach this server: ``host`` or the certificate's first name."""
     host = host or config.server_names[0]
     try:
-        return Endpoint(host, f"Accord {host}", stream_port=config.tls_port or 8089)
+        return Endpoint(
+            host,
+            f"Accord {host}",
+            stream_port=config.tls_port or STREAM_PORT,
+            api_port=config.https_port or API_PORT,
+            enrollment_port=config.enroll_port or ENROLLMENT_PORT,
+        )
     except ValueError as exc:
         raise PkiError(str(exc)) from None
 
@@ -77,6 +101,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
     user = ensure_user(UserStore(config.data_dir), args.user, args.group)
     endpoint = endpoint_for(config, args.host)
     host = endpoint.host
+    if args.host is None and is_loopback(host):
+        print(
+            f"note: the package points at {host}, which a phone resolves to itself; give "
+            "--host NAME (or put that name first in server_names)",
+            file=sys.stderr,
+        )
     paths = ensure_pki(config.data_dir / "pki", config.server_names, now)
     ca = load_authority(paths)
     truststore = P12File(

@@ -10,19 +10,18 @@ partner's ledger public key in ``pki/partners/<name>.vkey`` for ``accord ledger 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from dataclasses import replace
 from pathlib import Path
 
 from cryptography import x509
 
+from accord.app.running import read_record
 from accord.config import Config, ConfigError
 from accord.domain.partners import Partner, PartnerError, check_unique, normalise_fingerprint
 from accord.federation import partners_file
 from accord.federation.trust import fingerprint
-from accord.identity.ca import PkiError
-from accord.identity.ledger_key import PARTNERS, ensure_ledger_key, read_verifier
-from accord.identity.pki import ensure_pki
+from accord.identity.ca import PkiError, PkiPaths, load_authority
+from accord.identity.ledger_key import PARTNERS, ledger_verifier, read_verifier
 from accord.policy import PolicyError, decode_policy
 
 
@@ -124,7 +123,14 @@ def _add(args: argparse.Namespace, config: Config) -> int:
     if not args.sha256:
         print("compare this fingerprint with the partner's admin (`accord partner self` there)")
     if policy_file:
-        print(f"release policy checked and kept as {config.data_dir / policy_file}")
+        kept = (config.data_dir / policy_file).resolve()
+        print(f"release policy checked and kept as {kept}")
+        running = read_record(config.data_dir)
+        pid = running.pid if running is not None else "<accord pid>"
+        print(
+            f"edit that copy, not {args.policy}: the server reads it at start and on "
+            f"`kill -HUP {pid}`"
+        )
     elif not args.share_all:
         print("no --policy: nothing will be released to it (deny by default)")
     if vkey is not None:
@@ -170,13 +176,21 @@ def _remove(args: argparse.Namespace, config: Config) -> int:
 
 
 def _self(args: argparse.Namespace, config: Config) -> int:
-    paths = ensure_pki(config.data_dir / "pki", config.server_names, dt.datetime.now(dt.UTC))
+    """Read-only: the CA and ledger key the server of this data directory uses (never made
+    here: a fresh CA's fingerprint sent to a partner would pin the wrong server)."""
+    paths = PkiPaths(config.data_dir / "pki")
+    load_authority(paths)
     ca = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    host = config.server_names[0]
     print(f"ca_file   {paths.ca_cert.resolve()}")
     print(f"ca_sha256 {fingerprint(ca)}")
-    print(f"address   {config.server_names[0]}:{config.federation_port}")
+    print(f"name      {config.federation_name or host}")
+    print(f"address   {host}:{config.federation_port}")
     if config.federation_files_port:  # not needed by the partner's admin: for its firewall
-        print(f"files     {config.server_names[0]}:{config.federation_files_port}")
-    signer = ensure_ledger_key(paths.root, config.server_names[0])
-    print(f"ledger_key {signer.verifier.vkey()}")
+        print(f"files     {host}:{config.federation_files_port}")
+    verifier = ledger_verifier(paths.root)
+    if verifier is None:
+        print("ledger_key (none yet: `accord serve` or `accord cert init` makes it)")
+    else:
+        print(f"ledger_key {verifier.vkey()}")
     return 0

@@ -7,8 +7,9 @@ import secrets
 import time
 from pathlib import Path
 
-from accord.cli.package import endpoint_for, ensure_user
+from accord.cli.package import endpoint_for, ensure_user, is_loopback
 from accord.config import Config
+from accord.identity.ca import PkiError
 from accord.identity.p12 import new_password
 from accord.identity.qr import encode_png, encode_text, enrollment_uri, quick_connect_csv
 from accord.identity.users import UserStore
@@ -24,7 +25,11 @@ def add_parser(
     )
     p.add_argument("user", help="the user (made if new)")
     p.add_argument("--group", action="append", default=[], help="groups of a new user (repeat)")
-    p.add_argument("--host", help="the name or address devices dial (default: server_names[0])")
+    p.add_argument(
+        "--host",
+        help="the name or address devices dial (default: the first of server_names that is "
+        "not a loopback name or address)",
+    )
     p.add_argument(
         "--itak",
         action="store_true",
@@ -33,10 +38,25 @@ def add_parser(
     p.add_argument("--out", type=Path, help="PNG to write (default: USER-qr.png)")
 
 
+def qr_host(config: Config, host: str | None) -> str:
+    """``--host``, else the first of ``server_names`` a phone can dial."""
+    if host:
+        return host
+    for name in config.server_names:
+        if not is_loopback(name):
+            return name
+    raise PkiError(
+        f"server_names ({', '.join(config.server_names)}) has no name a phone can dial, only "
+        "loopback ones: give --host NAME (the name or address devices reach this server at), "
+        "or set server_names"
+    )
+
+
 def run(args: argparse.Namespace, config: Config) -> int:
+    host = qr_host(config, args.host)  # before any change: a refused QR changes nothing
     store = UserStore(config.data_dir)
     ensure_user(store, args.user, args.group)
-    endpoint = endpoint_for(config, args.host)
+    endpoint = endpoint_for(config, host)
     note = ""
     if args.itak:
         payload = quick_connect_csv(endpoint)
@@ -53,5 +73,5 @@ def run(args: argparse.Namespace, config: Config) -> int:
     print(payload)
     if note:
         print(note)
-    print(f"saved {out}")
+    print(f"the QR carries host={endpoint.host}; saved {out}")
     return 0

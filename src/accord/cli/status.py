@@ -1,8 +1,12 @@
 """``accord status``: what a running server is doing, from its admin API on this host.
 
-It signs in with the admin certificate the server keeps in ``<data_dir>/pki/admin.pem`` and
-trusts only that data directory's CA (the server's certificate names need not include
-127.0.0.1: any certificate from our own CA is our server).
+It dials the HTTPS port the server on that data directory wrote into its ``running.json``
+(else the configured one), signs in with the admin certificate the server keeps in
+``<data_dir>/pki/admin.pem`` and trusts only that data directory's CA (the server's
+certificate names need not include 127.0.0.1: any certificate from our own CA is our server).
+The admin certificate is sent only after the server's chain has been verified (TLS 1.2 and 1.3
+both send the client certificate after the server's), so a server from another CA that
+happens to listen there never sees it: it is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, TextIO
 
+from accord.app.running import dial_host
 from accord.config import Config
 from accord.identity.ca import PkiPaths
 
@@ -41,7 +46,10 @@ def add_parser(
         parents=[common],
         help="what the running server is doing: listeners, traffic, clients",
     )
-    p.add_argument("--url", help="its HTTPS API (default: https://127.0.0.1:<https_port>)")
+    p.add_argument(
+        "--url",
+        help="its HTTPS API (default: the port in <data_dir>/running.json, else https_port)",
+    )
     p.add_argument("--json", action="store_true", help="print the status and clients as JSON")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
 
@@ -70,7 +78,9 @@ def base_url(url: str | None, config: Config) -> str:
             "reads it: turn it on, or give --url",
             EXIT_USAGE,
         )
-    return f"https://127.0.0.1:{config.https_port}"
+    # The config's port is that of the server running on this data directory when it wrote
+    # its running.json (see accord.cli.datadir.with_running).
+    return f"https://{dial_host(config.bind)}:{config.https_port}"
 
 
 def _answering(url: str, timeout: float) -> bool:
@@ -156,7 +166,8 @@ def admin_request(
         if isinstance(reason, ssl.SSLCertVerificationError):
             raise StatusError(
                 f"the server on {url} is not the one of {pki.root.parent} (its certificate is "
-                f"not from {pki.ca_cert}): give the --data-dir it runs with"
+                f"not from {pki.ca_cert}; the admin certificate was not presented to it): give "
+                "the --data-dir it runs with"
             ) from None
         if isinstance(reason, ssl.SSLError):
             raise StatusError(

@@ -25,6 +25,7 @@ class ContactView:
     membership: Membership
     last_sa: CotEvent | None
     connected: bool = True
+    user: str = ""  # who signed in: certificate CN or user name; "" when anonymous
 
 
 class Directory(Protocol):

@@ -30,6 +30,7 @@ class Issued:
     serial: str
     not_after: str  # ISO-8601 UTC
     revoked_at: str = ""  # ISO-8601 UTC, empty while valid
+    pem: str = ""  # the certificate itself (kept since certificate admin; empty in older rows)
 
     @property
     def revoked(self) -> bool:
@@ -67,7 +68,8 @@ def _save_index(paths: PkiPaths, rows: list[Issued]) -> None:
 
 def record(paths: PkiPaths, name: str, kind: str, cert: x509.Certificate) -> Issued:
     """Add a newly issued certificate to the index."""
-    row = Issued(name, kind, serial_hex(cert), cert.not_valid_after_utc.isoformat())
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    row = Issued(name, kind, serial_hex(cert), cert.not_valid_after_utc.isoformat(), pem=pem)
     _save_index(paths, [*load_index(paths), row])
     return row
 
@@ -86,6 +88,22 @@ def revoke(paths: PkiPaths, name: str, now: dt.datetime) -> list[Issued]:
     _save_index(paths, rows)
     write_crl(paths, load_authority(paths), rows, now)
     return [replace(r, revoked_at=stamp) for r in hit]
+
+
+def revoke_serial(paths: PkiPaths, serial: str, now: dt.datetime) -> Issued:
+    """Revoke the one certificate with ``serial`` (hex, any case or padding); re-sign the CRL."""
+    rows = load_index(paths)
+    wanted = int(serial, 16)
+    hit = next((r for r in rows if int(r.serial, 16) == wanted), None)
+    if hit is None:
+        raise PkiError(f"no certificate with serial {serial} was issued here")
+    if hit.revoked:
+        raise PkiError(f"the certificate with serial {hit.serial} is already revoked")
+    done = replace(hit, revoked_at=now.isoformat())
+    rows = [done if r is hit else r for r in rows]
+    _save_index(paths, rows)
+    write_crl(paths, load_authority(paths), rows, now)
+    return done
 
 
 def write_crl(paths: PkiPaths, ca: Authority, rows: list[Issued], now: dt.datetime) -> None:

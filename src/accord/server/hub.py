@@ -150,7 +150,7 @@ class Hub:
     # -- Directory (domain/ports.py), read by the HTTP API --------------------------------------
     def contacts(self) -> list[ContactView]:
         return [
-            ContactView(p.uid, p.callsign, p.membership, p.last_sa)
+            ContactView(p.uid, p.callsign, p.membership, p.last_sa, user=p.principal)
             for p in self.roster.receivers()
             if p.uid
         ]

@@ -11,10 +11,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from accord.api.marti import Caller, authorised, envelope
+from accord.api.marti import AdminCheck, Caller, authorised, envelope, nobody
 from accord.api.packages import fields, views
 from accord.api.packages.download import BlobResponse, disposition
 from accord.api.packages.fields import Refused
+from accord.api.packages.files import file_routes
 from accord.api.packages.upload import Upload, framing, receive
 from accord.domain.groups import Membership
 from accord.store.blobs import Blobs, BlobTooLarge, HashMismatch
@@ -32,6 +33,7 @@ class PackageSettings:
     max_bytes: int  # largest package accepted
     now_ms: Callable[[], int]  # wall clock, for submission times
     submitter: Callable[[Request], str] = field(default=lambda request: "")  # who, for humans
+    admin: AdminCheck = nobody  # an administrator deletes any package (DELETE /api/files)
 
 
 Handler = Callable[[Request, Membership], Awaitable[Response]]
@@ -260,26 +262,36 @@ def package_routes(
             raise Refused(404, f"no package with hash {hash}")
         return Response(status_code=200)
 
-    async def delete(request: Request, who: Membership, hash: str) -> Response:
-        package = await find(hash, who)
+    async def delete(
+        request: Request, who: Membership, hash: str, admin: str | None = None
+    ) -> Response:
+        if admin is not None:  # TAK Server's admin delete: any package, whatever its groups
+            found = await store.package(hash)
+            if found is None:
+                raise Refused(404, f"no package with hash {hash}")
+            package = found
+        else:
+            package = await find(hash, who)
         foreign = set(package.groups) - (who.inbound | who.outbound)
-        if foreign:
+        if foreign and admin is None:
             raise Refused(
                 403,
                 "the package is also shared in groups you are not in "
-                f"({', '.join(sorted(foreign))}); an operator must delete it",
+                f"({', '.join(sorted(foreign))}); an administrator must delete it "
+                "(DELETE /Marti/api/files/{hash} with an admin certificate)",
             )
         async with commit:
             await store.delete_package(hash)
             await blobs.delete(hash)
-        log.info("package %s (%s) deleted", hash, package.name)
+        log.info("package %s (%s) deleted%s", hash, package.name, f" by {admin}" if admin else "")
         return JSONResponse({"deleted": hash})
 
     async def sync_delete(request: Request, who: Membership) -> Response:
         return await delete(request, who, fields.required_hash(request, "hash"))
 
     async def files_delete(request: Request, who: Membership) -> Response:
-        return await delete(request, who, fields.hash_value(request.path_params["hash"]))
+        hash = fields.hash_value(request.path_params["hash"])
+        return await delete(request, who, hash, settings.admin(request))
 
     return [
         Route("/Marti/sync/missionupload", endpoint(mission_upload), methods=["POST"]),
@@ -290,5 +302,6 @@ def package_routes(
         Route("/Marti/api/sync/search", endpoint(api_search), methods=["GET"]),
         Route("/Marti/api/sync/metadata/{hash}/{field}", endpoint(set_metadata), methods=["PUT"]),
         Route("/Marti/sync/delete", endpoint(sync_delete), methods=["POST", "DELETE"]),
+        *file_routes(store, settings.max_bytes, endpoint),
         Route("/Marti/api/files/{hash}", endpoint(files_delete), methods=["DELETE"]),
     ]

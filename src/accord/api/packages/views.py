@@ -8,6 +8,8 @@ from typing import Any
 
 from accord.store.records import Package
 
+NO_EXPIRATION = "-1"  # TAK Server's Metadata EXPIRATION when a package never expires
+
 
 def iso(ms: int) -> str:
     # TAK Server's COT_DATE_FORMAT; ATAK parses yyyy-MM-dd'T'HH:mm:ss.SSS'Z'.
@@ -40,8 +42,9 @@ def metadata(package: Package) -> dict[str, Any]:
     }
     if package.lat is not None and package.lon is not None:
         out["Latitude"], out["Longitude"] = str(package.lat), str(package.lon)
-    if package.expiration_ms is not None:
-        out["EXPIRATION"] = str(package.expiration_ms // 1000)
+    # Always present (node-tak's type requires it); TAK Server writes -1 for "never".
+    expires = package.expiration_ms
+    out["EXPIRATION"] = str(expires // 1000) if expires is not None else NO_EXPIRATION
     return out
 
 

@@ -575,3 +575,18 @@ def test_detail_children_serialise_alike_on_the_fast_and_the_general_path(detail
     root = parse_fragment(detail)
     per_child = "".join(etree.tostring(c, encoding="unicode", with_tail=False) for c in root)
     assert inspect_detail(root).xml == per_child
+
+
+@pytest.mark.parametrize(
+    "control",
+    [
+        '<TakControl><TakProtocolSupport version="one"/></TakControl>',
+        "<TakControl><TakRequest/></TakControl>",
+    ],
+)
+def test_a_tak_control_version_that_is_not_a_number_is_malformed(control: str) -> None:
+    good = encode_xml(make_event("takp-1", "t-x-takp-q", detail="<TakControl/>"))
+    data = good.replace(b"<TakControl/>", control.encode())
+    assert data != good
+    with pytest.raises(MalformedEvent, match="TakControl version is not a number"):
+        decode_xml(data)

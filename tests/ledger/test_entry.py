@@ -104,3 +104,18 @@ def test_entry_fields_agree_with_decoding_and_name_broken_bytes() -> None:
         entry_fields(bad)
     with pytest.raises(EntryError):
         entry_fields(encode_entry(e).replace(b"received", b"released"))
+
+
+def test_an_entry_needs_a_natural_sequence_number_and_string_fields() -> None:
+    with pytest.raises(EntryError, match="sequence -1 is negative"):
+        Entry(-1, 5, Direction.OUT, "b", Decision.RELEASED, "r", content_hash(b"x"))
+    good = encode_entry(Entry(0, 5, Direction.OUT, "b", Decision.RELEASED, "r", content_hash(b"x")))
+    with pytest.raises(EntryError, match="7 is not a string"):
+        decode_entry(good.replace(b'"rule":"r"', b'"rule":7'))
+
+
+def test_entry_fields_names_what_is_wrong_with_bytes_that_are_not_json() -> None:
+    from accord.ledger.entry import entry_fields
+
+    with pytest.raises(EntryError, match="not a ledger entry"):
+        entry_fields(b"not json")

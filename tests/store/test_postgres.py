@@ -18,6 +18,7 @@ from accord.store.opening import open_store
 from accord.store.postgres import PostgresStore, redact
 from accord.store.records import HistoryQuery
 from tests.store.test_contract import ev
+from tests.waiting import wait_until
 
 
 async def test_reopening_keeps_everything_and_continues_ids(
@@ -109,7 +110,9 @@ async def test_a_connection_the_server_dropped_is_replaced(postgres_url: str) ->
             )
         finally:
             await admin.close()
-        await asyncio.sleep(0.1)  # let the client see the connection close
+        pool = store._pool
+        assert pool is not None
+        await wait_until(lambda: pool.get_size() == 0, what="the client saw its connections close")
         assert [e.uid for e in (await store.history(HistoryQuery())).events] == ["a"]
     finally:
         await store.close()

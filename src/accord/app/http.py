@@ -95,8 +95,17 @@ async def serve_http(
     except BaseException:
         sock.close()
         raise
-    running.stack.push_async_callback(server.shutdown, [sock])
+    running.stack.push_async_callback(shut_down, server, sock)
     running.ports[name] = sock.getsockname()[1]
+
+
+async def shut_down(server: uvicorn.Server, sock: socket.socket) -> None:
+    """uvicorn's shutdown, then drop what outlived its grace: uvicorn ends such a response
+    with a graceful close, which waits for the peer to read the rest, so a client that stopped
+    reading would hold that connection (and the event loop's close) open forever."""
+    await server.shutdown([sock])
+    for connection in list(server.server_state.connections):
+        connection.transport.abort()
 
 
 PLAIN_LISTENERS = ("tcp", "udp", "http")  # what isSecure reports: traffic without TLS

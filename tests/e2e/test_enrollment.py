@@ -43,6 +43,23 @@ def client(server: Server, password: str = PASSWORD, user: str = "alice") -> htt
     )
 
 
+def assert_certificate_config(body: bytes) -> None:
+    """The document node-tak parses as TAK Server marshals it: the root literally
+    ``ns2:certificateConfig``, its children in the default namespace, two name entries."""
+    assert body.startswith(b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>')
+    assert b"<ns2:certificateConfig " in body
+    root = etree.fromstring(body)
+    assert root.prefix == "ns2"
+    assert root.tag == "{com.bbn.marti.config}certificateConfig"
+    assert root.nsmap == {None: "http://bbn.com/marti/xml/config", "ns2": "com.bbn.marti.config"}
+    (entries,) = root
+    assert entries.tag == "{http://bbn.com/marti/xml/config}nameEntries"
+    assert entries.prefix is None
+    names = [(e.tag, e.get("name"), e.get("value")) for e in entries]
+    tag = "{http://bbn.com/marti/xml/config}nameEntry"
+    assert names == [(tag, "O", "Accord"), (tag, "OU", "Accord")]
+
+
 def csr_for(cn: str, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
     """What ATAK posts: the CSR as base64 DER, PEM armour stripped."""
     csr = (
@@ -64,8 +81,7 @@ async def test_enrolled_certificate_connects_and_gets_the_users_groups(server: S
     async with client(server) as http:
         config = await http.get("/Marti/api/tls/config")
         assert config.status_code == 200
-        entries = etree.fromstring(config.content).iter("{*}nameEntry")
-        assert {(e.get("name"), e.get("value")) for e in entries} == {("O", "Accord")}
+        assert_certificate_config(config.content)
 
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         signed = await http.post(

@@ -16,17 +16,18 @@ from pathlib import Path
 from cryptography import x509
 
 from accord.api import admin
-from accord.api.enrollment import Enrollment, build_app
+from accord.api.enrollment import config_routes
 from accord.api.peers import PeerCertificates
 from accord.app.drones import start_drone_feeds
 from accord.app.files import file_shares, serve_partner_files
 from accord.app.http import (
+    CurrentTls,
     admin_state,
     certificate_caller,
-    enroll_tls_context,
     keep_admin_certificate,
     marti_app,
     password_caller,
+    serve_enrollment,
     serve_http,
 )
 from accord.app.running import Running, StartupError, listen_error, wall_ms
@@ -374,18 +375,14 @@ async def start(
             tls = _start_tls(running, config, port(config.tls_port), pki, identities)
         if config.https_port:
             peers = PeerCertificates()
+            caller, principal = certificate_caller(config, identities, peers)
+            # The admin API only where callers are certificates, never on plain HTTP.
+            more = admin.routes(admin_state(running, config, identities, peers))
             await serve_http(
                 running,
                 config,
-                marti_app(
-                    running,
-                    config,
-                    *certificate_caller(config, identities, peers),
-                    # The admin API only where callers are certificates, never on plain HTTP.
-                    admin.routes(admin_state(running, config, identities, peers)),
-                    blobs,
-                ),
-                tls_context(pki),
+                marti_app(running, config, caller, principal, more + config_routes(caller), blobs),
+                CurrentTls(pki, identities).outer,
                 ("https", port(config.https_port), config.https_port, "--https-port"),
                 peers.protocol_class(),
             )
@@ -415,13 +412,8 @@ async def start(
             port(config.federation_files_port),
         )
         if config.enroll_port:
-            enrollment = build_app(Enrollment(pki, SignIn(UserStore(config.data_dir)), counters))
-            await serve_http(
-                running,
-                config,
-                enrollment,
-                enroll_tls_context(pki),
-                ("enroll", port(config.enroll_port), config.enroll_port, "--enroll-port"),
+            await serve_enrollment(
+                running, config, pki, identities, blobs, port(config.enroll_port)
             )
         if config.http_port:
             await serve_http(

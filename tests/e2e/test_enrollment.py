@@ -186,3 +186,31 @@ async def test_wrong_passwords_are_refused_counted_and_throttled(server: Server)
         answer = await anonymous.get("/Marti/api/tls/config")
         assert answer.status_code == 401
         assert "Basic" in answer.headers["www-authenticate"]
+
+
+async def test_an_attacker_on_one_address_cannot_lock_out_the_user_on_another(
+    server: Server,
+) -> None:
+    # Issue 13 §4: five wrong passwords for a name used to block its owner for a minute.
+    verify = ssl.create_default_context(cafile=str(server.pki.ca_cert))
+    attacker = httpx.AsyncClient(
+        base_url=f"https://127.0.0.1:{server.port('enroll')}",
+        transport=httpx.AsyncHTTPTransport(verify=verify, local_address="127.0.0.2"),
+        auth=("alice", "guess"),
+        timeout=10,
+    )
+    async with attacker:
+        for _ in range(5):
+            assert (await attacker.get("/Marti/api/tls/config")).status_code == 401
+        refused = await attacker.get("/Marti/api/tls/config")
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 59
+    async with client(server) as owner:  # from 127.0.0.1
+        assert (await owner.get("/Marti/api/tls/config")).status_code == 200
+        token = await owner.post(
+            "/oauth/token",
+            params={"grant_type": "password", "username": "alice", "password": PASSWORD},
+        )
+        assert token.status_code == 200
+    assert server.counters.enroll_auth_failed == 5
+    assert server.counters.enroll_throttled == 1

@@ -18,6 +18,7 @@ import base64
 import binascii
 import datetime as dt
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,6 +96,10 @@ async def _sign_in(state: Enrollment, client: str, name: str, password: str) -> 
     return result
 
 
+def _retry_after(state: Enrollment, client: str) -> str:
+    return str(math.ceil(state.signin.wait_s(client, time.monotonic())))
+
+
 async def token_subject(state: Enrollment, token: str, audience: Audience) -> str | None:
     """The user a token of ours was issued to, if it is valid now and the user still is."""
     if state.tokens is None or state.wall_s is None:
@@ -138,7 +143,7 @@ async def _authenticate(
         log.error("enrollment refused: %s", exc)
         return _plain(503, "the user store cannot be read; ask the operator")
     if result is Refusal.THROTTLED:
-        return _plain(429, result.value, **{"Retry-After": "60"})
+        return _plain(429, result.value, **{"Retry-After": _retry_after(state, client)})
     if result is Refusal.WRONG:
         return _plain(401, result.value, **challenge)
     assert not isinstance(result, Refusal)
@@ -182,7 +187,7 @@ async def _token(state: Enrollment, request: Request) -> Response:
         return JSONResponse(
             {"error": "invalid_grant", "error_description": result.value},
             status_code=429,
-            headers={"Retry-After": "60", "Cache-Control": "no-store"},
+            headers={"Retry-After": _retry_after(state, client), "Cache-Control": "no-store"},
         )
     if result is Refusal.WRONG:
         return _oauth_error(400, "invalid_grant", "Bad credentials")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -210,11 +210,14 @@ async def _body(request: Request) -> bytes | Response:
     """The request body, refused with 413 past the size a CSR can have."""
     size = 0
     chunks: list[bytes] = []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > enroll.MAX_CSR_BYTES:
-            return _plain(413, f"body larger than {enroll.MAX_CSR_BYTES} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > enroll.MAX_CSR_BYTES:
+                return _plain(413, f"body larger than {enroll.MAX_CSR_BYTES} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or closed for sending too slowly (app.http deadlines)
+        return _plain(400, "the client went away before the body was complete")
     return b"".join(chunks)
 
 

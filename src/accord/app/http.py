@@ -40,6 +40,7 @@ from accord.app.drones import DroneFeedControl
 from accord.app.running import Running, StartupError, listen_error, wall_ms
 from accord.config import Config
 from accord.domain.groups import Membership
+from accord.domain.metrics import Counters
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.peer import identity_from_peercert, membership_for
@@ -62,7 +63,10 @@ REQUEST_TIMEOUT_RESPONSE = (
 
 
 def with_deadlines(
-    base: type[H11Protocol], header_timeout_s: float, body_timeout_s: float
+    base: type[H11Protocol],
+    header_timeout_s: float,
+    body_timeout_s: float,
+    counters: Counters,
 ) -> type[H11Protocol]:
     """``base`` with slowloris deadlines: a request's headers must be complete within
     ``header_timeout_s`` of its first byte (of the connection for the first request), and
@@ -112,6 +116,7 @@ def with_deadlines(
             if phase == "body" and self.flow.read_paused:
                 self._accord_arm(delay_s, phase)  # the app is behind, not the client
                 return
+            counters.http_timed_out += 1
             peer = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
             log.info(
                 "closing HTTP connection from %s: %s not received in %.1f s", peer, phase, delay_s
@@ -183,7 +188,10 @@ async def serve_http(
         limit_concurrency=256,
         server_header=False,
         http=with_deadlines(
-            protocol or H11Protocol, config.http_header_timeout_s, config.http_body_timeout_s
+            protocol or H11Protocol,
+            config.http_header_timeout_s,
+            config.http_body_timeout_s,
+            running.counters,
         ),
     )
     settings.load()

@@ -29,6 +29,7 @@ from accord.app.http import (
     password_caller,
     serve_enrollment,
     serve_http,
+    token_service,
 )
 from accord.app.running import Running, StartupError, listen_error, wall_ms
 from accord.config import Config, ConfigError
@@ -363,6 +364,7 @@ async def start(
     hub = Hub(counters, wall_ms=lambda: int(time.time() * 1000), new_uid=lambda: str(uuid.uuid4()))
     running = Running(hub, counters)
     try:
+        token_service(running, config, pki)  # the one token service, its key made on first start
         await _start_store(running, config)
         assert running.store is not None
         blobs = await _open_blobs(config, running.store)

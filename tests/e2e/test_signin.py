@@ -250,3 +250,26 @@ async def test_the_token_key_is_made_once_in_the_data_directory(
     again = TokenService(ensure_token_key(server.pki.root), server.config.server_names[0])
     assert key.read_bytes() == before
     assert again.verify(token, Audience.API, time.time()).subject == "alice"
+
+
+async def test_wrong_passwords_count_once_whichever_port_they_come_through(
+    make_server: ServerFactory,
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    data_dir = tmp_path / "server0"
+    data_dir.mkdir()
+    UserStore(data_dir).add("alice", PASSWORD, Membership.both(["Blue"]), now_ms=0)
+    server = await make_server(http_port=8080)
+    plain = httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{server.port('http')}", auth=("alice", "guess"), timeout=10
+    )
+    async with plain:  # five wrong basic-auth passwords on the plain-HTTP Marti port...
+        for _ in range(5):
+            assert (await plain.get("/Marti/api/contacts/all")).status_code == 401
+    async with webtak(server) as http:  # ...and this address waits on 8446 as well
+        answer = await http.post(
+            "/oauth/token",
+            params={"grant_type": "password", "username": "alice", "password": PASSWORD},
+        )
+    assert answer.status_code == 429
+    assert int(answer.headers["retry-after"]) >= 59

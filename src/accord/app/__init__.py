@@ -29,6 +29,7 @@ from accord.app.http import (
     password_caller,
     serve_enrollment,
     serve_http,
+    shared_signin,
     token_service,
 )
 from accord.app.running import Running, StartupError, listen_error, wall_ms
@@ -53,7 +54,6 @@ from accord.identity.pki import (
     ensure_federation_certificate,
     ensure_pki,
 )
-from accord.identity.signin import SignIn
 from accord.identity.users import UserStore
 from accord.server.archive import Archiver, ArchiveRules
 from accord.server.hub import Hub
@@ -109,7 +109,7 @@ def _settings(
 
 async def _start_tcp(running: Running, config: Config, port: int) -> None:
     default = Membership.both(config.tcp_groups)
-    check = password_check(SignIn(UserStore(config.data_dir)), default) if config.tcp_auth else None
+    check = password_check(shared_signin(running, config), default) if config.tcp_auth else None
     tcp = TcpListener(
         running.hub,
         _settings(config, "tcp", config.tcp_negotiate, check),
@@ -421,7 +421,12 @@ async def start(
             await serve_http(
                 running,
                 config,
-                marti_app(running, config, *password_caller(config), blobs=blobs),
+                marti_app(
+                    running,
+                    config,
+                    *password_caller(config, shared_signin(running, config)),
+                    blobs=blobs,
+                ),
                 None,
                 ("http", port(config.http_port), config.http_port, "--http-port"),
             )

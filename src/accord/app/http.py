@@ -292,6 +292,14 @@ def bearer_caller(
     return caller, subject
 
 
+def shared_signin(running: Running, config: Config) -> SignIn:
+    """The password check every port uses (8446, basic auth on 8080, ``<auth>`` on TCP), so
+    an address's wrong passwords count once whichever port they come through."""
+    if running.signin is None:
+        running.signin = SignIn(UserStore(config.data_dir))
+    return running.signin
+
+
 def token_service(running: Running, config: Config, pki: PkiPaths) -> TokenService:
     """The server's one token service (key ``pki/token.key``, made on first use)."""
     if running.tokens is None:
@@ -313,18 +321,20 @@ async def serve_enrollment(
 ) -> None:
     """8446: ``/oauth/token``, enrollment, and the Marti API to bearer-token sessions."""
     tokens = token_service(running, config, pki)
-    state = Enrollment(pki, SignIn(UserStore(config.data_dir)), running.counters, tokens, time.time)
+    state = Enrollment(pki, shared_signin(running, config), running.counters, tokens, time.time)
     caller, principal = bearer_caller(config, identities, tokens)
     app = marti_app(running, config, caller, principal, enrollment_routes(state), blobs)
     where = ("enroll", port, config.enroll_port, "--enroll-port")
     await serve_http(running, config, app, enroll_tls_context(pki), where)
 
 
-def password_caller(config: Config) -> tuple[Caller, Callable[[Request], str | None]]:
+def password_caller(
+    config: Config, signin: SignIn
+) -> tuple[Caller, Callable[[Request], str | None]]:
     """Plain HTTP (ATAK on a TCP stream uses http://host:8080/Marti): HTTP basic auth with the
     users of ``accord user``, or, unless ``tcp_auth`` is on, anonymous with the TCP groups."""
     default = Membership.both(config.tcp_groups)
-    check = password_check(SignIn(UserStore(config.data_dir)), default)
+    check = password_check(signin, default)
 
     def credentials(request: Request) -> tuple[str, str] | None:
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")

@@ -21,6 +21,7 @@ from accord.federation.gate import PolicyGate, PolicyLoadError, load_policies
 from accord.federation.journal import LedgerJournal
 from accord.federation.transport import Federation
 from accord.feeds import mavlink as feeds
+from accord.identity.signin import SignIn
 from accord.identity.token import TokenService
 from accord.server.archive import Archiver
 from accord.server.census import Census
@@ -59,6 +60,7 @@ class Running:
     started_s: float = field(default_factory=time.time)
     feeds: dict[str, feeds.Feed] = field(default_factory=dict)  # drone feeds by name
     tokens: TokenService | None = None  # signs every token the server issues (app.http)
+    signin: SignIn | None = None  # the password check of every port, one set of limits
 
     def reload_policies(self) -> tuple[bool, str]:
         """Read every partner's policy file again and put the changed ones in force (SIGHUP).

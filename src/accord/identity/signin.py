@@ -1,9 +1,10 @@
 """Password sign-in, shared by the enrollment API, ``/oauth/token``, HTTP basic auth and
 ``<auth>`` on streaming connections.
 
-One place decides: the throttles and the user store's constant-time verify. The check is
-blocking (argon2 costs tens of milliseconds on purpose): adapters run it in a worker thread,
-one at a time (the store is not thread-safe).
+One place decides: the throttles and the user store's constant-time verify. The server keeps
+one :class:`SignIn` for all its ports, so the limits hold across them. The check is blocking
+(argon2 costs tens of milliseconds on purpose): adapters run it in a worker thread; a lock
+keeps the checks (and the store, which is not thread-safe) one at a time.
 
 Wrong passwords are limited so that guessing is slow but nobody can lock a user out:
 
@@ -20,6 +21,7 @@ Wrong passwords are limited so that guessing is slow but nobody can lock a user 
 from __future__ import annotations
 
 import enum
+import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
@@ -136,6 +138,7 @@ class SignIn:
     users: UserStore
     addresses: AddressThrottle = field(default_factory=AddressThrottle)
     names: NameThrottle = field(default_factory=NameThrottle)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def check(self, peer: str, name: str, password: str, now: float) -> User | Refusal:
         """The user, or why not. ``peer`` is the source address; ``now`` is any monotonic
@@ -143,6 +146,15 @@ class SignIn:
 
         May raise :class:`accord.identity.users.UserStoreError` when the store is unreadable.
         """
+        with self._lock:
+            return self._check(peer, name, password, now)
+
+    def user(self, name: str) -> User | None:
+        """The user ``name`` as the store has it now (blocking: the store may be re-read)."""
+        with self._lock:
+            return self.users.get(name)
+
+    def _check(self, peer: str, name: str, password: str, now: float) -> User | Refusal:
         key = name[:MAX_NAME_KEY_CHARS]
         if self.addresses.wait_s(peer, now) > 0 or self.names.refused(key, peer, now):
             return Refusal.THROTTLED

@@ -22,10 +22,13 @@ from accord.cot.outgoing import Outgoing
 from accord.domain.contacts import Party, Roster
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
+from accord.domain.ownership import Conflict
 from accord.domain.ports import ContactView, Recorder, Sink
 from accord.domain.routing import DELETE_TYPE, Kind, deleted, departure, groups_changed, route
 
 log = logging.getLogger("accord.hub")
+# Uid conflicts are logged once per sender and uid; past this many pairs the memory is reset.
+MAX_CONFLICTS_LOGGED = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class Hub:
         self._sa_items: dict[str, Outgoing] = {}
         self._empty = asyncio.Event()
         self._empty.set()
+        self._conflicts_logged: set[tuple[int, str]] = set()  # (sender key, uid)
         self.signing_in = 0  # plain-TCP connections waiting for their <auth> (sessions keep it)
 
     @property
@@ -184,6 +188,10 @@ class Hub:
     # -- traffic -------------------------------------------------------------------------------
     def submit(self, sender: Party, event: CotEvent) -> bool:
         """Route one event from ``sender``; True when the sender's uid or callsign changed."""
+        conflict = self.roster.conflict(sender, event)
+        if conflict is not None:
+            self._refuse(sender, conflict)
+            return False
         self.counters.events_in += 1
         changed = self.roster.observe(sender, event)
         decision = route(event, sender, self.roster, self._wall_ms())
@@ -203,6 +211,23 @@ class Hub:
             if event.type == DELETE_TYPE and sender.relays:
                 self._departed(sender, event)
         return changed
+
+    def _refuse(self, sender: Party, conflict: Conflict) -> None:
+        """Someone else's own uid: dropped and counted, logged once per sender and uid."""
+        self.counters.uid_conflict += 1
+        key = (sender.key, conflict.uid)
+        if key in self._conflicts_logged:
+            return
+        if len(self._conflicts_logged) >= MAX_CONFLICTS_LOGGED:
+            self._conflicts_logged.clear()
+        self._conflicts_logged.add(key)
+        log.warning(
+            "uid conflict: dropped uid=%s from %s peer=%s: it is the own uid of %s",
+            conflict.uid,
+            conflict.speaker.describe(),
+            sender.label,
+            conflict.holder.describe(),
+        )
 
     def _departed(self, sender: Party, event: CotEvent) -> None:
         """A partner's contact left (its server relayed the ``t-x-d-d``): forget its latest SA,

@@ -68,6 +68,13 @@ class Roster:
     def receivers(self) -> Iterator[Party]:
         return (p for p in self._parties.values() if p.receives)
 
+    def compact(self) -> None:
+        """Rebuild the indexes: a dict keeps the size of its peak until it is rebuilt."""
+        self._parties = dict(self._parties)
+        self._by_uid = dict(self._by_uid)
+        self._by_callsign = dict(self._by_callsign)
+        self._mesh_sa = dict(self._mesh_sa)
+
     def join(self, party: Party) -> None:
         self._parties[party.key] = party
 

@@ -247,6 +247,8 @@ class StreamSession(asyncio.Protocol):
         if items and self.transport is not None and not self.transport.is_closing():
             # Counted when they were queued.
             self.transport.write(self._frames(items))
+        if self.party is not None and not self._paused:
+            self.hub.writable(self.party)  # go on with the SAs it is behind on, if any
 
     # -- input ---------------------------------------------------------------------------------
     def _drain(self) -> None:

@@ -31,10 +31,13 @@ class LogEntry:
 class SaLog:
     """uid -> its latest SA, with a sequence number per update; readable from any cursor."""
 
-    __slots__ = ("_counter", "_latest", "_order", "head")
+    __slots__ = ("_by_sender", "_counter", "_latest", "_order", "head")
 
     def __init__(self) -> None:
         self._latest: dict[str, LogEntry] = {}
+        # The same entries by the groups they were sent with: a newcomer that may hear only
+        # its own group's few finds them without reading everyone's.
+        self._by_sender: dict[Membership, dict[str, LogEntry]] = {}
         # (seq, uid) in seq order; superseded pairs are skipped on read and compacted away.
         self._order: list[tuple[int, str]] = []
         self._counter = itertools.count(1)
@@ -49,20 +52,47 @@ class SaLog:
     def put(self, uid: str, item: Outgoing, sender: Membership) -> int:
         """``item`` is now the latest SA of ``uid``; returns its sequence number."""
         seq = self.head = next(self._counter)
-        self._latest[uid] = LogEntry(seq, item, sender)
+        old = self._latest.get(uid)
+        if old is not None and old.sender != sender:
+            self._unfile(uid, old)
+        entry = self._latest[uid] = LogEntry(seq, item, sender)
+        self._by_sender.setdefault(sender, {})[uid] = entry
         self._order.append((seq, uid))
         if len(self._order) > 2 * len(self._latest) + 1024:
             self._compact()
         return seq
 
     def remove(self, uid: str) -> None:
-        self._latest.pop(uid, None)
+        old = self._latest.pop(uid, None)
+        if old is not None:
+            self._unfile(uid, old)
 
     def prune(self, keep: Callable[[LogEntry], bool]) -> None:
         """Forget the entries ``keep`` refuses (SAs nobody holds any more)."""
         for uid in [u for u, e in self._latest.items() if not keep(e)]:
-            del self._latest[uid]
+            self.remove(uid)
+        self._by_sender = {m: dict(entries) for m, entries in self._by_sender.items()}
         self._compact()
+
+    def audible(self, hears: Callable[[Membership], bool]) -> int:
+        """How many entries were sent by groups that ``hears`` accepts (an upper bound of
+        what a newcomer is due: stale ones are still counted)."""
+        return sum(len(entries) for m, entries in self._by_sender.items() if hears(m))
+
+    def latest_from(self, hears: Callable[[Membership], bool]) -> list[LogEntry]:
+        """Every entry sent by groups that ``hears`` accepts, in no particular order."""
+        out: list[LogEntry] = []
+        for m, entries in self._by_sender.items():
+            if hears(m):
+                out.extend(entries.values())
+        return out
+
+    def _unfile(self, uid: str, entry: LogEntry) -> None:
+        entries = self._by_sender.get(entry.sender)
+        if entries is not None:
+            entries.pop(uid, None)
+            if not entries:
+                del self._by_sender[entry.sender]
 
     def since(
         self,

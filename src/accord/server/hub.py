@@ -85,6 +85,12 @@ class Hub:
         self._log = SaLog()  # the same latest SAs in update order, for behind sessions
         self._behind: dict[int, int] = {}  # party key -> SA log cursor (see catchup.py)
         self._catch_up_armed = False
+        # Behind sessions with room in their sockets at the last slice: what admission waits on
+        # (sessions that do not read are not work the server can do).
+        self.catching_up = 0
+        self._caught_up = asyncio.Event()  # set while catching_up is below the admission limit
+        self._caught_up.set()
+        self._admit_below = 0
         self._reclaim = Reclaim(self._release)  # memory back after a storm (issue 13 §2)
         self._empty = asyncio.Event()
         self._empty.set()
@@ -120,13 +126,19 @@ class Hub:
             self._prune_sa_items()
         if not party.receives:
             return
-        if len(self._log) > CATCHUP_INLINE:
+        membership = party.membership
+
+        def hears(sender: Membership) -> bool:
+            return sender.reaches(membership)
+
+        if self._log.audible(hears) > CATCHUP_INLINE:
             self._behind[party.key] = 0  # from the start of the log: every latest SA
             self._arm_catch_up()
             return
         want = self._audible(party, self._wall_ms())
-        for entry in self._log.since(0, want, items=CATCHUP_INLINE, scan=CATCHUP_INLINE)[0]:
-            self._add(party, entry, (party,))
+        for entry in sorted(self._log.latest_from(hears), key=_by_log_seq):
+            if want(entry):
+                self._add(party, entry.item, (party,))
 
     def detach(self, party: Party) -> None:
         """A session left: forget it and tell the others with a ``t-x-d-d``."""
@@ -407,6 +419,14 @@ class Hub:
         """Sessions catching up on SAs from the SA log (newcomers of a mass join, full sockets)."""
         return len(self._behind)
 
+    async def admit(self, limit: int) -> None:
+        """Return once fewer than ``limit`` sessions are catching up on SAs (admission: a
+        listener takes the next connection when the server has got through the last ones)."""
+        self._admit_below = limit
+        if self.catching_up >= limit:
+            self._caught_up.clear()
+        await self._caught_up.wait()
+
     def writable(self, party: Party) -> None:
         """A session's socket drained: if it is behind on SAs, go on catching it up."""
         if party.key in self._behind:
@@ -441,7 +461,9 @@ class Hub:
         # them from the flush, once (and those from before it joined, from the log).
         pending = [(e.seq, e.sa_seq) for e in self._entries if e.sa_seq]
         head = self._log.head
-        for key, cursor in list(behind.items()):
+        ready = 0
+        queue = list(behind.items())
+        for at_key, (key, cursor) in enumerate(queue):
             pair = self._sinks.get(key)
             if pair is None:
                 del behind[key]
@@ -451,7 +473,9 @@ class Hub:
                 continue  # writable() re-arms when its socket drains
             if budget <= 0:
                 more = True
+                ready += len(queue) - at_key
                 break
+            ready += 1
             upto = head
             if pending:
                 at = bisect.bisect_right(pending, (self._attached_at[key], head + 1))
@@ -472,6 +496,11 @@ class Hub:
                 behind[key] = cursor  # to the end of the round
                 more = True
         self.counters.events_delivered += delivered
+        self.catching_up = ready if more else 0
+        if self._admit_below and self.catching_up >= self._admit_below:
+            self._caught_up.clear()
+        else:
+            self._caught_up.set()
         if more:
             self._arm_catch_up()
 
@@ -500,4 +529,8 @@ def _selection(
 
 
 def _by_seq(entry: _Entry) -> int:
+    return entry.seq
+
+
+def _by_log_seq(entry: LogEntry) -> int:
     return entry.seq

@@ -29,6 +29,12 @@ from accord.server.session import Identify, SessionSettings, StreamSession
 
 log = logging.getLogger("accord.listen")
 BACKLOG = 4096
+# Admission (issue 13 §1): a TLS handshake costs the server more than routing a hundred SAs, and
+# each newcomer brings a replay. Past this many handshakes at once, or while this many sessions
+# are still catching up on SAs, the next connection waits in the kernel's backlog (BACKLOG)
+# instead of adding to the work; admitted as the server gets through it.
+MAX_HANDSHAKES = 256
+MAX_CATCHING_UP = 1000
 
 
 def server_tls_context(cert: Path, key: Path, ca: Path, crl: Path) -> ssl.SSLContext:
@@ -105,6 +111,7 @@ class TlsListener:
         self.max_connections = max_connections
         self.handshake_timeout_s = handshake_timeout_s
         self._handshakes: set[asyncio.Task[None]] = set()
+        self._admitting = asyncio.Semaphore(MAX_HANDSHAKES)
         self._sessions: weakref.WeakSet[StreamSession] = weakref.WeakSet()
         self._accepting: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
@@ -156,9 +163,12 @@ class TlsListener:
     async def _accept_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            await self._admitting.acquire()  # released when the handshake is over
+            await self.hub.admit(MAX_CATCHING_UP)
             try:
                 conn, _ = await loop.sock_accept(sock)
             except OSError as exc:  # EMFILE and friends: back off, keep serving
+                self._admitting.release()
                 log.error("accept failed on TLS port: %s", exc)
                 await asyncio.sleep(0.1)
                 continue
@@ -166,10 +176,15 @@ class TlsListener:
                 self.hub.counters.connections_refused += 1
                 log.warning("refusing TLS connection: %d sessions open", self.hub.session_count)
                 conn.close()
+                self._admitting.release()
                 continue
             task = loop.create_task(self._handshake(conn))
             self._handshakes.add(task)
-            task.add_done_callback(self._handshakes.discard)
+            task.add_done_callback(self._handshake_done)
+
+    def _handshake_done(self, task: asyncio.Task[None]) -> None:
+        self._handshakes.discard(task)
+        self._admitting.release()
 
     async def _handshake(self, conn: socket.socket) -> None:
         try:

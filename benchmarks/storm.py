@@ -22,11 +22,12 @@ import asyncio
 import json
 import os
 import re
+import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,24 +93,43 @@ class Client(asyncio.Protocol):
             self.done.set()
 
 
-@dataclass
-class Pinger(asyncio.Protocol):
-    sent: list[float] = field(default_factory=list)
-    waits: list[float] = field(default_factory=list)
-    transport: asyncio.Transport | None = None
+class Pinger(threading.Thread):
+    """Pings from a thread of its own with a blocking socket: it measures the server, not the
+    load generator's busy event loop (it only waits for the GIL, a few ms at worst)."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.settimeout(0.05)
+        self.waits: list[float] = []
+        self.pending_since: float | None = None
+        self.stopping = threading.Event()
 
-    def data_received(self, data: bytes) -> None:
-        for _ in range(data.count(PONG)):
-            if self.sent:
-                self.waits.append(time.monotonic() - self.sent.pop(0))
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.pending_since = sent = time.monotonic()
+            self.sock.sendall(ping())
+            data = b""
+            while PONG not in data and not self.stopping.is_set():
+                try:
+                    data += self.sock.recv(65536)
+                except TimeoutError:
+                    continue
+            if PONG in data:
+                self.waits.append(time.monotonic() - sent)
+                self.pending_since = None
+            self.stopping.wait(PING_EVERY_S)
 
     def longest_wait(self) -> float:
-        """The longest answered wait, or how long the oldest unanswered ping has waited."""
-        pending = time.monotonic() - self.sent[0] if self.sent else 0.0
+        """The longest answered wait, or how long an unanswered ping has waited."""
+        since = self.pending_since
+        pending = time.monotonic() - since if since is not None else 0.0
         return max([*self.waits, pending, 0.0])
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=5)
+        self.sock.close()
 
 
 async def sample_rss(pid: int, peak: list[int], stop_at: asyncio.Event) -> None:
@@ -145,7 +165,8 @@ async def storm(
     baseline = proc_rss_kib(server.pid)
     assert server.tcp_port is not None
     assert server.tls_port is not None
-    _, pinger = await loop.create_connection(Pinger, "127.0.0.1", server.tcp_port)
+    pinger = Pinger(server.tcp_port)
+    pinger.start()
     peak, stop_sampling = [baseline], asyncio.Event()
     sampler = asyncio.create_task(sample_rss(server.pid, peak, stop_sampling))
     done = asyncio.Event()
@@ -169,9 +190,6 @@ async def storm(
     connecting = asyncio.gather(*(one(i) for i in range(n)))
     deadline = start + timeout_s
     while time.monotonic() < deadline:
-        if pinger.transport is not None and not pinger.sent:
-            pinger.sent.append(time.monotonic())
-            pinger.transport.write(ping())
         if sum(c.complete_s is not None for c in clients) == n:
             break
         done.clear()
@@ -192,6 +210,7 @@ async def storm(
         "rss_baseline_mib": round(baseline / 1024, 1),
         "rss_peak_mib": round(peak[0] / 1024, 1),
     }
+    pinger.stop()
     for c in clients:
         if c.transport is not None:
             c.transport.abort()
@@ -200,8 +219,6 @@ async def storm(
     result["idle_s"] = idle_s
     stop_sampling.set()
     await sampler
-    if pinger.transport is not None:
-        pinger.transport.close()
     return result
 
 

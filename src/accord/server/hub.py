@@ -91,7 +91,10 @@ class Hub:
         self._caught_up = asyncio.Event()  # set while catching_up is below the admission limit
         self._caught_up.set()
         self._admit_below = 0
-        self._reclaim = Reclaim(self._release)  # memory back after a storm (issue 13 §2)
+        # Memory back after a storm (issue 13 §2): when the sessions, or the sessions behind
+        # on SAs (an overload's backlog), fall well below their peak.
+        self._reclaim = Reclaim(self._release)
+        self._reclaim_backlog = Reclaim(self._release)
         self._empty = asyncio.Event()
         self._empty.set()
         self._conflicts_logged: set[tuple[int, str]] = set()  # (sender key, uid)
@@ -497,6 +500,7 @@ class Hub:
                 more = True
         self.counters.events_delivered += delivered
         self.catching_up = ready if more else 0
+        self._reclaim_backlog.count(len(behind))
         if self._admit_below and self.catching_up >= self._admit_below:
             self._caught_up.clear()
         else:

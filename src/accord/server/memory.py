@@ -52,12 +52,15 @@ def release_memory() -> None:
 class Reclaim:
     """Watches a session count; releases memory once after it falls well below its peak."""
 
-    __slots__ = ("_armed", "_peak", "_release", "runs")
+    __slots__ = ("_armed", "_delay_s", "_peak", "_release", "runs")
 
-    def __init__(self, release: Callable[[], None] = release_memory) -> None:
+    def __init__(
+        self, release: Callable[[], None] = release_memory, delay_s: float = RECLAIM_DELAY_S
+    ) -> None:
         self._peak = 0
         self._armed = False
         self._release = release
+        self._delay_s = delay_s
         self.runs = 0
 
     def count(self, sessions: int) -> None:
@@ -72,7 +75,7 @@ class Reclaim:
         ):
             return
         self._armed = True
-        asyncio.get_running_loop().call_later(RECLAIM_DELAY_S, self._run, sessions)
+        asyncio.get_running_loop().call_later(self._delay_s, self._run, sessions)
 
     def _run(self, sessions: int) -> None:
         self._armed = False

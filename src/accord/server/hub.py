@@ -37,8 +37,8 @@ CATCHUP_INLINE = 256
 # Per loop turn, all behind sessions together: SA log entries looked at, and written to one
 # session at a time (well under the socket's high-water mark). Pings, the admin API and fresh
 # events are served between slices.
-CATCHUP_SCAN_PER_TURN = 20_000
-CATCHUP_ITEMS_PER_SESSION = 256
+CATCHUP_SCAN_PER_TURN = 60_000
+CATCHUP_ITEMS_PER_SESSION = 512
 # Uid conflicts are logged once per sender and uid; past this many pairs the memory is reset.
 MAX_CONFLICTS_LOGGED = 10_000
 

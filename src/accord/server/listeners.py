@@ -31,8 +31,8 @@ log = logging.getLogger("accord.listen")
 BACKLOG = 4096
 # Admission (issue 13 §1): a TLS handshake costs the server more than routing a hundred SAs, and
 # each newcomer brings a replay. Past this many handshakes at once, or while this many sessions
-# are still catching up on SAs, the next connection waits in the kernel's backlog (BACKLOG)
-# instead of adding to the work; admitted as the server gets through it.
+# are still catching up on SAs, an accepted connection waits (holding only its socket) before its
+# handshake starts; admitted as the server gets through the work.
 MAX_HANDSHAKES = 256
 MAX_CATCHING_UP = 1000
 
@@ -163,12 +163,9 @@ class TlsListener:
     async def _accept_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self._admitting.acquire()  # released when the handshake is over
-            await self.hub.admit(MAX_CATCHING_UP)
             try:
                 conn, _ = await loop.sock_accept(sock)
             except OSError as exc:  # EMFILE and friends: back off, keep serving
-                self._admitting.release()
                 log.error("accept failed on TLS port: %s", exc)
                 await asyncio.sleep(0.1)
                 continue
@@ -176,15 +173,10 @@ class TlsListener:
                 self.hub.counters.connections_refused += 1
                 log.warning("refusing TLS connection: %d sessions open", self.hub.session_count)
                 conn.close()
-                self._admitting.release()
                 continue
             task = loop.create_task(self._handshake(conn))
             self._handshakes.add(task)
-            task.add_done_callback(self._handshake_done)
-
-    def _handshake_done(self, task: asyncio.Task[None]) -> None:
-        self._handshakes.discard(task)
-        self._admitting.release()
+            task.add_done_callback(self._handshakes.discard)
 
     async def _handshake(self, conn: socket.socket) -> None:
         try:
@@ -193,6 +185,19 @@ class TlsListener:
             conn.close()
             return
         loop = asyncio.get_running_loop()
+        # Accepted at once (a connection left in the kernel's backlog past its length would be
+        # retried by the client after seconds), handshaken when admitted.
+        async with self._admitting:
+            try:
+                await self.hub.admit(MAX_CATCHING_UP)
+            except asyncio.CancelledError:  # the listener closes while it waits
+                conn.close()
+                raise
+            await self._handshake_admitted(loop, conn, peer)
+
+    async def _handshake_admitted(
+        self, loop: asyncio.AbstractEventLoop, conn: socket.socket, peer: tuple[str, int]
+    ) -> None:
         try:
             await loop.connect_accepted_socket(
                 self.session,

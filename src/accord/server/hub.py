@@ -364,13 +364,23 @@ class Hub:
         # many SAs of this turn each group class leaves to the log (counted as coalesced).
         plain = [e for e in broadcasts if not e.sa_seq] if first_sa else broadcasts
         deferred: dict[Membership, int] = {}
+        # A turn with more SAs than a newcomer is replayed inline (a mass join's reports
+        # arriving together) is written to nobody at once: thousands of sessions each handed
+        # the whole burst in one turn would stall the loop for seconds. Everyone reads it from
+        # the SA log instead, a slice per turn.
+        storm = len(broadcasts) - len(plain) > CATCHUP_INLINE
+        sa_marks = [(e.seq, e.sa_seq) for e in broadcasts if e.sa_seq]
+        head = self._log.head
         for key, (party, sink) in visit:
             late = key in behind
-            if late or _blocked(sink):
+            if late or storm or _blocked(sink):
                 # Behind on SAs: it reads them from the SA log later, only the latest of each
                 # uid; everything else is written (or queued) now, in order.
                 if not late:
-                    behind[key] = first_sa - 1 if first_sa else self._log.head
+                    # From the first SA of this turn it is due (none from before it joined:
+                    # it was replayed those).
+                    at = bisect.bisect_right(sa_marks, (self._attached_at[key], head + 1))
+                    behind[key] = sa_marks[at][1] - 1 if at < len(sa_marks) else head
                     self._arm_catch_up()
                 chosen = _selection(plain, directed.get(key), party, self._attached_at[key])
                 items = [e.item for e in chosen if not e.sa_seq]

@@ -364,11 +364,15 @@ class Hub:
         # many SAs of this turn each group class leaves to the log (counted as coalesced).
         plain = [e for e in broadcasts if not e.sa_seq] if first_sa else broadcasts
         deferred: dict[Membership, int] = {}
-        # A turn with more SAs than a newcomer is replayed inline (a mass join's reports
-        # arriving together) is written to nobody at once: thousands of sessions each handed
+        # A turn with SAs from more senders than a newcomer is replayed inline (a mass join's
+        # reports arriving together; one client's own track is always written in full) is
+        # written to nobody at once: thousands of sessions each handed
         # the whole burst in one turn would stall the loop for seconds. Everyone reads it from
         # the SA log instead, a slice per turn.
-        storm = len(broadcasts) - len(plain) > CATCHUP_INLINE
+        storm = (
+            len(broadcasts) - len(plain) > CATCHUP_INLINE
+            and len({e.sender.key for e in broadcasts if e.sa_seq}) > CATCHUP_INLINE
+        )
         sa_marks = [(e.seq, e.sa_seq) for e in broadcasts if e.sa_seq]
         head = self._log.head
         for key, (party, sink) in visit:

@@ -158,13 +158,13 @@ class Config:
     write_buffer_bytes: int = field(
         default=256 * 1024, metadata={"doc": "socket buffer above which a session is blocked"}
     )
-    # Far above any feeder, so that gateways' bursts arrive (issue 12 §1); fairness between
+    # Above what a feeder sends, so that gateways' bursts arrive (issue 12 §1); fairness between
     # sessions is kept per loop turn, this only stops abuse.
     input_rate: float = field(
-        default=2000.0, metadata={"doc": "events/s accepted per session; 0 = unlimited"}
+        default=500.0, metadata={"doc": "events/s accepted per session; 0 = unlimited"}
     )
     input_burst: float = field(
-        default=20000.0, metadata={"doc": "events a session may send at once above input_rate"}
+        default=5000.0, metadata={"doc": "events a session may send at once above input_rate"}
     )
     tls_handshake_timeout_s: float = field(default=15.0, metadata={"doc": "TLS handshake"})
     revocation_check_s: float = field(

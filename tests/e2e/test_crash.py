@@ -75,7 +75,11 @@ async def test_kill_9_while_archiving_and_uploading_loses_nothing_acknowledged(
     for _ in range(2):
         http = https_client(data, served.https, tmp_path)
         uploaders.append((http, asyncio.create_task(upload_until(http, stop, acknowledged))))
-    await asyncio.sleep(2.0)
+    # Until an upload is acknowledged: a condition, not a fixed time (on a loaded machine the
+    # streaming clients can keep the first upload waiting for seconds).
+    async with asyncio.timeout(60):
+        while not acknowledged:
+            await asyncio.sleep(0.05)
     os.kill(served.proc.pid, signal.SIGKILL)  # mid-write: clients still sending and uploading
     served.proc.wait(10)
     stop.set()

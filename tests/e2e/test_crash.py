@@ -76,7 +76,7 @@ async def test_kill_9_while_archiving_and_uploading_loses_nothing_acknowledged(
     for _ in range(2):
         http = https_client(data, served.https, tmp_path)
         uploaders.append((http, asyncio.create_task(upload_until(http, stop, acknowledged))))
-    await wait_until(lambda: acknowledged, timeout_s=30, what="an upload acknowledged")
+    await wait_until(lambda: acknowledged, timeout_s=60, what="an upload acknowledged")
     # Then let the load run on (a window of time is the behaviour here): the kill must land
     # mid-write, after the server has archived batches that only a restart can show.
     await asyncio.sleep(1.0)

@@ -80,9 +80,9 @@ async def test_stationary_client_sa_is_replayed_until_its_own_stale_time() -> No
 async def test_departure_names_the_client_unless_its_uid_reconnected_meanwhile() -> None:
     event = sa("DUP-1", "DUP")
     hub = make_hub(Clock(event.time))
-    old, _ = join(hub, "old")
+    old, _ = join(hub, "10.0.0.7:40001")
     hub.submit(old, event)  # type: ignore[arg-type]
-    new, _ = join(hub, "new")  # ATAK reconnected before the old socket timed out
+    new, _ = join(hub, "10.0.0.7:40002")  # ATAK reconnected before the old socket timed out
     hub.submit(new, event)  # type: ignore[arg-type]
     _, watcher = join(hub, "watcher")
     hub.detach(old)  # type: ignore[arg-type]

@@ -472,7 +472,10 @@ class Play:
             case Spoof(uid=uid, callsign=callsign):
                 # Not its own uid: an object it relays, which binds nothing.
                 event = self.sa(uid if uid != sender.uid else "ANDROID-GHOST", callsign)
-                self.submit(sender, event, self.others(sender.membership, sender))
+                # Another live session's own uid is not its to use (issue 13 §3): dropped.
+                owned = any(s.uid == event.uid and s.last_sa for s in self.online)
+                recipients = [] if owned else self.others(sender.membership, sender)
+                self.submit(sender, event, recipients)
             case Marker():
                 event = self.event(f"marker-{next(self.serial)}", "b-m-p-s-m", "<status/>")
                 self.submit(sender, event, self.others(sender.membership, sender))

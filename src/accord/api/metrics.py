@@ -46,6 +46,7 @@ _COUNTER_HELP = {
     "tls_handshake_failed": "TLS handshakes that failed or presented an unusable certificate",
     "framing_lost": "Streams closed because their framing could not be recovered",
     "blocked_closed": "Sessions closed for not reading (socket full for blocked_timeout_s)",
+    "uid_conflict": "Events dropped for using another user's own uid",
     "pings": "Pings (t-x-c-t) answered",
     "control_consumed": "Control events consumed by the server",
     "udp_in": "UDP datagrams received",

@@ -81,6 +81,29 @@ class TokenBucket:
         return False
 
 
+class DropLog:
+    """When a session says it is dropping input: at the first drop, then at most once per
+    ``interval_s`` with the count since the last line (a flood must not flood the log)."""
+
+    __slots__ = ("_next", "_pending", "interval_s", "total")
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        self.interval_s = interval_s
+        self.total = 0
+        self._pending = 0
+        self._next: float | None = None
+
+    def dropped(self, now: float) -> int:
+        """Count one drop at ``now`` (seconds); how many to log now, 0 to stay quiet."""
+        self.total += 1
+        self._pending += 1
+        if self._next is not None and now < self._next:
+            return 0
+        count, self._pending = self._pending, 0
+        self._next = now + self.interval_s
+        return count
+
+
 class FailureThrottle:
     """Counts failed attempts per key (an address, a user name); after ``limit`` failures
     within ``window_s`` the key is refused until the window has passed. Bounds password

@@ -19,6 +19,7 @@ class Counters:
     queue_dropped: int = 0  # send queue full
     queue_coalesced: int = 0  # older position replaced in a full queue
     blocked_closed: int = 0  # session closed for not reading
+    uid_conflict: int = 0  # an event under another user's own uid (dropped)
     pings: int = 0
     control_consumed: int = 0
     udp_in: int = 0

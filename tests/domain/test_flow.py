@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accord.cot.outgoing import Outgoing
-from accord.domain.flow import FailureThrottle, Push, SendQueue, TokenBucket
+from accord.domain.flow import Push, SendQueue, TokenBucket
 from tests.cot.samples import make_event
 
 
@@ -118,34 +118,3 @@ def test_input_faster_than_the_rate_is_cut_to_the_rate() -> None:
 def test_bucket_with_no_rate_is_unlimited(rate: float) -> None:
     bucket = TokenBucket(rate=rate, burst=0.0)
     assert all(bucket.allow(0.0) for _ in range(1000))
-
-
-def test_failures_past_the_limit_refuse_the_key_until_the_window_has_passed() -> None:
-    throttle = FailureThrottle(limit=3, window_s=60.0)
-    for t in (0.0, 1.0, 2.0):
-        assert throttle.allowed("10.0.0.1", t)
-        throttle.failed("10.0.0.1", t)
-    assert not throttle.allowed("10.0.0.1", 30.0)
-    assert throttle.allowed("10.0.0.2", 30.0)  # other keys are not touched
-    assert not throttle.allowed("10.0.0.1", 59.5)  # all three still inside the window
-    assert throttle.allowed("10.0.0.1", 60.5)  # the first has aged out
-    throttle.failed("10.0.0.1", 60.5)
-    assert not throttle.allowed("10.0.0.1", 60.9)  # three again: 1.0, 2.0 and 60.5
-    assert throttle.allowed("10.0.0.1", 200.0)  # all aged out: the key is forgotten
-
-
-def test_a_success_forgets_the_failures_of_its_key() -> None:
-    throttle = FailureThrottle(limit=2, window_s=60.0)
-    throttle.failed("alice", 0.0)
-    throttle.failed("alice", 1.0)
-    assert not throttle.allowed("alice", 2.0)
-    throttle.succeeded("alice")
-    assert throttle.allowed("alice", 2.0)
-
-
-def test_failed_keys_are_bounded_oldest_first() -> None:
-    throttle = FailureThrottle(limit=1, window_s=3600.0)
-    for i in range(10_001):
-        throttle.failed(f"guess-{i}", 0.0)
-    assert throttle.allowed("guess-0", 1.0)  # forgotten to make room
-    assert not throttle.allowed("guess-10000", 1.0)

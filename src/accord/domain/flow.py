@@ -102,32 +102,3 @@ class DropLog:
         count, self._pending = self._pending, 0
         self._next = now + self.interval_s
         return count
-
-
-class FailureThrottle:
-    """Counts failed attempts per key (an address, a user name); after ``limit`` failures
-    within ``window_s`` the key is refused until the window has passed. Bounds password
-    guessing without locking out the real user for long."""
-
-    __slots__ = ("_failures", "limit", "window_s")
-
-    def __init__(self, limit: int, window_s: float) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._failures: dict[str, list[float]] = {}
-
-    def allowed(self, key: str, now: float) -> bool:
-        recent = [t for t in self._failures.get(key, ()) if now - t < self.window_s]
-        if recent:
-            self._failures[key] = recent
-        else:
-            self._failures.pop(key, None)
-        return len(recent) < self.limit
-
-    def failed(self, key: str, now: float) -> None:
-        self._failures.setdefault(key, []).append(now)
-        if len(self._failures) > 10_000:  # forget the oldest keys rather than grow forever
-            del self._failures[next(iter(self._failures))]
-
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)

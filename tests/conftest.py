@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+import faulthandler
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,37 @@ from accord.app import Running, start
 from accord.config import Config
 from accord.identity.ca import PkiPaths
 from accord.identity.pki import issue_client
+
+TEARDOWN_TIMEOUT_S = 60.0  # a teardown (servers closed, the event loop closed) past this hangs
+
+
+def _terminal_fd(config: pytest.Config) -> int:
+    """The run's real stderr: while pytest captures output, fd 2 is its temporary file, and a
+    dump written there would vanish with a process that exits."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    capturing = getattr(capman, "_global_capturing", None)
+    saved = getattr(getattr(capturing, "err", None), "targetfd_save", None)
+    return saved if isinstance(saved, int) else 2
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # scripts/test ends a run past its bound with SIGTERM: print every thread's stack first.
+    fd = _terminal_fd(config)
+    faulthandler.enable(file=fd, all_threads=True)
+    if hasattr(signal, "SIGTERM"):
+        faulthandler.register(signal.SIGTERM, file=fd, all_threads=True, chain=True)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None]:
+    """Bound every teardown. pytest-timeout and faulthandler_timeout are both disarmed once the
+    test has failed, and a failed test is the one most likely to leave something open that
+    holds the event loop's close: dump every stack and end the run (exit status 1) instead."""
+    faulthandler.dump_traceback_later(TEARDOWN_TIMEOUT_S, exit=True, file=_terminal_fd(item.config))
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[[], Any]]:

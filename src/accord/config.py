@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from accord.domain.partners import FEDERATION_V2_PORT, Partner, PartnerError, parse_partners
+from accord.geo.config import SeparationConfig, SeparationConfigError
+from accord.geo.config import from_mapping as separation_from_mapping
 
 
 class ConfigError(Exception):
@@ -174,11 +176,21 @@ class Config:
     write_buffer_bytes: int = field(
         default=256 * 1024, metadata={"doc": "socket buffer above which a session is blocked"}
     )
+    # Above what a feeder sends, so that gateways' bursts arrive (issue 12 §1); fairness between
+    # sessions is kept per loop turn, this only stops abuse.
     input_rate: float = field(
-        default=200.0, metadata={"doc": "events/s accepted per session; 0 = unlimited"}
+        default=500.0, metadata={"doc": "events/s accepted per session; 0 = unlimited"}
     )
-    input_burst: float = field(default=400.0, metadata={"doc": "burst above input_rate"})
+    input_burst: float = field(
+        default=5000.0, metadata={"doc": "events a session may send at once above input_rate"}
+    )
     tls_handshake_timeout_s: float = field(default=15.0, metadata={"doc": "TLS handshake"})
+    http_header_timeout_s: float = field(
+        default=10.0, metadata={"doc": "HTTP: a request's headers must arrive within this"}
+    )
+    http_body_timeout_s: float = field(
+        default=30.0, metadata={"doc": "HTTP: close a request whose body pauses this long"}
+    )
     revocation_check_s: float = field(
         default=5.0, metadata={"doc": "how often a running server looks for new revocations"}
     )
@@ -270,6 +282,15 @@ class Config:
             "simulate` send to; skipped with a warning if busy); 0 = off"
         },
     )
+    # -- separation alerts -------------------------------------------------------------------
+    separation: SeparationConfig = field(
+        default_factory=SeparationConfig,
+        metadata={
+            "doc": "[separation] table: cylinder horizontal_m/vertical_m, lookahead_s, each "
+            "level's alerting and early alerting time, alerting_m/n, hysteresis_s, "
+            "persistence_s, k_sigma, ... (TOML only; defaults = the DAIDALUS corpus uas.conf)"
+        },
+    )
     # -- logs --------------------------------------------------------------------------------
     log_level: str = field(default="info", metadata={"doc": "debug, info, warning, error"})
     log_json: bool = field(default=False, metadata={"doc": "one JSON object per log line"})
@@ -329,6 +350,13 @@ def _convert(key: str, raw: Any, kind: Any, source: str) -> Any:
         try:
             return parse_partners(raw, source)
         except PartnerError as exc:
+            raise ConfigError(str(exc)) from None
+    if kind is SeparationConfig:
+        if not isinstance(raw, dict):
+            raise bad("a [separation] table (config file only)")
+        try:
+            return separation_from_mapping(raw, f"{source}: [separation]")
+        except SeparationConfigError as exc:
             raise ConfigError(str(exc)) from None
     if kind == tuple[str, ...]:
         if isinstance(raw, str):
@@ -398,7 +426,13 @@ def validate(config: Config) -> Config:
         if getattr(config, key) <= 0:
             raise ConfigError(f"{key} = {getattr(config, key)} must be greater than 0")
     if (
-        min(config.blocked_timeout_s, config.tls_handshake_timeout_s, config.revocation_check_s)
+        min(
+            config.blocked_timeout_s,
+            config.tls_handshake_timeout_s,
+            config.revocation_check_s,
+            config.http_header_timeout_s,
+            config.http_body_timeout_s,
+        )
         <= 0
     ):
         raise ConfigError("timeouts must be greater than 0 seconds")

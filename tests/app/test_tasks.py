@@ -8,12 +8,7 @@ import logging
 import pytest
 
 from accord.app.tasks import Policy, Restarts, Supervisor
-
-
-async def until(condition: object, timeout_s: float = 5.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.005)
+from tests.waiting import wait_until
 
 
 def test_restarts_allow_a_few_deaths_per_window_then_refuse() -> None:
@@ -39,7 +34,7 @@ async def test_a_restart_task_that_raises_is_logged_and_runs_again(
     failures: list[str] = []
     async with Supervisor(failures.append, restart_delay_s=0.0) as tasks:
         tasks.start("flaky", flaky, Policy.RESTART)
-        await until(lambda: len(runs) == 2)
+        await wait_until(lambda: len(runs) == 2)
         assert tasks.restarted == {"flaky": 1}
         assert [s.value for s in tasks.samples()] == [1.0]
     assert failures == []
@@ -57,7 +52,7 @@ async def test_a_task_that_keeps_dying_stops_the_server_after_its_restarts() -> 
         failures.append, restart_delay_s=0.0, restarts=lambda: Restarts(limit=3)
     ) as tasks:
         tasks.start("broken", broken, Policy.RESTART)
-        await until(lambda: failures)
+        await wait_until(lambda: failures)
     assert tasks.restarted == {"broken": 3}
     assert failures == [tasks.failure]
     assert "'broken' failed (after 3 restarts): ValueError: always" in failures[0]
@@ -85,7 +80,7 @@ async def test_a_stop_task_that_raises_stops_the_server_with_one_line_and_cancel
             tasks.start("bystander", bystander, Policy.RESTART)
             tasks.start("ledger writer", writer, Policy.STOP)
             doomed.set()
-            await until(cancelled.is_set)
+            await wait_until(cancelled.is_set)
     assert failures == [
         "background task 'ledger writer' failed: OSError: disk on fire; the server stops "
         "(the log above has the traceback)"

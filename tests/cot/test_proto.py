@@ -210,6 +210,9 @@ def test_takv_with_exactly_four_attributes_goes_to_the_typed_field() -> None:
         "5.2",
     )
     assert detail.xmlDetail == ""
+    # And back: the receiving side writes the same element from the typed field.
+    takv = '<takv device="Pixel" platform="ATAK-CIV" os="34" version="5.2"/>'
+    assert decode_proto(encode_proto(make_event(detail=takv))).detail.xml == takv
 
 
 def test_track_speed_and_course_go_to_the_typed_field_as_numbers() -> None:

@@ -606,3 +606,18 @@ def test_the_zulu_fast_path_reads_times_exactly_as_datetime_does(
 def test_an_impossible_zulu_time_is_refused_as_before(text: str) -> None:
     with pytest.raises(ValueError, match=r"must be in|out of range"):
         ms_from_iso(text)
+
+
+@pytest.mark.parametrize(
+    "control",
+    [
+        '<TakControl><TakProtocolSupport version="one"/></TakControl>',
+        "<TakControl><TakRequest/></TakControl>",
+    ],
+)
+def test_a_tak_control_version_that_is_not_a_number_is_malformed(control: str) -> None:
+    good = encode_xml(make_event("takp-1", "t-x-takp-q", detail="<TakControl/>"))
+    data = good.replace(b"<TakControl/>", control.encode())
+    assert data != good
+    with pytest.raises(MalformedEvent, match="TakControl version is not a number"):
+        decode_xml(data)

@@ -248,3 +248,20 @@ def test_only_partner_links_forget_and_only_what_partners_brought() -> None:
     assert not roster.forget(link, "uid-r")
     uids = {e.uid for e in roster.latest_sa(new_party(roster, 4), NOW_MS)}
     assert uids == {"uid-p", "uid-mesh", "uid-r"}
+
+
+def test_an_sa_is_known_while_it_is_the_latest_of_its_sender_connected_or_udp() -> None:
+    roster = Roster()
+    client = new_party(roster, 1)
+    first, second = sa_event("uid-1", "ONE"), sa_event("uid-1", "ONE")
+    roster.observe(client, first)
+    assert roster.knows_sa(first)
+    roster.observe(client, second)
+    assert roster.knows_sa(second)
+    assert not roster.knows_sa(first)  # superseded: not replayed any more
+    udp = new_party(roster, 2, receives=False)
+    mesh = sa_event("uid-mesh", "MESH")
+    assert not roster.knows_sa(mesh)
+    roster.observe(udp, mesh)
+    assert roster.knows_sa(mesh)
+    assert not roster.knows_sa(sa_event("uid-mesh", "MESH"))  # the same uid, another event

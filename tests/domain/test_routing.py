@@ -16,6 +16,7 @@ from accord.domain.routing import (
     classify,
     deleted,
     departure,
+    groups_changed,
     pong,
     route,
 )
@@ -408,3 +409,11 @@ def test_deleted_names_what_a_delete_links_to_and_nothing_else() -> None:
     assert deleted(make_event("d-3", "t-x-d-d", detail='<link type="a-f-G"/>')) is None
     # A link on anything but a delete is a relation, not a deletion.
     assert deleted(make_event("s-1", "a-f-G", detail='<link uid="x" relation="p-p"/>')) is None
+
+
+def test_the_groups_changed_notice_is_a_server_control_event_that_round_trips() -> None:
+    notice = groups_changed("notice-1", NOW_MS)
+    assert (notice.type, notice.uid, notice.how) == ("t-x-g-c", "notice-1", "h-g-i-g-o")
+    assert (notice.time, notice.stale) == (NOW_MS, NOW_MS + 20_000)
+    assert classify(notice) is not Kind.PING
+    assert decode_xml(encode_xml(notice)) == notice

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import socket
 import ssl
 import stat
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +24,7 @@ from accord.identity import registry
 from accord.identity.users import UserStore
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient, client_tls_context, marker, sa
+from tests.waiting import wait_until
 
 TAKV = '<takv device="Pixel 8" platform="ATAK-CIV" os="34" version="5.5.0.3"/>'
 
@@ -74,7 +75,8 @@ async def test_admin_sees_every_client_with_its_identity_device_and_traffic(
     alpha = await tls_client(server, "alice", "Blue")
     bravo = await tls_client(server, "bob", "Blue")
     anon = await CotClient.connect(server.port("tcp"))
-    await asyncio.sleep(0.1)  # all three attached before anything is sent
+    hub = server.running.hub
+    await wait_until(lambda: hub.session_count == 3, what="all three attached before sending")
     await alpha.send(sa("ALPHA-1", "ALPHA", extra=TAKV))
     await alpha.send(marker("M-1"))
     await alpha.send(marker("M-2"))
@@ -82,7 +84,7 @@ async def test_admin_sees_every_client_with_its_identity_device_and_traffic(
     await anon.send(sa("ANON-1", "ANON"))
     await bravo.recv_until(lambda e: e.uid == "M-2")
     await alpha.recv_until(lambda e: e.uid == "BRAVO-1")
-    await asyncio.sleep(0.1)
+    await wait_until(lambda: server.counters.events_in == 5, what="anon's SA routed")
 
     async with as_admin(server) as http:
         answer = await http.get("/api/admin/clients")
@@ -122,19 +124,21 @@ async def test_device_follows_the_latest_sa(server: Server) -> None:
     alpha = await tls_client(server, "alice", "Blue")
     await alpha.send(sa("ALPHA-1", "ALPHA", extra=TAKV))
     async with as_admin(server) as http:
-        await asyncio.sleep(0.2)
-        (first,) = (await http.get("/api/admin/clients")).json()["clients"]
+
+        async def device_version() -> str:
+            clients = (await http.get("/api/admin/clients")).json()["clients"]
+            return str(clients[0]["device"]["version"]) if len(clients) == 1 else ""
+
+        assert await wait_until(device_version) == "5.5.0.3"
         await alpha.send(sa("ALPHA-1", "ALPHA", extra=TAKV.replace("5.5.0.3", "5.6.0.1")))
-        await asyncio.sleep(0.2)
-        (second,) = (await http.get("/api/admin/clients")).json()["clients"]
-    assert first["device"]["version"] == "5.5.0.3"
-    assert second["device"]["version"] == "5.6.0.1"
+        await wait_until(lambda: server.counters.events_in == 2, what="the second SA routed")
+        assert await device_version() == "5.6.0.1"
 
 
 async def test_status_tells_version_listeners_counters_and_history(server: Server) -> None:
     alpha = await tls_client(server, "alice", "Blue")
     await alpha.send(sa("ALPHA-1", "ALPHA"))
-    await asyncio.sleep(0.2)
+    await wait_until(lambda: server.counters.events_in == 1, what="the SA routed")
     assert server.running.history_writer is not None
     await server.running.history_writer.flush()
     async with as_admin(server) as http:
@@ -178,9 +182,12 @@ async def test_only_administrators_get_in(make_server: ServerFactory) -> None:
     async with as_admin(server) as http:
         assert (await http.get("/api/admin/status")).status_code == 200
         registry.revoke(server.pki, "admin", dt.datetime.now(dt.UTC))
-        await asyncio.sleep(0.5)
-        refused = await http.get("/api/admin/status")
-        assert refused.status_code == 401
+
+        async def refusal() -> httpx.Response | None:
+            answer = await http.get("/api/admin/status")
+            return answer if answer.status_code == 401 else None
+
+        refused = await wait_until(refusal, what="401 once the certificate is revoked")
         assert "certificate" in refused.json()["error"]
 
 
@@ -224,13 +231,18 @@ async def test_metrics_are_prometheus_text_and_move_with_the_traffic(server: Ser
         assert before[("accord_sessions", (("listener", "tls"),))] == 0
         alpha = await tls_client(server, "alice", "Blue")
         bravo = await tls_client(server, "bob", "Blue")
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: server.running.hub.session_count == 2, what="both attached")
         for i in range(5):
             await alpha.send(marker(f"M-{i}"))
         await bravo.recv_until(lambda e: e.uid == "M-4")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.sendto(encode_xml(sa("UDP-1", "UDPONE")), ("127.0.0.1", server.port("udp")))
-        await asyncio.sleep(0.2)
+        writer = server.running.history_writer
+        assert writer is not None
+        await wait_until(
+            lambda: server.counters.events_in == 6 and writer.queued == 0,
+            what="the UDP SA routed and every event archived",
+        )
         after = await scrape(http)
     tls = (("listener", "tls"),)
     assert after[("accord_sessions", tls)] == 2
@@ -260,7 +272,11 @@ async def test_malformed_events_are_counted_by_reason(server: Server) -> None:
     await anon.send(encode_xml(sa("ANON-1", "ANON")))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         udp.sendto(b"garbage", ("127.0.0.1", server.port("udp")))
-    await asyncio.sleep(0.3)
+    counters = server.counters
+    await wait_until(
+        lambda: (counters.malformed, counters.udp_malformed, counters.events_in) == (3, 1, 1),
+        what="both bad TCP events, the bad datagram and the good SA counted",
+    )
     async with as_admin(server) as http:
         values = await scrape(http)
         (client,) = (await http.get("/api/admin/clients")).json()["clients"]
@@ -354,12 +370,11 @@ async def test_a_tcp_client_signed_in_with_auth_shows_its_user(
     await carol.send(first + encode_xml(sa("CAROL-1", "CAROL")))
     async with as_admin(server) as http:
         # The password check runs in a thread: wait for the session rather than guess a delay.
-        for _ in range(100):
-            clients = (await http.get("/api/admin/clients")).json()["clients"]
-            if clients and clients[0]["uid"]:
-                break
-            await asyncio.sleep(0.05)
-        (client,) = clients
+        async def signed_in() -> list[dict[str, Any]]:
+            clients: list[dict[str, Any]] = (await http.get("/api/admin/clients")).json()["clients"]
+            return clients if clients and clients[0]["uid"] else []
+
+        (client,) = await wait_until(signed_in, what="carol's session with her SA")
     assert (client["user"], client["uid"], client["listener"]) == ("carol", "CAROL-1", "tcp")
     assert client["groups"] == {"in": ["Green"], "out": ["Green"]}
     assert client["events_in"] == 1

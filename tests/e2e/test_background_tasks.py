@@ -14,6 +14,7 @@ from accord.app import ServerFailed, run
 from accord.app.tasks import Policy
 from tests.conftest import ServerFactory
 from tests.e2e.conftest import free_port
+from tests.waiting import wait_until
 
 
 async def _doomed() -> None:
@@ -25,9 +26,7 @@ async def test_a_task_whose_death_stops_the_server_closes_every_session_and_says
 ) -> None:
     server = await make_server()
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port("tcp"))
-    async with asyncio.timeout(5):
-        while server.running.hub.session_count < 1:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: server.running.hub.session_count >= 1, what="the session attached")
     serving = asyncio.create_task(run(server.running, server.config))
     server.running.tasks.start("doomed", _doomed, Policy.STOP)
     with pytest.raises(ServerFailed, match="'doomed' failed: RuntimeError: the disk is gone"):
@@ -54,9 +53,7 @@ async def test_a_restarted_task_in_a_running_server_is_counted_in_metrics(
 
     server.running.tasks.restart_delay_s = 0.0
     server.running.tasks.start("flaky", flaky, Policy.RESTART)
-    async with asyncio.timeout(5):
-        while len(runs) < 2:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: len(runs) >= 2, what="the task restarted")
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port("metrics"))
     writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     body = (await asyncio.wait_for(reader.read(), 5)).decode()

@@ -20,6 +20,7 @@ from accord.store.opening import open_store
 from accord.store.records import HistoryQuery, to_event
 from tests.e2e.clients import CotClient, sa
 from tests.e2e.conftest import Served
+from tests.waiting import wait_until
 
 
 async def pump(client: CotClient, uid: str, stop: asyncio.Event) -> int:
@@ -29,7 +30,7 @@ async def pump(client: CotClient, uid: str, stop: asyncio.Event) -> int:
             await client.send(sa(uid, uid, lat=(sent % 1800) / 20 - 45, lon=sent % 180))
             sent += 1
             if sent % 20 == 0:
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.005)  # pace the load (~4000 events/s), as a real client does
     return sent
 
 
@@ -75,7 +76,10 @@ async def test_kill_9_while_archiving_and_uploading_loses_nothing_acknowledged(
     for _ in range(2):
         http = https_client(data, served.https, tmp_path)
         uploaders.append((http, asyncio.create_task(upload_until(http, stop, acknowledged))))
-    await asyncio.sleep(2.0)
+    await wait_until(lambda: acknowledged, timeout_s=60, what="an upload acknowledged")
+    # Then let the load run on (a window of time is the behaviour here): the kill must land
+    # mid-write, after the server has archived batches that only a restart can show.
+    await asyncio.sleep(1.0)
     os.kill(served.proc.pid, signal.SIGKILL)  # mid-write: clients still sending and uploading
     served.proc.wait(10)
     stop.set()

@@ -18,6 +18,7 @@ from accord.cot.xml import decode_xml
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient
 from tests.e2e.conftest import Served
+from tests.waiting import next_turn, wait_until
 
 LOGS = Path(__file__).resolve().parents[3] / "shared" / "data" / "mavlink"
 
@@ -37,7 +38,7 @@ async def fly(server: Server, fleet: Fleet, seconds: float, *, rate_hz: float = 
         for tick in range(int(seconds * rate_hz)):
             for frames in fleet.frames(tick / rate_hz):
                 sock.sendto(b"".join(frames), ("127.0.0.1", port))
-            await asyncio.sleep(1 / rate_hz)
+            await asyncio.sleep(1 / rate_hz)  # the telemetry rate of a real vehicle
     finally:
         sock.close()
 
@@ -79,7 +80,7 @@ async def test_garbage_flood_on_the_feed_port_leaves_the_vehicles_flowing(
         for i in range(2000):
             junk.sendto(bytes([0xFD, 0x40, i % 256]) + b"\xaa" * (i % 300), ("127.0.0.1", port))
             if i % 200 == 0:
-                await asyncio.sleep(0)
+                await next_turn()  # let the feed read what the socket buffer holds
         # The flood may overrun the socket buffer and take the first heartbeat with it: a
         # vehicle is drawn from its next one (1 Hz).
         await fly(server, Fleet(2), 2.3)
@@ -148,7 +149,8 @@ async def test_a_pytak_client_receives_the_aircraft_and_its_aim_point(
     parser["pytak"] = {"COT_URL": f"tcp://127.0.0.1:{server.port('tcp')}"}
     reader, writer = await pytak.protocol_factory(parser["pytak"])
     try:
-        await asyncio.sleep(0.2)  # attached before the first vehicle shows up
+        hub = server.running.hub
+        await wait_until(lambda: hub.session_count == 1, what="attached before the first vehicle")
         await fly(server, Fleet(1), 1.2)
         got: dict[str, CotEvent] = {}
         async with asyncio.timeout(5):

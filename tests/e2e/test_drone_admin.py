@@ -14,6 +14,7 @@ from accord.config import DroneFeed
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient
 from tests.e2e.test_admin import as_admin, https, scrape
+from tests.waiting import wait_until
 
 
 def drone_args(server: Server, *extra: str) -> list[str]:
@@ -28,7 +29,7 @@ async def send_fleet(port: int, fleet: Fleet, seconds: float, rate_hz: float = 1
         for tick in range(int(seconds * rate_hz)):
             for frames in fleet.frames(tick / rate_hz):
                 sock.sendto(b"".join(frames), ("127.0.0.1", port))
-            await asyncio.sleep(1 / rate_hz)
+            await asyncio.sleep(1 / rate_hz)  # the telemetry rate of a real vehicle
     finally:
         sock.close()
 
@@ -144,8 +145,13 @@ async def test_each_feed_reports_its_counters_to_metrics_and_status(
     finally:
         junk.close()
     await send_fleet(server.port("drone:alpha"), Fleet(2), 1.2)
-    await asyncio.sleep(1.6)  # silent for longer than the link timeout: links lost
     async with as_admin(server) as http:
+
+        async def links_lost() -> bool:  # silent for longer than the link timeout
+            feeds = (await http.get("/api/admin/status")).json()["drone_feeds"]
+            return bool(feeds[0]["counters"]["links_lost"] == 2)
+
+        await wait_until(links_lost, what="both vehicles' links lost")
         values = await scrape(http)
         status = (await http.get("/api/admin/status")).json()
     alpha, bravo = (("feed", "alpha"),), (("feed", "bravo"),)

@@ -14,6 +14,7 @@ from accord.config import ConfigError, DroneFeed, parse_drone_feeds
 from accord.feeds import mavlink as feeds
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient
+from tests.waiting import wait_until
 
 
 class Device:
@@ -42,13 +43,7 @@ class Device:
         for tick in range(int(seconds * rate_hz)):
             for frames in fleet.frames(tick / rate_hz):
                 os.write(self.master, b"".join(frames))
-            await asyncio.sleep(1 / rate_hz)
-
-
-async def wait_for(predicate: object, timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(1 / rate_hz)  # the telemetry rate of a real vehicle
 
 
 async def test_a_serial_feed_survives_its_device_disappearing(
@@ -67,13 +62,16 @@ async def test_a_serial_feed_survives_its_device_disappearing(
         assert event.type.startswith("a-f-A-M")
         assert runner.link_errors == 0
         device.unplug()
-        await wait_for(lambda: runner.link_errors >= 1, 3.0)
+        await wait_until(lambda: runner.link_errors >= 1, what="the unplugged device noticed")
         assert "other" in server.running.feeds  # the other feed is untouched
         device.plug()  # back, at the same path
         before = runner.bridge.counters.messages
-        await asyncio.sleep(feeds.RECONNECT_MIN_S + 0.3)
-        await device.fly(Fleet(1), 1.0)
-        await wait_for(lambda: runner.bridge.counters.messages > before, 3.0)
+
+        async def heard_again() -> bool:  # the feed reopens the device after its back-off
+            await device.fly(Fleet(1), 0.3)
+            return runner.bridge.counters.messages > before
+
+        await wait_until(heard_again, timeout_s=feeds.RECONNECT_MIN_S + 10, what="heard again")
         assert runner.view().counters["link_errors"] >= 1
     finally:
         if device.master >= 0:
@@ -86,7 +84,7 @@ async def test_a_missing_device_at_start_is_waited_for_not_fatal(
     feed = DroneFeed(name="absent", kind="serial", path=str(tmp_path / "ttyNONE"))
     server = await make_server(drone_feeds=(feed,))
     runner = server.running.feeds["absent"]
-    await wait_for(lambda: runner.link_errors >= 1, 3.0)
+    await wait_until(lambda: runner.link_errors >= 1, what="the missing device counted")
     assert runner.view().kind == "serial"
     assert runner.view().where == str(tmp_path / "ttyNONE")
 

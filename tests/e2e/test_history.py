@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
+import time
 
 from lxml import etree
 
@@ -13,12 +13,14 @@ from accord.cot.xml import decode_xml
 from tests.conftest import Server
 from tests.e2e.clients import CotClient, client_tls_context, marker, new_uid, sa
 from tests.e2e.test_marti import https
+from tests.waiting import wait_until
 
 
-async def archived(server: Server) -> None:
+async def archived(server: Server, events: int) -> None:
+    """Wait for the sessions to have read the ``events`` sent, then for them to be stored."""
     writer = server.running.history_writer
     assert writer is not None
-    await asyncio.sleep(0.05)  # let the sessions read what was sent
+    await wait_until(lambda: server.counters.events_in >= events, what=f"{events} events read")
     await writer.flush()
 
 
@@ -35,9 +37,9 @@ async def test_newcomers_get_live_sas_from_before_a_restart(server: Server) -> N
     gone = dataclasses.replace(sa(new_uid(), "STALE"), stale=report.time + 500)
     await alpha.send(report)
     await alpha.send(gone)
-    await archived(server)
+    await archived(server, 2)
     await server.running.close()
-    await asyncio.sleep(0.6)  # `gone` is stale by now
+    await wait_until(lambda: time.time() * 1000 > gone.stale, what="`gone` is stale")
 
     again = await start(server.config, any_port=True)
     try:
@@ -64,7 +66,7 @@ async def test_history_api_filters_pages_and_respects_groups(server: Server) -> 
         await red.send(sa(red_uid, "RED", lat=10 + i, lon=20))
     await blue.send(sa(new_uid(), "BLUE", lat=11, lon=20))
     await blue.send(marker(new_uid()))
-    await archived(server)
+    await archived(server, 7)
 
     async with https(server, "red-viewer", "Red") as http:
         body = (await http.get("/api/history")).json()
@@ -132,9 +134,9 @@ async def test_latest_event_of_a_uid_is_served_after_its_owner_left(server: Serv
     red = await tls_client(server, "red", "Red")
     uid = new_uid()
     await red.send(sa(uid, "RED", lat=33.0))
-    await archived(server)
+    await archived(server, 1)
     await red.close()
-    await asyncio.sleep(0.1)
+    await wait_until(lambda: server.running.hub.session_count == 0, what="the owner has left")
     async with https(server, "red-viewer", "Red") as http:
         answer = await http.get(f"/Marti/api/cot/xml/{uid}")
         assert answer.status_code == 200

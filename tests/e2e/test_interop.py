@@ -16,6 +16,7 @@ from accord.cot.xml import decode_xml, encode_xml
 from tests.conftest import Server, ServerFactory
 from tests.cot.samples import broken_captures, golden_events
 from tests.e2e.clients import CotClient, canonical, client_tls_context, new_uid, sa
+from tests.waiting import wait_until
 
 pytak = pytest.importorskip("pytak")
 
@@ -110,8 +111,9 @@ async def test_broken_capture_is_dropped_at_close_without_harm(server: Server) -
         sender = await CotClient.connect(server.port("tcp"))
         await sender.send(broken)
         await sender.close()
-    await asyncio.sleep(0.2)
-    assert server.counters.framing_lost == len(broken_captures())
+    await wait_until(
+        lambda: server.counters.framing_lost == len(broken_captures()), what="every stream lost"
+    )
     assert server.counters.events_in == 0
     assert await watcher.expect_silence() == []
 
@@ -129,8 +131,7 @@ async def test_udp_xml_and_mesh_datagrams_reach_stream_clients(server: Server) -
         assert canonical(await watcher.recv()) == canonical(mesh_event)
         udp.sendto(b"\x00garbage", ("127.0.0.1", server.port("udp")))
         udp.sendto(b"\xbf\x02\xbfwrong version", ("127.0.0.1", server.port("udp")))
-        await asyncio.sleep(0.1)
-        assert server.counters.udp_malformed == 2
+        await wait_until(lambda: server.counters.udp_malformed == 2, what="both bad datagrams")
         # a newcomer gets the mesh sender's SA too, while it is not stale
         newcomer = await CotClient.connect(server.port("tcp"))
         assert {(await newcomer.recv()).uid for _ in range(2)} == {xml_event.uid, mesh_event.uid}

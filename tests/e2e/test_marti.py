@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import ssl
 from pathlib import Path
@@ -13,6 +12,7 @@ from accord.cot.xml import decode_xml
 from accord.identity import registry
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient, client_tls_context, sa
+from tests.waiting import wait_until
 
 
 def https(server: Server, name: str, group: str | None = None) -> httpx.AsyncClient:
@@ -49,7 +49,7 @@ async def test_client_endpoints_and_contacts_show_only_what_the_caller_may_hear(
             extra='<takv device="Pixel" platform="ATAK-CIV" os="34" version="5.5"/>',
         )
     )
-    await asyncio.sleep(0.2)
+    await wait_until(lambda: server.counters.events_in == 1, what="the SA routed")
     async with https(server, "blue-viewer", "Blue") as http:
         answer = await http.get("/Marti/api/clientEndPoints")
         body = answer.json()
@@ -80,9 +80,11 @@ async def test_revoked_certificate_gets_nothing_from_the_api(make_server: Server
     async with https(server, "alice") as http:
         assert (await http.get("/Marti/api/contacts/all")).status_code == 200
         registry.revoke(server.pki, "alice", dt.datetime.now(dt.UTC))
-        await asyncio.sleep(0.5)
-        refused = await http.get("/Marti/api/contacts/all")
-        assert refused.status_code == 401
+
+        async def refused() -> bool:  # the revocation list is read again every 0.1 s
+            return (await http.get("/Marti/api/contacts/all")).status_code == 401
+
+        await wait_until(refused, what="401 once the certificate is revoked")
 
 
 async def test_a_client_switches_its_own_channels_off_and_on(

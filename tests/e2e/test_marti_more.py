@@ -3,13 +3,12 @@ real TLS with real client certificates; and the smaller mismatches issue 12 foun
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import io
 import ssl
-import time
 import zipfile
+from collections.abc import Awaitable, Callable
 
 import httpx
 from lxml import etree
@@ -19,6 +18,7 @@ from tests.conftest import Server, ServerFactory
 from tests.e2e import shapes
 from tests.e2e.clients import CotClient, client_tls_context, sa
 from tests.e2e.test_marti import https
+from tests.waiting import wait_until
 
 DEADLINE_S = 5.0
 ZIP = "application/x-zip-compressed"
@@ -59,12 +59,9 @@ async def tls_client(server: Server, name: str, group: str | None) -> CotClient:
     )
 
 
-async def until(check: object, what: str) -> None:
+async def until(check: Callable[[], Awaitable[object]], what: str) -> None:
     """Poll an async predicate until it holds, or fail naming what did not happen."""
-    deadline = time.monotonic() + DEADLINE_S
-    while not await check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
+    await wait_until(check, timeout_s=DEADLINE_S, what=what)
 
 
 async def contacts_seen(http: httpx.AsyncClient, count: int) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from lxml import etree
 
 from accord.app import start
@@ -21,6 +22,7 @@ from accord.store.records import PackageQuery
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient, client_tls_context, marker, new_uid, sa
 from tests.e2e.test_marti import https
+from tests.waiting import wait_until
 
 ZIP = "application/x-zip-compressed"
 
@@ -57,14 +59,21 @@ async def assert_nothing_stored(server: Server) -> None:
     assert package_files(server) == []
 
 
-async def raw_https(
-    server: Server, name: str, port: int | None = None
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A bare TLS connection to the HTTPS port with a client certificate, for what httpx will
-    not do (stop mid-body, stop reading). Bounded: pytest-timeout cannot interrupt uvloop."""
+def client_context(server: Server, name: str) -> ssl.SSLContext:
+    """A client TLS context with a certificate from the server's CA (issued here: slow)."""
     cert, key = server.client_cert(name)
     ctx = ssl.create_default_context(cafile=str(server.pki.ca_cert))
     ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+async def raw_https(
+    server: Server, name: str | ssl.SSLContext, port: int | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A bare TLS connection to the HTTPS port with a client certificate (a name to issue one
+    for, or a context holding one), for what httpx will not do (stop mid-body, stop reading).
+    Bounded: pytest-timeout cannot interrupt uvloop."""
+    ctx = client_context(server, name) if isinstance(name, str) else name
     async with asyncio.timeout(10):
         return await asyncio.open_connection("127.0.0.1", port or server.port("https"), ssl=ctx)
 
@@ -439,11 +448,9 @@ async def test_a_client_that_goes_away_mid_upload_leaves_nothing(server: Server)
     )
     async with asyncio.timeout(10):
         await writer.drain()
-    await asyncio.sleep(0.2)  # the server is streaming it into a temporary file now
+    await wait_until(lambda: package_files(server), what="streaming into a temporary file")
     writer.close()
-    async with asyncio.timeout(5):
-        while package_files(server):
-            await asyncio.sleep(0.05)
+    await wait_until(lambda: not package_files(server), what="the temporary file removed")
     await assert_nothing_stored(server)
 
 
@@ -545,6 +552,14 @@ async def test_bad_searches_and_deletes_are_refused_with_a_reason(server: Server
             assert "hash" in answer.json()["error"]
 
 
+def established(port: int) -> int:
+    """How many TCP connections to ``port`` on 127.0.0.1 are open on the server's side, as
+    the kernel lists them (/proc/net/tcp: local address, state 01 = ESTABLISHED)."""
+    local = f"0100007F:{port:04X}"
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == "01")
+
+
 def open_blob_files(server: Server, digest: str) -> list[str]:
     """The file descriptors of this process (the server runs in it) open on the blob."""
     blob = str(server.config.data_dir / "packages" / digest[:2] / digest)
@@ -558,24 +573,104 @@ def open_blob_files(server: Server, digest: str) -> list[str]:
     return found
 
 
+async def abandon_download(server: Server, name: str | ssl.SSLContext, digest: str) -> None:
+    """Start downloading the blob, read a little, stop reading (the server is then held by flow
+    control) and drop the connection; the connection is dropped whatever goes wrong."""
+    reader, writer = await raw_https(server, name)
+    try:
+        writer.write(f"GET /Marti/sync/content?hash={digest} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        async with asyncio.timeout(10):
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+            await reader.read(65536)
+        await wait_until(lambda: open_blob_files(server, digest), what="the blob is open")
+    finally:
+        writer.transport.abort()
+
+
 async def test_a_download_the_client_abandons_stops_and_closes_the_file(server: Server) -> None:
     data = package_bytes(8_000_000, seed=2)
     digest = sha256(data)
     async with https(server, "alpha") as http:
         await commo_upload(http, data)
-    reader, writer = await raw_https(server, "quitter")
-    writer.write(f"GET /Marti/sync/content?hash={digest} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    async with asyncio.timeout(5):
-        await reader.readuntil(b"\r\n\r\n")
-        await reader.read(65536)  # then stop reading: the server is held by flow control
-    await asyncio.sleep(0.1)
-    assert open_blob_files(server, digest) != []
-    writer.transport.abort()
-    async with asyncio.timeout(5):
-        while open_blob_files(server, digest):
-            await asyncio.sleep(0.02)
+    await abandon_download(server, "quitter", digest)
+    await wait_until(lambda: not open_blob_files(server, digest), what="the blob is closed")
     async with https(server, "alpha") as http:
         assert (await http.get("/Marti/sync/content", params={"hash": digest})).content == data
+
+
+# 50 rounds with RUN_SLOW=1 (the load the hang was seen under); a short form by default.
+ABANDON_ROUNDS = 50 if os.environ.get("RUN_SLOW") == "1" else 5
+ABANDONS_PER_ROUND = 4
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60 + 6 * ABANDON_ROUNDS)
+async def test_downloads_abandoned_again_and_again_under_load_all_stop_and_close(
+    server: Server,
+) -> None:
+    abandoned, loaded = package_bytes(8_000_000, seed=4), package_bytes(2_000_000, seed=5)
+    async with https(server, "alpha") as http:
+        for data in (abandoned, loaded):
+            assert (await commo_upload(http, data)).status_code == 200
+    stop = asyncio.Event()
+
+    async def load() -> int:
+        """Whole downloads of another package, back to back, while the others are abandoned."""
+        done = 0
+        async with https(server, "loader") as http:
+            while not stop.is_set():
+                got = await http.get("/Marti/sync/content", params={"hash": sha256(loaded)})
+                assert got.content == loaded
+                done += 1
+        return done
+
+    quitters = [client_context(server, f"quitter{i}") for i in range(ABANDONS_PER_ROUND)]
+    loader = asyncio.create_task(load())
+    try:
+        for _ in range(ABANDON_ROUNDS):
+            await asyncio.gather(
+                *(abandon_download(server, q, sha256(abandoned)) for q in quitters)
+            )
+            await wait_until(
+                lambda: not open_blob_files(server, sha256(abandoned)),
+                what="every abandoned download closed its file",
+            )
+    finally:
+        stop.set()
+        assert await loader > 0
+    await wait_until(
+        lambda: established(server.port("https")) == 0,
+        what="every abandoned connection is gone",
+    )
+    async with https(server, "alpha") as http:
+        fetched = await http.get("/Marti/sync/content", params={"hash": sha256(abandoned)})
+        assert fetched.content == abandoned
+
+
+async def test_closing_the_server_drops_a_download_the_client_stopped_reading(
+    make_server: ServerFactory,
+) -> None:
+    # A response still held by flow control when the server closes ends with the grace: a
+    # graceful TLS close would wait for the client to read on, and hold the event loop's close.
+    server = await make_server()
+    data = package_bytes(8_000_000, seed=6)
+    digest = sha256(data)
+    async with https(server, "alpha") as http:
+        await commo_upload(http, data)
+    reader, writer = await raw_https(server, "stalled")
+    try:
+        writer.write(f"GET /Marti/sync/content?hash={digest} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        async with asyncio.timeout(10):
+            await reader.readuntil(b"\r\n\r\n")
+            await reader.read(65536)  # then stop reading, and stay connected
+        await wait_until(lambda: open_blob_files(server, digest), what="the blob is open")
+        port = server.port("https")
+        async with asyncio.timeout(30):
+            await server.running.close(grace_s=0.5)
+        assert established(port) == 0
+        assert open_blob_files(server, digest) == []
+    finally:
+        writer.transport.abort()
 
 
 # -- durability and memory -------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 from accord.bridges.tlog import Record, decode_tlog
 from accord.cli.replay import Progress, heartbeat_vehicle, replay
 from tests.conftest import ServerFactory
+from tests.waiting import wait_until
 
 LOGS = Path(__file__).resolve().parents[3] / "shared" / "data" / "mavlink"
 VTOL = LOGS / "uavlogviewer-vtol.tlog"
@@ -104,8 +105,9 @@ async def test_replaying_a_clean_log_to_a_server_shows_no_bad_frames(
     feed = server.running.feeds["mavlink"]
     counters = feed.bridge.counters
     records = len(_records())
-    async with asyncio.timeout(10):
-        while counters.messages + counters.unknown + counters.bad_data < records:
-            await asyncio.sleep(0.05)
+    await wait_until(
+        lambda: counters.messages + counters.unknown + counters.bad_data >= records,
+        what="every record of the log read",
+    )
     assert counters.bad_data == 0
     assert counters.truncated == 0

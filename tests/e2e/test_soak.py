@@ -14,6 +14,7 @@ import pytest
 from accord.cot.xml import encode_xml
 from tests.conftest import ServerFactory
 from tests.e2e.clients import CotClient, sa
+from tests.waiting import wait_until
 
 LONG = os.environ.get("RUN_SLOW") == "1"
 ROUNDS = 20 if LONG else 3
@@ -54,9 +55,7 @@ async def test_clients_churn_under_traffic_without_loss_or_leak(make_server: Ser
         deletes = [e for e in received if e.type == "t-x-d-d"]
         assert len(deletes) == CLIENTS
         assert len({e.uid for e in received if e.type != "t-x-d-d"}) == CLIENTS
-        async with asyncio.timeout(10):
-            while server.running.hub.session_count != 1:
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: server.running.hub.session_count == 1, what="all but one left")
     counters = server.counters
     assert counters.malformed == 0
     assert counters.queue_dropped == 0

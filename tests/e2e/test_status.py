@@ -19,6 +19,7 @@ from accord.cli import main
 from accord.cli.status import render
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient, client_tls_context, sa
+from tests.waiting import wait_until
 
 TAKV = '<takv device="Pixel 8" platform="ATAK-CIV" os="34" version="5.5.0.3"/>'
 
@@ -42,7 +43,7 @@ async def connect_two(server: Server) -> None:
     anon = await CotClient.connect(server.port("tcp"))
     await alpha.send(sa("ALPHA-1", "ALPHA", extra=TAKV))
     await anon.send(sa("ANON-1", "ANONYMOUS"))
-    await asyncio.sleep(0.2)
+    await wait_until(lambda: server.counters.events_in == 2, what="both SAs routed")
     assert server.running.history_writer is not None
     await server.running.history_writer.flush()
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 from accord.cot.model import WireFormat
 from accord.cot.xml import encode_xml
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient, canonical, client_tls_context, marker, new_uid, sa
+from tests.waiting import wait_until
 
 
 async def tls_client(
@@ -72,7 +72,7 @@ async def test_stale_sa_is_not_replayed_to_newcomers(server: Server) -> None:
     fresh = sa("ALPHA-2", "ALPHA")
     old = dataclasses.replace(fresh, stale=fresh.time - 1)
     await alpha.send(old)
-    await asyncio.sleep(0.1)
+    await wait_until(lambda: server.counters.events_in == 1, what="the stale SA routed")
     bravo = await CotClient.connect(server.port("tcp"))
     assert await bravo.expect_silence() == []
 

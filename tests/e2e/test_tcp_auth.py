@@ -14,6 +14,7 @@ from accord.domain.groups import Membership
 from accord.identity.users import UserStore
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient, new_uid, sa
+from tests.waiting import wait_until
 
 CHEAP = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
@@ -93,9 +94,8 @@ async def test_connections_still_signing_in_count_against_max_connections(
     try:
         for _ in range(2):
             writers.append((await asyncio.open_connection("127.0.0.1", limited.port("tcp")))[1])
-        async with asyncio.timeout(5):
-            while limited.running.hub.signing_in != 2:
-                await asyncio.sleep(0.02)
+        hub = limited.running.hub
+        await wait_until(lambda: hub.signing_in == 2, what="both connections signing in")
         reader, writer = await asyncio.open_connection("127.0.0.1", limited.port("tcp"))
         writers.append(writer)
         async with asyncio.timeout(5):
@@ -103,15 +103,11 @@ async def test_connections_still_signing_in_count_against_max_connections(
         assert limited.counters.connections_refused == 1
         # One of them leaves: its place is free again, and the count follows.
         writers[0].close()
-        async with asyncio.timeout(5):
-            while limited.running.hub.signing_in != 1:
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: hub.signing_in == 1, what="the place freed")
         _, alice = await asyncio.open_connection("127.0.0.1", limited.port("tcp"))
         writers.append(alice)
         alice.write(auth("alice", "alice password") + encode_xml(sa(new_uid(), "ALICE")))
-        async with asyncio.timeout(5):
-            while limited.running.hub.session_count < 1:
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: hub.session_count >= 1, what="alice's session")
         assert limited.running.hub.signing_in == 1  # alice is a session now
     finally:
         for writer in writers:

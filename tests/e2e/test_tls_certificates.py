@@ -25,6 +25,7 @@ from accord.identity.ca import Authority, cert_pem, key_pem, load_authority
 from accord.identity.pki import issue_client
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient, client_tls_context, new_uid, sa
+from tests.waiting import wait_until
 
 LOGGER = "accord.listen"
 COUNTED_WITHIN_S = 2.0
@@ -123,7 +124,7 @@ async def _refused(server: Server, ctx: ssl.SSLContext) -> None:
         async with asyncio.timeout(REFUSED_WITHIN_S):
             reading = asyncio.ensure_future(client.recv(timeout=REFUSED_WITHIN_S))
             while not reading.done() and server.running.hub.session_count == sessions:
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # two conditions raced: the refusal or a session
             if not reading.done():
                 reading.cancel()
                 pytest.fail("the server accepted the certificate: a session was attached")
@@ -137,9 +138,11 @@ async def _refused(server: Server, ctx: ssl.SSLContext) -> None:
 
 async def _counted(server: Server, failures: int) -> None:
     """Wait for the server to have counted ``failures`` failed handshakes (it logs just before)."""
-    async with asyncio.timeout(COUNTED_WITHIN_S):
-        while server.counters.tls_handshake_failed < failures:
-            await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: server.counters.tls_handshake_failed >= failures,
+        timeout_s=COUNTED_WITHIN_S,
+        what=f"{failures} failed handshakes",
+    )
     assert server.counters.tls_handshake_failed == failures
 
 
@@ -160,9 +163,11 @@ async def _good_client(server: Server, name: str) -> CotClient:
 async def _attached(server: Server, sessions: int) -> None:
     """Wait for the hub to hold ``sessions`` sessions (the server attaches after the client's
     side of the TLS 1.3 handshake has finished)."""
-    async with asyncio.timeout(COUNTED_WITHIN_S):
-        while server.running.hub.session_count < sessions:
-            await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: server.running.hub.session_count >= sessions,
+        timeout_s=COUNTED_WITHIN_S,
+        what=f"{sessions} sessions",
+    )
     assert server.running.hub.session_count == sessions
 
 

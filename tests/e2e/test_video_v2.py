@@ -3,8 +3,6 @@ feeds as ``/Marti/vcm``, and the drones' ``<__video>`` streams."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 from accord.bridges.simulator import Fleet
@@ -14,6 +12,7 @@ from tests.e2e import shapes
 from tests.e2e.test_drone import fly
 from tests.e2e.test_marti import https
 from tests.e2e.test_video import FEEDS, feeds
+from tests.waiting import wait_until
 
 CONNECTION = {
     "uuid": "c-1",
@@ -133,10 +132,11 @@ async def test_a_drones_video_stream_is_listed_while_its_feed_runs(
     server = await make_server(drone_feeds=(feed,))
     await fly(server, Fleet(1), 0.5)
     async with https(server, "red-1", "Red") as red, https(server, "blue-1", "Blue") as blue:
-        deadline = time.monotonic() + 5.0
-        while not (await red.get("/Marti/api/video")).json()["videoConnections"]:
-            assert time.monotonic() < deadline, "the drone's stream never showed"
-            await asyncio.sleep(0.05)
+
+        async def listed() -> object:
+            return (await red.get("/Marti/api/video")).json()["videoConnections"]
+
+        await wait_until(listed, timeout_s=5.0, what="the drone's stream listed")
         listing = (await red.get("/Marti/api/video")).json()
         shapes.check(listing, {"videoConnections": [shapes.VIDEO_CONNECTION]})
         (conn,) = listing["videoConnections"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from accord.ledger.checkpoint import (
@@ -88,3 +90,25 @@ def test_cosignature_over_another_checkpoint_or_by_another_key_fails() -> None:
         verify_cosignature(note, line, Signer.generate("org-c.example").verifier)
     with pytest.raises(NoteError, match="not partner key"):
         verify_cosignature(note, line, Signer.generate("org-b.example").verifier)
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"o\n1\n\xff\n", "not UTF-8"),
+        (b"o\n1\nnot base64!\n", "root hash is not base64"),
+    ],
+)
+def test_a_checkpoint_names_what_is_wrong(body: bytes, why: str) -> None:
+    with pytest.raises(NoteError, match=why):
+        decode_checkpoint(body)
+
+
+def test_a_cosignature_of_the_wrong_length_is_refused() -> None:
+    log, partner = Signer.generate("org-a.example"), Signer.generate("org-b.example")
+    note = sign_checkpoint(Checkpoint(ORIGIN, 3, leaf_hash(b"y")), log)
+    line = cosign(note, partner, 10)
+    dash, name, raw = line.rstrip("\n").split(" ")
+    cut = base64.b64encode(base64.b64decode(raw)[:-1]).decode()
+    with pytest.raises(NoteError, match="has the wrong length"):
+        verify_cosignature(note, f"{dash} {name} {cut}\n", partner.verifier)

@@ -140,3 +140,18 @@ def test_the_direct_encoding_is_byte_for_byte_the_json_canonical_form(
         )  # fmt: skip
     assert encode_entry(e) == canonical_json(e)
     assert decode_entry(encode_entry(e)) == e
+
+
+def test_an_entry_needs_a_natural_sequence_number_and_string_fields() -> None:
+    with pytest.raises(EntryError, match="sequence -1 is negative"):
+        Entry(-1, 5, Direction.OUT, "b", Decision.RELEASED, "r", content_hash(b"x"))
+    good = encode_entry(Entry(0, 5, Direction.OUT, "b", Decision.RELEASED, "r", content_hash(b"x")))
+    with pytest.raises(EntryError, match="7 is not a string"):
+        decode_entry(good.replace(b'"rule":"r"', b'"rule":7'))
+
+
+def test_entry_fields_names_what_is_wrong_with_bytes_that_are_not_json() -> None:
+    from accord.ledger.entry import entry_fields
+
+    with pytest.raises(EntryError, match="not a ledger entry"):
+        entry_fields(b"not json")

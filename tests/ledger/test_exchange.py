@@ -21,7 +21,7 @@ from accord.ledger.exchange import (
     program,
 )
 from accord.ledger.log import Appended, Log
-from accord.ledger.merkle import Tree
+from accord.ledger.merkle import Tree, leaf_hash
 from accord.ledger.note import NoteError, Signer
 from accord.ledger.receipt import Receipt, open_receipts, sign_receipts
 from accord.ledger.verify import Inconsistency, LogVerifier
@@ -154,3 +154,75 @@ def test_batch_receipts_open_and_verify_and_a_wrong_leaf_is_named() -> None:
     wrong = [receipts[0], Receipt(out.origin, 1, Tree([b"\0" * 32]).root(), 1, 5000)]
     with pytest.raises(Inconsistency, match="entry 1 disagrees"):
         verify([sign_receipts(wrong, RECEIVER)])
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"[1]", "not a JSON object"),
+        (b'{"key": 5, "have": 0}', "key: not a string"),
+    ],
+)
+def test_a_hello_of_the_wrong_shape_is_named(data: bytes, why: str) -> None:
+    with pytest.raises(ExchangeError, match=why):
+        decode_hello(data)
+
+
+@pytest.mark.parametrize(
+    ("released", "why"),
+    [
+        ('"none"', "released: not a list"),
+        ('[[0, "AAAA", 1]]', r"items are \[index, base64 entry\]"),
+        ('[[-1, "AAAA"]]', "index is not a natural number"),
+        ('[["0", "AAAA"]]', "index is not a natural number"),
+        ('[[0, "not base64!"]]', "released entry: not base64"),
+    ],
+)
+def test_a_checkpoint_message_with_bad_released_items_is_named(released: str, why: str) -> None:
+    data = f'{{"note": "", "start": 0, "leaves": "", "released": {released}}}'.encode()
+    with pytest.raises(ExchangeError, match=why):
+        decode_checkpoint_message(data)
+
+
+def test_only_an_out_log_towards_us_of_one_origin_is_accepted() -> None:
+    inbound = Log(SENDER, SENDER.name, "org-b", Direction.IN)
+    copy = PartnerLog(SENDER.verifier)
+    with pytest.raises(ExchangeError, match="is not an out log"):
+        copy.accept(CheckpointMessage(inbound.checkpoint(), 0, (), ()))
+    out, appended = _log(2)
+    copy.accept(_message(out, appended, 0, 2))
+    other = Log(SENDER, SENDER.name, "org-c", Direction.OUT)
+    with pytest.raises(ExchangeError, match=r"was 'org-a\.example/.*org-b/out'"):
+        copy.accept(CheckpointMessage(other.checkpoint(), 2, (), ()))
+    assert copy.size == 2
+
+
+def test_a_log_that_shrank_is_refused() -> None:
+    out, appended = _log(4)
+    copy = PartnerLog(SENDER.verifier)
+    copy.accept(_message(out, appended, 0, 4))
+    with pytest.raises(ExchangeError, match="the log shrank"):
+        copy.accept(CheckpointMessage(out.checkpoint(2), 4, (), ()))
+    assert copy.size == 4
+
+
+def test_released_items_must_be_releases_inside_the_checkpoint() -> None:
+    out, appended = _log(4)
+    message = _message(out, appended, 0, 3)
+    withheld = appended[2]  # i % 3 == 2: withheld, its leaf is in the log
+    for released, why in (
+        (((3, appended[3].data),), "released entry 3 is outside this checkpoint"),
+        (((2, withheld.data),), "entry 2 is not a release at that index"),
+    ):
+        copy = PartnerLog(SENDER.verifier)
+        with pytest.raises(ExchangeError, match=why):
+            copy.accept(CheckpointMessage(message.note, 0, message.leaves, released))
+        assert copy.size == 0  # nothing taken
+
+
+def test_a_released_item_that_is_not_json_is_refused() -> None:
+    data = b"not json"
+    out = Log(SENDER, SENDER.name, "org-b", Direction.OUT, [leaf_hash(data)])
+    message = CheckpointMessage(out.checkpoint(1), 0, (leaf_hash(data),), ((0, data),))
+    with pytest.raises(ExchangeError, match="released entry 0 is not JSON"):
+        PartnerLog(SENDER.verifier).accept(message)

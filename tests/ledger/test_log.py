@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from accord.ledger.checkpoint import cosign, open_checkpoint, verify_cosignature
@@ -51,3 +53,26 @@ def test_entries_must_continue_the_log() -> None:
         log.append(other.release(1, "r", b"x").entry)
     with pytest.raises(EntryError):
         log.receipt(log.release(1, "r", b"x"), "o", 1)
+
+
+def test_an_item_released_but_never_sent_is_logged_by_its_keyed_hash() -> None:
+    log = Log(A, "a", "b", "out")
+    secret = b"k" * 32
+    dropped = log.drop(5, "rule-1", b"<event/>", secret, policy="v2")
+    assert (dropped.entry.decision.value, dropped.entry.rule, dropped.entry.policy) == (
+        "dropped",
+        "rule-1",
+        "v2",
+    )
+    assert dropped.entry.item.startswith("hmac-sha256:")
+    assert content_hash(b"<event/>") not in dropped.data.decode()  # not named by its plain hash
+    assert log.size == 1
+
+
+def test_an_entry_of_the_other_direction_does_not_go_in_a_log() -> None:
+    out = Log(A, "a", "b", "out")
+    mirror = Log(A, "a", "b", "in")
+    received = mirror.receive(1, b"x", 0, bytes(32)).entry
+    with pytest.raises(EntryError, match="a in entry does not go in the out log"):
+        out.append(dataclasses.replace(received, seq=0))
+    assert out.size == 0

@@ -223,3 +223,37 @@ def test_inclusion_proof_of_wrong_length_hash_is_refused() -> None:
     tree = _tree(4)
     with pytest.raises(ProofError, match="bytes"):
         root_from_inclusion(0, 4, tree.leaf(0)[:31], tree.inclusion_proof(0))
+
+
+def test_a_subtree_that_ends_the_tree_is_proven_consistent() -> None:
+    tree = _tree(6)
+    for start, end in ((4, 6), (5, 6), (0, 6)):
+        proof = tree.subtree_consistency_proof(start, end, 6)
+        verify_subtree_consistency(start, end, 6, proof, tree.subtree_hash(start, end), tree.root())
+
+
+def test_asking_a_tree_for_what_it_does_not_hold_is_a_value_error() -> None:
+    tree = _tree(6)
+    for ask in (
+        lambda: tree.append(b"short"),
+        lambda: tree.truncate(7),
+        lambda: tree.truncate(-1),
+        lambda: tree.subtree_hash(1, 3),  # not a subtree
+        lambda: tree.subtree_hash(4, 8),  # past the end
+        lambda: tree.root(7),
+        lambda: tree.inclusion_proof(6),
+        lambda: tree.inclusion_proof(0, 7),
+        lambda: tree.subtree_inclusion_proof(4, 4, 8),
+        lambda: tree.subtree_inclusion_proof(3, 4, 6),
+        lambda: tree.consistency_proof(0),
+        lambda: tree.consistency_proof(3, 7),
+        lambda: tree.subtree_consistency_proof(1, 3, 6),
+        lambda: tree.subtree_consistency_proof(4, 6, 7),
+    ):
+        with pytest.raises(ValueError, match=r"leaf|tree|subtree|size"):
+            ask()
+    assert tree.size == 6  # nothing changed
+    tree.truncate(4)
+    assert (tree.size, tree.root()) == (4, _tree(4).root())
+    assert tree.subtree_hash(2, 2) == EMPTY_ROOT
+    assert tree.subtree_consistency_proof(3, 3, 4) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accord.ledger.note import (
+    MAX_NOTE_BYTES,
     NoteError,
     Signer,
     add_signature,
@@ -83,3 +84,39 @@ def test_text_with_a_blank_line_cannot_be_signed() -> None:
         sign_note(b"a\n\nb\n", Signer.generate("x"))
     with pytest.raises(NoteError):
         decode_signature_line("- x AAAA")
+
+
+def _skey_with(signer: Signer, **parts: str) -> str:
+    fields = dict(zip(("p", "k", "name", "id", "key"), signer.skey().split("+", 4), strict=True))
+    return "+".join({**fields, **parts}.values())
+
+
+def test_malformed_signer_keys_are_refused_by_what_is_wrong() -> None:
+    signer = Signer.generate("org-a.example")
+    other = Signer.generate("org-a.example")
+    seed_of_33_with_alg_2 = "Ag" + signer.skey().split("+", 4)[4][2:]
+    for text, why in (
+        ("PUBLIC+KEY+a+00+AA==", "not a signer key"),
+        (_skey_with(signer, key="not base64!"), "bad base64"),
+        (_skey_with(signer, key="AAAA"), "not an Ed25519 key"),
+        (_skey_with(signer, key=seed_of_33_with_alg_2), "not an Ed25519 key"),
+        (_skey_with(signer, name="has space"), "empty or has a space"),
+        (_skey_with(signer, id=other.verifier.key_id.hex()), "key ID does not match"),
+    ):
+        with pytest.raises(NoteError, match=why):
+            decode_skey(text)
+
+
+def test_a_key_name_must_be_one_word_without_plus() -> None:
+    for name in ("", "two words", "a+b", "tab\there"):
+        with pytest.raises(NoteError, match="empty or has a space or"):
+            Signer.generate(name)
+
+
+def test_notes_too_large_or_with_bad_signature_lines_are_refused() -> None:
+    with pytest.raises(NoteError, match="too large"):
+        decode_note(b"x" * (MAX_NOTE_BYTES + 1))
+    with pytest.raises(NoteError, match="not UTF-8"):
+        decode_note(b"text\n\n\xff\xfe\n")
+    with pytest.raises(NoteError, match="too short"):
+        decode_signature_line("\u2014 a AAAA\n")

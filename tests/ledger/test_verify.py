@@ -9,6 +9,7 @@ import pytest
 from accord.ledger.checkpoint import cosign
 from accord.ledger.entry import Direction
 from accord.ledger.log import Appended, Log
+from accord.ledger.merkle import leaf_hash
 from accord.ledger.note import Signer
 from accord.ledger.verify import (
     Inconsistency,
@@ -165,3 +166,70 @@ def test_without_the_partner_key_cosignatures_are_reported_unchecked() -> None:
     summary = v.finish()
     assert summary.cosigned == 0
     assert summary.unchecked == ["1 cosignature(s): no public key for partner 'org-b'"]
+
+
+def test_a_checkpoint_stored_at_another_size_is_named() -> None:
+    log, rows, cps = _log()
+    moved = [StoredCheckpoint(6, cps[0].note), *cps[1:]]
+    with pytest.raises(Inconsistency, match="checkpoint 1: stored at size 6 but signed for 5"):
+        _verify(log, rows, moved)
+
+
+def test_a_cosignature_without_its_checkpoint_is_named() -> None:
+    log, rows, cps = _log()
+    line = cosign(cps[0].note, B, 1)
+    with pytest.raises(Inconsistency, match="cosignature at size 7: no checkpoint of that size"):
+        _verify(log, rows, cps, cosignatures=[StoredCosignature(7, line)])
+
+
+def test_receipts_that_cannot_be_opened_or_are_for_another_log_are_named() -> None:
+    log, rows, cps = _log()
+    mirror = Log(B, "org-b.example", "org-a", Direction.IN)
+    appended = mirror.receive(1, b"x", 4, rows[4][2])
+    forged = Log(Signer.generate("org-b.example"), "org-b.example", "org-a", Direction.IN)
+    with pytest.raises(Inconsistency, match="receipt 1: "):
+        _verify(log, rows, cps, receipts=[forged.receipt(appended, log.origin, 1)])
+    with pytest.raises(Inconsistency, match="receipt 1 is for log 'elsewhere/out', not"):
+        _verify(log, rows, cps, receipts=[mirror.receipt(appended, "elsewhere/out", 1)])
+
+
+def test_a_receipt_for_an_entry_past_the_end_is_named() -> None:
+    log, rows, cps = _log()
+    mirror = Log(B, "org-b.example", "org-a", Direction.IN)
+    receipt = mirror.receipt(mirror.receive(1, b"x", 20, bytes(32)), log.origin, 1)
+    with pytest.raises(Inconsistency, match="receipt for entry 20: the log has only 20 entries"):
+        _verify(log, rows, cps, receipts=[receipt])
+
+
+def test_receipts_without_the_partner_key_are_reported_unchecked() -> None:
+    log, rows, _ = _log()
+    mirror = Log(B, "org-b.example", "org-a", Direction.IN)
+    receipt = mirror.receipt(mirror.receive(1, b"x", 4, rows[4][2]), log.origin, 1)
+    v = LogVerifier(
+        partner="org-b", direction="out", origin=log.origin, log_key=A.verifier, receipts=[receipt]
+    )
+    v.feed(rows)
+    assert v.finish().unchecked == ["1 receipt(s): no public key for partner 'org-b'"]
+
+
+def test_an_entry_stored_twice_is_named() -> None:
+    message = _tamper(lambda rows: rows.insert(3, rows[2]))
+    assert message == "entry 2 stored twice or out of index order"
+
+
+def test_an_entry_that_is_not_one_is_named() -> None:
+    def garble(rows: Rows) -> None:
+        data = b"not an entry"
+        rows[3] = (3, data, leaf_hash(data))
+
+    assert _tamper(garble).startswith("entry 3: not a ledger entry")
+
+
+def test_an_entry_of_another_log_is_named() -> None:
+    other = Log(A, "org-a.example", "org-c", Direction.OUT)
+    fifth = [other.release(i, "r", bytes([i])) for i in range(5)][4]
+
+    def swap(rows: Rows) -> None:
+        rows[4] = (4, fifth.data, fifth.leaf)
+
+    assert _tamper(swap) == "entry 4 belongs to the out log of 'org-c'"

@@ -22,6 +22,7 @@ from accord.store.opening import open_store
 from accord.store.records import HistoryQuery, Payload, to_event
 from tests.cot.samples import make_event, sa_event
 from tests.server.fakes import Clock, RecordingSink
+from tests.waiting import next_turn
 
 NOW_MS = 1_700_000_000_000
 A = frozenset({"A"})
@@ -148,7 +149,7 @@ async def test_flush_waits_for_the_batch_the_writer_task_has_in_flight(store: St
     task = asyncio.get_running_loop().create_task(arch.run())
     for i in range(3000):  # more than one batch
         arch.record(make_event(f"u{i}", now_ms=NOW_MS + i), A)
-    await asyncio.sleep(0)  # the task takes the first batch and starts writing it
+    await next_turn()  # the task takes the first batch and starts writing it
     await arch.flush()
     task.cancel()
     assert (await store.history_stats()).events == 3000

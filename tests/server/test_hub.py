@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from typing import Any
 
@@ -14,6 +13,7 @@ from accord.domain.routing import DELETE_STALE_MS, DELETE_TYPE, notice
 from accord.server.hub import Hub
 from tests.e2e.clients import sa
 from tests.server.fakes import Clock, RecordingSink
+from tests.waiting import next_turn
 
 
 def make_hub(clock: Clock) -> Hub:
@@ -36,7 +36,7 @@ async def test_one_event_is_shared_by_all_recipients_and_encoded_once_per_format
     sender, _ = join(hub, "sender")
     sinks = [join(hub, f"r{i}", fmt)[1] for i in range(3) for fmt in WireFormat]
     hub.submit(sender, event)  # type: ignore[arg-type]
-    await asyncio.sleep(0)  # the flush runs at the end of the loop turn
+    await next_turn()  # the flush runs at the end of the loop turn
     items = [sink.flushed[0] for sink in sinks]
     assert all(item is items[0] for item in items)
     # Sessions of one class and format are handed the very same bytes: joined once per turn.
@@ -53,7 +53,7 @@ async def test_deliveries_of_one_turn_are_flushed_together() -> None:
     for i in range(10):
         hub.submit(sender, sa(f"S-{i}", f"S{i}"))  # type: ignore[arg-type]
     assert sink.flushed == []  # nothing written mid-turn
-    await asyncio.sleep(0)
+    await next_turn()
     assert [item.event.uid for item in sink.flushed] == [f"S-{i}" for i in range(10)]
     assert len(sink.writes) == 1
 
@@ -67,12 +67,12 @@ async def test_stationary_client_sa_is_replayed_until_its_own_stale_time() -> No
 
     clock.ms = event.time + 300_000  # well past the 180 s report interval
     _, early = join(hub, "early")
-    await asyncio.sleep(0)
+    await next_turn()
     assert [item.event.uid for item in early.flushed] == ["QUIET-1"]
 
     clock.ms = event.stale + 1
     _, late = join(hub, "late")
-    await asyncio.sleep(0)
+    await next_turn()
     assert late.flushed == []
     assert hub.roster.by_uid("QUIET-1") is quiet  # stale SA, but the client stays connected
 
@@ -80,17 +80,17 @@ async def test_stationary_client_sa_is_replayed_until_its_own_stale_time() -> No
 async def test_departure_names_the_client_unless_its_uid_reconnected_meanwhile() -> None:
     event = sa("DUP-1", "DUP")
     hub = make_hub(Clock(event.time))
-    old, _ = join(hub, "old")
+    old, _ = join(hub, "10.0.0.7:40001")
     hub.submit(old, event)  # type: ignore[arg-type]
-    new, _ = join(hub, "new")  # ATAK reconnected before the old socket timed out
+    new, _ = join(hub, "10.0.0.7:40002")  # ATAK reconnected before the old socket timed out
     hub.submit(new, event)  # type: ignore[arg-type]
     _, watcher = join(hub, "watcher")
     hub.detach(old)  # type: ignore[arg-type]
-    await asyncio.sleep(0)
+    await next_turn()
     assert [i.event.type for i in watcher.flushed] == ["a-f-G-U-C"]  # replay only, no delete
 
     hub.detach(new)  # type: ignore[arg-type]
-    await asyncio.sleep(0)
+    await next_turn()
     deletes = [i.event for i in watcher.flushed if i.event.type == "t-x-d-d"]
     assert len(deletes) == 1
     assert 'uid="DUP-1"' in deletes[0].detail.xml
@@ -103,12 +103,12 @@ async def test_turn_keeps_order_for_a_session_named_by_a_directed_event() -> Non
     _, charlie_sink = join(hub, "charlie")
     hub.submit(bravo, sa("BRAVO-1", "BRAVO"))  # type: ignore[arg-type]
     hub.submit(alpha, sa("A-1", "ALPHA"))  # type: ignore[arg-type]
-    await asyncio.sleep(0)
+    await next_turn()
     directed = sa("D-1", "ALPHA", extra='<marti><dest callsign="BRAVO"/></marti>')
     hub.submit(alpha, sa("A-2", "ALPHA"))  # type: ignore[arg-type]
     hub.submit(alpha, directed)  # type: ignore[arg-type]
     hub.submit(alpha, sa("A-3", "ALPHA"))  # type: ignore[arg-type]
-    await asyncio.sleep(0)
+    await next_turn()
     assert [i.event.uid for i in bravo_sink.flushed] == ["A-1", "A-2", "D-1", "A-3"]
     assert [i.event.uid for i in charlie_sink.flushed] == ["BRAVO-1", "A-1", "A-2", "A-3"]
     assert "marti" not in bravo_sink.flushed[2].event.detail.xml
@@ -120,7 +120,7 @@ async def test_a_session_joining_mid_turn_gets_the_latest_sa_once() -> None:
     early, _ = join(hub, "early")
     hub.submit(early, event)  # type: ignore[arg-type]
     _, late = join(hub, "late")  # same turn: the SA is known and still being delivered
-    await asyncio.sleep(0)
+    await next_turn()
     assert [i.event.uid for i in late.flushed] == ["EARLY-1"]
 
 
@@ -131,9 +131,9 @@ async def test_newcomers_share_the_encoding_of_the_latest_sa() -> None:
     _, early = join(hub, "early", WireFormat.PROTOBUF)
     hub.submit(sender, event)  # type: ignore[arg-type]
     _, late1 = join(hub, "late1", WireFormat.PROTOBUF)
-    await asyncio.sleep(0)
+    await next_turn()
     _, late2 = join(hub, "late2", WireFormat.PROTOBUF)
-    await asyncio.sleep(0)
+    await next_turn()
     items = [early.flushed[0], late1.flushed[0], late2.flushed[0]]
     assert all(item is items[0] for item in items)  # one Outgoing: one protobuf encoding
 
@@ -153,12 +153,12 @@ async def test_a_partners_departed_contact_is_not_replayed_to_newcomers() -> Non
     # A local client's delete names objects, not partner contacts: nothing is forgotten.
     hub.submit(local, delete_of("PARTNER-1", event.time))  # type: ignore[arg-type]
     _, early = join(hub, "early")
-    await asyncio.sleep(0)
+    await next_turn()
     assert [i.event.uid for i in early.flushed] == ["PARTNER-1"]
 
     hub.submit(link, delete_of("PARTNER-1", event.time))
     _, late = join(hub, "late")
-    await asyncio.sleep(0)
+    await next_turn()
     assert late.flushed == []  # not shown the departed contact
     assert hub.latest("PARTNER-1") is None
     # The delete itself is routed as before (the hub only stops replaying the SA).
@@ -182,12 +182,12 @@ async def test_a_regrouped_party_and_its_new_group_see_each_others_latest_sa() -
     hub.submit(alice, alice_sa)
     hub.submit(bob, bob_sa)
     hub.submit(carol, carol_sa)
-    await asyncio.sleep(0)
+    await next_turn()
     assert [i.event.uid for i in alice_sink.flushed] == []
     assert [i.event.uid for i in bob_sink.flushed] == ["C-1"]
 
     hub.regroup(bob, blue)  # bob moves to Blue
-    await asyncio.sleep(0)
+    await next_turn()
     got = [i.event.type if i.event.type.startswith("t-") else i.event.uid for i in bob_sink.flushed]
     assert got == ["C-1", "t-x-g-c", "A-1"]  # told, then synced like a newcomer
     assert [i.event.uid for i in alice_sink.flushed] == ["B-1"]  # Blue now hears bob

@@ -41,6 +41,7 @@ from accord.domain.metrics import Counters
 from accord.server.hub import Hub
 from tests.cot.samples import make_event
 from tests.server.fakes import Clock, RecordingSink
+from tests.waiting import next_turn
 
 # A few seconds by default; RUN_SLOW=1 (or ISOLATION_EXAMPLES=N) digs deeper.
 ISOLATION_EXAMPLES = int(
@@ -471,7 +472,10 @@ class Play:
             case Spoof(uid=uid, callsign=callsign):
                 # Not its own uid: an object it relays, which binds nothing.
                 event = self.sa(uid if uid != sender.uid else "ANDROID-GHOST", callsign)
-                self.submit(sender, event, self.others(sender.membership, sender))
+                # Another live session's own uid is not its to use (issue 13 §3): dropped.
+                owned = any(s.uid == event.uid and s.last_sa for s in self.online)
+                recipients = [] if owned else self.others(sender.membership, sender)
+                self.submit(sender, event, recipients)
             case Marker():
                 event = self.event(f"marker-{next(self.serial)}", "b-m-p-s-m", "<status/>")
                 self.submit(sender, event, self.others(sender.membership, sender))
@@ -506,7 +510,7 @@ class Play:
         assert self.hub.counters.events_delivered == delivered
 
     async def flush(self) -> None:
-        await asyncio.sleep(0)  # the hub flushes at the end of the loop turn
+        await next_turn()  # the hub flushes at the end of the loop turn
         self.check()
 
     async def run(self) -> None:
@@ -547,10 +551,10 @@ def test_a_regroup_later_in_the_turn_does_not_move_what_was_sent_before_it() -> 
         sinks = [RecordingSink(WireFormat.XML) for _ in range(3)]
         for party, sink in zip((alpha, bravo, charlie), sinks, strict=True):
             hub.attach(party, sink)
-        await asyncio.sleep(0)
+        await next_turn()
         hub.submit(alpha, make_event("ANDROID-a", now_ms=BASE_MS))  # sent while in Red
         hub.regroup(alpha, blue)  # same loop turn: alpha is moved to Blue
-        await asyncio.sleep(0)
+        await next_turn()
         return [i.event.uid for i in sinks[1].flushed], [i.event.uid for i in sinks[2].flushed]
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

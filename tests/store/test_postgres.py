@@ -18,6 +18,7 @@ from accord.store.opening import open_store
 from accord.store.postgres import PostgresStore, redact
 from accord.store.records import HistoryQuery
 from tests.store.test_contract import ev
+from tests.waiting import wait_until
 
 
 async def test_reopening_keeps_everything_and_continues_ids(
@@ -101,15 +102,33 @@ async def test_a_connection_the_server_dropped_is_replaced(postgres_url: str) ->
     store = await PostgresStore.open(postgres_url)
     try:
         await store.write_events([ev("a")], [])
+        pool = store._pool
+        assert pool is not None
         admin = await asyncpg.connect(postgres_url)
         try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            dropped = {
+                row["pid"]
+                for row in await admin.fetch(
+                    "SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            }
+            assert dropped
+
+            def held() -> set[int]:  # the server pids of the pool's open connections
+                return {
+                    h._con.get_server_pid()
+                    for h in pool._holders
+                    if h._con is not None and not h._con.is_closed()
+                }
+
+            # The pool may open a fresh connection meanwhile; what matters is that it holds
+            # none of those the server dropped.
+            await wait_until(
+                lambda: not (held() & dropped), what="the client saw its connections close"
             )
         finally:
             await admin.close()
-        await asyncio.sleep(0.1)  # let the client see the connection close
         assert [e.uid for e in (await store.history(HistoryQuery())).events] == ["a"]
     finally:
         await store.close()

@@ -46,6 +46,7 @@ _COUNTER_HELP = {
     "tls_handshake_failed": "TLS handshakes that failed or presented an unusable certificate",
     "framing_lost": "Streams closed because their framing could not be recovered",
     "blocked_closed": "Sessions closed for not reading (socket full for blocked_timeout_s)",
+    "uid_conflict": "Events dropped for using another user's own uid",
     "pings": "Pings (t-x-c-t) answered",
     "control_consumed": "Control events consumed by the server",
     "udp_in": "UDP datagrams received",
@@ -54,6 +55,7 @@ _COUNTER_HELP = {
     "enroll_refused": "Enrollment requests refused for a bad CSR",
     "enroll_auth_failed": "Enrollment requests with a wrong user name or password",
     "enroll_throttled": "Enrollment requests refused for too many wrong passwords",
+    "http_timed_out": "HTTP requests closed (408) for headers or a body that came too slowly",
 }
 
 

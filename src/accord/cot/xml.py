@@ -85,8 +85,6 @@ def parse_fragment(data: bytes | str) -> etree._Element:
         root = etree.fromstring(raw, _PARSER)
     except (etree.XMLSyntaxError, ValueError) as exc:
         raise MalformedEvent(f"not well-formed XML: {exc}", Malformation.NOT_WELL_FORMED) from None
-    if root is None:
-        raise MalformedEvent("empty XML document", Malformation.NOT_WELL_FORMED)
     return root
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from accord.cot.model import CotEvent
 from accord.domain.groups import Membership
+from accord.domain.ownership import Conflict, Speaker, UidOwners
 
 
 @dataclass(eq=False, slots=True)
@@ -27,6 +28,17 @@ class Party:
     callsign: str = ""
     principal: str = ""  # who signed in: certificate CN or TCP user name ("" = anonymous)
     last_sa: CotEvent | None = field(default=None, repr=False)
+    _speaker: Speaker | None = field(default=None, repr=False)
+
+    @property
+    def speaker(self) -> Speaker:
+        """Who this party is for uid ownership (its principal is set before it sends)."""
+        speaker = self._speaker
+        if speaker is None or speaker.user != self.principal:
+            session = self.receives and not self.relays
+            host = self.label.rsplit(":", 1)[0] if session else self.label
+            speaker = self._speaker = Speaker(self.principal, host, session)
+        return speaker
 
 
 # UDP senders cannot be disconnected, so their SAs are kept until stale, and at most this many
@@ -45,6 +57,7 @@ class Roster:
         # SA, whether a partner link relayed it). They have no session, so they are kept until
         # their own stale time, or a partner's departure notice (see ``forget``).
         self._mesh_sa: dict[str, tuple[Membership, CotEvent, bool]] = {}
+        self.owners = UidOwners()  # own uids of sessions and of users gone (issue 13 §3)
 
     def __len__(self) -> int:
         return len(self._parties)
@@ -55,11 +68,20 @@ class Roster:
     def receivers(self) -> Iterator[Party]:
         return (p for p in self._parties.values() if p.receives)
 
+    def compact(self) -> None:
+        """Rebuild the indexes: a dict keeps the size of its peak until it is rebuilt."""
+        self._parties = dict(self._parties)
+        self._by_uid = dict(self._by_uid)
+        self._by_callsign = dict(self._by_callsign)
+        self._mesh_sa = dict(self._mesh_sa)
+
     def join(self, party: Party) -> None:
         self._parties[party.key] = party
 
     def leave(self, party: Party) -> None:
         self._parties.pop(party.key, None)
+        if party.uid:
+            self.owners.release(party.uid, party.key)
         if party.uid and self._by_uid.get(party.uid) is party:
             del self._by_uid[party.uid]
         if party.callsign and self._by_callsign.get(party.callsign) is party:
@@ -70,6 +92,12 @@ class Roster:
 
     def by_callsign(self, callsign: str) -> Party | None:
         return self._by_callsign.get(callsign)
+
+    def conflict(self, party: Party, event: CotEvent) -> Conflict | None:
+        """Whether ``party`` may not send ``event``: its uid is someone else's own uid."""
+        if not self.owners or event.uid == party.uid:
+            return None
+        return self.owners.check(event.uid, party.speaker)
 
     def knows_sa(self, event: CotEvent) -> bool:
         """Whether ``event`` is still some party's latest SA (connected or UDP)."""
@@ -93,6 +121,7 @@ class Roster:
         if not party.uid:
             party.uid = event.uid
             self._by_uid[event.uid] = party
+            self.owners.claim(event.uid, party.key, party.speaker)
             self._mesh_sa.pop(event.uid, None)  # a restored report of itself is superseded
             changed = True
         if contact.callsign != party.callsign:

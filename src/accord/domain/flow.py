@@ -81,30 +81,24 @@ class TokenBucket:
         return False
 
 
-class FailureThrottle:
-    """Counts failed attempts per key (an address, a user name); after ``limit`` failures
-    within ``window_s`` the key is refused until the window has passed. Bounds password
-    guessing without locking out the real user for long."""
+class DropLog:
+    """When a session says it is dropping input: at the first drop, then at most once per
+    ``interval_s`` with the count since the last line (a flood must not flood the log)."""
 
-    __slots__ = ("_failures", "limit", "window_s")
+    __slots__ = ("_next", "_pending", "interval_s", "total")
 
-    def __init__(self, limit: int, window_s: float) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._failures: dict[str, list[float]] = {}
+    def __init__(self, interval_s: float = 60.0) -> None:
+        self.interval_s = interval_s
+        self.total = 0
+        self._pending = 0
+        self._next: float | None = None
 
-    def allowed(self, key: str, now: float) -> bool:
-        recent = [t for t in self._failures.get(key, ()) if now - t < self.window_s]
-        if recent:
-            self._failures[key] = recent
-        else:
-            self._failures.pop(key, None)
-        return len(recent) < self.limit
-
-    def failed(self, key: str, now: float) -> None:
-        self._failures.setdefault(key, []).append(now)
-        if len(self._failures) > 10_000:  # forget the oldest keys rather than grow forever
-            del self._failures[next(iter(self._failures))]
-
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
+    def dropped(self, now: float) -> int:
+        """Count one drop at ``now`` (seconds); how many to log now, 0 to stay quiet."""
+        self.total += 1
+        self._pending += 1
+        if self._next is not None and now < self._next:
+            return 0
+        count, self._pending = self._pending, 0
+        self._next = now + self.interval_s
+        return count

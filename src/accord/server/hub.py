@@ -12,6 +12,7 @@ turn, not a million per-event appends.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import logging
 from collections.abc import Callable, Iterable
@@ -19,13 +20,27 @@ from dataclasses import dataclass
 
 from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
+from accord.domain.catchup import LogEntry, SaLog
 from accord.domain.contacts import Party, Roster
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
+from accord.domain.ownership import Conflict
 from accord.domain.ports import ContactView, Recorder, Sink
 from accord.domain.routing import DELETE_TYPE, Kind, deleted, departure, groups_changed, route
+from accord.server.memory import Reclaim, release_memory
 
 log = logging.getLogger("accord.hub")
+# A newcomer that may hear at most this many SAs gets them at once, before anything else; with
+# more (a mass join), it catches up from the SA log a slice per loop turn, like a session whose
+# socket was full (issue 13 §1).
+CATCHUP_INLINE = 256
+# Per loop turn, all behind sessions together: SA log entries looked at, and written to one
+# session at a time (well under the socket's high-water mark). Pings, the admin API and fresh
+# events are served between slices.
+CATCHUP_SCAN_PER_TURN = 60_000
+CATCHUP_ITEMS_PER_SESSION = 512
+# Uid conflicts are logged once per sender and uid; past this many pairs the memory is reset.
+MAX_CONFLICTS_LOGGED = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +53,7 @@ class _Entry:
     item: Outgoing
     targets: frozenset[int] | None
     seq: int
+    sa_seq: int = 0  # an SA broadcast: its place in the SA log (behind sessions read it there)
 
 
 class Hub:
@@ -66,8 +82,22 @@ class Hub:
         # The latest SA of each uid as an Outgoing, shared by its broadcast and every replay
         # to a newcomer: a thousand protobuf newcomers encode it once, not a thousand times.
         self._sa_items: dict[str, Outgoing] = {}
+        self._log = SaLog()  # the same latest SAs in update order, for behind sessions
+        self._behind: dict[int, int] = {}  # party key -> SA log cursor (see catchup.py)
+        self._catch_up_armed = False
+        # Behind sessions with room in their sockets at the last slice: what admission waits on
+        # (sessions that do not read are not work the server can do).
+        self.catching_up = 0
+        self._caught_up = asyncio.Event()  # set while catching_up is below the admission limit
+        self._caught_up.set()
+        self._admit_below = 0
+        # Memory back after a storm (issue 13 §2): when the sessions, or the sessions behind
+        # on SAs (an overload's backlog), fall well below their peak.
+        self._reclaim = Reclaim(self._release)
+        self._reclaim_backlog = Reclaim(self._release)
         self._empty = asyncio.Event()
         self._empty.set()
+        self._conflicts_logged: set[tuple[int, str]] = set()  # (sender key, uid)
         self.signing_in = 0  # plain-TCP connections waiting for their <auth> (sessions keep it)
 
     @property
@@ -94,22 +124,38 @@ class Hub:
         self._attached_at[party.key] = next(self._seq)
         self._joined.add(party.key)
         self._empty.clear()
-        now_ms = self._wall_ms()
-        for event in self.roster.latest_sa(party, now_ms):
-            self._add(party, self._sa_item(event), (party,))
-        if len(self._sa_items) > 2 * len(self.roster) + 1024:
+        self._reclaim.count(len(self._sinks))
+        if len(self._log) > 2 * len(self.roster) + 1024:
             self._prune_sa_items()
+        if not party.receives:
+            return
+        membership = party.membership
+
+        def hears(sender: Membership) -> bool:
+            return sender.reaches(membership)
+
+        if self._log.audible(hears) > CATCHUP_INLINE:
+            self._behind[party.key] = 0  # from the start of the log: every latest SA
+            self._arm_catch_up()
+            return
+        want = self._audible(party, self._wall_ms())
+        for entry in sorted(self._log.latest_from(hears), key=_by_log_seq):
+            if want(entry):
+                self._add(party, entry.item, (party,))
 
     def detach(self, party: Party) -> None:
         """A session left: forget it and tell the others with a ``t-x-d-d``."""
         self.roster.leave(party)
         self._sinks.pop(party.key, None)
         self._attached_at.pop(party.key, None)
+        self._behind.pop(party.key, None)
+        self._reclaim.count(len(self._sinks))
         if not self._sinks:
             self._empty.set()
         if not party.uid or self.roster.by_uid(party.uid) is not None:
             return  # never identified, or the same uid is connected again elsewhere
         self._sa_items.pop(party.uid, None)
+        self._log.remove(party.uid)
         notice = departure(party, self._new_uid(), self._wall_ms())
         if notice is not None:
             self._add(
@@ -136,6 +182,9 @@ class Hub:
                 if event.uid not in heard:
                     self._add(party, self._sa_item(event), (party,))
         sa = party.last_sa
+        if sa is not None and self._log.get(sa.uid) is not None:
+            # Sessions behind on SAs judge it by its new groups when they read it.
+            self._log.put(sa.uid, self._sa_item(sa), membership)
         if sa is not None and sa.stale > now_ms:
             newly = tuple(
                 p
@@ -184,6 +233,10 @@ class Hub:
     # -- traffic -------------------------------------------------------------------------------
     def submit(self, sender: Party, event: CotEvent) -> bool:
         """Route one event from ``sender``; True when the sender's uid or callsign changed."""
+        conflict = self.roster.conflict(sender, event)
+        if conflict is not None:
+            self._refuse(sender, conflict)
+            return False
         self.counters.events_in += 1
         changed = self.roster.observe(sender, event)
         decision = route(event, sender, self.roster, self._wall_ms())
@@ -196,7 +249,11 @@ class Hub:
         else:
             is_sa = decision.event is event and self.roster.knows_sa(event)
             item = self._sa_item(event) if is_sa else Outgoing(decision.event)
-            self._add(sender, item, decision.recipients)
+            sa_seq = 0
+            if is_sa:
+                sa_seq = self._log.put(event.uid, item, sender.membership)
+                sa_seq = sa_seq if decision.recipients is None else 0
+            self._add(sender, item, decision.recipients, sa_seq)
             if self.recorder is not None:
                 shared = item if item.event is event else None
                 self.recorder.record(event, sender.membership.inbound, shared)
@@ -204,16 +261,37 @@ class Hub:
                 self._departed(sender, event)
         return changed
 
+    def _refuse(self, sender: Party, conflict: Conflict) -> None:
+        """Someone else's own uid: dropped and counted, logged once per sender and uid."""
+        self.counters.uid_conflict += 1
+        key = (sender.key, conflict.uid)
+        if key in self._conflicts_logged:
+            return
+        if len(self._conflicts_logged) >= MAX_CONFLICTS_LOGGED:
+            self._conflicts_logged.clear()
+        self._conflicts_logged.add(key)
+        log.warning(
+            "uid conflict: dropped uid=%s from %s peer=%s: it is the own uid of %s",
+            conflict.uid,
+            conflict.speaker.describe(),
+            sender.label,
+            conflict.holder.describe(),
+        )
+
     def _departed(self, sender: Party, event: CotEvent) -> None:
         """A partner's contact left (its server relayed the ``t-x-d-d``): forget its latest SA,
         or newcomers would be shown a contact that is gone until the SA goes stale."""
         target = deleted(event)
         if target is not None and self.roster.forget(sender, target[0]):
             self._sa_items.pop(target[0], None)
+            self._log.remove(target[0])
 
     def restore(self, event: CotEvent, groups: frozenset[str]) -> None:
         """Remember an SA from before a restart for newcomers (see ``Roster.restore``)."""
-        self.roster.restore(Membership(groups, frozenset()), event)
+        membership = Membership(groups, frozenset())
+        self.roster.restore(membership, event)
+        if self.roster.knows_sa(event):
+            self._log.put(event.uid, self._sa_item(event), membership)
 
     def _sa_item(self, event: CotEvent) -> Outgoing:
         item = self._sa_items.get(event.uid)
@@ -226,15 +304,22 @@ class Hub:
         known = self.roster.knows_sa
         for uid in [u for u, item in self._sa_items.items() if not known(item.event)]:
             del self._sa_items[uid]
+        self._log.prune(lambda entry: known(entry.item.event))
 
-    def _add(self, sender: Party, item: Outgoing, recipients: Iterable[Party] | None) -> None:
+    def _add(
+        self,
+        sender: Party,
+        item: Outgoing,
+        recipients: Iterable[Party] | None,
+        sa_seq: int = 0,
+    ) -> None:
         if recipients is None:
             targets = None
         else:
             targets = frozenset(p.key for p in recipients)
             if not targets:
                 return
-        self._entries.append(_Entry(sender, item, targets, next(self._seq)))
+        self._entries.append(_Entry(sender, item, targets, next(self._seq), sa_seq))
         if not self._flush_armed:
             # Under load a loop turn handles many reads: they all share this one flush.
             self._flush_armed = True
@@ -252,13 +337,19 @@ class Hub:
         # else shares a per-class buffer.
         first = entries[0].seq
         special = {k for k in joined if self._attached_at.get(k, first) > first}
-        broadcast = False
+        # Each special session looks at the turn's broadcasts and at the entries aimed at it,
+        # not at every entry: a mass join's replays are many small directed entries.
+        broadcasts: list[_Entry] = []
+        directed: dict[int, list[_Entry]] = {}
         for entry in entries:
             special.add(entry.sender.key)
             if entry.targets is None:
-                broadcast = True
+                broadcasts.append(entry)
             else:
-                special |= entry.targets
+                for key in entry.targets:
+                    directed.setdefault(key, []).append(entry)
+        special.update(directed)
+        broadcast = bool(broadcasts)
         # A turn of pongs, replays or directed events concerns only its own parties: with ten
         # thousand idle ATAK clients pinging, visiting every session per turn would dominate.
         if broadcast:
@@ -267,10 +358,51 @@ class Hub:
             visit = [(k, self._sinks[k]) for k in special if k in self._sinks]
         shared: dict[tuple[Membership, WireFormat | None], tuple[list[Outgoing], bytes | None]] = {}
         delivered = 0
+        behind = self._behind
+        first_sa = next((e.sa_seq for e in broadcasts if e.sa_seq), 0)
+        # What sessions behind on SAs get now (the rest they read from the SA log), and how
+        # many SAs of this turn each group class leaves to the log (counted as coalesced).
+        plain = [e for e in broadcasts if not e.sa_seq] if first_sa else broadcasts
+        deferred: dict[Membership, int] = {}
+        # A turn with SAs from more senders than a newcomer is replayed inline (a mass join's
+        # reports arriving together; one client's own track is always written in full) is
+        # written to nobody at once: thousands of sessions each handed
+        # the whole burst in one turn would stall the loop for seconds. Everyone reads it from
+        # the SA log instead, a slice per turn.
+        storm = (
+            len(broadcasts) - len(plain) > CATCHUP_INLINE
+            and len({e.sender.key for e in broadcasts if e.sa_seq}) > CATCHUP_INLINE
+        )
+        sa_marks = [(e.seq, e.sa_seq) for e in broadcasts if e.sa_seq]
+        head = self._log.head
         for key, (party, sink) in visit:
+            late = key in behind
+            if late or storm or _blocked(sink):
+                # Behind on SAs: it reads them from the SA log later, only the latest of each
+                # uid; everything else is written (or queued) now, in order.
+                if not late:
+                    # From the first SA of this turn it is due (none from before it joined:
+                    # it was replayed those).
+                    at = bisect.bisect_right(sa_marks, (self._attached_at[key], head + 1))
+                    behind[key] = sa_marks[at][1] - 1 if at < len(sa_marks) else head
+                    self._arm_catch_up()
+                chosen = _selection(plain, directed.get(key), party, self._attached_at[key])
+                items = [e.item for e in chosen if not e.sa_seq]
+                if first_sa:
+                    later = deferred.get(party.membership)
+                    if later is None:
+                        later = deferred[party.membership] = sum(
+                            1
+                            for e in broadcasts
+                            if e.sa_seq and e.sender.membership.reaches(party.membership)
+                        )
+                    self.counters.queue_coalesced += later
+                if items:
+                    delivered += sink.send(items)
+                continue
             if key in special:
-                since = self._attached_at[key]
-                items = [e.item for e in entries if _wants(e, party, since)]
+                chosen = _selection(broadcasts, directed.get(key), party, self._attached_at[key])
+                items = [e.item for e in chosen]
                 if items:
                     delivered += sink.send(items)
                 continue
@@ -278,9 +410,7 @@ class Hub:
             cached = shared.get((party.membership, fmt))
             if cached is None:
                 items = [
-                    e.item
-                    for e in entries
-                    if e.targets is None and e.sender.membership.reaches(party.membership)
+                    e.item for e in broadcasts if e.sender.membership.reaches(party.membership)
                 ]
                 data = None if fmt is None else b"".join([item.frame(fmt) for item in items])
                 cached = (items, data)
@@ -289,12 +419,136 @@ class Hub:
                 delivered += sink.send(*cached)
         self.counters.events_delivered += delivered
 
+    def _release(self) -> None:
+        """After a storm: dicts shrink only when rebuilt, and the allocator keeps what was
+        freed until asked; both are given back."""
+        self._sinks = dict(self._sinks)
+        self._attached_at = dict(self._attached_at)
+        self._behind = dict(self._behind)
+        self._sa_items = dict(self._sa_items)
+        self._prune_sa_items()
+        self.roster.compact()
+        release_memory()
 
-def _wants(entry: _Entry, party: Party, attached_at: int) -> bool:
-    if entry.targets is not None:
-        return party.key in entry.targets
-    return (
-        entry.seq > attached_at
-        and entry.sender is not party
-        and entry.sender.membership.reaches(party.membership)
-    )
+    # -- sessions behind on SAs ----------------------------------------------------------------
+    @property
+    def behind(self) -> int:
+        """Sessions catching up on SAs from the SA log (newcomers of a mass join, full sockets)."""
+        return len(self._behind)
+
+    async def admit(self, limit: int) -> None:
+        """Return once fewer than ``limit`` sessions are catching up on SAs (admission: a
+        listener takes the next connection when the server has got through the last ones)."""
+        self._admit_below = limit
+        if self.catching_up >= limit:
+            self._caught_up.clear()
+        await self._caught_up.wait()
+
+    def writable(self, party: Party) -> None:
+        """A session's socket drained: if it is behind on SAs, go on catching it up."""
+        if party.key in self._behind:
+            self._arm_catch_up()
+
+    def _arm_catch_up(self) -> None:
+        if not self._catch_up_armed:
+            self._catch_up_armed = True
+            asyncio.get_running_loop().call_soon(self._catch_up)
+
+    def _audible(self, party: Party, now_ms: int) -> Callable[[LogEntry], bool]:
+        membership, known = party.membership, self.roster.knows_sa
+        reach: dict[Membership, bool] = {}
+
+        def want(entry: LogEntry) -> bool:
+            event = entry.item.event
+            heard = reach.get(entry.sender)
+            if heard is None:
+                heard = reach[entry.sender] = entry.sender.reaches(membership)
+            return heard and event.stale > now_ms and event.uid != party.uid and known(event)
+
+        return want
+
+    def _catch_up(self) -> None:
+        """One slice of catching up: a share of the SA log for each behind session whose socket
+        has room, round robin, within this turn's budget; then yield the loop."""
+        self._catch_up_armed = False
+        behind, now_ms = self._behind, self._wall_ms()
+        budget, delivered, more = CATCHUP_SCAN_PER_TURN, 0, False
+        # SAs routed this turn and not flushed yet are the flush's to write to a session that
+        # was attached before them: read up to them, so that a session caught up here gets
+        # them from the flush, once (and those from before it joined, from the log).
+        pending = [(e.seq, e.sa_seq) for e in self._entries if e.sa_seq]
+        head = self._log.head
+        ready = 0
+        queue = list(behind.items())
+        for at_key, (key, cursor) in enumerate(queue):
+            pair = self._sinks.get(key)
+            if pair is None:
+                del behind[key]
+                continue
+            party, sink = pair
+            if _blocked(sink):
+                continue  # writable() re-arms when its socket drains
+            if budget <= 0:
+                more = True
+                ready += len(queue) - at_key
+                break
+            ready += 1
+            upto = head
+            if pending:
+                at = bisect.bisect_right(pending, (self._attached_at[key], head + 1))
+                if at < len(pending):
+                    upto = pending[at][1] - 1
+            items, cursor, read = self._log.since(
+                cursor,
+                self._audible(party, now_ms),
+                items=CATCHUP_ITEMS_PER_SESSION,
+                scan=min(budget, CATCHUP_SCAN_PER_TURN // 4),
+                upto=upto,
+            )
+            budget -= read + len(items)
+            if items:
+                delivered += sink.send(items)
+            del behind[key]
+            if cursor < upto:
+                behind[key] = cursor  # to the end of the round
+                more = True
+        self.counters.events_delivered += delivered
+        self.catching_up = ready if more else 0
+        self._reclaim_backlog.count(len(behind))
+        if self._admit_below and self.catching_up >= self._admit_below:
+            self._caught_up.clear()
+        else:
+            self._caught_up.set()
+        if more:
+            self._arm_catch_up()
+
+
+def _blocked(sink: Sink) -> bool:
+    """A sink whose socket is full (a session not reading); partner links queue their own."""
+    return bool(getattr(sink, "blocked", False))
+
+
+def _selection(
+    broadcasts: list[_Entry], aimed: list[_Entry] | None, party: Party, attached_at: int
+) -> list[_Entry]:
+    """What one session gets of this turn, in order: the broadcasts it may hear (not its own,
+    none from before it joined) and the entries aimed at it."""
+    membership = party.membership
+    heard = [
+        e
+        for e in broadcasts
+        if e.seq > attached_at and e.sender is not party and e.sender.membership.reaches(membership)
+    ]
+    if not aimed:
+        return heard
+    if not heard:
+        return aimed
+    return sorted(heard + aimed, key=_by_seq)
+
+
+def _by_seq(entry: _Entry) -> int:
+    return entry.seq
+
+
+def _by_log_seq(entry: LogEntry) -> int:
+    return entry.seq

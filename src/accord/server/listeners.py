@@ -29,6 +29,12 @@ from accord.server.session import Identify, SessionSettings, StreamSession
 
 log = logging.getLogger("accord.listen")
 BACKLOG = 4096
+# Admission (issue 13 §1): a TLS handshake costs the server more than routing a hundred SAs, and
+# each newcomer brings a replay. Past this many handshakes at once, or while this many sessions
+# are still catching up on SAs, an accepted connection waits (holding only its socket) before its
+# handshake starts; admitted as the server gets through the work.
+MAX_HANDSHAKES = 256
+MAX_CATCHING_UP = 1000
 
 
 def server_tls_context(cert: Path, key: Path, ca: Path, crl: Path) -> ssl.SSLContext:
@@ -105,6 +111,7 @@ class TlsListener:
         self.max_connections = max_connections
         self.handshake_timeout_s = handshake_timeout_s
         self._handshakes: set[asyncio.Task[None]] = set()
+        self._admitting = asyncio.Semaphore(MAX_HANDSHAKES)
         self._sessions: weakref.WeakSet[StreamSession] = weakref.WeakSet()
         self._sock: socket.socket | None = None
 
@@ -183,6 +190,19 @@ class TlsListener:
             conn.close()
             return
         loop = asyncio.get_running_loop()
+        # Accepted at once (a connection left in the kernel's backlog past its length would be
+        # retried by the client after seconds), handshaken when admitted.
+        async with self._admitting:
+            try:
+                await self.hub.admit(MAX_CATCHING_UP)
+            except asyncio.CancelledError:  # the listener closes while it waits
+                conn.close()
+                raise
+            await self._handshake_admitted(loop, conn, peer)
+
+    async def _handshake_admitted(
+        self, loop: asyncio.AbstractEventLoop, conn: socket.socket, peer: tuple[str, int]
+    ) -> None:
         try:
             await loop.connect_accepted_socket(
                 self.session,

@@ -19,7 +19,7 @@ from accord.cot.errors import MalformedEvent
 from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
 from accord.domain.contacts import Party
-from accord.domain.flow import Push, SendQueue, TokenBucket
+from accord.domain.flow import DropLog, Push, SendQueue, TokenBucket
 from accord.domain.groups import Membership
 from accord.domain.metrics import Tally
 from accord.identity.peer import CertIdentity, PeerRefused
@@ -35,6 +35,8 @@ MALFORMED_LOGGED = 5
 # next turn): one client's burst must not hold up every other session, timer and partner link
 # for the whole socket buffer (~300 events, ~50 ms, before this limit).
 EVENTS_PER_TURN = 128
+# Input over the rate limit is logged at the first drop, then at most this often with the count.
+RATE_LIMIT_LOG_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class StreamSession(asyncio.Protocol):
         self._paused = False
         self._blocked_timer: asyncio.TimerHandle | None = None
         self._bucket = TokenBucket(settings.input_rate, settings.input_burst)
+        self._rate_log = DropLog(RATE_LIMIT_LOG_INTERVAL_S)
         self._close_reason = ""
         self._malformed = 0
         self._label = ""
@@ -198,8 +201,7 @@ class StreamSession(asyncio.Protocol):
             self.last_event_s = time.time()
             self.hub.submit(self.party, first)
         else:
-            self.hub.counters.rate_limited += 1
-            self.tally.rate_limited += 1
+            self._rate_limited(asyncio.get_running_loop().time())
         self._drain()
 
     def _sign_in_too_slow(self) -> None:
@@ -231,12 +233,13 @@ class StreamSession(asyncio.Protocol):
         self._census.leave(self, party)
         reason = self._close_reason or (f"error: {exc}" if exc else "closed")
         log.info(
-            "disconnect peer=%s uid=%s callsign=%s reason=%s malformed=%d",
+            "disconnect peer=%s uid=%s callsign=%s reason=%s malformed=%d rate_limited=%d",
             party.label,
             party.uid or "-",
             party.callsign or "-",
             reason,
             self._malformed,
+            self._rate_log.total,
         )
         self.hub.detach(party)
 
@@ -254,6 +257,8 @@ class StreamSession(asyncio.Protocol):
         if items and self.transport is not None and not self.transport.is_closing():
             # Counted when they were queued.
             self.transport.write(self._frames(items))
+        if self.party is not None and not self._paused:
+            self.hub.writable(self.party)  # go on with the SAs it is behind on, if any
 
     # -- input ---------------------------------------------------------------------------------
     def _drain(self) -> None:
@@ -285,8 +290,7 @@ class StreamSession(asyncio.Protocol):
                 self.close(event.reason)
                 return
             if not self._bucket.allow(loop_now):
-                counters.rate_limited += 1
-                tally.rate_limited += 1
+                self._rate_limited(loop_now)
                 continue
             tally.events_in += 1
             self.last_event_s = now
@@ -301,6 +305,25 @@ class StreamSession(asyncio.Protocol):
         if transport is not None and not transport.is_closing():
             transport.pause_reading()
             self._more = loop.call_soon(self._drain_more)
+
+    def _rate_limited(self, loop_now: float) -> None:
+        self.hub.counters.rate_limited += 1
+        self.tally.rate_limited += 1
+        count = self._rate_log.dropped(loop_now)
+        if count:
+            log.warning(
+                "input over the rate limit from peer=%s user=%s uid=%s: dropped %d event%s%s"
+                " (limit %g/s, bursts of %g; %d dropped since connect)",
+                self._label,
+                self.user or "-",
+                (self.party.uid if self.party else "") or "-",
+                count,
+                "" if count == 1 else "s",
+                " (limiting starts)" if count == self._rate_log.total else " since the last report",
+                self.settings.input_rate,
+                self.settings.input_burst,
+                self._rate_log.total,
+            )
 
     def _drain_more(self) -> None:
         self._more = None

@@ -1,0 +1,85 @@
+"""Give memory back after a storm (issue 13 §2).
+
+After thousands of sessions (their socket and TLS buffers, many small frames) have come and gone,
+the C allocator keeps the freed memory in its arenas: RSS stayed at twice the baseline, idle. When
+the number of sessions has fallen well below its peak, the hub asks for a :class:`Reclaim`: a
+collection, then ``malloc_trim`` (glibc) hands the free pages back to the system. Elsewhere (no
+glibc) it is only the collection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import gc
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger("accord.memory")
+
+# Reclaim once the sessions have fallen to this share of their peak, and the peak was at least
+# this many (a handful of clients coming and going is not a storm).
+RECLAIM_BELOW_SHARE = 0.5
+RECLAIM_MIN_PEAK_SESSIONS = 200
+# How long after the fall: a wave of disconnects is over by then, and it runs once per wave.
+RECLAIM_DELAY_S = 2.0
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+_TRIM = _malloc_trim()
+
+
+def release_memory() -> None:
+    """Collect cycles and return the allocator's free pages to the system."""
+    gc.collect()
+    if _TRIM is not None:
+        _TRIM(0)
+
+
+class Reclaim:
+    """Watches a session count; releases memory once after it falls well below its peak."""
+
+    __slots__ = ("_armed", "_delay_s", "_peak", "_release", "runs")
+
+    def __init__(
+        self, release: Callable[[], None] = release_memory, delay_s: float = RECLAIM_DELAY_S
+    ) -> None:
+        self._peak = 0
+        self._armed = False
+        self._release = release
+        self._delay_s = delay_s
+        self.runs = 0
+
+    def count(self, sessions: int) -> None:
+        """Called as sessions come and go, with how many there are now."""
+        if sessions > self._peak:
+            self._peak = sessions
+            return
+        if (
+            self._armed
+            or self._peak < RECLAIM_MIN_PEAK_SESSIONS
+            or sessions > self._peak * RECLAIM_BELOW_SHARE
+        ):
+            return
+        self._armed = True
+        asyncio.get_running_loop().call_later(self._delay_s, self._run, sessions)
+
+    def _run(self, sessions: int) -> None:
+        self._armed = False
+        self._peak = sessions  # the next storm is measured from here
+        self.runs += 1
+        self._release()
+        log.info("memory released after sessions fell to %d", sessions)

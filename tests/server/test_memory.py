@@ -1,0 +1,41 @@
+"""Memory back after a storm (issue 13 §2): released once when sessions fall well below peak."""
+
+from __future__ import annotations
+
+import asyncio
+
+from accord.server.memory import RECLAIM_MIN_PEAK_SESSIONS, Reclaim, release_memory
+
+
+async def settle(reclaim: Reclaim, runs: int) -> None:
+    async with asyncio.timeout(5):
+        while reclaim.runs < runs:
+            await asyncio.sleep(0.001)
+
+
+async def test_released_once_per_fall_below_half_of_a_real_peak() -> None:
+    released: list[int] = []
+    reclaim = Reclaim(lambda: released.append(1), delay_s=0.0)
+    peak = RECLAIM_MIN_PEAK_SESSIONS * 2
+    for n in range(1, peak + 1):
+        reclaim.count(n)
+    for n in range(peak, 0, -1):  # a wave of disconnects: one release, not one per session
+        reclaim.count(n - 1)
+    await settle(reclaim, 1)
+    await asyncio.sleep(0.01)
+    assert released == [1]
+
+
+async def test_a_handful_of_clients_coming_and_going_is_not_a_storm() -> None:
+    reclaim = Reclaim(lambda: None, delay_s=0.0)
+    for _ in range(3):
+        for n in range(1, 11):
+            reclaim.count(n)
+        for n in range(10, -1, -1):
+            reclaim.count(n)
+    await asyncio.sleep(0.01)
+    assert reclaim.runs == 0
+
+
+def test_release_memory_runs_here() -> None:
+    release_memory()  # gc + malloc_trim where glibc has it; must never fail

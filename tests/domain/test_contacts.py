@@ -265,3 +265,17 @@ def test_an_sa_is_known_while_it_is_the_latest_of_its_sender_connected_or_udp() 
     roster.observe(udp, mesh)
     assert roster.knows_sa(mesh)
     assert not roster.knows_sa(sa_event("uid-mesh", "MESH"))  # the same uid, another event
+
+
+def test_compacting_the_indexes_keeps_every_binding() -> None:
+    roster = Roster()
+    parties = [new_party(roster, key) for key in range(1, 6)]
+    for party in parties:
+        roster.observe(party, sa_event(f"uid-{party.key}", f"CALL-{party.key}"))
+    for party in parties[:3]:
+        roster.leave(party)
+    roster.compact()
+    assert [p.key for p in roster] == [4, 5]
+    assert roster.by_uid("uid-4") is parties[3]
+    assert roster.by_callsign("CALL-5") is parties[4]
+    assert roster.by_uid("uid-1") is None

@@ -20,9 +20,23 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports (held open together, so none is handed out twice)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 class Served:
-    def __init__(self, proc: subprocess.Popen[str], tcp: int, log: Path, https: int) -> None:
-        self.proc, self.tcp, self.log, self.https = proc, tcp, log, https
+    def __init__(
+        self, proc: subprocess.Popen[str], tcp: int, log: Path, https: int, enroll: int
+    ) -> None:
+        self.proc, self.tcp, self.log, self.https, self.enroll = proc, tcp, log, https, enroll
 
     def text(self) -> str:
         return self.log.read_text()
@@ -33,7 +47,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     procs: list[subprocess.Popen[str]] = []
 
     def start(*extra: str, data_dir: Path | None = None) -> Served:
-        tcp, tls, https = free_port(), free_port(), free_port()
+        tcp, tls, https, enroll = free_ports(4)
         log = tmp_path / f"serve{len(procs)}.log"
         with log.open("w") as out:
             proc = subprocess.Popen(
@@ -51,7 +65,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
                     "--udp-port",
                     "0",
                     "--enroll-port",
-                    str(free_port()),
+                    str(enroll),
                     "--https-port",
                     str(https),
                     *extra,
@@ -66,7 +80,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"accord did not start:\n{log.read_text()}")
             time.sleep(0.05)
-        return Served(proc, tcp, log, https)
+        return Served(proc, tcp, log, https, enroll)
 
     yield start
     for proc in procs:

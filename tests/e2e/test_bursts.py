@@ -23,8 +23,8 @@ async def test_pytak_burst_of_2000_sas_reaches_a_reader_and_history(server: Serv
     parser = configparser.ConfigParser()
     parser["pytak"] = {"COT_URL": f"tcp://127.0.0.1:{server.port('tcp')}"}
     _, writer = await pytak.protocol_factory(parser["pytak"])
-    archiver = server.running.archiver
-    assert archiver is not None
+    history = server.running.history_writer
+    assert history is not None
     archived_before = server.counters.archived
     try:
         events = [
@@ -39,7 +39,7 @@ async def test_pytak_burst_of_2000_sas_reaches_a_reader_and_history(server: Serv
                 seen.add((await watcher.recv(DEADLINE_S)).uid)
         assert seen == {f"feed-{i}" for i in range(BURST)}
         assert server.counters.rate_limited == 0
-        await archiver.flush()
+        await history.flush()
         assert server.counters.archived - archived_before == BURST
     finally:
         writer.close()

@@ -7,15 +7,19 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from accord.cot.xml import encode_xml
 from tests.e2e.clients import sa
+from tests.e2e.conftest import Served
 
 
 def accord(
@@ -400,3 +404,30 @@ def test_serve_logs_the_path_hint(serve) -> None:  # type: ignore[no-untyped-def
     assert served.proc.wait(10) == 0
     on_path = shutil.which("accord") == str(Path(sys.executable).parent / "accord")
     assert ("the accord command is not on this shell's PATH" in served.text()) != on_path
+
+
+def test_a_password_sent_in_the_query_string_never_reaches_the_servers_log(
+    tmp_path: Path, serve: Callable[..., Served]
+) -> None:
+    # node-tak signs in with the password in the query string of /oauth/token; uvicorn's
+    # access log would write that request line into the server's log.
+    data = tmp_path / "data"
+    added = subprocess.run(
+        [sys.executable, "-m", "accord", "user", "add", "alice", "--group", "Blue",
+         "--password-stdin", "--data-dir", str(data)],
+        input="correct horse battery\n", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    served = serve(data_dir=data)
+    answer = httpx.post(
+        f"https://127.0.0.1:{served.enroll}/oauth/token",
+        params={"grant_type": "password", "username": "alice", "password": "correct horse battery"},
+        verify=ssl.create_default_context(cafile=str(data / "pki" / "ca.pem")),
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    served.proc.send_signal(signal.SIGTERM)
+    served.proc.wait(20)
+    log = served.text()
+    assert "listening" in log
+    assert "battery" not in log

@@ -135,7 +135,7 @@ async def test_a_bearer_user_sees_only_its_groups_contacts_packages_and_history(
     blue_package = package_bytes(seed=22)
     async with https(server, "blue-uploader", "Blue") as blue:
         assert (await commo_upload(blue, blue_package, name="blue.zip")).status_code == 200
-    await archived(server)
+    await archived(server, len(uids))
 
     async with webtak(server, await login(server, "alice")) as alice:
 

@@ -189,6 +189,9 @@ async def serve_http(
     settings = uvicorn.Config(
         app,
         log_config=None,
+        # No access log: /oauth/token takes the password in the query string (as node-tak
+        # sends it), and a request line must never put a password in the server's log.
+        access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=2,
         limit_concurrency=256,

@@ -140,3 +140,31 @@ async def test_a_blocked_session_gets_only_the_latest_sa_of_each_uid_when_it_dra
     hub.submit(senders[3], sa("ANDROID-3", "C3", lat=9.0))
     await asyncio.sleep(0)
     assert slow.flushed[-1].event.point.lat == 9.0
+
+
+class CountingLog(SaLog):
+    """The hub's real SA log, counting its prunes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prunes = 0
+
+    def prune(self, keep: object) -> None:
+        self.prunes += 1
+        super().prune(keep)  # type: ignore[arg-type]
+
+
+async def test_joins_do_not_rescan_sas_the_roster_still_holds() -> None:
+    # A partner link (or UDP senders) brings many contacts' SAs the roster keeps: a prune
+    # frees none of them, so pruning on every join would rescan thousands per join.
+    clock = Clock(sa("x", "x").time)
+    hub, _ = make_hub(clock)
+    log = hub._log = CountingLog()
+    link = hub.new_party(ANONYMOUS, "partner", receives=False, relays=True)
+    hub.attach(link, RecordingSink())
+    for i in range(3000):
+        hub.submit(link, sa(f"PARTNER-{i}", f"P{i}"))
+    for i in range(200):
+        hub.attach(hub.new_party(ANONYMOUS, f"10.1.0.{i}:1"), RecordingSink())
+    assert len(log) == 3000  # all still held
+    assert log.prunes <= 2

@@ -83,6 +83,10 @@ class Hub:
         # to a newcomer: a thousand protobuf newcomers encode it once, not a thousand times.
         self._sa_items: dict[str, Outgoing] = {}
         self._log = SaLog()  # the same latest SAs in update order, for behind sessions
+        # Prune the log again only once it has doubled since the last prune: SAs the roster
+        # still holds (mesh, partner, restored: up to 10,000) survive a prune, and pruning at
+        # every join would rescan them all each time.
+        self._prune_floor = 0
         self._behind: dict[int, int] = {}  # party key -> SA log cursor (see catchup.py)
         self._catch_up_armed = False
         # Behind sessions with room in their sockets at the last slice: what admission waits on
@@ -125,7 +129,7 @@ class Hub:
         self._joined.add(party.key)
         self._empty.clear()
         self._reclaim.count(len(self._sinks))
-        if len(self._log) > 2 * len(self.roster) + 1024:
+        if len(self._log) > max(2 * len(self.roster) + 1024, self._prune_floor):
             self._prune_sa_items()
         if not party.receives:
             return
@@ -305,6 +309,7 @@ class Hub:
         for uid in [u for u, item in self._sa_items.items() if not known(item.event)]:
             del self._sa_items[uid]
         self._log.prune(lambda entry: known(entry.item.event))
+        self._prune_floor = 2 * len(self._log)
 
     def _add(
         self,

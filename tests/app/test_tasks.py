@@ -124,3 +124,12 @@ async def test_stop_cancels_one_task_and_waits_for_it() -> None:
         await tasks.stop(one)
         assert one.cancelled()
         assert not other.done()
+
+
+def test_a_failure_reported_from_elsewhere_stops_the_server_once() -> None:
+    lines: list[str] = []
+    supervisor = Supervisor(on_failure=lines.append)
+    supervisor.report("federation: federation writers failed: RuntimeError('x')")
+    supervisor.report("a later failure")  # the first one is the one kept
+    assert supervisor.failure == "federation: federation writers failed: RuntimeError('x')"
+    assert lines == [supervisor.failure]

@@ -56,3 +56,32 @@ async def test_a_link_that_fails_on_a_bug_is_logged_and_redialled(
     assert "RuntimeError('boom')" in failed.getMessage()
     assert failed.exc_info is not None  # with its stack
     assert attempts == ["Org B:outgoing", "Org B:outgoing"]
+
+
+async def test_a_writer_group_that_dies_tells_the_owner_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fed = Federation(
+        [partner(ORG_B)],
+        exchange=Hub(Counters(), wall_ms=lambda: 0, new_uid=lambda: "u"),
+        gate=PolicyGate({}),
+        journal=Journal(),
+        own=Own("accord-aaaaaaaaaaaaaaaa", "Org A"),
+        cert_chain=(b"", b""),
+        base=Path(),
+        wall_ms=lambda: 0,
+    )
+    lines: list[str] = []
+    fed.on_failure = lines.append
+
+    async def writers() -> None:
+        raise RuntimeError("outbox bug")  # e.g. the outbox writer died of a bug
+
+    monkeypatch.setattr(fed, "_run_writers", writers)
+    await fed.start("127.0.0.1", 0, listen=False)
+    try:
+        await until(lambda: bool(lines), 5)
+    finally:
+        fed._writers = None  # already gone
+        await fed.close()
+    assert lines == ["federation: federation writers failed: RuntimeError('outbox bug')"]

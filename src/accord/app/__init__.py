@@ -394,6 +394,7 @@ async def _start_federation(
         files=file_shares(running, config, pki, blobs) if config.federation_files_port else None,
     )
     running.federation = federation
+    federation.on_failure = running.tasks.report
     running.stack.push_async_callback(_close_federation, running)
     if running.gate is not None:
         running.gate.redeliver = federation.redeliver

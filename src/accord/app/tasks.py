@@ -113,13 +113,19 @@ class Supervisor:
         except* TaskDied as died:
             first = died.exceptions[0]
             assert isinstance(first, TaskDied)
-            self.failure = first.line
-            log.error("%s", first.line)
-            if self.on_failure is not None:
-                self.on_failure(first.line)
+            self.report(first.line)
         finally:
             self._group = None
             self._entered.set()  # an owner cancelled before it entered frees __aenter__
+
+    def report(self, line: str) -> None:
+        """A task owned elsewhere (a federation task group) died: stop the server with ``line``
+        as if one of ours had (the first failure is the one kept)."""
+        if self.failure is None:
+            self.failure = line
+            log.error("%s", line)
+            if self.on_failure is not None:
+                self.on_failure(line)
 
     def start(
         self, name: str, run: Callable[[], Coroutine[Any, Any, None]], policy: Policy

@@ -118,6 +118,9 @@ class Federation:
         self._server: grpc.aio.Server | None = None
         self._dialers: asyncio.Task[None] | None = None  # a TaskGroup: one dial loop per link
         self._writers: asyncio.Task[None] | None = None  # a TaskGroup: outbox, exchange, files
+        # Told, in one line, when a task group dies of a bug (its tasks are gone with it): the
+        # owner stops the server, since releasing on without the outbox would drop durably.
+        self.on_failure: Callable[[str], None] | None = None
 
     # -- reporting ---------------------------------------------------------------------------
     def links(self) -> list[LinkView]:
@@ -181,7 +184,7 @@ class Federation:
         self._writers = loop.create_task(self._run_writers(), name="federation writers")
         self._dialers = loop.create_task(self._run_dialers(), name="federation dialers")
         for task in (self._writers, self._dialers):
-            task.add_done_callback(_surface)
+            task.add_done_callback(self._surface)
         if not listen or not self._pinned:
             return None
         server = grpc.aio.server(options=CHANNEL_OPTIONS)
@@ -197,6 +200,14 @@ class Federation:
         await server.start()
         self._server = server
         return bound
+
+    def _surface(self, task: asyncio.Task[None]) -> None:
+        """A federation task group that failed says so, and tells the owner."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("federation: %s failed", task.get_name(), exc_info=task.exception())
+        if self.on_failure is not None:
+            self.on_failure(f"federation: {task.get_name()} failed: {task.exception()!r}")
 
     async def _run_writers(self) -> None:
         """The outbox, the ledger exchange and the package fetches, until :meth:`close` stops
@@ -506,9 +517,3 @@ class _StreamEnded(Exception):
 async def _ends_link(stream: Awaitable[object]) -> None:
     await stream
     raise _StreamEnded
-
-
-def _surface(task: asyncio.Task[None]) -> None:
-    """A federation task group that failed says so (its tasks are gone with it)."""
-    if not task.cancelled() and task.exception() is not None:
-        log.error("federation: %s failed", task.get_name(), exc_info=task.exception())

@@ -14,7 +14,19 @@ from pathlib import Path
 
 from accord import __version__
 from accord.app import StartupError, serve
-from accord.cli import cert, drone, history, ledger, package, partner, policy, qr, status, user
+from accord.cli import (
+    cert,
+    drone,
+    history,
+    ledger,
+    package,
+    partner,
+    policy,
+    qr,
+    separation,
+    status,
+    user,
+)
 from accord.config import Config, ConfigError, load
 from accord.identity.ca import PkiError
 from accord.identity.users import UserError
@@ -87,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_parser(sub, common)
     drone.add_parser(sub, common)
     policy.add_parser(sub)
+    separation.add_parser(sub)
     partner.add_parser(sub, common)
 
     config_p = sub.add_parser("config", help="print every configuration key with its value")
@@ -151,7 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in offline:
             return offline[args.command](args, load(args.config, overrides=_overrides(args)))
-        return {"serve": _serve, "config": _config, "policy": policy.run}[args.command](args)
+        direct = {"serve": _serve, "config": _config, "policy": policy.run}
+        direct["separation"] = separation.run
+        return direct[args.command](args)
     except (ConfigError, StartupError, PkiError, UserError) as exc:
         print(f"accord: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -36,7 +36,6 @@ class AlertFilter:
     hysteresis_s: float
     persistence_s: float
     window: tuple[int, ...] = ()
-    top: int = _UNKNOWN  # the highest value seen since the last restart
     raised_at: float = math.nan  # when the shown level last went up
     last_time: float = math.nan  # the time of the last sample
     level: int = _UNKNOWN  # the level shown after the last sample
@@ -48,13 +47,11 @@ class AlertFilter:
         """Whether ``level`` was shown at an earlier sample (its early alerting time applies)."""
         return self.last_time < now_s and self.level == level
 
-    def _candidate(self, window: tuple[int, ...], top: int) -> int:
-        if top < 0:
-            return top
-        for level in range(top, -1, -1):
+    def _candidate(self, window: tuple[int, ...]) -> int:
+        for level in range(max(window), 0, -1):
             if sum(1 for value in window if value >= level) >= self.m:
                 return level
-        return _UNKNOWN  # fewer than M known values in the window
+        return 0
 
     def apply(self, raw: int, now_s: float) -> AlertFilter:
         """The state after a sample with raw level ``raw`` (0-3) at ``now_s``."""
@@ -65,13 +62,12 @@ class AlertFilter:
             or now_s - self.last_time > self.hysteresis_s
         ):
             seed = tuple(raw if i < self.m else _UNKNOWN for i in range(self.n))
-            state = AlertFilter(self.m, self.n, self.hysteresis_s, self.persistence_s, seed, raw)
+            state = AlertFilter(self.m, self.n, self.hysteresis_s, self.persistence_s, seed)
         if 1 <= self.m <= self.n:
             window = (*state.window[1:], raw)
-            top = max(state.top, raw)
-            candidate = state._candidate(window, top)
+            candidate = state._candidate(window)
         else:
-            window, top, candidate = state.window, state.top, raw
+            window, candidate = state.window, raw
         raised_at, level = state.raised_at, state.level
         held = (
             not math.isnan(raised_at)
@@ -84,8 +80,7 @@ class AlertFilter:
                 raised_at = now_s
             level = max(0, candidate)
         return AlertFilter(
-            self.m, self.n, self.hysteresis_s, self.persistence_s, window, top, raised_at,
-            now_s, level,
+            self.m, self.n, self.hysteresis_s, self.persistence_s, window, raised_at, now_s, level,
         )  # fmt: skip
 
 

@@ -27,6 +27,7 @@ class PairResult:
     )
     lowc_intervals_s: list[list[float]] = field(default_factory=list)
     changes: list[tuple[float, int, Encounter]] = field(default_factory=list)  # time, level, why
+    steps: list[tuple[float, int, float | None]] = field(default_factory=list)  # time, level, t_in
     _inside: bool = False
 
     def summary(self) -> dict[str, object]:
@@ -42,9 +43,12 @@ class PairResult:
         lines = [f"{self.ownship} - {self.intruder}:"]
         for time_s, level, enc in self.changes:
             name = LEVEL_NAMES[level - 1] if level else "clear"
-            ahead = "" if enc.t_in_s is None else f", loss in {enc.t_in_s:.1f} s"
+            if enc.t_in_s is None:
+                ahead = ""
+            else:
+                ahead = ", inside now" if enc.loss else f", loss in {enc.t_in_s:.1f} s"
             lines.append(
-                f"  {time_s:7.1f} s  {name:<7}{ahead}, CPA {enc.cpa_m:.0f} m in {enc.cpa_s:.1f} s"
+                f"  {time_s:7.1f} s  {name}{ahead}, CPA {enc.cpa_m:.0f} m in {enc.cpa_s:.1f} s"
                 f" (now {enc.horizontal_m:.0f} m apart, {enc.vertical_m:.0f} m vertically)"
             )
         if not self.changes:
@@ -55,6 +59,7 @@ class PairResult:
 
     def _record(self, encounter: Encounter, level: int) -> None:
         time_s = encounter.time_s
+        self.steps.append((time_s, level, encounter.t_in_s))
         for shown in range(1, level + 1):
             if self.first_alert_s[str(shown)] is None:
                 self.first_alert_s[str(shown)] = time_s
@@ -87,6 +92,7 @@ def replay(
             encounter = monitor.encounter(a, b)
             if encounter is None or encounter.time_s != now_s:
                 result._inside = False  # too far apart to be followed: level 0, not inside
+                result.steps.append((now_s, 0, None))
                 continue
             level = monitor.level(a, b)
             if pair_key(a, b) in changes:

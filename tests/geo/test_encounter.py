@@ -58,8 +58,9 @@ def test_head_on_pair_at_one_kilometre() -> None:
     assert enc.raw_level == 1
     assert not enc.loss
     # the closest approach is 500 m east of the ownship's position now
-    assert enc.cpa_lat_deg == pytest.approx(LAT, abs=1e-6)
-    assert (enc.cpa_lon_deg - LON) * M_PER_DEG * math.cos(math.radians(LAT)) == pytest.approx(
+    cpa_lat, cpa_lon = enc.cpa_point()
+    assert cpa_lat == pytest.approx(LAT, abs=1e-6)
+    assert (cpa_lon - LON) * M_PER_DEG * math.cos(math.radians(LAT)) == pytest.approx(
         500.0, abs=0.5
     )
 

@@ -91,6 +91,10 @@ def test_bad_tracks_are_dropped_and_counted_and_the_rest_go_on() -> None:
     monitor.update_many(head_on(1.0, 300.0), 1.0)
     assert monitor.level("own", "other") == 2
     assert monitor.counters.updates == 4
+    late = dataclasses.replace(head_on(0.0, 300.0)[1], time_s=0.5)  # arrives after t = 1
+    assert monitor.update(late, 1.2) == []
+    assert monitor.counters.dropped["older than the last report"] == 1
+    assert monitor.tracks["other"].time_s == 1.0
 
 
 def test_a_track_that_goes_silent_times_out_and_its_alert_clears() -> None:
@@ -101,7 +105,7 @@ def test_a_track_that_goes_silent_times_out_and_its_alert_clears() -> None:
     assert monitor.level("own", "other") == 3
     assert monitor.tick(5.0) == []  # still there; resampled: still inside
     changes = monitor.tick(11.0)
-    assert [(c.level, c.previous, c.reason) for c in changes] == [(0, 3, "timeout")]
+    assert [(c.level, c.previous, c.reason) for c in changes] == [(0, 3, "forgotten")]
     assert set(monitor.tracks) == set()
     assert monitor.level("own", "other") == 0
 
@@ -171,6 +175,15 @@ def test_partner_thresholds_apply_to_that_partners_tracks() -> None:
     assert encounter is not None
     assert encounter.volume_h_m == 400.0
     assert encounter.t_in_s == pytest.approx(15.0, abs=0.01)
+
+
+def test_a_partner_named_after_the_pair_began_applies_from_the_next_sample() -> None:
+    monitor = SeparationMonitor(partner_configs={"org-b": SeparationConfig(horizontal_m=400.0)})
+    monitor.update_many(head_on(0.0, 700.0), 0.0)
+    assert monitor.encounter("own", "other").volume_h_m == 150.0  # type: ignore[union-attr]
+    monitor.set_partner("other", "org-b")
+    monitor.update_many(head_on(1.0, 700.0), 1.0)
+    assert monitor.encounter("own", "other").volume_h_m == 400.0  # type: ignore[union-attr]
 
 
 def test_pairs_that_part_are_forgotten_while_clear() -> None:

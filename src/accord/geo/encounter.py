@@ -34,13 +34,18 @@ class Encounter:
     vertical_m: float  # |altitude difference| now
     volume_h_m: float  # the cylinder used: H and V with both tracks' widening
     volume_v_m: float
-    cpa_lat_deg: float  # where the closest approach is predicted (the ownship's position then)
-    cpa_lon_deg: float
+    plane: Plane  # the tangent plane the pair was compared in (at the ownship)
+    cpa_x_m: float  # where the ownship is predicted at the closest approach, in that plane
+    cpa_y_m: float
     raw_level: int
 
     @property
     def loss(self) -> bool:
         return self.t_in_s == 0.0
+
+    def cpa_point(self) -> tuple[float, float]:
+        """(lat, lon) of the ownship at the predicted closest approach (the conflict point)."""
+        return self.plane.inverse(self.cpa_x_m, self.cpa_y_m)
 
 
 def raw_level(t_in_s: float | None, config: SeparationConfig, held: tuple[bool, bool, bool]) -> int:
@@ -72,7 +77,6 @@ def evaluate(
     v = config.vertical_m + a.widen_v_m + b.widen_v_m
     interval = violation_interval(rel, h, v, config.lookahead_s)
     t_cpa, d_cpa = cpa(rel)
-    cpa_lat, cpa_lon = plane.inverse(a.x + a.vx * t_cpa, a.y + a.vy * t_cpa)
     t_in = interval[0] if interval else None
     return Encounter(
         ownship=own.uid,
@@ -86,7 +90,8 @@ def evaluate(
         vertical_m=abs(rel.sz),
         volume_h_m=h,
         volume_v_m=v,
-        cpa_lat_deg=cpa_lat,
-        cpa_lon_deg=cpa_lon,
+        plane=plane,
+        cpa_x_m=a.x + a.vx * t_cpa,
+        cpa_y_m=a.y + a.vy * t_cpa,
         raw_level=raw_level(t_in, config, held),
     )

@@ -24,6 +24,8 @@ class Plane:
 
     def project(self, lat_deg: float, lon_deg: float) -> tuple[float, float]:
         """A point's (x, y) in metres; the centre is (0, 0)."""
+        if lat_deg == self.lat_deg and lon_deg == self.lon_deg:
+            return 0.0, 0.0  # the ownship, compared in its own plane: no trigonometry
         lat0 = math.radians(self.lat_deg)
         lat = math.radians(lat_deg)
         dlon = math.radians(lon_deg - self.lon_deg)
@@ -42,10 +44,12 @@ class Plane:
         The local east and north directions at the point are projected onto the plane's axes,
         which is the derivative of :meth:`project` along the motion.
         """
+        trk = math.radians(track_deg)
+        if lat_deg == self.lat_deg and lon_deg == self.lon_deg:
+            return speed_mps * math.sin(trk), speed_mps * math.cos(trk)
         lat0 = math.radians(self.lat_deg)
         lat = math.radians(lat_deg)
         dlon = math.radians(lon_deg - self.lon_deg)
-        trk = math.radians(track_deg)
         east, north = speed_mps * math.sin(trk), speed_mps * math.cos(trk)
         sin_dlon, cos_dlon = math.sin(dlon), math.cos(dlon)
         sin_lat = math.sin(lat)

@@ -14,6 +14,7 @@ too fast (or too uncertain) for the cells is kept in a short list that every upd
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -41,7 +42,7 @@ class AlertChange:
     level: int
     previous: int
     encounter: Encounter
-    reason: str = "sample"  # "sample", or "timeout" when a track was forgotten
+    reason: str = "sample"  # "sample", or "forgotten" (a track timed out or left the air)
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -52,6 +53,7 @@ class AlertChange:
 class _Pair:
     ownship: str
     intruder: str
+    config: SeparationConfig
     state: AlertFilter
     before: AlertFilter  # the state before the last sample (to replace a same-instant sample)
     encounter: Encounter | None = None
@@ -76,10 +78,29 @@ class SeparationMonitor:
         self.partner_configs = dict(partner_configs or {})
         every = (self.config, *self.partner_configs.values())
         self._h_max = max(c.horizontal_m for c in every)
-        lookahead = max(c.lookahead_s for c in every)
-        self._index_reach_m = self.config.index_speed_mps * lookahead + INDEX_MARGIN_M
-        cell = self._h_max + 2.0 * self._index_reach_m
+        # How far a track can matter is judged with the widest of the configurations.
+        self._widest = dataclasses.replace(
+            self.config,
+            **{
+                key: max(getattr(c, key) for c in every)
+                for key in (
+                    "lookahead_s",
+                    "k_sigma",
+                    "unknown_ce_m",
+                    "age_accel_mps2",
+                    "max_age_s",
+                    "unknown_speed_mps",
+                )
+            },
+        )
+        self._index_reach_m = (
+            self.config.index_speed_mps * self._widest.lookahead_s + INDEX_MARGIN_M
+        )
+        # A query reaches H + its own reach + the cells' reach: cells a third of the widest
+        # query keep the area scanned close to the circle that matters.
+        cell = (self._h_max + 2.0 * self._index_reach_m) / 3.0
         self.tracks: dict[str, Track] = {}
+        self._terms: dict[str, tuple[float, float, float, float, float]] = {}
         self._partner: dict[str, str] = {}
         self._all = Grid(cell)
         self._own = Grid(cell)
@@ -93,6 +114,9 @@ class SeparationMonitor:
     def set_partner(self, uid: str, partner: str) -> None:
         """Track ``uid`` was released by ``partner`` (its agreed thresholds apply to its pairs)."""
         self._partner[uid] = partner
+        for key in self._by_track.get(uid, ()):
+            pair = self._pairs[key]
+            pair.config = self.config_for(self.tracks[pair.ownship], self.tracks[pair.intruder])
 
     def config_for(self, own: Track, other: Track) -> SeparationConfig:
         for uid in (other.uid, own.uid):
@@ -103,13 +127,21 @@ class SeparationMonitor:
 
     # -- reach: how far a track can matter ---------------------------------------------------
 
-    def _reach_m(self, track: Track, now_s: float) -> float:
-        c = self.config
-        age = max(0.0, now_s - track.time_s)
+    def _reach_m(self, uid: str, now_s: float) -> float:
+        """How far from its reported position track ``uid`` can be inside a volume within the
+        look-ahead: its widening, plus where its speed (or assumed speed) takes it."""
+        time_s, base, speed, _, _ = self._terms[uid]
+        c = self._widest
+        age = now_s - time_s if now_s > time_s else 0.0
+        held = age if age < c.max_age_s else c.max_age_s
+        return base + 0.5 * c.age_accel_mps2 * held * held + speed * (c.lookahead_s + age)
+
+    def _remember(self, track: Track) -> None:
+        c = self._widest
         speed = track.speed_mps if track.velocity_known else c.unknown_speed_mps
         assert speed is not None
-        grow = 0.5 * c.age_accel_mps2 * min(age, c.max_age_s) ** 2
-        return horizontal_base_m(track, c) + grow + speed * (c.lookahead_s + age)
+        base = horizontal_base_m(track, c)
+        self._terms[track.uid] = (track.time_s, base, speed, track.lat_deg, track.lon_deg)
 
     # -- input -------------------------------------------------------------------------------
 
@@ -122,11 +154,17 @@ class SeparationMonitor:
         fresh: list[Track] = []
         for track in tracks:
             problem = track_problem(track)
-            if problem is not None or not math.isfinite(now_s):
-                self.counters.dropped[problem or "bad time"] += 1
+            if problem is None and not math.isfinite(now_s):
+                problem = "bad time"
+            known = self.tracks.get(track.uid)
+            if problem is None and known is not None and track.time_s < known.time_s:
+                problem = "older than the last report"
+            if problem is not None:
+                self.counters.dropped[problem] += 1
                 continue
             self.counters.updates += 1
             self.tracks[track.uid] = track
+            self._remember(track)
             self._index(track, now_s)
             fresh.append(track)
         keys: set[tuple[str, str]] = set()
@@ -136,13 +174,14 @@ class SeparationMonitor:
 
     def tick(self, now_s: float) -> list[AlertChange]:
         """Forget tracks silent for ``track_timeout_s`` (their alerts clear); resample alerts
-        not sampled for ``reevaluate_s`` (a track that went quiet still widens and moves)."""
+        not sampled for ``reevaluate_s`` (a track that went quiet still widens and moves);
+        move tracks whose doubt outgrew the cells out of them. Call it about once a second."""
         changes: list[AlertChange] = []
         timeout = self.config.track_timeout_s
         for uid in [u for u, t in self.tracks.items() if now_s - t.time_s > timeout]:
             changes.extend(self.forget(uid, now_s))
         for uid, track in self.tracks.items():
-            if uid not in self._wide and self._reach_m(track, now_s + 2.0) > self._index_reach_m:
+            if uid not in self._wide and self._reach_m(uid, now_s + 2.0) > self._index_reach_m:
                 self._index(track, now_s + 2.0)
         due = [
             key
@@ -160,8 +199,11 @@ class SeparationMonitor:
             other = pair.intruder if pair.ownship == uid else pair.ownship
             self._by_track.get(other, set()).discard(key)
             if pair.state.shown() > 0 and pair.encounter is not None:
-                changes.append(AlertChange(0, pair.state.shown(), pair.encounter, reason="timeout"))
+                changes.append(
+                    AlertChange(0, pair.state.shown(), pair.encounter, reason="forgotten")
+                )
         self.tracks.pop(uid, None)
+        self._terms.pop(uid, None)
         self._partner.pop(uid, None)
         self._all.remove(uid)
         self._own.remove(uid)
@@ -193,7 +235,7 @@ class SeparationMonitor:
 
     def _index(self, track: Track, now_s: float) -> None:
         uid = track.uid
-        if self._reach_m(track, now_s) > self._index_reach_m:
+        if self._reach_m(uid, now_s) > self._index_reach_m:
             self._all.remove(uid)
             self._own.remove(uid)
             self._wide.add(uid)
@@ -206,28 +248,32 @@ class SeparationMonitor:
             self._own.remove(uid)
 
     def _candidates(self, track: Track, now_s: float) -> Iterable[tuple[str, str]]:
-        reach = self._reach_m(track, now_s)
-        radius = self._h_max + reach + self._index_reach_m
+        uid0 = track.uid
+        reach = self._reach_m(uid0, now_s)
         grid = self._all if track.own else self._own
-        near = set(grid.near(track.lat_deg, track.lon_deg, radius))
+        near = set(
+            grid.near(track.lat_deg, track.lon_deg, self._h_max + reach + self._index_reach_m)
+        )
         near.update(self._wide)
-        near.update(
-            other for key in self._by_track.get(track.uid, ()) for other in key
-        )  # pairs already followed are sampled until they part
-        cos_lat = math.cos(math.radians(track.lat_deg))
+        followed = {uid for key in self._by_track.get(uid0, ()) for uid in key}
+        near.update(followed)  # pairs already followed are sampled until they part
+        near.discard(uid0)
+        terms, tracks, c = self._terms, self.tracks, self._widest
+        lat0, lon0, own0 = track.lat_deg, track.lon_deg, track.own
+        k_lon = M_PER_DEG * math.cos(math.radians(lat0))
+        half_a, max_age, lookahead = 0.5 * c.age_accel_mps2, c.max_age_s, c.lookahead_s
+        slack = self._h_max + reach + INDEX_MARGIN_M
         for uid in near:
-            if uid == track.uid:
-                continue
-            other = self.tracks[uid]
-            if not (track.own or other.own):
-                continue
-            key = pair_key(track.uid, uid)
-            dy = (other.lat_deg - track.lat_deg) * M_PER_DEG
-            dlon = (other.lon_deg - track.lon_deg + 180.0) % 360.0 - 180.0
-            dx = dlon * M_PER_DEG * cos_lat
-            bound = self._h_max + reach + self._reach_m(other, now_s) + INDEX_MARGIN_M
-            if dx * dx + dy * dy <= bound * bound or key in self._pairs:
-                yield key
+            if uid not in followed:
+                time_s, base, speed, lat, lon = terms[uid]
+                age = now_s - time_s if now_s > time_s else 0.0
+                held = age if age < max_age else max_age
+                bound = slack + base + half_a * held * held + speed * (lookahead + age)
+                dy = (lat - lat0) * M_PER_DEG
+                dx = ((lon - lon0 + 180.0) % 360.0 - 180.0) * k_lon
+                if dx * dx + dy * dy > bound * bound or not (own0 or tracks[uid].own):
+                    continue
+            yield pair_key(uid0, uid)
 
     def _sample(self, keys: Iterable[tuple[str, str]], now_s: float) -> list[AlertChange]:
         changes: list[AlertChange] = []
@@ -236,13 +282,14 @@ class SeparationMonitor:
             if pair is None:
                 a, b = (self.tracks[uid] for uid in key)
                 own, other = (a, b) if a.own or not b.own else (b, a)
-                fresh = new_filter(self.config_for(own, other))
-                pair = _Pair(own.uid, other.uid, fresh, fresh)
+                config = self.config_for(own, other)
+                fresh = new_filter(config)
+                pair = _Pair(own.uid, other.uid, config, fresh, fresh)
                 self._pairs[key] = pair
                 self._by_track.setdefault(key[0], set()).add(key)
                 self._by_track.setdefault(key[1], set()).add(key)
             own, other = self.tracks[pair.ownship], self.tracks[pair.intruder]
-            config = self.config_for(own, other)
+            config = pair.config
             previous = pair.state.shown()
             base = pair.before if pair.state.last_time == now_s else pair.state
             held = (base.holds(1, now_s), base.holds(2, now_s), base.holds(3, now_s))
@@ -256,18 +303,13 @@ class SeparationMonitor:
             elif (
                 pair.state.shown() == 0
                 and encounter.t_in_s is None
-                and self._apart(own, other, now_s, config)
+                and encounter.horizontal_m
+                > config.horizontal_m
+                + self._reach_m(own.uid, now_s)
+                + self._reach_m(other.uid, now_s)
             ):
-                self._drop_pair(key)
+                self._drop_pair(key)  # too far apart to matter before the next updates
         return changes
-
-    def _apart(self, own: Track, other: Track, now_s: float, config: SeparationConfig) -> bool:
-        """Too far apart to matter before the next updates: its state need not be kept."""
-        cos_lat = math.cos(math.radians(own.lat_deg))
-        dy = (other.lat_deg - own.lat_deg) * M_PER_DEG
-        dx = ((other.lon_deg - own.lon_deg + 180.0) % 360.0 - 180.0) * M_PER_DEG * cos_lat
-        bound = config.horizontal_m + self._reach_m(own, now_s) + self._reach_m(other, now_s)
-        return dx * dx + dy * dy > bound * bound
 
     def _drop_pair(self, key: tuple[str, str]) -> None:
         del self._pairs[key]

@@ -25,6 +25,7 @@ from accord.cli import (
     partner,
     policy,
     qr,
+    separation,
     status,
     user,
 )
@@ -117,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_parser(sub, common)
     drone.add_parser(sub, common)
     policy.add_parser(sub)
+    separation.add_parser(sub)
     partner.add_parser(sub, common)
 
     config_p = sub.add_parser("config", help="print every configuration key with its value")
@@ -208,7 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command != "history":  # it checks its query first, then the data dir
                 datadir.check(args, config)  # read-only commands need what a server made
             return offline[args.command](args, datadir.with_running(config))
-        return {"serve": _serve, "config": _config, "policy": policy.run}[args.command](args)
+        direct = {"serve": _serve, "config": _config, "policy": policy.run}
+        direct["separation"] = separation.run
+        return direct[args.command](args)
     except (ConfigError, StartupError, PkiError, UserError, datadir.DataDirError) as exc:
         print(f"accord: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

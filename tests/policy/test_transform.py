@@ -257,3 +257,13 @@ def test_a_file_offer_names_its_sender_by_the_same_pseudonym_as_its_sa() -> None
     assert sa.event.uid != "ANDROID-alpha"
     assert "ANDROID-alpha" not in offer.event.detail.xml
     assert f'senderUid="{sa.event.uid}"' in offer.event.detail.xml
+
+
+def test_a_grid_snapping_release_marks_its_precision_for_separation() -> None:
+    release = release_with("grid_m = 100\n", "")
+    root = parse_fragment(f"<detail>{release.event.detail.xml}</detail>")
+    mark = root.find("__release")
+    assert mark is not None
+    assert mark.get("precision_m") == "71"  # centre to corner of a 100 m cell, rounded up
+    plain = parse_fragment(f"<detail>{release_with('', '').event.detail.xml}</detail>")
+    assert plain.find("__release").get("precision_m") is None  # type: ignore[union-attr]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 
 from lxml import etree
 
@@ -138,3 +139,25 @@ async def test_a_clients_aircraft_is_an_intruder_and_bad_tracks_are_dropped_and_
     assert coordination is not None
     assert coordination.monitor.counters.dropped["absurd speed"] >= 1
     assert "BAD-1" not in coordination.monitor.tracks
+
+
+async def test_the_simulate_command_flies_an_encounter_that_raises_an_alert(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(drone_feeds=(feed(),))
+    client = await CotClient.connect(server.port("tcp"))
+    await client.expect_silence(0.1)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "accord", "drone", "simulate", "--scenario", "crossing",
+        "--meet", "20", "--udp", f"127.0.0.1:{server.port('drone:sim')}", "--seconds", "6",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        alert = await client.recv_until(is_alert, timeout=10.0)
+    finally:
+        out, _ = await proc.communicate()
+    assert proc.returncode == 0, out
+    assert b"crossing: over 46.95,7.45 in 20 s (both)" in out
+    mark = separation(alert)
+    assert mark is not None
+    assert {mark.get("a"), mark.get("b")} == {"org.sim.1", "org.sim.2"}

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import sys
+from pathlib import Path
 
+import pytest
 from lxml import etree
 
+from accord.app import StartupError
 from accord.bridges.simulator import Fleet, encounter
 from accord.config import DroneFeed
 from accord.cot.model import CotEvent, Point
@@ -161,3 +165,54 @@ async def test_the_simulate_command_flies_an_encounter_that_raises_an_alert(
     mark = separation(alert)
     assert mark is not None
     assert {mark.get("a"), mark.get("b")} == {"org.sim.1", "org.sim.2"}
+
+
+def zone_file(path: Path, centre: tuple[float, float], name: str) -> None:
+    d = 0.001
+    lat, lon = centre
+    ring = [[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d], [lon - d, lat + d]]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "properties": {"name": name, "trigger": "entry"},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }]}))  # fmt: skip
+
+
+async def test_a_zone_from_the_geojson_file_raises_a_breach_and_is_reloaded(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    zones = tmp_path / "zones.geojson"
+    zone_file(zones, ORIGIN, "Airfield")
+    server = await make_server(drone_feeds=(feed(),), geofence_files=(str(zones),))
+    client = await CotClient.connect(server.port("tcp"))
+    await client.expect_silence(0.1)
+    (drone, _) = encounter("vertical", ORIGIN, meet_s=1000.0)  # hovering over the origin
+    flying = asyncio.create_task(fly(server, Fleet(vehicles=(drone,)), 4.0))
+    try:
+        breach = await client.recv_until(lambda e: e.type == "b-a-g", timeout=5.0)
+    finally:
+        flying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flying
+    assert "sim-1 entered Airfield" in breach.detail.xml
+    assert 'track="org.sim.1"' in breach.detail.xml
+    coordination = server.running.coordination
+    assert coordination is not None
+    assert coordination.breaches == 1
+    # What SIGHUP does: the file is read again; a broken one changes nothing.
+    zone_file(zones, (ORIGIN[0] + 1, ORIGIN[1]), "Elsewhere")
+    assert coordination.load_fence_files((str(zones),))[0]
+    assert [f.name for f in coordination.fences.fences.values()] == ["Elsewhere"]
+    zones.write_text("{not json")
+    ok, what = coordination.load_fence_files((str(zones),))
+    assert not ok
+    assert "zones.geojson" in what
+    assert [f.name for f in coordination.fences.fences.values()] == ["Elsewhere"]
+
+
+async def test_a_broken_geojson_file_refuses_the_start_naming_it(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    zones = tmp_path / "zones.geojson"
+    zones.write_text('{"type": "FeatureCollection", "features": [{"geometry": 3}]}')
+    with pytest.raises(StartupError, match=r"zones\.geojson: features\[0\]"):
+        await make_server(geofence_files=(str(zones),))

@@ -254,6 +254,11 @@ def _start_coordination(running: Running, config: Config) -> None:
         wall_ms=wall_ms,
         released_as=released_as,
     )
+    ok, what = coordination.load_fence_files(config.geofence_files)
+    if not ok:
+        raise StartupError(f"{what}; fix it or remove it from geofence_files")
+    if config.geofence_files:
+        log.info("%s", what)
     running.hub.taps.append(coordination.tap)
     running.probes.sources.append(coordination)
     # Restarted when it fails: the monitor's state outlives the task.
@@ -563,6 +568,9 @@ async def run(running: Running, config: Config, *, ready: asyncio.Event | None =
     def reload() -> None:
         ok, what = running.reload_policies()
         log.log(logging.INFO if ok else logging.ERROR, "%s", what)
+        if running.coordination is not None and config.geofence_files:
+            ok, what = running.coordination.load_fence_files(config.geofence_files)
+            log.log(logging.INFO if ok else logging.ERROR, "%s", what)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     listening = ", ".join(

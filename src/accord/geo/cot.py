@@ -42,6 +42,7 @@ from accord.cot.model import UNKNOWN_THRESHOLD, UNKNOWN_VALUE, CotEvent, Point
 from accord.cot.xml import detail_from_xml, escape_attr, parse_fragment
 from accord.geo.config import LEVEL_NAMES
 from accord.geo.encounter import Encounter
+from accord.geo.fence import Breach
 from accord.geo.monitor import AlertChange
 from accord.geo.track import Track
 
@@ -265,3 +266,46 @@ def cancel_events(pair: Pair, encounter: Encounter, now_ms: int) -> list[CotEven
         ),
     )
     return [cancel, delete]
+
+
+BREACH_TYPE = "b-a-g"  # ATAK's "Geo-fence Breached"
+BREACH_TAG = "__breach"
+
+
+def breach_event(
+    breach: Breach,
+    *,
+    origin: str,
+    track_type: str,
+    track_callsign: str,
+    track_partner: str,
+    fence_partner: str,
+    now_ms: int,
+) -> CotEvent:
+    """A breach alert (``b-a-g``) linked ``p-p`` to the track, with the machine detail
+    ``<__breach fence name track kind track_partner fence_partner/>`` (``*_partner``: the
+    partner that released that uid, "" for our own; the release policy keeps those names)."""
+    fence = breach.fence
+    verb = "entered" if breach.kind == "entry" else "left"
+    text = f"{track_callsign} {verb} {fence.name}"
+    key = conflict_key(fence.uid, breach.track)
+    detail = (
+        f'<contact callsign="{escape_attr(track_callsign)} geofence"/>'
+        f'<link uid="{escape_attr(breach.track)}" type="{escape_attr(track_type)}"'
+        ' relation="p-p"/>'
+        f'<emergency type="Geo-fence Breached">{escape_attr(text)}</emergency>'
+        f'<{BREACH_TAG} fence="{escape_attr(fence.uid)}" name="{escape_attr(fence.name)}"'
+        f' track="{escape_attr(breach.track)}" kind="{breach.kind}"'
+        f' track_partner="{escape_attr(track_partner)}"'
+        f' fence_partner="{escape_attr(fence_partner)}" origin="{escape_attr(origin)}"/>'
+    )
+    return CotEvent(
+        uid=f"fence.{origin}.{key}",
+        type=BREACH_TYPE,
+        how="m-g",
+        time=now_ms,
+        start=now_ms,
+        stale=now_ms + ALERT_STALE_MS,
+        point=Point(breach.lat, breach.lon, UNKNOWN_VALUE, UNKNOWN_VALUE, UNKNOWN_VALUE),
+        detail=detail_from_xml(detail),
+    )

@@ -216,3 +216,27 @@ async def test_a_broken_geojson_file_refuses_the_start_naming_it(
     zones.write_text('{"type": "FeatureCollection", "features": [{"geometry": 3}]}')
     with pytest.raises(StartupError, match=r"zones\.geojson: features\[0\]"):
         await make_server(geofence_files=(str(zones),))
+
+
+async def test_a_drone_outside_its_own_missions_corridor_is_flagged_non_conforming(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(drone_feeds=(feed(),))
+    client = await CotClient.connect(server.port("tcp"))
+    await client.expect_silence(0.1)
+    # Its mission is the 300 m square around the origin; it hovers at the centre, 300 m from
+    # every leg: 250 m outside the 50 m corridor.
+    (drone, _) = encounter("vertical", ORIGIN, meet_s=1000.0)
+    flying = asyncio.create_task(fly(server, Fleet(vehicles=(drone,)), 4.0))
+    try:
+        alert = await client.recv_until(lambda e: "<__conformance" in e.detail.xml, timeout=5.0)
+    finally:
+        flying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flying
+    assert alert.type == "b-a-o-c"
+    mark = parse_fragment(f"<detail>{alert.detail.xml}</detail>").find("__conformance")
+    assert mark is not None
+    assert (mark.get("track"), mark.get("intent")) == ("org.sim.1", "org.sim.1.mission")
+    assert 245 <= float(mark.get("off_m", "0")) <= 255  # the simulator's flat-earth offsets
+    assert "m outside its mission corridor (sim-1 mission)" in alert.detail.xml

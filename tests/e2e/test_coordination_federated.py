@@ -50,6 +50,10 @@ types = ["a-f-A*"]
 grid_m = 20
 
 [[rule]]
+name = "missions"
+types = ["b-m-r", "b-m-p-w"]  # a route and its waypoints (links to b-m-p-w)
+
+[[rule]]
 name = "alerts"
 types = ["b-a-*", "u-d-c-c", "u-d-f", "t-x-d-d"]
 """
@@ -98,7 +102,9 @@ def conflict(event: CotEvent) -> tuple[str, str]:
 
 
 def alert_from(origin: str) -> object:
-    return lambda e: e.type == "b-a-o-c" and conflict(e)[0] == origin
+    return lambda e: (
+        e.type == "b-a-o-c" and conflict(e)[0] == origin and "<__separation" in e.detail.xml
+    )
 
 
 def cancel_from(origin: str) -> object:
@@ -311,3 +317,65 @@ async def test_a_fence_drawn_on_a_and_released_to_b_raises_a_breach_for_bs_drone
         assert "sim-2 entered [ORG-A] No-fly A" in on_b.detail.xml
         # The drawer (A's author) hears A's breach too.
         await drawer.recv_until(lambda e: e.type == "b-a-g", timeout=5.0)
+
+
+def intent_alert(e: CotEvent) -> bool:
+    return e.type == "b-a-o-c" and "<__intent_conflict" in e.detail.xml
+
+
+async def wait_for(condition: object, timeout: float) -> None:
+    assert callable(condition)
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("apart_m", [0.0, 5000.0])
+async def test_intersecting_missions_alert_both_sides_before_take_off_and_distant_ones_do_not(
+    tmp_path: Path, background: Background, apart_m: float
+) -> None:
+    tasks, watchers = background
+    async with linked(tmp_path) as (a, b):
+        assert a.running is not None
+        assert b.running is not None
+        ca, cb = a.running.coordination, b.running.coordination
+        assert ca is not None
+        assert cb is not None
+        wa, wb = await watcher(a.running.ports["tcp"]), await watcher(b.running.ports["tcp"])
+        watchers += [wa, wb]
+        tasks += [asyncio.create_task(wa.read()), asyncio.create_task(wb.read())]
+        # Missions: each drone's pattern square (300 m) around its origin; nobody flies yet
+        # into the other (the meeting is far in the future: a strategic check).
+        one, _ = encounter("headon", ORIGIN, meet_s=3600.0)
+        far = (ORIGIN[0] + apart_m / 111_320, ORIGIN[1])
+        _, two = encounter("headon", far, meet_s=3600.0)
+        tasks.append(
+            asyncio.create_task(fly(a.running.ports["drone:sim"], Fleet(vehicles=(one,)), 2))
+        )
+        tasks.append(
+            asyncio.create_task(fly(b.running.ports["drone:sim"], Fleet(vehicles=(two,)), 2))
+        )
+        # Both sides know both intents (their own and the partner's, released).
+        await wait_for(lambda: len(ca.intents) == 2 and len(cb.intents) == 2, timeout=10.0)
+        if apart_m:
+            await asyncio.sleep(0.3)  # a wrong alert would be submitted in the same turn
+            assert ca.intent_conflicts == cb.intent_conflicts == 0
+            assert not any(intent_alert(e) for w in (wa, wb) for _, e in w.got)
+            return
+        for w in (wa, wb):
+            for origin in ("org-a", "org-b"):  # its own server's view and the partner's
+                _, alert = await w.wait(
+                    lambda e, o=origin: intent_alert(e) and conflict(e)[0] == o, timeout=10.0
+                )
+                mark = detail_of(alert, "__intent_conflict")
+                assert mark is not None
+                assert mark.get("mission_a")
+                assert mark.get("mission_b")
+                assert "meet near" in alert.detail.xml
+        own_a = next(e for _, e in wa.got if intent_alert(e) and conflict(e)[0] == "org-a")
+        own_b = next(e for _, e in wb.got if intent_alert(e) and conflict(e)[0] == "org-b")
+        assert conflict(own_a)[1] == conflict(own_b)[1]  # one conflict, two views
+        mark_a = detail_of(own_a, "__intent_conflict")
+        assert mark_a is not None
+        assert mark_a.get("a") == "org-a.sim.1.mission"
+        assert mark_a.get("mission_b") == "[ORG-B] sim-2 mission"

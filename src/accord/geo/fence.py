@@ -94,7 +94,7 @@ class Fence:
 
 
 # -- reading shapes ----------------------------------------------------------------------------
-def _coordinate(lat: float, lon: float) -> tuple[float, float]:
+def coordinate(lat: float, lon: float) -> tuple[float, float]:
     if not (math.isfinite(lat) and math.isfinite(lon)):
         raise FenceError("coordinate not a number")
     if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
@@ -119,7 +119,7 @@ def _segments_cross(
 
 def polygon(vertices: Sequence[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
     """Checked vertices (a closing repeat of the first one dropped); FenceError otherwise."""
-    points = [_coordinate(lat, lon) for lat, lon in vertices]
+    points = [coordinate(lat, lon) for lat, lon in vertices]
     if len(points) > 1 and points[0] == points[-1]:
         points.pop()
     if len(points) > MAX_VERTICES:
@@ -182,7 +182,7 @@ def from_event(event: CotEvent) -> Fence | None:
         radius = _float(ellipse.get("major")) if ellipse is not None else None
         if radius is None or not 0 < radius <= MAX_RADIUS_M:
             raise FenceError("bad radius")
-        centre = _coordinate(event.point.lat, event.point.lon)
+        centre = coordinate(event.point.lat, event.point.lon)
         return Fence(centre=centre, radius_m=radius, **common)
     points: list[tuple[float, float]] = []
     for link in root.findall("link"):

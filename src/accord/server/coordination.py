@@ -38,12 +38,15 @@ from accord.geo.cot import (
     breach_event,
     callsign_of,
     conflict_key,
+    conformance_event,
+    intent_conflict_event,
     is_airborne,
     raised_events,
     to_track,
 )
 from accord.geo.encounter import Encounter
 from accord.geo.fence import FENCE_TYPES, FenceError, FenceMonitor, from_event, from_geojson
+from accord.geo.intent import ROUTE_TYPE, Intent, intersect, off_corridor_m, waypoints_of
 from accord.geo.monitor import AlertChange, SeparationMonitor
 
 log = logging.getLogger("accord.coordination")
@@ -121,6 +124,11 @@ class Coordination:
         self._fence_by: dict[str, tuple[frozenset[str], str]] = {}  # uid -> (groups, partner)
         self.breaches = 0
         self.fence_files: tuple[str, ...] = ()
+        # Flight intents by route uid: the intent, (groups, partner, own) of who sent it.
+        self.intents: dict[str, tuple[Intent, frozenset[str], str, bool]] = {}
+        self.intent_alerts: set[tuple[str, str]] = set()  # pairs of route uids alerted
+        self.intent_conflicts = 0
+        self.nonconforming: set[str] = set()  # own tracks outside their intent's corridor
 
     def own_party(self, party: Party) -> None:
         """Tracks ``party`` sends are our own (a drone feed)."""
@@ -138,11 +146,15 @@ class Coordination:
                 asyncio.get_running_loop().call_soon(self.process)
         elif event.type in FENCE_TYPES:
             self._fence(sender, event)
+        elif event.type == ROUTE_TYPE:
+            self._intent(sender, event)
         elif event.type == DELETE_TYPE:
             target = deleted(event)
             if target is not None and target[0] in self.monitor.tracks:
                 self._emit(self.monitor.forget(target[0], self._wall_ms() / 1000))
             if target is not None:
+                if self.intents.pop(target[0], None) is not None:
+                    self.intent_alerts = {p for p in self.intent_alerts if target[0] not in p}
                 self.fences.forget(target[0])
                 if self.fences.remove(target[0]):
                     self._fence_by.pop(target[0], None)
@@ -158,6 +170,69 @@ class Coordination:
         self.fences.put(fence)
         self._fence_by[fence.uid] = (sender.membership.inbound, partner_name(sender))
         log.info("geofence %s (%s, %s)", fence.name, fence.uid, fence.trigger)
+
+    def _intent(self, sender: Party, event: CotEvent) -> None:
+        """A mission (route): its intent, compared with every other party's."""
+        try:
+            waypoints = waypoints_of(event)
+        except FenceError as exc:
+            self.dropped[f"intent: {exc}"] += 1
+            return
+        known = self.intents.get(event.uid)
+        if known is not None and known[0].waypoints == waypoints:
+            return  # re-sent unchanged: it keeps its start
+        start = event.time / 1000
+        intent = Intent(event.uid, callsign_of(event), waypoints, start)
+        own = sender.key in self._own_parties
+        partner = partner_name(sender)
+        self.intents[event.uid] = (intent, sender.membership.inbound, partner, own)
+        self.intent_alerts = {p for p in self.intent_alerts if event.uid not in p}
+        for uid, (_, _, other_partner, other_own) in list(self.intents.items()):
+            if uid == event.uid or not (own or other_own):
+                continue
+            if partner == other_partner and own == other_own:
+                continue  # one party's own missions: its planners' business
+            self._compare(event.uid, uid)
+
+    def _compare(self, first: str, second: str) -> None:
+        (a, a_groups, a_partner, a_own) = self.intents[first]
+        (b, b_groups, b_partner, _) = self.intents[second]
+        if not a_own:
+            (a, a_groups, a_partner), (b, b_groups, b_partner) = (
+                (b, b_groups, b_partner), (a, a_groups, a_partner),
+            )  # fmt: skip
+        meeting = intersect(a, b)
+        key = (a.uid, b.uid)
+        if meeting is None or key in self.intent_alerts:
+            return
+        self.intent_alerts.add(key)
+        self.intent_conflicts += 1
+        public = a.uid
+        if b_partner and self._released_as is not None:
+            public = self._released_as(b_partner, a.uid) or a.uid
+        pair = Pair(conflict_key(public, b.uid), self.origin, ROUTE_TYPE, a.name, b.name, b_partner)
+        alert = intent_conflict_event(a, b, meeting, pair, self._wall_ms())
+        self.hub.submit(self._party(a_groups), alert)
+        log.info("intents %s and %s meet at %.5f,%.5f", a.uid, b.uid, meeting.lat, meeting.lon)
+
+    def _conformance(self, sender: Party, event: CotEvent) -> None:
+        entry = self.intents.get(f"{event.uid}.mission")
+        if entry is None:
+            return
+        intent = entry[0]
+        off = off_corridor_m(intent, event.point.lat, event.point.lon)
+        flagged = event.uid in self.nonconforming
+        if (off > 0) == flagged:
+            return
+        if off > 0:
+            self.nonconforming.add(event.uid)
+        else:
+            self.nonconforming.discard(event.uid)
+        alert = conformance_event(
+            event.uid, event.type, callsign_of(event), intent, off if off > 0 else None,
+            event.point.lat, event.point.lon, self._wall_ms(),
+        )  # fmt: skip
+        self.hub.submit(self._party(sender.membership.inbound), alert)
 
     def load_fence_files(self, paths: Iterable[str]) -> tuple[bool, str]:
         """Read the GeoJSON zone files (at start and on SIGHUP); on any error the zones in
@@ -192,6 +267,8 @@ class Coordination:
                 self._check_fences(sender, event, partner, started)
             if not is_airborne(event.type):
                 continue
+            if own and self.intents:
+                self._conformance(sender, event)
             track = to_track(event, own=own)
             if isinstance(track, str):
                 self.dropped[track] += 1
@@ -306,6 +383,12 @@ class Coordination:
                    float(len(self.active))),
             Sample("separation_alerts_cleared_total", "counter",
                    "Separation alerts cleared", float(self.cleared)),
+            Sample("flight_intents", "gauge", "Flight intents known (missions)",
+                   float(len(self.intents))),
+            Sample("flight_intent_conflicts_total", "counter",
+                   "Pairs of intents found to meet (alerted)", float(self.intent_conflicts)),
+            Sample("tracks_nonconforming", "gauge", "Own drones outside their mission corridor",
+                   float(len(self.nonconforming))),
             Sample("geofences", "gauge", "Geofences in force", float(len(self.fences.fences))),
             Sample("geofence_breaches_total", "counter", "Geofence breach alerts raised",
                    float(self.breaches)),

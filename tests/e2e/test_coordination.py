@@ -15,9 +15,11 @@ from lxml import etree
 
 from accord.app import StartupError
 from accord.bridges.simulator import Fleet, encounter
+from accord.cli import main
 from accord.config import DroneFeed
 from accord.cot.model import CotEvent, Point
 from accord.cot.xml import detail_from_xml, parse_fragment
+from accord.federation import partners_file
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient
 
@@ -240,3 +242,27 @@ async def test_a_drone_outside_its_own_missions_corridor_is_flagged_non_conformi
     assert (mark.get("track"), mark.get("intent")) == ("org.sim.1", "org.sim.1.mission")
     assert 245 <= float(mark.get("off_m", "0")) <= 255  # the simulator's flat-earth offsets
     assert "m outside its mission corridor (sim-1 mission)" in alert.detail.xml
+
+
+async def test_thresholds_agreed_with_a_partner_apply_to_its_tracks(
+    make_server: ServerFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ours, theirs = tmp_path / "server0", tmp_path / "theirs"  # server0: make_server's dir
+    assert main(["cert", "init", "--data-dir", str(theirs)]) == 0
+    args = ["partner", "add", "org-b", "--ca", str(theirs / "pki" / "ca.pem"), "--share-all",
+            "--data-dir", str(ours)]  # fmt: skip
+    bad = tmp_path / "bad.toml"
+    bad.write_text("horizontal_m = -5\n")
+    assert main([*args, "--separation", str(bad)]) == 2
+    assert "bad.toml: horizontal_m = -5 is not a number >= 0" in capsys.readouterr().err
+    agreed = tmp_path / "agreed.toml"
+    agreed.write_text("[separation]\nhorizontal_m = 300\nvertical_m = 60\n")
+    assert main([*args, "--separation", str(agreed)]) == 0
+    (partner,) = partners_file.read(ours)
+    assert partner.separation == (("horizontal_m", 300.0), ("vertical_m", 60.0))
+    server = await make_server()
+    coordination = server.running.coordination
+    assert coordination is not None
+    agreed_config = coordination.monitor.partner_configs["org-b"]
+    assert (agreed_config.horizontal_m, agreed_config.vertical_m) == (300.0, 60.0)
+    assert coordination.monitor.config.horizontal_m == 150.0  # ours for everyone else

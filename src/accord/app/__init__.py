@@ -55,7 +55,7 @@ from accord.federation.link import Own
 from accord.federation.transport import Federation
 from accord.federation.trust import fingerprint
 from accord.federation.witness import LedgerExchange
-from accord.geo.config import SeparationConfig
+from accord.geo.config import SeparationConfig, SeparationConfigError
 from accord.geo.monitor import SeparationMonitor
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
@@ -247,6 +247,18 @@ def _start_coordination(running: Running, config: Config) -> None:
         return None if running.gate is None else running.gate.released_as(partner, uid)
 
     partner_configs: dict[str, SeparationConfig] = {}
+    try:  # the agreed thresholds (a bad partners.toml fails the federation's start)
+        partners = (*config.partners, *partners_file.read(config.data_dir))
+    except PartnerError:
+        partners = config.partners
+    for partner in partners:
+        if partner.separation:
+            try:
+                partner_configs[partner.name] = config.separation.replace(
+                    dict(partner.separation), f"partner {partner.name}: separation"
+                )
+            except SeparationConfigError as exc:
+                raise StartupError(str(exc)) from None
     coordination = running.coordination = Coordination(
         running.hub,
         SeparationMonitor(config.separation, partner_configs),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from accord.cot.xml import detail_from_xml, parse_fragment
 from accord.federation import partners_file
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient
+from tests.e2e.test_status import status_args
 
 ORIGIN = (46.95, 7.45)
 
@@ -55,7 +57,7 @@ def is_alert(event: CotEvent) -> bool:
 
 
 async def test_two_own_drones_head_on_raise_an_alert_and_its_cancel(
-    make_server: ServerFactory,
+    make_server: ServerFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server = await make_server(drone_feeds=(feed(),))
     client = await CotClient.connect(server.port("tcp"))
@@ -92,6 +94,12 @@ async def test_two_own_drones_head_on_raise_an_alert_and_its_cancel(
     assert coordination.raised["loss"] >= 1
     assert coordination.cleared >= 1
     assert not coordination.active
+    code = await asyncio.to_thread(main, status_args(server))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "separation 2 airborne tracks, 0 alerts shown (raised: caution " in out
+    assert re.search(r"loss [1-9]\d*; [1-9]\d* cleared\)", out), out
+    assert "geofences  0 in force, 0 breaches; intents 2, 0 conflicts" in out
 
 
 def aircraft(uid: str, lat: float, lon: float, *, course: float, speed: float) -> CotEvent:

@@ -273,6 +273,7 @@ def _start_coordination(running: Running, config: Config) -> None:
         log.info("%s", what)
     running.hub.taps.append(coordination.tap)
     running.probes.sources.append(coordination)
+    running.probes.coordination = coordination
     # Restarted when it fails: the monitor's state outlives the task.
     ticking = running.tasks.start("separation ticker", coordination.run, Policy.RESTART)
     running.stack.push_async_callback(running.tasks.stop, ticking)

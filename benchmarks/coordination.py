@@ -4,11 +4,11 @@ server (MAVLink UDP feed -> hub -> monitor -> alert -> a TCP client), on loopbac
 ``--pairs`` head-on pairs (default 20, 40 drones), each pair over its own point 2 km from the
 next, meeting ``--meet`` seconds in; every drone reports at 2 Hz (the bridge's rate). A plain
 XML TCP client (what pytak reads) records when each frame arrives. For each separation alert
-(``b-a-o-c`` with ``__separation``) the latency is its arrival minus the arrival of the newest
-report of either of its two drones before it (client side, wall clock), and the alert's ``time`` minus
-that report's ``time`` (server side: tap, monitor, event building). Only level changes count:
-an active alert re-sent every 10 s is no answer to a report. Numbers on a shared machine
-are ratios within one run.
+(``b-a-o-c`` with ``__separation``) the latency is its arrival minus the arrival of the
+newest report of either of its two drones before it (client side, wall clock), and the
+alert's ``time`` minus that report's ``time`` (server side: tap, monitor, event building).
+Only level changes count: an active alert re-sent every 10 s is no answer to a report.
+Numbers on a shared machine are ratios within one run.
 
     .venv/bin/python benchmarks/coordination.py [--pairs 20] [--meet 20] [--seconds 30]
 """
@@ -45,7 +45,8 @@ async def run(pairs: int, meet_s: float, seconds: float) -> None:
             vehicles = []
             for i in range(pairs):
                 centre = offset(*ORIGIN, 0.0, 2000.0 * i)
-                vehicles += encounter("headon", centre, meet_s=meet_s, sysids=(2 * i + 1, 2 * i + 2))
+                ids = (2 * i + 1, 2 * i + 2)
+                vehicles += encounter("headon", centre, meet_s=meet_s, sysids=ids)
             fleet = Fleet(vehicles=tuple(vehicles))
             arrivals: list[tuple[float, bytes]] = []
 

@@ -59,6 +59,8 @@ from accord.federation.journal import LedgerJournal
 from accord.federation.ledger_exchange import LedgerExchange
 from accord.federation.transport import Federation
 from accord.federation.trust import fingerprint
+from accord.geo.config import SeparationConfig, SeparationConfigError
+from accord.geo.monitor import SeparationMonitor
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.ledger_key import ensure_ledger_key, ensure_ledger_secret
@@ -67,6 +69,7 @@ from accord.identity.pki import (
     ensure_pki,
 )
 from accord.identity.users import UserStore
+from accord.server.coordination import Coordination
 from accord.server.history import HistoryRules, HistoryWriter
 from accord.server.hub import Hub
 from accord.server.listeners import TcpListener, TlsListener
@@ -238,6 +241,45 @@ async def _start_store(running: Running, config: Config) -> None:
     running.stack.push_async_callback(_stop_history_writer, running, writer, writing)
     # Sessions close after every listener and link stopped, before the history is flushed.
     running.stack.push_async_callback(running.close_sessions)
+
+
+def _start_coordination(running: Running, config: Config) -> None:
+    """Separation alerts: the monitor taps every routed event (see server/coordination.py)."""
+
+    def released_as(partner: str, uid: str) -> str | None:
+        return None if running.gate is None else running.gate.released_as(partner, uid)
+
+    partner_configs: dict[str, SeparationConfig] = {}
+    try:  # the agreed thresholds (a bad partners.toml fails the federation's start)
+        partners = (*config.partners, *partners_toml.read(config.data_dir))
+    except PartnerError:
+        partners = config.partners
+    for partner in partners:
+        if partner.separation:
+            try:
+                partner_configs[partner.name] = config.separation.replace(
+                    dict(partner.separation), f"partner {partner.name}: separation"
+                )
+            except SeparationConfigError as exc:
+                raise StartupError(str(exc)) from None
+    coordination = running.coordination = Coordination(
+        running.hub,
+        SeparationMonitor(config.separation, partner_configs),
+        origin=config.federation_name or config.server_names[0],
+        wall_ms=wall_ms,
+        released_as=released_as,
+    )
+    ok, what = coordination.load_fence_files(config.geofence_files)
+    if not ok:
+        raise StartupError(f"{what}; fix it or remove it from geofence_files")
+    if config.geofence_files:
+        log.info("%s", what)
+    running.hub.taps.append(coordination.tap)
+    running.probes.sources.append(coordination)
+    running.probes.coordination = coordination
+    # Restarted when it fails: the monitor's state outlives the task.
+    ticking = running.tasks.start("separation ticker", coordination.run, Policy.RESTART)
+    running.stack.push_async_callback(running.tasks.stop, ticking)
 
 
 async def _stop_history_writer(
@@ -446,6 +488,7 @@ async def start(
         await _start_store(running, config)
         assert running.store is not None
         blobs = await _open_blobs(config, running.store)
+        _start_coordination(running, config)
         if config.tcp_port:
             await _start_tcp(running, config, port(config.tcp_port))
         identities = Identities(load_groups_file(config.groups_file), UserStore(config.data_dir))
@@ -547,6 +590,9 @@ async def run(running: Running, config: Config, *, ready: asyncio.Event | None =
     def reload() -> None:
         ok, what = running.reload_policies()
         log.log(logging.INFO if ok else logging.ERROR, "%s", what)
+        if running.coordination is not None and config.geofence_files:
+            ok, what = running.coordination.load_fence_files(config.geofence_files)
+            log.log(logging.INFO if ok else logging.ERROR, "%s", what)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     listening = ", ".join(

@@ -29,6 +29,7 @@ from accord.feeds import mavlink as feeds
 from accord.identity.signin import SignIn
 from accord.identity.token import TokenService
 from accord.server.census import Census
+from accord.server.coordination import Coordination
 from accord.server.history import HistoryWriter
 from accord.server.hub import Hub
 from accord.store.contract import Store
@@ -74,6 +75,7 @@ class Running:
     tokens: TokenService | None = None  # signs every token the server issues (app.http)
     signin: SignIn | None = None  # the password check of every port, one set of limits
     record: Path | None = None  # <data_dir>/running.json, removed at close
+    coordination: Coordination | None = None  # separation alerts (issue 14)
 
     async def enter_tasks(self) -> None:
         """Start the task group the background tasks run in; a failure stops the server."""

@@ -24,6 +24,12 @@ from accord.policy.model import RELEASE_TAG, Transform
 # 96 bits of HMAC: collisions among a partner's uids are negligible below ~10^12 uids, and the
 # pseudonym stays short enough for ATAK's lists.
 PSEUDONYM_HEX = 24
+# A separation alert's machine detail and its pair detail (accord.geo.cot; policy sits beside
+# geo in the layers, so the names are repeated here).
+SEPARATION_TAG = "__separation"
+CONFLICT_TAG = "__conflict"
+INTENT_TAG = "__intent_conflict"  # two missions meet: a and b as in __separation
+BREACH_TAG = "__breach"  # a geofence breach: track and fence uids, each with the partner
 
 
 def pseudonym(uid: str, key: bytes, partner: str, prefix: str = "") -> str:
@@ -99,6 +105,19 @@ def rewrite_detail(
             if tag != RELEASE_TAG:
                 done.append(f"strip <{tag}>")
             continue
+        if tag in (SEPARATION_TAG, INTENT_TAG) and rename is not None:
+            _rename_separation(root, child, rename, marking.get("partner", ""))
+            done.append(f"pseudonymise <{tag}> uids")
+            continue
+        if tag == BREACH_TAG and rename is not None:
+            receiver = marking.get("partner", "").casefold()
+            for name in ("track", "fence"):
+                value = child.get(name)
+                theirs = receiver and child.get(f"{name}_partner", "").casefold() == receiver
+                if value and not theirs:
+                    child.set(name, rename(value))
+            done.append(f"pseudonymise <{BREACH_TAG}> uids")
+            continue
         if tag == "fileshare" and rename is not None and child.get("senderUid"):
             # A file offer names its sender's device: the same pseudonym as its SA.
             child.set("senderUid", rename(child.get("senderUid", "")))
@@ -131,7 +150,7 @@ def rewrite_detail(
 
 # A detail with a child a rewrite changes, or one routing reads (cot.xml inspects it) to strip,
 # takes the parsing path.
-_REWRITTEN = frozenset({"link", "fileshare"})
+_REWRITTEN = frozenset({"link", "fileshare", SEPARATION_TAG, INTENT_TAG, BREACH_TAG})
 _INSPECTED = frozenset({"contact", "marti", "__chat", "TakControl"})
 _ATTR_UNSAFE = re.compile(r'[&<>"\n\r\t]')
 
@@ -209,6 +228,22 @@ def split_children(xml: str) -> list[tuple[str, str]] | None:
                 depth += 1
         i = gt + 1
     return out if depth == 0 else None
+
+
+def _rename_separation(
+    root: etree._Element, child: etree._Element, rename: Callable[[str], str], partner: str
+) -> None:
+    """A separation alert names two tracks: ``a`` is always ours (renamed like every uid);
+    ``b`` keeps its name when the receiver itself released it (``<__conflict partner>`` is
+    that partner: the policy's ``partner`` names it as its partner entry does, case aside),
+    since it is then already the name the receiver gave it."""
+    conflict = root.find(CONFLICT_TAG)
+    named = "" if conflict is None else conflict.get("partner", "")
+    theirs = partner != "" and named.casefold() == partner.casefold()
+    for name in ("a", "b"):
+        value = child.get(name)
+        if value and not (name == "b" and theirs):
+            child.set(name, rename(value))
 
 
 def marking(policy_name: str, rule: str, partner: str, version: str, now_ms: int) -> dict[str, str]:

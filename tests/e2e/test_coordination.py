@@ -21,7 +21,7 @@ from accord.cli import main
 from accord.config import DroneFeed
 from accord.cot.model import CotEvent, Point
 from accord.cot.xml import detail_from_xml, parse_fragment
-from accord.federation import partners_file
+from accord.federation import partners_toml
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient
 from tests.e2e.test_status import status_args
@@ -265,7 +265,7 @@ async def test_thresholds_agreed_with_a_partner_apply_to_its_tracks(
     agreed = tmp_path / "agreed.toml"
     agreed.write_text("[separation]\nhorizontal_m = 300\nvertical_m = 60\n")
     assert main([*args, "--separation", str(agreed)]) == 0
-    (partner,) = partners_file.read(ours)
+    (partner,) = partners_toml.read(ours)
     assert partner.separation == (("horizontal_m", 300.0), ("vertical_m", 60.0))
     server = await make_server()
     coordination = server.running.coordination

@@ -459,7 +459,7 @@ async def start(
                     config,
                     *certificate_caller(config, identities, peers),
                     # The admin API only where callers are certificates, never on plain HTTP.
-                    admin.routes(admin_state(running, config, identities, peers)),
+                    admin.routes(admin_state(running, config, identities, peers, pki, blobs)),
                     blobs,
                     certificate_parts(config, identities, peers, pki),
                 ),

@@ -19,6 +19,8 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from accord.api import admin
+from accord.api.admin_partners import StoreAdmin
+from accord.api.admin_users import IdentityAdmin
 from accord.api.certadmin import CertAdminSettings, certadmin_routes
 from accord.api.history import history_routes
 from accord.api.kml_export import kml_export_routes
@@ -36,6 +38,7 @@ from accord.config import Config
 from accord.domain.groups import Membership
 from accord.identity import registry
 from accord.identity.ca import LEAF_DAYS, PkiError, PkiPaths
+from accord.identity.package import API_PORT, ENROLLMENT_PORT, STREAM_PORT, Endpoint
 from accord.identity.peer import identity_from_peercert, membership_for
 from accord.identity.pki import (
     ensure_admin_certificate,
@@ -266,10 +269,53 @@ def certificate_cn(identities: Identities, peers: PeerCertificates) -> admin.Adm
     return cn
 
 
+def device_endpoint(config: Config) -> Callable[[str | None], Endpoint]:
+    """Where devices dial this server (the host given, else ``server_names[0]``), as
+    ``accord package`` writes it into a connection package."""
+
+    def endpoint(host: str | None) -> Endpoint:
+        host = host or config.server_names[0]
+        return Endpoint(
+            host,
+            f"Accord {host}",
+            stream_port=config.tls_port or STREAM_PORT,
+            api_port=config.https_port or API_PORT,
+            enrollment_port=config.enroll_port or ENROLLMENT_PORT,
+        )
+
+    return endpoint
+
+
 def admin_state(
-    running: Running, config: Config, identities: Identities, peers: PeerCertificates
+    running: Running,
+    config: Config,
+    identities: Identities,
+    peers: PeerCertificates,
+    pki: PkiPaths | None = None,
+    blobs: Blobs | None = None,
 ) -> admin.AdminState:
     admin_cn = certificate_cn(identities, peers)
+
+    def revoked() -> None:
+        if pki is not None:
+            identities.revoked = registry.revoked_serials(pki)
+
+    identity = (
+        IdentityAdmin(
+            UserStore(config.data_dir),
+            pki,
+            device_endpoint(config),
+            revoked,
+            lambda: dt.datetime.now(dt.UTC),
+        )
+        if pki is not None
+        else None
+    )
+    stores = (
+        StoreAdmin(running.store, running.store, blobs, pki.root)
+        if running.store is not None and pki is not None
+        else None
+    )
     return admin.AdminState(
         running.census,
         running.counters,
@@ -282,6 +328,8 @@ def admin_state(
         running.started_s,
         time.time,
         DroneFeedControl(running),
+        identity,
+        stores,
     )
 
 

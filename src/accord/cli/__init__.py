@@ -18,6 +18,7 @@ from accord.app import ServerFailed, StartupError, serve
 from accord.cli import (
     cert,
     datadir,
+    demo,
     drone,
     history,
     ledger,
@@ -123,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     drone.add_parser(sub, common)
     policy.add_parser(sub)
     partner.add_parser(sub, common)
+    demo.add_parser(sub)
 
     config_p = sub.add_parser("config", help="print every configuration key with its value")
     config_p.add_argument("--config", type=Path, help="TOML configuration file")
@@ -213,7 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command != "history":  # it checks its query first, then the data dir
                 datadir.check(args, config)  # read-only commands need what a server made
             return offline[args.command](args, datadir.with_running(config))
-        return {"serve": _serve, "config": _config, "policy": policy.run}[args.command](args)
+        commands = {"serve": _serve, "config": _config, "policy": policy.run, "demo": demo.run}
+        return commands[args.command](args)
     except (ConfigError, StartupError, PkiError, UserError, datadir.DataDirError) as exc:
         print(f"accord: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

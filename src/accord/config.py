@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from accord.domain.partners import FEDERATION_V2_PORT, Partner, PartnerError, parse_partners
+from accord.geo.config import SeparationConfig, SeparationConfigError
+from accord.geo.config import from_mapping as separation_from_mapping
 
 
 class ConfigError(Exception):
@@ -270,6 +272,15 @@ class Config:
             "simulate` send to; skipped with a warning if busy); 0 = off"
         },
     )
+    # -- separation alerts -------------------------------------------------------------------
+    separation: SeparationConfig = field(
+        default_factory=SeparationConfig,
+        metadata={
+            "doc": "[separation] table: cylinder horizontal_m/vertical_m, lookahead_s, each "
+            "level's alerting and early alerting time, alerting_m/n, hysteresis_s, "
+            "persistence_s, k_sigma, ... (TOML only; defaults = the DAIDALUS corpus uas.conf)"
+        },
+    )
     # -- logs --------------------------------------------------------------------------------
     log_level: str = field(default="info", metadata={"doc": "debug, info, warning, error"})
     log_json: bool = field(default=False, metadata={"doc": "one JSON object per log line"})
@@ -329,6 +340,13 @@ def _convert(key: str, raw: Any, kind: Any, source: str) -> Any:
         try:
             return parse_partners(raw, source)
         except PartnerError as exc:
+            raise ConfigError(str(exc)) from None
+    if kind is SeparationConfig:
+        if not isinstance(raw, dict):
+            raise bad("a [separation] table (config file only)")
+        try:
+            return separation_from_mapping(raw, f"{source}: [separation]")
+        except SeparationConfigError as exc:
             raise ConfigError(str(exc)) from None
     if kind == tuple[str, ...]:
         if isinstance(raw, str):

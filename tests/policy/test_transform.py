@@ -257,3 +257,51 @@ def test_a_file_offer_names_its_sender_by_the_same_pseudonym_as_its_sa() -> None
     assert sa.event.uid != "ANDROID-alpha"
     assert "ANDROID-alpha" not in offer.event.detail.xml
     assert f'senderUid="{sa.event.uid}"' in offer.event.detail.xml
+
+
+def test_a_grid_snapping_release_marks_its_precision_for_separation() -> None:
+    release = release_with("grid_m = 100\n", "")
+    root = parse_fragment(f"<detail>{release.event.detail.xml}</detail>")
+    mark = root.find("__release")
+    assert mark is not None
+    assert mark.get("precision_m") == "71"  # centre to corner of a 100 m cell, rounded up
+    plain = parse_fragment(f"<detail>{release_with('', '').event.detail.xml}</detail>")
+    assert plain.find("__release").get("precision_m") is None  # type: ignore[union-attr]
+
+
+SEPARATION = (
+    '<link uid="OWN-1" type="a-f-A-M-H-Q" relation="p-p"/>'
+    '<__separation level="warning" a="OWN-1" b="{b}" t_loss_s="17.0" cpa_s="19.5" cpa_m="12"/>'
+    '<__conflict key="0123456789abcdef" origin="org-a" partner="{partner}"/>'
+)
+
+
+def separation_of(release: Release) -> dict[str, str]:
+    root = parse_fragment(f"<detail>{release.event.detail.xml}</detail>")
+    mark = root.find("__separation")
+    assert mark is not None
+    return dict(mark.attrib)
+
+
+def test_a_separation_alert_names_the_receivers_own_track_as_the_receiver_does() -> None:
+    head = HEAD + "pseudonymise = true\n"
+    rule = 'types = ["b-a-*", "a-f-A*"]\n'
+    detail = SEPARATION.format(b="org-b-pseudonym", partner="ORG-B")
+    out = separation_of(release_with(rule, detail, "b-a-o-c", head=head))
+    own = pseudonym("OWN-1", SECRET.encode(), "org-b")
+    assert out["a"] == own  # ours: the name the partner knows our drone by
+    assert out["b"] == "org-b-pseudonym"  # the partner's own drone, as it released it
+    assert (out["level"], out["t_loss_s"], out["cpa_m"]) == ("warning", "17.0", "12")
+    linked = release_with(rule, detail, "b-a-o-c", head=head).event.detail.xml
+    assert f'<link uid="{own}"' in linked
+    assert 'key="0123456789abcdef"' in linked  # the pair key crosses unchanged
+
+
+def test_a_separation_alert_with_a_third_partys_track_pseudonymises_both() -> None:
+    head = HEAD + "pseudonymise = true\n"
+    detail = SEPARATION.format(b="LOCAL-AIRCRAFT", partner="")
+    out = separation_of(release_with('types = ["b-a-*"]\n', detail, "b-a-o-c", head=head))
+    assert out["a"] != "OWN-1"
+    assert out["b"] == pseudonym("LOCAL-AIRCRAFT", SECRET.encode(), "org-b")
+    plain = separation_of(release_with('types = ["b-a-*"]\n', detail, "b-a-o-c"))
+    assert (plain["a"], plain["b"]) == ("OWN-1", "LOCAL-AIRCRAFT")  # no pseudonyms: as is

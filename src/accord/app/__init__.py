@@ -56,6 +56,8 @@ from accord.federation.link import Own
 from accord.federation.transport import Federation
 from accord.federation.trust import fingerprint
 from accord.federation.witness import LedgerExchange
+from accord.geo.config import SeparationConfig
+from accord.geo.monitor import SeparationMonitor
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.ledger_key import ensure_ledger_key, ensure_ledger_secret
@@ -65,6 +67,7 @@ from accord.identity.pki import (
 )
 from accord.identity.signin import SignIn
 from accord.identity.users import UserStore
+from accord.server.coordination import Coordination
 from accord.server.history import HistoryRules, HistoryWriter
 from accord.server.hub import Hub
 from accord.server.listeners import TcpListener, TlsListener
@@ -236,6 +239,27 @@ async def _start_store(running: Running, config: Config) -> None:
     running.stack.push_async_callback(_stop_history_writer, running, writer, writing)
     # Sessions close after every listener and link stopped, before the history is flushed.
     running.stack.push_async_callback(running.close_sessions)
+
+
+def _start_coordination(running: Running, config: Config) -> None:
+    """Separation alerts: the monitor taps every routed event (see server/coordination.py)."""
+
+    def released_as(partner: str, uid: str) -> str | None:
+        return None if running.gate is None else running.gate.released_as(partner, uid)
+
+    partner_configs: dict[str, SeparationConfig] = {}
+    coordination = running.coordination = Coordination(
+        running.hub,
+        SeparationMonitor(config.separation, partner_configs),
+        origin=config.federation_name or config.server_names[0],
+        wall_ms=wall_ms,
+        released_as=released_as,
+    )
+    running.hub.taps.append(coordination.tap)
+    running.probes.sources.append(coordination)
+    # Restarted when it fails: the monitor's state outlives the task.
+    ticking = running.tasks.start("separation ticker", coordination.run, Policy.RESTART)
+    running.stack.push_async_callback(running.tasks.stop, ticking)
 
 
 async def _stop_history_writer(
@@ -442,6 +466,7 @@ async def start(
         await _start_store(running, config)
         assert running.store is not None
         blobs = await _open_blobs(config, running.store)
+        _start_coordination(running, config)
         if config.tcp_port:
             await _start_tcp(running, config, port(config.tcp_port))
         identities = Identities(load_groups_file(config.groups_file), UserStore(config.data_dir))

@@ -52,6 +52,8 @@ async def start_drone_feed(
     party = running.hub.new_party(
         Membership.both(feed.groups), f"drone:{feed.name}", receives=False
     )
+    if running.coordination is not None:
+        running.coordination.own_party(party)  # its aircraft are our own drones
     where = feed.path if feed.kind in ("tlog", "serial") else feed.address
     runner = feeds.Feed(
         feed.name, MavlinkBridge(settings, geoid), running.hub, party,

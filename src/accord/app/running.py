@@ -27,6 +27,7 @@ from accord.federation.journal import LedgerJournal
 from accord.federation.transport import Federation
 from accord.feeds import mavlink as feeds
 from accord.server.census import Census
+from accord.server.coordination import Coordination
 from accord.server.history import HistoryWriter
 from accord.server.hub import Hub
 from accord.store.contract import Store
@@ -70,6 +71,7 @@ class Running:
     started_s: float = field(default_factory=time.time)
     feeds: dict[str, feeds.Feed] = field(default_factory=dict)  # drone feeds by name
     record: Path | None = None  # <data_dir>/running.json, removed at close
+    coordination: Coordination | None = None  # separation alerts (issue 14)
 
     async def enter_tasks(self) -> None:
         """Start the task group the background tasks run in; a failure stops the server."""

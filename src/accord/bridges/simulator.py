@@ -55,14 +55,17 @@ def offset(lat: float, lon: float, north_m: float, east_m: float) -> tuple[float
 @dataclass
 class SimVehicle:
     sysid: int
-    pattern: str  # "orbit" or "lawnmower"
-    centre: tuple[float, float]
+    pattern: str  # "orbit", "lawnmower" or "line" (an encounter: see ``encounter``)
+    centre: tuple[float, float]  # a line passes through it at ``meet_s``
     radius_m: float = 300.0
     speed: float = 12.0
     height_m: float = 120.0  # above home
     home_msl_m: float = 480.0
     gimbal_pitch: float = -35.0
     gimbal_yaw: float = 30.0  # relative to the vehicle
+    velocity: tuple[float, float] = (0.0, 0.0)  # line: north, east m/s
+    climb_mps: float = 0.0  # line: vertical speed, up
+    meet_s: float = 40.0  # line: when it is at ``centre`` (and ``height_m``)
 
     def __post_init__(self) -> None:
         self._mav = mavlink.MAVLink(None, srcSystem=self.sysid, srcComponent=1)
@@ -71,7 +74,10 @@ class SimVehicle:
 
     def state(self, t: float) -> tuple[float, float, float, float, float]:
         """lat, lon, heading (deg), v_north, v_east (m/s) at ``t`` seconds."""
-        if self.pattern == "orbit":
+        if self.pattern == "line":
+            vn, ve = self.velocity
+            north, east = vn * (t - self.meet_s), ve * (t - self.meet_s)
+        elif self.pattern == "orbit":
             omega = self.speed / self.radius_m
             angle = omega * t + self.sysid
             north, east = self.radius_m * math.cos(angle), self.radius_m * math.sin(angle)
@@ -89,11 +95,18 @@ class SimVehicle:
         heading = math.degrees(math.atan2(ve, vn)) % 360.0
         return lat, lon, heading, vn, ve
 
+    def height_at(self, t: float) -> float:
+        """Metres above home at ``t``."""
+        if self.pattern != "line":
+            return self.height_m
+        return max(0.0, self.height_m + self.climb_mps * (t - self.meet_s))
+
     def frames(self, t: float, *, full: bool, mission: bool) -> list[bytes]:
         mav = self._mav
         boot_ms = int(t * 1000) & 0xFFFFFFFF
         lat, lon, heading, vn, ve = self.state(t)
-        msl = self.home_msl_m + self.height_m
+        height = self.height_at(t)
+        msl = self.home_msl_m + height
         lat7, lon7 = round(lat * 1e7), round(lon * 1e7)
         out: list[bytes] = []
         if full:
@@ -135,10 +148,10 @@ class SimVehicle:
                 lat7,
                 lon7,
                 int(msl * 1000),
-                int(self.height_m * 1000),
+                int(height * 1000),
                 int(vn * 100),
                 int(ve * 100),
-                0,
+                int(-self.climb_mps * 100),  # NED: down is positive
                 int(heading * 100),
             ).pack(mav)
         )
@@ -156,7 +169,7 @@ class SimVehicle:
                 gimbal
             )
         )
-        ground = self.height_m / math.tan(math.radians(-self.gimbal_pitch))
+        ground = max(1.0, height) / math.tan(math.radians(-self.gimbal_pitch))
         image = offset(
             lat,
             lon,
@@ -203,12 +216,57 @@ class SimVehicle:
         return out
 
 
-class Fleet:
-    """``count`` vehicles (system ids 1..count) spread over a region around ``origin``."""
+SCENARIOS = ("headon", "crossing", "overtaking", "vertical")
 
-    def __init__(self, count: int, origin: tuple[float, float] = (46.95, 7.45)) -> None:
+
+def encounter(
+    name: str,
+    origin: tuple[float, float] = (46.95, 7.45),
+    *,
+    meet_s: float = 40.0,
+    speed: float = 10.0,
+    sysids: tuple[int, int] = (1, 2),
+) -> tuple[SimVehicle, SimVehicle]:
+    """Two vehicles on a collision course: both are over ``origin`` at ``meet_s`` seconds.
+
+    ``headon``: west to east against east to west; ``crossing``: south to north across west to
+    east; ``overtaking``: the second, at three times the speed, catches the first up from
+    behind; ``vertical``: the first hovers, the second climbs into it from below at 2 m/s.
+    With the defaults (10 m/s, 150 m cylinder, caution at 45 s) a head-on pair is in caution
+    within seconds of the start and loses separation about 32 s in.
+    """
+    a, b = sysids
+    if name == "headon":
+        first, second = (0.0, speed), (0.0, -speed)
+    elif name == "crossing":
+        first, second = (speed, 0.0), (0.0, speed)
+    elif name == "overtaking":
+        first, second = (0.0, speed / 2), (0.0, 1.5 * speed)
+    elif name == "vertical":
+        one = SimVehicle(a, "line", origin, velocity=(0.0, 0.0), meet_s=meet_s)
+        climb = min(2.0, 0.9 * one.height_m / meet_s)
+        two = SimVehicle(b, "line", origin, climb_mps=climb, meet_s=meet_s)
+        return one, two
+    else:
+        raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    return (
+        SimVehicle(a, "line", origin, velocity=first, speed=math.hypot(*first), meet_s=meet_s),
+        SimVehicle(b, "line", origin, velocity=second, speed=math.hypot(*second), meet_s=meet_s),
+    )
+
+
+class Fleet:
+    """``count`` vehicles (system ids 1..count) spread over a region around ``origin``, or the
+    ``vehicles`` given (an encounter)."""
+
+    def __init__(
+        self,
+        count: int = 0,
+        origin: tuple[float, float] = (46.95, 7.45),
+        vehicles: tuple[SimVehicle, ...] = (),
+    ) -> None:
         side = max(1, math.ceil(math.sqrt(count)))
-        self.vehicles = []
+        self.vehicles = list(vehicles)
         for index in range(count):
             row, col = divmod(index, side)
             centre = offset(*origin, row * 900.0, col * 900.0)

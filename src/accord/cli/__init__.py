@@ -26,6 +26,7 @@ from accord.cli import (
     partner,
     policy,
     qr,
+    separation,
     status,
     user,
 )
@@ -123,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_parser(sub, common)
     drone.add_parser(sub, common)
     policy.add_parser(sub)
+    separation.add_parser(sub)
     partner.add_parser(sub, common)
     demo.add_parser(sub)
 
@@ -215,8 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command != "history":  # it checks its query first, then the data dir
                 datadir.check(args, config)  # read-only commands need what a server made
             return offline[args.command](args, datadir.with_running(config))
-        commands = {"serve": _serve, "config": _config, "policy": policy.run, "demo": demo.run}
-        return commands[args.command](args)
+        direct = {"serve": _serve, "config": _config, "policy": policy.run}
+        direct["separation"] = separation.run
+        direct["demo"] = demo.run
+        return direct[args.command](args)
     except (ConfigError, StartupError, PkiError, UserError, datadir.DataDirError) as exc:
         print(f"accord: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -2,7 +2,9 @@
 
 ``simulate`` flies ``--vehicles`` simulated vehicles (orbits and lawnmower patterns, gimbal and
 camera, see :mod:`accord.bridges.simulator`) and sends their MAVLink 2 to ``--udp HOST:PORT``,
-the address of a ``kind = "udp"`` drone feed. ``replay`` sends a ``.tlog`` there at ``--speed``.
+the address of a ``kind = "udp"`` drone feed; ``--scenario headon|crossing|overtaking|vertical``
+flies two vehicles on a collision course instead (``--side a`` to one server, ``--side b`` to
+its partner: the two servers alert each other). ``replay`` sends a ``.tlog`` there at ``--speed``.
 
 ``add``, ``list`` and ``remove`` act on a running server through its admin API, signed in with
 the admin certificate of its data directory, like ``accord status``. Feeds added so are ad hoc:
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from accord.app.running import dial_host
-from accord.bridges.simulator import Fleet
+from accord.bridges.simulator import SCENARIOS, Fleet, encounter
 from accord.bridges.tlog import decode_tlog
 from accord.cli.replay import replay
 from accord.cli.status import StatusError, admin_context, admin_request, base_url
@@ -58,6 +60,17 @@ def add_parser(
     sim.add_argument("--rate", type=float, default=10.0, help="position messages per second")
     sim.add_argument("--seconds", type=float, default=0.0, help="stop after (0 = run until ^C)")
     sim.add_argument("--origin", default="46.95,7.45", help="LAT,LON of the region's corner")
+    sim.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        help="fly an encounter instead: two vehicles over --origin at --meet seconds (a "
+        "separation alert within seconds); with --side, only one of them (two servers)",
+    )
+    sim.add_argument(
+        "--side", choices=("a", "b", "both"), default="both",
+        help="which vehicle of the --scenario pair to fly: a (system id 1), b (2) or both",
+    )  # fmt: skip
+    sim.add_argument("--meet", type=float, default=40.0, help="--scenario: seconds to the meeting")
     rep = drone.add_parser("replay", parents=[common], help="send a .tlog to a udp drone feed")
     rep.add_argument("file", type=Path, help="the telemetry log (.tlog)")
     rep.add_argument("--speed", type=float, default=1.0, help="times real time")
@@ -132,7 +145,14 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 def _simulate(sock: socket.socket, args: argparse.Namespace) -> int:
     lat, _, lon = args.origin.partition(",")
-    fleet = Fleet(args.vehicles, (float(lat), float(lon)))
+    if args.scenario:
+        pair = encounter(args.scenario, (float(lat), float(lon)), meet_s=args.meet)
+        vehicles = {"a": pair[:1], "b": pair[1:], "both": pair}[args.side]
+        fleet = Fleet(vehicles=vehicles)
+        args.vehicles = len(vehicles)
+        print(f"{args.scenario}: over {args.origin} in {args.meet:g} s ({args.side})")
+    else:
+        fleet = Fleet(args.vehicles, (float(lat), float(lon)))
     period = 1.0 / args.rate
     start = time.monotonic()
     sent = 0

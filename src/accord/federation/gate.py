@@ -140,6 +140,10 @@ class PolicyGate:
             )
         return None
 
+    def released_as(self, partner: str, uid: str) -> str | None:
+        """The uid ``uid`` was last released to ``partner`` as (its pseudonym), or None."""
+        return self._released.get(partner, {}).get(uid)
+
     def _remember(self, partner: str, uid: str, released: str) -> None:
         uids = self._released.get(partner)
         if uids is None:

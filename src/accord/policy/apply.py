@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import fnmatch
 import functools
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from accord.cot.model import CotEvent
-from accord.policy.geo import contains
+from accord.policy.geo import contains, grid_cell
 from accord.policy.model import Policy, Rule
 from accord.policy.transform import coarsen, marking, pseudonym, rewrite_detail
 
@@ -286,6 +287,11 @@ def release(
             return pseudonym(uid, secret, policy.partner, policy.pseudonym_prefix)
 
     mark = marking(policy.name, rule.name, policy.partner, policy.version, now_ms)
+    if t.grid_m > 0:
+        # What the snapping may have moved the position by, so that a receiver can widen its
+        # separation volume by this once instead of by the inflated ce (issue 14).
+        cell = grid_cell(event.point.lat, event.point.lon, t.grid_m)
+        mark["precision_m"] = str(math.ceil(cell.radius_m))
     detail, done_detail = rewrite_detail(
         event, t, rename, lambda link: link_released(policy, link), mark
     )

@@ -23,6 +23,10 @@ from accord.policy.model import RELEASE_TAG, Transform
 # 96 bits of HMAC: collisions among a partner's uids are negligible below ~10^12 uids, and the
 # pseudonym stays short enough for ATAK's lists.
 PSEUDONYM_HEX = 24
+# A separation alert's machine detail and its pair detail (accord.geo.cot; policy sits beside
+# geo in the layers, so the names are repeated here).
+SEPARATION_TAG = "__separation"
+CONFLICT_TAG = "__conflict"
 
 
 def pseudonym(uid: str, key: bytes, partner: str, prefix: str = "") -> str:
@@ -95,6 +99,10 @@ def rewrite_detail(
             if tag != RELEASE_TAG:
                 done.append(f"strip <{tag}>")
             continue
+        if tag == SEPARATION_TAG and rename is not None:
+            _rename_separation(root, child, rename, marking.get("partner", ""))
+            done.append(f"pseudonymise <{SEPARATION_TAG}> uids")
+            continue
         if tag == "fileshare" and rename is not None and child.get("senderUid"):
             # A file offer names its sender's device: the same pseudonym as its SA.
             child.set("senderUid", rename(child.get("senderUid", "")))
@@ -123,6 +131,22 @@ def rewrite_detail(
     done.append(f"mark <{RELEASE_TAG}>")
     # The detail was depth-checked when it was decoded; a rewrite only removes and adds a leaf.
     return inspect_detail(root, None), tuple(done)
+
+
+def _rename_separation(
+    root: etree._Element, child: etree._Element, rename: Callable[[str], str], partner: str
+) -> None:
+    """A separation alert names two tracks: ``a`` is always ours (renamed like every uid);
+    ``b`` keeps its name when the receiver itself released it (``<__conflict partner>`` is
+    that partner: the policy's ``partner`` names it as its partner entry does, case aside),
+    since it is then already the name the receiver gave it."""
+    conflict = root.find(CONFLICT_TAG)
+    named = "" if conflict is None else conflict.get("partner", "")
+    theirs = partner != "" and named.casefold() == partner.casefold()
+    for name in ("a", "b"):
+        value = child.get(name)
+        if value and not (name == "b" and theirs):
+            child.set(name, rename(value))
 
 
 def marking(policy_name: str, rule: str, partner: str, version: str, now_ms: int) -> dict[str, str]:

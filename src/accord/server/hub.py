@@ -69,6 +69,9 @@ class Hub:
         self._empty = asyncio.Event()
         self._empty.set()
         self.signing_in = 0  # plain-TCP connections waiting for their <auth> (sessions keep it)
+        # Observers of every routed event and its sender (the coordination monitor). Like the
+        # recorder they must not block or raise; they may submit events of their own.
+        self.taps: list[Callable[[Party, CotEvent], None]] = []
 
     @property
     def session_count(self) -> int:
@@ -202,6 +205,8 @@ class Hub:
                 self.recorder.record(event, sender.membership.inbound, shared)
             if event.type == DELETE_TYPE and sender.relays:
                 self._departed(sender, event)
+            for tap in self.taps:
+                tap(sender, event)
         return changed
 
     def _departed(self, sender: Party, event: CotEvent) -> None:

@@ -1,0 +1,163 @@
+"""Separation alerts end to end on one server: simulated drones on a collision course through
+a MAVLink feed, and a client's aircraft, raise alerts a TCP client receives, then cancels."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+
+from lxml import etree
+
+from accord.bridges.simulator import Fleet, encounter
+from accord.config import DroneFeed
+from accord.cot.model import CotEvent, Point
+from accord.cot.xml import detail_from_xml, parse_fragment
+from tests.conftest import Server, ServerFactory
+from tests.e2e.clients import CotClient
+
+ORIGIN = (46.95, 7.45)
+
+
+def feed() -> DroneFeed:
+    return DroneFeed(name="sim", kind="udp", address="127.0.0.1:0", org="org")
+
+
+async def fly(server: Server, fleet: Fleet, seconds: float, rate_hz: float = 10.0) -> None:
+    port = server.port("drone:sim")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    try:
+        while (t := loop.time() - start) < seconds:
+            for frames in fleet.frames(t):
+                sock.sendto(b"".join(frames), ("127.0.0.1", port))
+            await asyncio.sleep(1 / rate_hz)
+    finally:
+        sock.close()
+
+
+def separation(event: CotEvent) -> etree._Element | None:
+    root = parse_fragment(f"<detail>{event.detail.xml}</detail>")
+    return root.find("__separation")
+
+
+def is_alert(event: CotEvent) -> bool:
+    return event.type == "b-a-o-c" and separation(event) is not None
+
+
+async def test_two_own_drones_head_on_raise_an_alert_and_its_cancel(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(drone_feeds=(feed(),))
+    client = await CotClient.connect(server.port("tcp"))
+    await client.expect_silence(0.1)
+    fleet = Fleet(vehicles=encounter("headon", ORIGIN, meet_s=5.0, speed=30.0))
+    flying = asyncio.create_task(fly(server, fleet, 16.0))
+    try:
+        alert = await client.recv_until(is_alert, timeout=8.0)
+        mark = separation(alert)
+        assert mark is not None
+        assert set(mark.attrib) == {"level", "a", "b", "t_loss_s", "cpa_s", "cpa_m"}
+        assert mark.get("level") in {"caution", "warning", "loss"}
+        assert {mark.get("a"), mark.get("b")} == {"org.sim.1", "org.sim.2"}
+        assert float(mark.get("cpa_m", "x")) < 150  # head on: they pass within metres
+        assert '<emergency type="Custom">Conflict with sim-' in alert.detail.xml or (
+            "Loss of separation with" in alert.detail.xml
+        )
+        assert 'relation="p-p"' in alert.detail.xml
+        assert f'uid="{mark.get("a")}"' in alert.detail.xml
+        # The level rises to a loss of separation as they meet, then the alert is cancelled.
+        loss = await client.recv_until(
+            lambda e: is_alert(e) and separation(e).get("level") == "loss",  # type: ignore[union-attr]
+            timeout=10.0,
+        )
+        cancel = await client.recv_until(lambda e: e.type == "b-a-o-can", timeout=15.0)
+        assert cancel.uid == alert.uid == loss.uid
+        assert '<emergency cancel="true">' in cancel.detail.xml
+    finally:
+        flying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flying
+    coordination = server.running.coordination
+    assert coordination is not None
+    assert coordination.raised["loss"] >= 1
+    assert coordination.cleared >= 1
+    assert not coordination.active
+
+
+def aircraft(uid: str, lat: float, lon: float, *, course: float, speed: float) -> CotEvent:
+    """A crewed aircraft as an ADS-B gateway would send it (a client, not one of our feeds)."""
+    import time
+
+    now = int(time.time() * 1000)
+    return CotEvent(
+        uid=uid, type="a-n-A-C-F", how="m-g", time=now, start=now, stale=now + 10_000,
+        point=Point(lat, lon, 648.0, 10.0, 10.0),
+        detail=detail_from_xml(
+            f'<contact callsign="N123"/><track course="{course}" speed="{speed}"/>'
+        ),
+    )  # fmt: skip
+
+
+async def test_a_clients_aircraft_is_an_intruder_and_bad_tracks_are_dropped_and_counted(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(drone_feeds=(feed(),))
+    client = await CotClient.connect(server.port("tcp"))
+    gateway = await CotClient.connect(server.port("tcp"))
+    await client.expect_silence(0.1)
+    # One own drone hovering at the origin, 120 m above a home at 480 m MSL (+48 m geoid).
+    (drone, _) = encounter("vertical", ORIGIN, meet_s=1000.0)
+    flying = asyncio.create_task(fly(server, Fleet(vehicles=(drone,)), 12.0))
+    try:
+        await client.recv_until(lambda e: e.uid == "org.sim.1", timeout=5.0)
+        nan = aircraft("BAD-1", ORIGIN[0], ORIGIN[1], course=90.0, speed=5000.0)
+        await gateway.send(nan)
+        # 2 km west, flying east at 60 m/s at the drone's height: loss in ~30 s.
+        west = ORIGIN[1] - 2000 / (111_320 * 0.6833)
+
+        async def report() -> None:
+            for _ in range(20):
+                await gateway.send(aircraft("ICAO-ABC", ORIGIN[0], west, course=90.0, speed=60.0))
+                await asyncio.sleep(0.5)
+
+        reporting = asyncio.create_task(report())
+        alert = await client.recv_until(is_alert, timeout=8.0)
+        reporting.cancel()
+        mark = separation(alert)
+        assert mark is not None
+        assert (mark.get("a"), mark.get("b")) == ("org.sim.1", "ICAO-ABC")
+        assert "Conflict with N123" in alert.detail.xml
+    finally:
+        flying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flying
+    coordination = server.running.coordination
+    assert coordination is not None
+    assert coordination.monitor.counters.dropped["absurd speed"] >= 1
+    assert "BAD-1" not in coordination.monitor.tracks
+
+
+async def test_the_simulate_command_flies_an_encounter_that_raises_an_alert(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(drone_feeds=(feed(),))
+    client = await CotClient.connect(server.port("tcp"))
+    await client.expect_silence(0.1)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "accord", "drone", "simulate", "--scenario", "crossing",
+        "--meet", "20", "--udp", f"127.0.0.1:{server.port('drone:sim')}", "--seconds", "6",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        alert = await client.recv_until(is_alert, timeout=10.0)
+    finally:
+        out, _ = await proc.communicate()
+    assert proc.returncode == 0, out
+    assert b"crossing: over 46.95,7.45 in 20 s (both)" in out
+    mark = separation(alert)
+    assert mark is not None
+    assert {mark.get("a"), mark.get("b")} == {"org.sim.1", "org.sim.2"}

@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -70,25 +71,46 @@ def free_base() -> int:
     pytest.skip("no free port range for the demo")
 
 
-async def partner_drones(port: int, partner: str, count: int) -> dict[str, CotEvent]:
-    """What a pytak client of one side receives of ``partner``'s drones (latest per uid)."""
+async def pytak_reads(
+    port: int, wanted: Callable[[CotEvent], bool], enough: Callable[[dict[str, CotEvent]], bool]
+) -> dict[str, CotEvent]:
+    """What a pytak client of one side receives that is ``wanted`` (latest per uid), once
+    there is ``enough`` of it."""
     pytak = pytest.importorskip("pytak")
     parser = configparser.ConfigParser()
     parser["pytak"] = {"COT_URL": f"tcp://127.0.0.1:{port}"}
     reader, writer = await pytak.protocol_factory(parser["pytak"])
     got: dict[str, CotEvent] = {}
     try:
-        async with asyncio.timeout(30):
-            while len(got) < count:
+        async with asyncio.timeout(60):
+            while not enough(got):
                 frame = await reader.readuntil(b"</event>")
                 if b"t-x-takp-v" in frame:
                     continue
                 event = decode_xml(frame[frame.index(b"<event") :])
-                if event.uid.startswith(f"{partner}.uas.") and event.type.startswith("a-f-A"):
+                if wanted(event):
                     got[event.uid] = event
     finally:
         writer.close()
     return got
+
+
+async def partner_drones(port: int, partner: str, count: int) -> dict[str, CotEvent]:
+    return await pytak_reads(
+        port,
+        lambda e: e.uid.startswith(f"{partner}.uas.") and e.type.startswith("a-f-A"),
+        lambda got: len(got) >= count,
+    )
+
+
+async def separation_alert(port: int, partner: str) -> CotEvent:
+    """A separation alert (ATAK's b-a-o-c) about a pair with one of ``partner``'s drones."""
+    got = await pytak_reads(
+        port,
+        lambda e: e.type == "b-a-o-c" and f'partner="{partner}"' in e.detail.xml,
+        lambda got: bool(got),
+    )
+    return next(iter(got.values()))
 
 
 def test_the_example_policies_are_the_ones_the_demo_writes() -> None:
@@ -138,6 +160,9 @@ async def test_demo_federates_two_orgs_releases_under_policy_and_stops_on_ctrl_c
             assert event.point.ce >= 71
             assert event.detail.contact is not None
             assert event.detail.contact.callsign.startswith("[org-a] ORG-A UAS")
+        # The encounter across the two: each side alerts on its drone and the other's.
+        assert "<__separation" in (await separation_alert(base + 87, "org-b")).detail.xml
+        assert "<__separation" in (await separation_alert(base + 1000 + 87, "org-a")).detail.xml
         exact = [e for e in at_a.values() if e.point.ce < 71]
         assert exact  # org-b -> org-a: exact positions
         assert all(

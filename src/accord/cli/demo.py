@@ -28,7 +28,7 @@ from pathlib import Path
 from cryptography import x509
 
 from accord.app import Running, start
-from accord.bridges.simulator import Fleet
+from accord.bridges.simulator import Fleet, encounter
 from accord.config import Config, DroneFeed
 from accord.cot.connection import StreamConnection
 from accord.cot.model import CotEvent
@@ -46,13 +46,21 @@ REGION = (39.10, -108.62)  # one shared region: both fleets fly over it
 FLEET_OFFSET_DEG = (0.0, 0.005)  # org-b's fleet ~430 m east of org-a's: orbits that cross
 VEHICLES = 3  # per organisation
 SIM_RATE_HZ = 5.0  # MAVLink position messages per vehicle and second
+# One pair across the two orgs on crossing courses: a separation alert on both sides (and each
+# side's view of the other's), every ENCOUNTER_PERIOD_S. A geofence breach goes beside it
+# when geofences exist (TODO: issue 14's geofences are not on main yet).
+ENCOUNTER = "crossing"
+ENCOUNTER_POINT = (REGION[0] - 0.004, REGION[1] + 0.0025)  # south of the orbits, between them
+ENCOUNTER_MEET_S = 30.0
+ENCOUNTER_PERIOD_S = 90.0
 READY_TIMEOUT_S = 60.0  # the target: tracks moving on both sides within this
 READY_LINE = "accord demo: ready"
 
 # What org-a releases to org-b: drones and ground SA, snapped to a 100 m grid.
 POLICY_A_TO_B = """\
 # accord demo: what org-a releases to org-b (written to <dir>/org-a/ by `accord demo`).
-# Drones and ground units, both snapped to a 100 m grid (ce raised to >= 71 m); nothing else.
+# Drones and ground units, both snapped to a 100 m grid (ce raised to >= 71 m), and
+# separation alerts; nothing else.
 name = "org-a->org-b/demo"
 partner = "org-b"
 
@@ -68,6 +76,10 @@ types = ["a-f-G*"]
 grid_m = 100
 
 [[rule]]
+name = "alerts"
+types = ["b-a-*", "u-d-c-c", "t-x-d-d"]
+
+[[rule]]
 name = "everything-else"
 action = "withhold"
 """
@@ -75,7 +87,7 @@ action = "withhold"
 # What org-b releases to org-a: drones and ground SA at full precision.
 POLICY_B_TO_A = """\
 # accord demo: what org-b releases to org-a (written to <dir>/org-b/ by `accord demo`).
-# Drones and ground units at full precision; nothing else.
+# Drones and ground units at full precision, and separation alerts; nothing else.
 name = "org-b->org-a/demo"
 partner = "org-a"
 
@@ -86,6 +98,10 @@ types = ["a-f-A*"]
 [[rule]]
 name = "ground-sa"
 types = ["a-f-G*"]
+
+[[rule]]
+name = "alerts"
+types = ["b-a-*", "u-d-c-c", "t-x-d-d"]
 
 [[rule]]
 name = "everything-else"
@@ -100,6 +116,7 @@ class Org:
     data_dir: Path
     policy: str
     origin: tuple[float, float]
+    side: int  # which vehicle of the encounter pair it flies: 0 or 1
     ca_file: Path | None = None
     ca_sha256: str = ""
     running: Running | None = None
@@ -107,11 +124,15 @@ class Org:
     def port(self, offset: int) -> int:
         return self.base + offset
 
-    @property
     def fleet(self) -> Fleet:
-        # TODO(coord): an encounter pair across the two orgs (separation alert) and a
-        # geofence breach go here, one line each, once `encounter()` is on main.
         return Fleet(VEHICLES, self.origin)
+
+    def encounter(self) -> Fleet:
+        """Its half of the encounter, over ENCOUNTER_POINT ENCOUNTER_MEET_S from now."""
+        pair = encounter(
+            ENCOUNTER, ENCOUNTER_POINT, meet_s=ENCOUNTER_MEET_S, sysids=(VEHICLES + 1, VEHICLES + 2)
+        )
+        return Fleet(vehicles=(pair[self.side],))
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -152,8 +173,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _orgs(root: Path, base: int) -> tuple[Org, Org]:
     east = (REGION[0] + FLEET_OFFSET_DEG[0], REGION[1] + FLEET_OFFSET_DEG[1])
-    a = Org("org-a", base, root / "org-a", POLICY_A_TO_B, REGION)
-    b = Org("org-b", base + 1000, root / "org-b", POLICY_B_TO_A, east)
+    a = Org("org-a", base, root / "org-a", POLICY_A_TO_B, REGION, 0)
+    b = Org("org-b", base + 1000, root / "org-b", POLICY_B_TO_A, east, 1)
     now = dt.datetime.now(dt.UTC)
     for org in (a, b):
         paths = ensure_pki(org.data_dir / "pki", ("localhost", "127.0.0.1"), now)
@@ -206,14 +227,17 @@ def _config(org: Org, other: Org, dial: bool) -> Config:
 
 async def _fly(org: Org) -> None:
     """Send the org's simulated fleet to its MAVLink feed, as ``accord drone simulate``."""
-    fleet = org.fleet
+    fleet, pair = org.fleet(), org.encounter()
     target = ("127.0.0.1", org.port(550))
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
-    begun = time.monotonic()
+    begun = paired = time.monotonic()
     try:
         while True:
-            for frames in fleet.frames(time.monotonic() - begun):
+            now = time.monotonic()
+            if now - paired >= ENCOUNTER_PERIOD_S:  # fly the encounter again
+                pair, paired = org.encounter(), now
+            for frames in fleet.frames(now - begun) + pair.frames(now - paired):
                 sock.sendto(b"".join(frames), target)
             await asyncio.sleep(1.0 / SIM_RATE_HZ)
     finally:
@@ -255,7 +279,10 @@ def _banner(a: Org, b: Org, ready_s: float | None) -> str:
             f"  status      accord status --data-dir {org.data_dir}",
         ]
     lines.append(
-        "org-a releases to org-b on a 100 m grid; org-b releases exact positions to org-a."
+        "org-a releases to org-b on a 100 m grid; org-b releases exact positions to org-a. "
+        f"{a.name.upper()} UAS {VEHICLES + 1} and {b.name.upper()} UAS {VEHICLES + 2} cross "
+        f"{ENCOUNTER_MEET_S:g} s in (a separation alert on both sides), again every "
+        f"{ENCOUNTER_PERIOD_S:g} s."
     )
     if ready_s is not None:
         lines.append(f"{READY_LINE} in {ready_s:.1f} s: tracks moving on both sides. Ctrl-C stops.")

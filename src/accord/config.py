@@ -163,6 +163,12 @@ class Config:
     )
     input_burst: float = field(default=400.0, metadata={"doc": "burst above input_rate"})
     tls_handshake_timeout_s: float = field(default=15.0, metadata={"doc": "TLS handshake"})
+    http_header_timeout_s: float = field(
+        default=10.0, metadata={"doc": "HTTP: a request's headers must arrive within this"}
+    )
+    http_body_timeout_s: float = field(
+        default=30.0, metadata={"doc": "HTTP: close a request whose body pauses this long"}
+    )
     revocation_check_s: float = field(
         default=5.0, metadata={"doc": "how often a running server looks for new revocations"}
     )
@@ -365,7 +371,13 @@ def validate(config: Config) -> Config:
         if getattr(config, key) <= 0:
             raise ConfigError(f"{key} = {getattr(config, key)} must be greater than 0")
     if (
-        min(config.blocked_timeout_s, config.tls_handshake_timeout_s, config.revocation_check_s)
+        min(
+            config.blocked_timeout_s,
+            config.tls_handshake_timeout_s,
+            config.revocation_check_s,
+            config.http_header_timeout_s,
+            config.http_body_timeout_s,
+        )
         <= 0
     ):
         raise ConfigError("timeouts must be greater than 0 seconds")

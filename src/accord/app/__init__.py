@@ -16,18 +16,21 @@ from pathlib import Path
 from cryptography import x509
 
 from accord.api import admin
-from accord.api.enrollment import Enrollment, build_app
+from accord.api.enrollment import config_routes
 from accord.api.peers import PeerCertificates
 from accord.app.drones import start_drone_feeds
 from accord.app.files import file_shares, serve_partner_files
 from accord.app.http import (
+    CurrentTls,
     admin_state,
     certificate_caller,
-    enroll_tls_context,
     keep_admin_certificate,
     marti_app,
     password_caller,
+    serve_enrollment,
     serve_http,
+    shared_signin,
+    token_service,
 )
 from accord.app.running import Running, ServerFailed, StartupError, listen_error, wall_ms
 from accord.app.tasks import Policy
@@ -52,7 +55,6 @@ from accord.identity.pki import (
     ensure_federation_certificate,
     ensure_pki,
 )
-from accord.identity.signin import SignIn
 from accord.identity.users import UserStore
 from accord.server.history import HistoryRules, HistoryWriter
 from accord.server.hub import Hub
@@ -108,7 +110,7 @@ def _settings(
 
 async def _start_tcp(running: Running, config: Config, port: int) -> None:
     default = Membership.both(config.tcp_groups)
-    check = password_check(SignIn(UserStore(config.data_dir)), default) if config.tcp_auth else None
+    check = password_check(shared_signin(running, config), default) if config.tcp_auth else None
     tcp = TcpListener(
         running.hub,
         _settings(config, "tcp", config.tcp_negotiate, check),
@@ -423,6 +425,7 @@ async def start(
     hub = Hub(counters, wall_ms=lambda: int(time.time() * 1000), new_uid=lambda: str(uuid.uuid4()))
     running = Running(hub, counters)
     try:
+        token_service(running, config, pki)  # the one token service, its key made on first start
         await _start_store(running, config)
         assert running.store is not None
         blobs = await _open_blobs(config, running.store)
@@ -435,18 +438,14 @@ async def start(
             tls = _start_tls(running, config, port(config.tls_port), pki, identities)
         if config.https_port:
             peers = PeerCertificates()
+            caller, principal = certificate_caller(config, identities, peers)
+            # The admin API only where callers are certificates, never on plain HTTP.
+            more = admin.routes(admin_state(running, config, identities, peers))
             await serve_http(
                 running,
                 config,
-                marti_app(
-                    running,
-                    config,
-                    *certificate_caller(config, identities, peers),
-                    # The admin API only where callers are certificates, never on plain HTTP.
-                    admin.routes(admin_state(running, config, identities, peers)),
-                    blobs,
-                ),
-                tls_context(pki),
+                marti_app(running, config, caller, principal, more + config_routes(caller), blobs),
+                CurrentTls(pki, identities).outer,
                 ("https", port(config.https_port), config.https_port, "--https-port"),
                 peers.protocol_class(),
             )
@@ -482,19 +481,19 @@ async def start(
             port(config.federation_files_port),
         )
         if config.enroll_port:
-            enrollment = build_app(Enrollment(pki, SignIn(UserStore(config.data_dir)), counters))
-            await serve_http(
-                running,
-                config,
-                enrollment,
-                enroll_tls_context(pki),
-                ("enroll", port(config.enroll_port), config.enroll_port, "--enroll-port"),
+            await serve_enrollment(
+                running, config, pki, identities, blobs, port(config.enroll_port)
             )
         if config.http_port:
             await serve_http(
                 running,
                 config,
-                marti_app(running, config, *password_caller(config), blobs=blobs),
+                marti_app(
+                    running,
+                    config,
+                    *password_caller(config, shared_signin(running, config)),
+                    blobs=blobs,
+                ),
                 None,
                 ("http", port(config.http_port), config.http_port, "--http-port"),
             )

@@ -19,6 +19,8 @@ from accord.federation.gate import PolicyGate, PolicyLoadError, load_policies
 from accord.federation.journal import LedgerJournal
 from accord.federation.transport import Federation
 from accord.feeds import mavlink as feeds
+from accord.identity.signin import SignIn
+from accord.identity.token import TokenService
 from accord.server.census import Census
 from accord.server.history import HistoryWriter
 from accord.server.hub import Hub
@@ -62,6 +64,8 @@ class Running:
     probes: Probes = field(default_factory=Probes)  # optional reporters to /metrics
     started_s: float = field(default_factory=time.time)
     feeds: dict[str, feeds.Feed] = field(default_factory=dict)  # drone feeds by name
+    tokens: TokenService | None = None  # signs every token the server issues (app.http)
+    signin: SignIn | None = None  # the password check of every port, one set of limits
 
     async def enter_tasks(self) -> None:
         """Start the task group the background tasks run in; a failure stops the server."""

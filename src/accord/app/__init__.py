@@ -34,6 +34,7 @@ from accord.app.http import (
 )
 from accord.app.running import Running, ServerFailed, StartupError, listen_error, wall_ms
 from accord.app.tasks import Policy
+from accord.app.web import certificate_web
 from accord.config import Config, ConfigError
 from accord.cot.connection import Limits
 from accord.cot.errors import MalformedEvent
@@ -441,6 +442,7 @@ async def start(
             caller, principal = certificate_caller(config, identities, peers)
             # The admin API only where callers are certificates, never on plain HTTP.
             more = admin.routes(admin_state(running, config, identities, peers))
+            more += certificate_web(running, config, identities, peers)
             await serve_http(
                 running,
                 config,

@@ -38,6 +38,7 @@ from accord.api.peers import PeerCertificates
 from accord.api.video import video_routes
 from accord.app.drones import DroneFeedControl
 from accord.app.running import Running, StartupError, listen_error, wall_ms
+from accord.app.web import password_web
 from accord.config import Config
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
@@ -55,6 +56,9 @@ from accord.server.watch import Identities, tls_context
 from accord.store.blobs import Blobs
 
 log = logging.getLogger("accord")
+# A WebSocket message larger than this closes its connection (1009); below it, the feed drops
+# and counts what is too long for it (accord.api.web_feed.MAX_CLIENT_MESSAGE_BYTES).
+WS_MAX_MESSAGE_BYTES = 1 << 20
 # The answer to a request too slow to arrive; the connection closes after it.
 REQUEST_TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\nconnection: close\r\n"
@@ -187,6 +191,8 @@ async def serve_http(
         timeout_graceful_shutdown=2,
         limit_concurrency=256,
         server_header=False,
+        ws="wsproto",  # the web app's feed (accord.api.web_feed)
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
         http=with_deadlines(
             protocol or H11Protocol,
             config.http_header_timeout_s,
@@ -323,7 +329,10 @@ async def serve_enrollment(
     tokens = token_service(running, config, pki)
     state = Enrollment(pki, shared_signin(running, config), running.counters, tokens, time.time)
     caller, principal = bearer_caller(config, identities, tokens)
-    app = marti_app(running, config, caller, principal, enrollment_routes(state), blobs)
+    more = enrollment_routes(state) + password_web(
+        running, config, identities, tokens, shared_signin(running, config)
+    )
+    app = marti_app(running, config, caller, principal, more, blobs)
     where = ("enroll", port, config.enroll_port, "--enroll-port")
     await serve_http(running, config, app, enroll_tls_context(pki), where)
 

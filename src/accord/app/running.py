@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from accord.api.web_feed import FeedSettings
 from accord.app.tasks import Supervisor
 from accord.domain.metrics import Counters
 from accord.domain.partners import Partner
@@ -66,6 +67,7 @@ class Running:
     feeds: dict[str, feeds.Feed] = field(default_factory=dict)  # drone feeds by name
     tokens: TokenService | None = None  # signs every token the server issues (app.http)
     signin: SignIn | None = None  # the password check of every port, one set of limits
+    web_feed: FeedSettings | None = None  # shared by the web app's sessions on both ports
 
     async def enter_tasks(self) -> None:
         """Start the task group the background tasks run in; a failure stops the server."""

@@ -181,6 +181,12 @@ class Config:
     )
     input_burst: float = field(default=400.0, metadata={"doc": "burst above input_rate"})
     tls_handshake_timeout_s: float = field(default=15.0, metadata={"doc": "TLS handshake"})
+    http_header_timeout_s: float = field(
+        default=10.0, metadata={"doc": "HTTP: a request's headers must arrive within this"}
+    )
+    http_body_timeout_s: float = field(
+        default=30.0, metadata={"doc": "HTTP: close a request whose body pauses this long"}
+    )
     revocation_check_s: float = field(
         default=5.0, metadata={"doc": "how often a running server looks for new revocations"}
     )
@@ -240,6 +246,24 @@ class Config:
             "doc": "[[partners]] tables: name, ca_sha256, ca_file, address, groups_in, "
             "groups_out, callsign_prefix, share_all, policy_file; added to "
             "<data_dir>/partners.toml (`accord partner add`)"
+        },
+    )
+    # -- web app (/web/ on https_port and enroll_port) -----------------------------------------
+    web_basemap: str = field(
+        default="",
+        metadata={
+            "doc": "an operator's PMTiles (vector) or MBTiles file drawn over the built-in "
+            "world map for detail; empty = the world map only"
+        },
+    )
+    web_tiles_url: str = field(
+        default="",
+        metadata={"doc": "an XYZ raster tile URL template ({z}/{x}/{y}) drawn over the world map"},
+    )
+    web_queue_items: int = field(
+        default=20000,
+        metadata={
+            "doc": "items waiting per web session (a uid's positions coalesce); more is dropped"
         },
     )
     # -- administration and monitoring -------------------------------------------------------
@@ -408,6 +432,7 @@ def validate(config: Config) -> Config:
         "max_depth",
         "max_connections",
         "send_queue_events",
+        "web_queue_items",
         "max_package_bytes",
         "history_max_events",
         "archive_queue_events",
@@ -416,7 +441,13 @@ def validate(config: Config) -> Config:
         if getattr(config, key) <= 0:
             raise ConfigError(f"{key} = {getattr(config, key)} must be greater than 0")
     if (
-        min(config.blocked_timeout_s, config.tls_handshake_timeout_s, config.revocation_check_s)
+        min(
+            config.blocked_timeout_s,
+            config.tls_handshake_timeout_s,
+            config.revocation_check_s,
+            config.http_header_timeout_s,
+            config.http_body_timeout_s,
+        )
         <= 0
     ):
         raise ConfigError("timeouts must be greater than 0 seconds")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
+from lxml import etree
 
 from accord.cot.connection import NEED_DATA, StreamConnection
 from accord.cot.framing import ProtoSplitter, frame_stream
 from accord.cot.model import UNKNOWN_VALUE, CotEvent, Point, TakControl, WireFormat
 from accord.cot.negotiation import (
     NEGOTIATION_TYPES,
+    SERVER_VERSION,
     Negotiation,
     Role,
     State,
@@ -51,10 +55,19 @@ def test_negotiation_events_have_the_shape_the_spec_gives(
     assert decode_xml(encode_xml(event)).detail.takcontrol == control
 
 
-def test_offer_lists_version_one_in_tak_control() -> None:
-    assert '<TakControl><TakProtocolSupport version="1"/></TakControl>' in (
-        offer("tx", NOW_MS).detail.xml
-    )
+def test_offer_lists_version_one_then_the_server_version_in_tak_control() -> None:
+    # node-tak reads detail.TakControl.TakServerVersionInfo@serverVersion to know an offer; TAK
+    # Server puts it after the TakProtocolSupport elements.
+    assert (
+        '<TakControl><TakProtocolSupport version="1"/>'
+        '<TakServerVersionInfo serverVersion="9.9-test" apiVersion="3"/></TakControl>'
+    ) in offer("tx", NOW_MS, server_version="9.9-test").detail.xml
+    assert 'serverVersion="&quot;x&lt;"' in offer("tx", NOW_MS, server_version='"x<').detail.xml
+    root = etree.fromstring(encode_xml(offer("tx", NOW_MS)))
+    info = root.find("detail/TakControl/TakServerVersionInfo")
+    assert info is not None
+    assert info.get("serverVersion") == SERVER_VERSION
+    assert info.get("apiVersion") == "3"
     assert '<TakResponse status="true"/>' in response("tx", NOW_MS, True).detail.xml
     assert '<TakRequest version="1"/>' in request("tx", NOW_MS).detail.xml
 
@@ -88,10 +101,25 @@ def test_server_accepts_a_request_with_the_offer_uid_and_version_one() -> None:
     assert server.state is State.PROTOBUF
 
 
-@pytest.mark.parametrize(
-    "bad_request", [request("someone-else", NOW_MS), request("tx", NOW_MS, version=2)]
-)
-def test_server_refuses_a_wrong_uid_or_version_and_listens_again(bad_request: CotEvent) -> None:
+def test_server_accepts_a_request_under_another_uid_and_logs_it_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # TAK Server checks only the version; node-tak and others answer with a uid of their own.
+    server = Negotiation(Role.SERVER)
+    server.make_offer("tx", NOW_MS)
+    with caplog.at_level(logging.DEBUG, logger="accord.cot"):
+        step = server.receive(request("someone-else", NOW_MS), NOW_MS)
+    assert step.switch
+    assert step.reply is not None
+    assert step.reply.uid == "someone-else"
+    assert step.reply.detail.takcontrol == TakControl(accepted=True)
+    assert server.state is State.PROTOBUF
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG]
+    assert "someone-else" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize("bad_request", [request("tx", NOW_MS, version=2)])
+def test_server_refuses_a_wrong_version_and_listens_again(bad_request: CotEvent) -> None:
     server = Negotiation(Role.SERVER)
     server.make_offer("tx", NOW_MS)
     step = server.receive(bad_request, NOW_MS)
@@ -268,10 +296,19 @@ def test_request_split_at_every_byte_with_protobuf_behind_it_is_understood() -> 
         assert server.wire_format is WireFormat.PROTOBUF
 
 
+def test_a_request_under_another_uid_switches_the_stream_as_on_tak_server() -> None:
+    pair = ConnectionPair()
+    pair.server.offer_protocol("tx", pair.now)
+    pair.server.data_to_send()
+    assert pair.client_to_server(encode_xml(request("not-the-offer", NOW_MS))) == []
+    answer = decode_xml(pair.server.data_to_send())
+    assert answer.uid == "not-the-offer"
+    assert answer.detail.takcontrol == TakControl(accepted=True)
+    assert pair.server.wire_format is WireFormat.PROTOBUF
+
+
 @pytest.mark.parametrize(
-    "bad_request",
-    [request("not-the-offer", NOW_MS), request("tx", NOW_MS, version=2)],
-    ids=["wrong-uid", "unsupported-version"],
+    "bad_request", [request("tx", NOW_MS, version=2)], ids=["unsupported-version"]
 )
 def test_refused_request_gets_status_false_and_the_stream_stays_xml(bad_request: CotEvent) -> None:
     pair = ConnectionPair()

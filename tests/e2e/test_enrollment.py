@@ -43,6 +43,23 @@ def client(server: Server, password: str = PASSWORD, user: str = "alice") -> htt
     )
 
 
+def assert_certificate_config(body: bytes) -> None:
+    """The document node-tak parses as TAK Server marshals it: the root literally
+    ``ns2:certificateConfig``, its children in the default namespace, two name entries."""
+    assert body.startswith(b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>')
+    assert b"<ns2:certificateConfig " in body
+    root = etree.fromstring(body)
+    assert root.prefix == "ns2"
+    assert root.tag == "{com.bbn.marti.config}certificateConfig"
+    assert root.nsmap == {None: "http://bbn.com/marti/xml/config", "ns2": "com.bbn.marti.config"}
+    (entries,) = root
+    assert entries.tag == "{http://bbn.com/marti/xml/config}nameEntries"
+    assert entries.prefix is None
+    names = [(e.tag, e.get("name"), e.get("value")) for e in entries]
+    tag = "{http://bbn.com/marti/xml/config}nameEntry"
+    assert names == [(tag, "O", "Accord"), (tag, "OU", "Accord")]
+
+
 def csr_for(cn: str, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
     """What ATAK posts: the CSR as base64 DER, PEM armour stripped."""
     csr = (
@@ -64,8 +81,7 @@ async def test_enrolled_certificate_connects_and_gets_the_users_groups(server: S
     async with client(server) as http:
         config = await http.get("/Marti/api/tls/config")
         assert config.status_code == 200
-        entries = etree.fromstring(config.content).iter("{*}nameEntry")
-        assert {(e.get("name"), e.get("value")) for e in entries} == {("O", "Accord")}
+        assert_certificate_config(config.content)
 
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         signed = await http.post(
@@ -170,3 +186,31 @@ async def test_wrong_passwords_are_refused_counted_and_throttled(server: Server)
         answer = await anonymous.get("/Marti/api/tls/config")
         assert answer.status_code == 401
         assert "Basic" in answer.headers["www-authenticate"]
+
+
+async def test_an_attacker_on_one_address_cannot_lock_out_the_user_on_another(
+    server: Server,
+) -> None:
+    # Issue 13 §4: five wrong passwords for a name used to block its owner for a minute.
+    verify = ssl.create_default_context(cafile=str(server.pki.ca_cert))
+    attacker = httpx.AsyncClient(
+        base_url=f"https://127.0.0.1:{server.port('enroll')}",
+        transport=httpx.AsyncHTTPTransport(verify=verify, local_address="127.0.0.2"),
+        auth=("alice", "guess"),
+        timeout=10,
+    )
+    async with attacker:
+        for _ in range(5):
+            assert (await attacker.get("/Marti/api/tls/config")).status_code == 401
+        refused = await attacker.get("/Marti/api/tls/config")
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 59
+    async with client(server) as owner:  # from 127.0.0.1
+        assert (await owner.get("/Marti/api/tls/config")).status_code == 200
+        token = await owner.post(
+            "/oauth/token",
+            params={"grant_type": "password", "username": "alice", "password": PASSWORD},
+        )
+        assert token.status_code == 200
+    assert server.counters.enroll_auth_failed == 5
+    assert server.counters.enroll_throttled == 1

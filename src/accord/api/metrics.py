@@ -54,6 +54,7 @@ _COUNTER_HELP = {
     "enroll_refused": "Enrollment requests refused for a bad CSR",
     "enroll_auth_failed": "Enrollment requests with a wrong user name or password",
     "enroll_throttled": "Enrollment requests refused for too many wrong passwords",
+    "http_timed_out": "HTTP requests closed (408) for headers or a body that came too slowly",
 }
 
 

@@ -17,19 +17,22 @@ from pathlib import Path
 from cryptography import x509
 
 from accord.api import admin
-from accord.api.enrollment import Enrollment, build_app
+from accord.api.enrollment import config_routes
 from accord.api.peers import PeerCertificates
 from accord.app.drones import start_drone_feeds
 from accord.app.files import file_shares, serve_partner_files
 from accord.app.http import (
+    CurrentTls,
     admin_state,
     certificate_caller,
     certificate_parts,
-    enroll_tls_context,
     keep_admin_certificate,
     marti_app,
     password_caller,
+    serve_enrollment,
     serve_http,
+    shared_signin,
+    token_service,
 )
 from accord.app.running import (
     Running,
@@ -42,6 +45,7 @@ from accord.app.running import (
     write_record,
 )
 from accord.app.tasks import Policy
+from accord.app.web import certificate_web
 from accord.config import Config, ConfigError
 from accord.cot.connection import Limits
 from accord.cot.errors import MalformedEvent
@@ -65,7 +69,6 @@ from accord.identity.pki import (
     ensure_federation_certificate,
     ensure_pki,
 )
-from accord.identity.signin import SignIn
 from accord.identity.users import UserStore
 from accord.server.coordination import Coordination
 from accord.server.history import HistoryRules, HistoryWriter
@@ -122,7 +125,7 @@ def _settings(
 
 async def _start_tcp(running: Running, config: Config, port: int) -> None:
     default = Membership.both(config.tcp_groups)
-    check = password_check(SignIn(UserStore(config.data_dir)), default) if config.tcp_auth else None
+    check = password_check(shared_signin(running, config), default) if config.tcp_auth else None
     tcp = TcpListener(
         running.hub,
         _settings(config, "tcp", config.tcp_negotiate, check),
@@ -463,6 +466,7 @@ async def start(
     hub = Hub(counters, wall_ms=lambda: int(time.time() * 1000), new_uid=lambda: str(uuid.uuid4()))
     running = Running(hub, counters)
     try:
+        token_service(running, config, pki)  # the one token service, its key made on first start
         await _start_store(running, config)
         assert running.store is not None
         blobs = await _open_blobs(config, running.store)
@@ -476,19 +480,23 @@ async def start(
             tls = _start_tls(running, config, port(config.tls_port), pki, identities)
         if config.https_port:
             peers = PeerCertificates()
+            caller, principal = certificate_caller(config, identities, peers)
+            # The admin API only where callers are certificates, never on plain HTTP.
+            more = admin.routes(admin_state(running, config, identities, peers, pki, blobs))
+            more += certificate_web(running, config, identities, peers)
             await serve_http(
                 running,
                 config,
                 marti_app(
                     running,
                     config,
-                    *certificate_caller(config, identities, peers),
-                    # The admin API only where callers are certificates, never on plain HTTP.
-                    admin.routes(admin_state(running, config, identities, peers, pki, blobs)),
+                    caller,
+                    principal,
+                    more + config_routes(caller),
                     blobs,
                     certificate_parts(config, identities, peers, pki),
                 ),
-                tls_context(pki),
+                CurrentTls(pki, identities).outer,
                 ("https", port(config.https_port), config.https_port, "--https-port"),
                 peers.protocol_class(),
             )
@@ -524,19 +532,19 @@ async def start(
             port(config.federation_files_port),
         )
         if config.enroll_port:
-            enrollment = build_app(Enrollment(pki, SignIn(UserStore(config.data_dir)), counters))
-            await serve_http(
-                running,
-                config,
-                enrollment,
-                enroll_tls_context(pki),
-                ("enroll", port(config.enroll_port), config.enroll_port, "--enroll-port"),
+            await serve_enrollment(
+                running, config, pki, identities, blobs, port(config.enroll_port)
             )
         if config.http_port:
             await serve_http(
                 running,
                 config,
-                marti_app(running, config, *password_caller(config), blobs=blobs),
+                marti_app(
+                    running,
+                    config,
+                    *password_caller(config, shared_signin(running, config)),
+                    blobs=blobs,
+                ),
                 None,
                 ("http", port(config.http_port), config.http_port, "--http-port"),
             )

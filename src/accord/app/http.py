@@ -1,5 +1,13 @@
 """The HTTP side of the composition: uvicorn in Accord's loop, who a request's caller is,
-and which routes each port serves."""
+and which routes each port serves.
+
+Every HTTP port (8443, 8446, 8080, metrics, the partners' files port) is served by
+:func:`serve_http`, whose connections have deadlines (:func:`with_deadlines`): the headers of a
+request must arrive within ``http_header_timeout_s`` of its first byte (or of the connection),
+and a body may pause no longer than ``http_body_timeout_s``; a connection that misses one gets
+a 408 and is closed (slowloris). The HTTPS port's TLS context follows the CRL
+(:class:`CurrentTls`): a revoked certificate is refused at the handshake, as on 8089.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +21,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import h11
 import uvicorn
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from accord.api import admin
 from accord.api.admin_partners import StoreAdmin
 from accord.api.admin_users import IdentityAdmin
 from accord.api.certadmin import CertAdminSettings, certadmin_routes
+from accord.api.enrollment import Enrollment, bearer_token
+from accord.api.enrollment import routes as enrollment_routes
 from accord.api.history import history_routes
 from accord.api.kml_export import kml_export_routes
 from accord.api.marti import AdminCheck, Caller, MartiState, nobody
@@ -34,8 +46,10 @@ from accord.api.video import video_routes
 from accord.api.videos_v2 import LiveVideo, video_v2_routes
 from accord.app.drones import DroneFeedControl
 from accord.app.running import Running, StartupError, listen_error, wall_ms
+from accord.app.web import password_web
 from accord.config import Config
 from accord.domain.groups import Membership
+from accord.domain.metrics import Counters
 from accord.identity import registry
 from accord.identity.ca import LEAF_DAYS, PkiError, PkiPaths
 from accord.identity.package import API_PORT, ENROLLMENT_PORT, STREAM_PORT, Endpoint
@@ -44,12 +58,117 @@ from accord.identity.pki import (
     ensure_admin_certificate,
 )
 from accord.identity.signin import SignIn
-from accord.identity.users import UserStore
+from accord.identity.token import Audience, TokenError, TokenService, ensure_token_key
+from accord.identity.users import UserStore, UserStoreError
 from accord.server.signin import password_check
-from accord.server.watch import Identities
+from accord.server.watch import Identities, tls_context
 from accord.store.blobs import Blobs
 
 log = logging.getLogger("accord")
+# A WebSocket message larger than this closes its connection (1009); below it, the feed drops
+# and counts what is too long for it (accord.api.web_feed.MAX_CLIENT_MESSAGE_BYTES).
+WS_MAX_MESSAGE_BYTES = 1 << 20
+# The answer to a request too slow to arrive; the connection closes after it.
+REQUEST_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\nconnection: close\r\n"
+    b"content-length: 33\r\n\r\nthe request was too slow to come\n"
+)
+
+
+def with_deadlines(
+    base: type[H11Protocol],
+    header_timeout_s: float,
+    body_timeout_s: float,
+    counters: Counters,
+) -> type[H11Protocol]:
+    """``base`` with slowloris deadlines: a request's headers must be complete within
+    ``header_timeout_s`` of its first byte (of the connection for the first request), and
+    its body may go ``body_timeout_s`` without a byte (unless the server is the one not
+    reading). Idle keep-alive connections are uvicorn's (``timeout_keep_alive``)."""
+
+    class Deadlines(base):  # type: ignore[valid-type,misc]
+        _accord_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            super().connection_made(transport)
+            self._accord_arm(header_timeout_s, "headers")
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            state = self.conn.their_state
+            if state is h11.SEND_BODY:
+                self._accord_arm(body_timeout_s, "body")  # each byte restarts the wait
+            elif state is h11.IDLE:
+                if self._accord_timer is None:
+                    self._accord_arm(header_timeout_s, "headers")
+            else:
+                self._accord_cancel()  # a whole request: the server's turn, not timed here
+
+        def on_response_complete(self) -> None:
+            self._accord_cancel()
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._accord_cancel()
+            super().connection_lost(exc)
+
+        def _accord_arm(self, delay_s: float, phase: str) -> None:
+            self._accord_cancel()
+            loop = asyncio.get_running_loop()
+            self._accord_timer = loop.call_later(delay_s, self._accord_expired, delay_s, phase)
+
+        def _accord_cancel(self) -> None:
+            if self._accord_timer is not None:
+                self._accord_timer.cancel()
+                self._accord_timer = None
+
+        def _accord_expired(self, delay_s: float, phase: str) -> None:
+            self._accord_timer = None
+            if self.transport.is_closing():
+                return
+            if phase == "body" and self.flow.read_paused:
+                self._accord_arm(delay_s, phase)  # the app is behind, not the client
+                return
+            counters.http_timed_out += 1
+            peer = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+            log.info(
+                "closing HTTP connection from %s: %s not received in %.1f s", peer, phase, delay_s
+            )
+            if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                self.transport.write(REQUEST_TIMEOUT_RESPONSE)
+            self.transport.close()
+
+    Deadlines.__name__ = f"Deadlines{base.__name__}"
+    return Deadlines
+
+
+class CurrentTls:
+    """The HTTPS port's TLS context, kept current with the CRL as the streaming port's is.
+
+    uvicorn holds one context for its listening socket; its SNI callback (which OpenSSL calls
+    for every ClientHello, with or without a server name) hands each handshake the context
+    built from the newest CRL, so certificates revoked while the server runs are refused at
+    the handshake, not only by the API's caller check.
+    """
+
+    def __init__(self, pki: PkiPaths, identities: Identities) -> None:
+        self.pki = pki
+        self.identities = identities
+        self.outer = tls_context(pki)
+        self.outer.sni_callback = self._pick
+        self._current = self.outer
+        self._seen = identities.revoked
+
+    def _pick(self, tls: ssl.SSLObject, name: str | None, context: ssl.SSLContext) -> None:
+        # The watcher replaces ``identities.revoked`` whenever the CRL file changed.
+        if self.identities.revoked is not self._seen:
+            self._seen = self.identities.revoked
+            try:
+                self._current = tls_context(self.pki)
+            except (OSError, ValueError, ssl.SSLError) as exc:
+                log.error("HTTPS keeps the old revocation list: %s", exc)
+        if self._current is not self.outer:
+            tls.context = self._current
 
 
 def enroll_tls_context(pki: PkiPaths) -> ssl.SSLContext:
@@ -66,7 +185,7 @@ async def serve_http(
     app: ASGIApp,
     context: ssl.SSLContext | None,
     where: tuple[str, int, int, str],
-    protocol: type[asyncio.Protocol] | None = None,
+    protocol: type[H11Protocol] | None = None,
     bind: str | None = None,
 ) -> None:
     """Run an ASGI app on uvicorn in this event loop; ``where`` = (name, port to bind,
@@ -81,7 +200,14 @@ async def serve_http(
         timeout_graceful_shutdown=2,
         limit_concurrency=256,
         server_header=False,
-        http=protocol or "h11",
+        ws="wsproto",  # the web app's feed (accord.api.web_feed)
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
+        http=with_deadlines(
+            protocol or H11Protocol,
+            config.http_header_timeout_s,
+            config.http_body_timeout_s,
+            running.counters,
+        ),
     )
     settings.load()
     settings.ssl = context
@@ -225,11 +351,81 @@ def certificate_caller(
     return caller, principal
 
 
-def password_caller(config: Config) -> tuple[Caller, Callable[[Request], str | None]]:
+def bearer_caller(
+    config: Config, identities: Identities, tokens: TokenService
+) -> tuple[Caller, Callable[[Request], str | None]]:
+    """8446: the caller is the user of an ``Authorization: Bearer`` token from ``/oauth/token``
+    (still a user, not disabled), with the groups a certificate of that user would get."""
+    default = Membership.both(config.tls_default_groups)
+
+    def subject(request: Request) -> str | None:
+        token = bearer_token(request)
+        if token is None:
+            return None
+        try:
+            name = tokens.verify(token, Audience.API, time.time()).subject
+            user = identities.users.get(name)
+        except TokenError as exc:
+            log.info("bearer token refused: %s", exc)
+            return None
+        except UserStoreError as exc:
+            log.error("bearer token not checked: %s", exc)
+            return None
+        return user.name if user is not None and not user.disabled else None
+
+    def caller(request: Request) -> Membership | None:
+        name = subject(request)
+        return None if name is None else identities.groups.get(name, default)
+
+    return caller, subject
+
+
+def shared_signin(running: Running, config: Config) -> SignIn:
+    """The password check every port uses (8446, basic auth on 8080, ``<auth>`` on TCP), so
+    an address's wrong passwords count once whichever port they come through."""
+    if running.signin is None:
+        running.signin = SignIn(UserStore(config.data_dir))
+    return running.signin
+
+
+def token_service(running: Running, config: Config, pki: PkiPaths) -> TokenService:
+    """The server's one token service (key ``pki/token.key``, made on first use)."""
+    if running.tokens is None:
+        try:
+            key = ensure_token_key(pki.root)
+        except (PkiError, OSError) as exc:
+            raise StartupError(f"cannot make or read the token key in {pki.root}: {exc}") from None
+        running.tokens = TokenService(key, config.server_names[0])
+    return running.tokens
+
+
+async def serve_enrollment(
+    running: Running,
+    config: Config,
+    pki: PkiPaths,
+    identities: Identities,
+    blobs: Blobs,
+    port: int,
+) -> None:
+    """8446: ``/oauth/token``, enrollment, and the Marti API to bearer-token sessions."""
+    tokens = token_service(running, config, pki)
+    state = Enrollment(pki, shared_signin(running, config), running.counters, tokens, time.time)
+    caller, principal = bearer_caller(config, identities, tokens)
+    more = enrollment_routes(state) + password_web(
+        running, config, identities, tokens, shared_signin(running, config)
+    )
+    app = marti_app(running, config, caller, principal, more, blobs)
+    where = ("enroll", port, config.enroll_port, "--enroll-port")
+    await serve_http(running, config, app, enroll_tls_context(pki), where)
+
+
+def password_caller(
+    config: Config, signin: SignIn
+) -> tuple[Caller, Callable[[Request], str | None]]:
     """Plain HTTP (ATAK on a TCP stream uses http://host:8080/Marti): HTTP basic auth with the
     users of ``accord user``, or, unless ``tcp_auth`` is on, anonymous with the TCP groups."""
     default = Membership.both(config.tcp_groups)
-    check = password_check(SignIn(UserStore(config.data_dir)), default)
+    check = password_check(signin, default)
 
     def credentials(request: Request) -> tuple[str, str] | None:
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")

@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from accord.api.web_feed import FeedSettings
 from accord.app.tasks import Supervisor
 from accord.config import Config
 from accord.domain.metrics import Counters
@@ -26,6 +27,8 @@ from accord.federation.gate import PolicyGate, PolicyLoadError, load_policies
 from accord.federation.journal import LedgerJournal
 from accord.federation.transport import Federation
 from accord.feeds import mavlink as feeds
+from accord.identity.signin import SignIn
+from accord.identity.token import TokenService
 from accord.server.census import Census
 from accord.server.coordination import Coordination
 from accord.server.history import HistoryWriter
@@ -72,6 +75,9 @@ class Running:
     feeds: dict[str, feeds.Feed] = field(default_factory=dict)  # drone feeds by name
     record: Path | None = None  # <data_dir>/running.json, removed at close
     coordination: Coordination | None = None  # separation alerts (issue 14)
+    tokens: TokenService | None = None  # signs every token the server issues (app.http)
+    signin: SignIn | None = None  # the password check of every port, one set of limits
+    web_feed: FeedSettings | None = None  # shared by the web app's sessions on both ports
 
     async def enter_tasks(self) -> None:
         """Start the task group the background tasks run in; a failure stops the server."""

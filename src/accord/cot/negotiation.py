@@ -1,20 +1,27 @@
 """``t-x-takp-v/q/r``: the exchange that moves a stream from XML to TAK protocol version 1.
 
-A small table-driven state machine (reference tak-protocol §2.7). The server offers once; a
-client that saw the offer may request a version with the offer's uid; the server answers in
-XML and both directions switch at the byte after the answer. A client that never asks stays XML.
-Like the TAK Server's Netty path, the server keeps listening for a request for the whole
-connection and re-arms after refusing one.
+A small table-driven state machine (reference tak-protocol §2.7). The server offers once (with
+``TakServerVersionInfo``, as TAK Server does: node-tak recognises an offer by it); a client that
+saw the offer may request a version; the server answers in XML and both directions switch at
+the byte after the answer. A client that never asks stays XML. Like the TAK Server's Netty
+path, the server checks only the requested version (a request under another uid than the
+offer's is accepted, logged at debug), keeps listening for a request for the whole connection
+and re-arms after refusing one.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from xml.sax.saxutils import quoteattr
 
+from accord import __version__
 from accord.cot.model import CotEvent, Detail, Point, TakControl
 from accord.cot.xml import detail_from_xml
+
+log = logging.getLogger("accord.cot")
 
 OFFER_TYPE = "t-x-takp-v"
 REQUEST_TYPE = "t-x-takp-q"
@@ -23,6 +30,10 @@ NEGOTIATION_TYPES = frozenset({OFFER_TYPE, REQUEST_TYPE, RESPONSE_TYPE})
 SUPPORTED_VERSIONS = (1,)
 # The spec's own figure: each side waits 60 s for the other's step.
 STEP_TIMEOUT_S = 60.0
+# TakServerVersionInfo: TAK Server sends its release (e.g. "5.2-RELEASE-16") and the Marti API
+# version it serves (Constants.API_VERSION, "3"; the same as /Marti/api/version/config).
+SERVER_VERSION = f"{__version__}-Accord"
+API_VERSION = "3"
 
 
 class Role(enum.Enum):
@@ -60,8 +71,13 @@ def control_event(kind: str, uid: str, now_ms: int, body: str) -> CotEvent:
     )
 
 
-def offer(uid: str, now_ms: int) -> CotEvent:
+def offer(uid: str, now_ms: int, server_version: str = SERVER_VERSION) -> CotEvent:
+    """The server's offer: the versions it speaks, then who it is (TAK Server's order)."""
     body = "".join(f'<TakProtocolSupport version="{v}"/>' for v in SUPPORTED_VERSIONS)
+    body += (
+        f"<TakServerVersionInfo serverVersion={quoteattr(server_version)}"
+        f' apiVersion="{API_VERSION}"/>'
+    )
     return control_event(OFFER_TYPE, uid, now_ms, body)
 
 
@@ -101,7 +117,9 @@ class Negotiation:
     # -- transitions ------------------------------------------------------------------------
     def _server_request(self, event: CotEvent, now_ms: int) -> Step:
         wanted = _control(event).requested
-        accepted = event.uid == self.uid and wanted in SUPPORTED_VERSIONS
+        accepted = wanted in SUPPORTED_VERSIONS
+        if event.uid != self.uid:
+            log.debug("protocol request uid %r is not the offer's %r", event.uid[:64], self.uid)
         if accepted:
             self.state = State.PROTOBUF
         return Step(response(event.uid, now_ms, accepted), switch=accepted)

@@ -28,6 +28,7 @@ class Counters:
     enroll_refused: int = 0  # bad CSR
     enroll_auth_failed: int = 0  # wrong user name or password
     enroll_throttled: int = 0  # refused for too many wrong passwords
+    http_timed_out: int = 0  # HTTP requests closed for headers or body too slow (408)
     archived: int = 0  # events written to the history
     archive_dropped: int = 0  # not archived: the history queue was full (store too slow)
     archive_failed: int = 0  # not archived: the store refused the batch

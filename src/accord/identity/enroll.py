@@ -20,14 +20,21 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from accord.identity import registry
-from accord.identity.ca import LEAF_DAYS, PkiPaths, issue_for_key, load_authority
+from accord.identity.ca import PkiPaths, issue_for_key, load_authority
 
 MAX_CSR_BYTES = 16 * 1024
 MIN_RSA_BITS = 2048
 MIN_EC_BITS = 256
-# The one name entry Accord's certificates carry besides CN (the device copies it into its CSR).
+# The name entries a device copies into its CSR (Accord issues with its own subject anyway:
+# O=Accord, CN=<user>). Two entries, as TAK Server sends: node-tak reads the list as an array
+# and finds nothing in a single entry.
 ORGANIZATION = "Accord"
-CONFIG_NAMESPACE = "http://bbn.com/marti/xml/config"  # ATAK CertificateConfig @Namespace
+ORGANIZATIONAL_UNIT = "Accord"
+# TAK Server marshals CertificateConfig as <ns2:certificateConfig> in JAXB's namespace
+# "com.bbn.marti.config", its children in the default namespace (ATAK's @Namespace); node-tak
+# looks the root up by the literal name "ns2:certificateConfig".
+CONFIG_NAMESPACE = "http://bbn.com/marti/xml/config"
+CONFIG_ROOT_NAMESPACE = "com.bbn.marti.config"
 
 
 class EnrollError(ValueError):
@@ -41,16 +48,18 @@ class Signed:
 
 
 def certificate_config() -> bytes:
-    """``GET /Marti/api/tls/config``: the name entries a CSR must carry, and the validity."""
+    """``GET /Marti/api/tls/config``: the name entries a CSR carries, in TAK Server's shape."""
     # lxml spells the default namespace with the key None, which its stubs do not allow.
-    nsmap = {None: CONFIG_NAMESPACE}
-    root = etree.Element(f"{{{CONFIG_NAMESPACE}}}certificateConfig", nsmap=nsmap)  # type: ignore[arg-type]
-    root.set("validityDays", str(LEAF_DAYS))
+    nsmap = {None: CONFIG_NAMESPACE, "ns2": CONFIG_ROOT_NAMESPACE}
+    root = etree.Element(f"{{{CONFIG_ROOT_NAMESPACE}}}certificateConfig", nsmap=nsmap)  # type: ignore[arg-type]
     entries = etree.SubElement(root, f"{{{CONFIG_NAMESPACE}}}nameEntries")
-    entry = etree.SubElement(entries, f"{{{CONFIG_NAMESPACE}}}nameEntry")
-    entry.set("name", "O")
-    entry.set("value", ORGANIZATION)
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True))
+    for name, value in (("O", ORGANIZATION), ("OU", ORGANIZATIONAL_UNIT)):
+        entry = etree.SubElement(entries, f"{{{CONFIG_NAMESPACE}}}nameEntry")
+        entry.set("name", name)
+        entry.set("value", value)
+    # JAXB's declaration, double quotes and all (commo and xml-js take either).
+    declaration = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    return declaration + bytes(etree.tostring(root, encoding="UTF-8"))
 
 
 def decode_csr(body: bytes) -> x509.CertificateSigningRequest:

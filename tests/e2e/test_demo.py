@@ -10,11 +10,13 @@ import random
 import re
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from accord.cli import demo
@@ -24,7 +26,7 @@ from accord.policy.geo import grid_cell
 
 pytestmark = pytest.mark.timeout(150)
 
-OFFSETS = (87, 89, 443, 550, 901, 902)  # demo.Org.port offsets
+OFFSETS = (87, 89, 443, 446, 550, 901, 902)  # demo.Org.port offsets
 READY_WAIT_S = 90.0  # generous on a shared machine; the demo itself prints its time
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "demo"
 
@@ -148,7 +150,19 @@ async def test_demo_federates_two_orgs_releases_under_policy_and_stops_on_ctrl_c
         print(f"demo ready in {reported:.1f} s by its own clock, {here:.1f} s here")
         dirs = [Path(m) for m in re.findall(r"data in (\S+)", text)]
         assert len(dirs) == 2
-        assert f"https://127.0.0.1:{base + 443}/" in text
+        web = f"https://127.0.0.1:{base + 1000 + 446}/web/"
+        assert web in text
+        ca = ssl.create_default_context(cafile=str(dirs[1] / "pki" / "ca.pem"))
+        async with httpx.AsyncClient(verify=ca, timeout=10) as http:
+            signin = await http.get(web)  # the web map's sign-in page, served
+            assert signin.status_code == 200
+            answer = await http.post(
+                f"{web}signin",
+                data={"username": demo.DEMO_USER, "password": demo.DEMO_PASSWORD},
+                headers={"Origin": web.removesuffix("/web/")},
+            )
+            assert answer.status_code == 303
+            assert "accord_web" in answer.headers.get("set-cookie", "")  # signed in
         assert f"TCP 127.0.0.1:{base + 1000 + 87}" in text
         assert f"sign in: {demo.DEMO_USER} / {demo.DEMO_PASSWORD}" in text
 

@@ -112,7 +112,7 @@ action = "withhold"
 @dataclass
 class Org:
     name: str
-    base: int  # its ports: base + 87 (TCP), + 89 (TLS), + 443 (HTTPS), + 901/902, + 550
+    base: int  # its ports: base + 87 (TCP), + 89 (TLS), + 443/446 (HTTPS), + 901/902, + 550
     data_dir: Path
     policy: str
     origin: tuple[float, float]
@@ -212,7 +212,7 @@ def _config(org: Org, other: Org, dial: bool) -> Config:
         https_port=org.port(443),
         udp_port=0,
         http_port=0,
-        enroll_port=0,
+        enroll_port=org.port(446),
         metrics_port=0,
         drone_port=0,
         federation_port=org.port(901),
@@ -271,8 +271,10 @@ def _banner(a: Org, b: Org, ready_s: float | None) -> str:
     for org in (a, b):
         lines += [
             f"{org.name}: data in {org.data_dir}",
-            f"  web map     https://127.0.0.1:{org.port(443)}/  (sign in: {DEMO_USER} / "
-            f"{DEMO_PASSWORD})",
+            f"  web map     https://127.0.0.1:{org.port(446)}/web/  (sign in: {DEMO_USER} / "
+            f"{DEMO_PASSWORD}; the browser warns: the demo's own CA made the certificate)",
+            f"  admin pages https://127.0.0.1:{org.port(443)}/web/ with the client certificate "
+            f"{org.data_dir / 'pki' / 'admin.pem'} (and admin.key) in the browser",
             f"  ATAK        TCP 127.0.0.1:{org.port(87)} (no certificate), or SSL "
             f"127.0.0.1:{org.port(89)} with the package from: accord package {DEMO_USER} "
             f"--data-dir {org.data_dir} --host <this machine's address>",

@@ -305,6 +305,14 @@ class Config:
             "persistence_s, k_sigma, ... (TOML only; defaults = the DAIDALUS corpus uas.conf)"
         },
     )
+    geofence_files: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "doc": "GeoJSON FeatureCollections of agreed zones (Polygon features; properties "
+            "name, trigger entry/exit/both, min_alt_m/max_alt_m hae, start/end ISO times); "
+            "re-read on SIGHUP"
+        },
+    )
     # -- logs --------------------------------------------------------------------------------
     log_level: str = field(default="info", metadata={"doc": "debug, info, warning, error"})
     log_json: bool = field(default=False, metadata={"doc": "one JSON object per log line"})

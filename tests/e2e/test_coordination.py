@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import re
 import socket
 import sys
+from pathlib import Path
 
+import pytest
 from lxml import etree
 
+from accord.app import StartupError
 from accord.bridges.simulator import Fleet, encounter
+from accord.cli import main
 from accord.config import DroneFeed
 from accord.cot.model import CotEvent, Point
 from accord.cot.xml import detail_from_xml, parse_fragment
+from accord.federation import partners_file
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient
+from tests.e2e.test_status import status_args
 
 ORIGIN = (46.95, 7.45)
 
@@ -49,7 +57,7 @@ def is_alert(event: CotEvent) -> bool:
 
 
 async def test_two_own_drones_head_on_raise_an_alert_and_its_cancel(
-    make_server: ServerFactory,
+    make_server: ServerFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server = await make_server(drone_feeds=(feed(),))
     client = await CotClient.connect(server.port("tcp"))
@@ -86,6 +94,12 @@ async def test_two_own_drones_head_on_raise_an_alert_and_its_cancel(
     assert coordination.raised["loss"] >= 1
     assert coordination.cleared >= 1
     assert not coordination.active
+    code = await asyncio.to_thread(main, status_args(server))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "separation 2 airborne tracks, 0 alerts shown (raised: caution " in out
+    assert re.search(r"loss [1-9]\d*; [1-9]\d* cleared\)", out), out
+    assert "geofences  0 in force, 0 breaches; intents 2, 0 conflicts" in out
 
 
 def aircraft(uid: str, lat: float, lon: float, *, course: float, speed: float) -> CotEvent:
@@ -161,3 +175,102 @@ async def test_the_simulate_command_flies_an_encounter_that_raises_an_alert(
     mark = separation(alert)
     assert mark is not None
     assert {mark.get("a"), mark.get("b")} == {"org.sim.1", "org.sim.2"}
+
+
+def zone_file(path: Path, centre: tuple[float, float], name: str) -> None:
+    d = 0.001
+    lat, lon = centre
+    ring = [[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d], [lon - d, lat + d]]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "properties": {"name": name, "trigger": "entry"},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }]}))  # fmt: skip
+
+
+async def test_a_zone_from_the_geojson_file_raises_a_breach_and_is_reloaded(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    zones = tmp_path / "zones.geojson"
+    zone_file(zones, ORIGIN, "Airfield")
+    server = await make_server(drone_feeds=(feed(),), geofence_files=(str(zones),))
+    client = await CotClient.connect(server.port("tcp"))
+    await client.expect_silence(0.1)
+    (drone, _) = encounter("vertical", ORIGIN, meet_s=1000.0)  # hovering over the origin
+    flying = asyncio.create_task(fly(server, Fleet(vehicles=(drone,)), 4.0))
+    try:
+        breach = await client.recv_until(lambda e: e.type == "b-a-g", timeout=5.0)
+    finally:
+        flying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flying
+    assert "sim-1 entered Airfield" in breach.detail.xml
+    assert 'track="org.sim.1"' in breach.detail.xml
+    coordination = server.running.coordination
+    assert coordination is not None
+    assert coordination.breaches == 1
+    # What SIGHUP does: the file is read again; a broken one changes nothing.
+    zone_file(zones, (ORIGIN[0] + 1, ORIGIN[1]), "Elsewhere")
+    assert coordination.load_fence_files((str(zones),))[0]
+    assert [f.name for f in coordination.fences.fences.values()] == ["Elsewhere"]
+    zones.write_text("{not json")
+    ok, what = coordination.load_fence_files((str(zones),))
+    assert not ok
+    assert "zones.geojson" in what
+    assert [f.name for f in coordination.fences.fences.values()] == ["Elsewhere"]
+
+
+async def test_a_broken_geojson_file_refuses_the_start_naming_it(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    zones = tmp_path / "zones.geojson"
+    zones.write_text('{"type": "FeatureCollection", "features": [{"geometry": 3}]}')
+    with pytest.raises(StartupError, match=r"zones\.geojson: features\[0\]"):
+        await make_server(geofence_files=(str(zones),))
+
+
+async def test_a_drone_outside_its_own_missions_corridor_is_flagged_non_conforming(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(drone_feeds=(feed(),))
+    client = await CotClient.connect(server.port("tcp"))
+    await client.expect_silence(0.1)
+    # Its mission is the 300 m square around the origin; it hovers at the centre, 300 m from
+    # every leg: 250 m outside the 50 m corridor.
+    (drone, _) = encounter("vertical", ORIGIN, meet_s=1000.0)
+    flying = asyncio.create_task(fly(server, Fleet(vehicles=(drone,)), 4.0))
+    try:
+        alert = await client.recv_until(lambda e: "<__conformance" in e.detail.xml, timeout=5.0)
+    finally:
+        flying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flying
+    assert alert.type == "b-a-o-c"
+    mark = parse_fragment(f"<detail>{alert.detail.xml}</detail>").find("__conformance")
+    assert mark is not None
+    assert (mark.get("track"), mark.get("intent")) == ("org.sim.1", "org.sim.1.mission")
+    assert 245 <= float(mark.get("off_m", "0")) <= 255  # the simulator's flat-earth offsets
+    assert "m outside its mission corridor (sim-1 mission)" in alert.detail.xml
+
+
+async def test_thresholds_agreed_with_a_partner_apply_to_its_tracks(
+    make_server: ServerFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ours, theirs = tmp_path / "server0", tmp_path / "theirs"  # server0: make_server's dir
+    assert main(["cert", "init", "--data-dir", str(theirs)]) == 0
+    args = ["partner", "add", "org-b", "--ca", str(theirs / "pki" / "ca.pem"), "--share-all",
+            "--data-dir", str(ours)]  # fmt: skip
+    bad = tmp_path / "bad.toml"
+    bad.write_text("horizontal_m = -5\n")
+    assert main([*args, "--separation", str(bad)]) == 2
+    assert "bad.toml: horizontal_m = -5 is not a number >= 0" in capsys.readouterr().err
+    agreed = tmp_path / "agreed.toml"
+    agreed.write_text("[separation]\nhorizontal_m = 300\nvertical_m = 60\n")
+    assert main([*args, "--separation", str(agreed)]) == 0
+    (partner,) = partners_file.read(ours)
+    assert partner.separation == (("horizontal_m", 300.0), ("vertical_m", 60.0))
+    server = await make_server()
+    coordination = server.running.coordination
+    assert coordination is not None
+    agreed_config = coordination.monitor.partner_configs["org-b"]
+    assert (agreed_config.horizontal_m, agreed_config.vertical_m) == (300.0, 60.0)
+    assert coordination.monitor.config.horizontal_m == 150.0  # ours for everyone else

@@ -180,10 +180,10 @@ def test_partner_thresholds_apply_to_that_partners_tracks() -> None:
 def test_a_partner_named_after_the_pair_began_applies_from_the_next_sample() -> None:
     monitor = SeparationMonitor(partner_configs={"org-b": SeparationConfig(horizontal_m=400.0)})
     monitor.update_many(head_on(0.0, 700.0), 0.0)
-    assert monitor.encounter("own", "other").volume_h_m == 150.0  # type: ignore[union-attr]
+    assert monitor.encounter("own", "other").volume_h_m == 150.0
     monitor.set_partner("other", "org-b")
     monitor.update_many(head_on(1.0, 700.0), 1.0)
-    assert monitor.encounter("own", "other").volume_h_m == 400.0  # type: ignore[union-attr]
+    assert monitor.encounter("own", "other").volume_h_m == 400.0
 
 
 def test_pairs_that_part_are_forgotten_while_clear() -> None:

@@ -305,3 +305,16 @@ def test_a_separation_alert_with_a_third_partys_track_pseudonymises_both() -> No
     assert out["b"] == pseudonym("LOCAL-AIRCRAFT", SECRET.encode(), "org-b")
     plain = separation_of(release_with('types = ["b-a-*"]\n', detail, "b-a-o-c"))
     assert (plain["a"], plain["b"]) == ("OWN-1", "LOCAL-AIRCRAFT")  # no pseudonyms: as is
+
+
+def test_a_geofence_breach_pseudonymises_uids_except_those_the_receiver_released() -> None:
+    head = HEAD + "pseudonymise = true\n"
+    detail = (
+        '<__breach fence="FENCE-1" name="Zone" track="org-b-pseudonym" kind="entry"'
+        ' track_partner="ORG-B" fence_partner="" origin="org-a"/>'
+    )
+    out = release_with('types = ["b-a-*"]\n', detail, "b-a-g", head=head).event.detail.xml
+    mark = parse_fragment(f"<detail>{out}</detail>").find("__breach")
+    assert mark is not None
+    assert mark.get("track") == "org-b-pseudonym"  # the receiver's own drone, as released
+    assert mark.get("fence") == pseudonym("FENCE-1", SECRET.encode(), "org-b")  # ours

@@ -327,7 +327,19 @@ async def status_json(state: AdminState) -> dict[str, Any]:
         "drone_feeds": [
             drone_feed_json(v) for v in (state.drones.views() if state.drones is not None else [])
         ],
+        "coordination": _coordination_json(state.probes),
     }
+
+
+def _coordination_json(probes: Probes) -> dict[str, float]:
+    """Separation, geofence and intent numbers: ``name`` or ``name{label=value}``."""
+    if probes.coordination is None:
+        return {}
+    out: dict[str, float] = {}
+    for sample in probes.coordination.samples():
+        labels = ",".join(f"{k}={v}" for k, v in sample.labels)
+        out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
 
 
 def docs_page(spec: Mapping[str, Any]) -> str:

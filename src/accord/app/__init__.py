@@ -60,7 +60,7 @@ from accord.federation.link import Own
 from accord.federation.transport import Federation
 from accord.federation.trust import fingerprint
 from accord.federation.witness import LedgerExchange
-from accord.geo.config import SeparationConfig
+from accord.geo.config import SeparationConfig, SeparationConfigError
 from accord.geo.monitor import SeparationMonitor
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
@@ -251,6 +251,18 @@ def _start_coordination(running: Running, config: Config) -> None:
         return None if running.gate is None else running.gate.released_as(partner, uid)
 
     partner_configs: dict[str, SeparationConfig] = {}
+    try:  # the agreed thresholds (a bad partners.toml fails the federation's start)
+        partners = (*config.partners, *partners_file.read(config.data_dir))
+    except PartnerError:
+        partners = config.partners
+    for partner in partners:
+        if partner.separation:
+            try:
+                partner_configs[partner.name] = config.separation.replace(
+                    dict(partner.separation), f"partner {partner.name}: separation"
+                )
+            except SeparationConfigError as exc:
+                raise StartupError(str(exc)) from None
     coordination = running.coordination = Coordination(
         running.hub,
         SeparationMonitor(config.separation, partner_configs),
@@ -258,8 +270,14 @@ def _start_coordination(running: Running, config: Config) -> None:
         wall_ms=wall_ms,
         released_as=released_as,
     )
+    ok, what = coordination.load_fence_files(config.geofence_files)
+    if not ok:
+        raise StartupError(f"{what}; fix it or remove it from geofence_files")
+    if config.geofence_files:
+        log.info("%s", what)
     running.hub.taps.append(coordination.tap)
     running.probes.sources.append(coordination)
+    running.probes.coordination = coordination
     # Restarted when it fails: the monitor's state outlives the task.
     ticking = running.tasks.start("separation ticker", coordination.run, Policy.RESTART)
     running.stack.push_async_callback(running.tasks.stop, ticking)
@@ -573,6 +591,9 @@ async def run(running: Running, config: Config, *, ready: asyncio.Event | None =
     def reload() -> None:
         ok, what = running.reload_policies()
         log.log(logging.INFO if ok else logging.ERROR, "%s", what)
+        if running.coordination is not None and config.geofence_files:
+            ok, what = running.coordination.load_fence_files(config.geofence_files)
+            log.log(logging.INFO if ok else logging.ERROR, "%s", what)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     listening = ", ".join(

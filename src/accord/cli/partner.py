@@ -10,6 +10,7 @@ partner's ledger public key in ``pki/partners/<name>.vkey`` for ``accord ledger 
 from __future__ import annotations
 
 import argparse
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from accord.config import Config, ConfigError
 from accord.domain.partners import Partner, PartnerError, check_unique, normalise_fingerprint
 from accord.federation import partners_file
 from accord.federation.trust import fingerprint
+from accord.geo.config import SeparationConfigError
+from accord.geo.config import from_mapping as separation_from_mapping
 from accord.identity.ca import PkiError, PkiPaths, load_authority
 from accord.identity.ledger_key import PARTNERS, ledger_verifier, read_verifier
 from accord.policy import PolicyError, decode_policy
@@ -43,6 +46,11 @@ def add_parser(
     add.add_argument("--prefix", default=None, help='callsign prefix (default "[NAME] ")')
     add.add_argument("--share-all", action="store_true", help="without a policy: share all")
     add.add_argument("--policy", type=Path, help="release policy document for this partner")
+    add.add_argument(
+        "--separation", type=Path,
+        help="TOML of the separation thresholds agreed with it ([separation] keys, e.g. "
+        "horizontal_m = 300): they apply to pairs with its tracks",
+    )  # fmt: skip
     add.add_argument(
         "--ledger-key", help="the partner's ledger public key (vkey string or file), from its self"
     )
@@ -80,6 +88,22 @@ def _relative(path: str, data_dir: Path) -> str:
         return path
 
 
+def _separation(path: Path) -> tuple[tuple[str, float], ...]:
+    """The agreed thresholds of a TOML file (top-level keys or a [separation] table), checked."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise PartnerError(f"--separation {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PartnerError(f"--separation {path}: {exc}") from None
+    table = data.get("separation", data)
+    try:
+        separation_from_mapping(table, str(path))
+    except SeparationConfigError as exc:
+        raise PartnerError(str(exc)) from None
+    return tuple((k, float(v)) for k, v in sorted(table.items()))
+
+
 def _add(args: argparse.Namespace, config: Config) -> int:
     try:
         ca = x509.load_pem_x509_certificate(args.ca.read_bytes())
@@ -105,6 +129,7 @@ def _add(args: argparse.Namespace, config: Config) -> int:
         keys = config.data_dir / "pki" / PARTNERS
         keys.mkdir(parents=True, exist_ok=True)
         (keys / f"{args.name}.vkey").write_text(vkey.vkey() + "\n")
+    separation = _separation(args.separation) if args.separation else ()
     partner = Partner(
         name=args.name,
         ca_sha256=actual,
@@ -115,6 +140,7 @@ def _add(args: argparse.Namespace, config: Config) -> int:
         callsign_prefix=f"[{args.name}] " if args.prefix is None else args.prefix,
         share_all=args.share_all,
         policy_file=policy_file,
+        separation=separation,
     )
     partners = [p for p in _stored(config.data_dir) if p.name != args.name] + [partner]
     check_unique(partners, "partners.toml")

@@ -251,6 +251,7 @@ def render(status: dict[str, Any], clients: list[dict[str, Any]], out: TextIO) -
         f" {_n(queues['write_buffer_bytes'])} bytes unsent",
         "history    " + _history(status),
         *_drones(status),
+        *_coordination(status),
         *_partners(status),
         "",
     ]
@@ -307,6 +308,29 @@ def _drones(status: dict[str, Any]) -> list[str]:
             f"{_n(c.get('events', 0))} events, {_n(c.get('links_lost', 0))} links lost"
         )
     return lines
+
+
+def _coordination(status: dict[str, Any]) -> list[str]:
+    c = status.get("coordination") or {}
+    if not c:
+        return []
+
+    def n(key: str) -> str:
+        return _n(int(c.get(key, 0)))
+
+    raised = ", ".join(
+        f"{level} {n('separation_alerts_raised_total{level=' + level + '}')}"
+        for level in ("caution", "warning", "loss")
+    )
+    dropped = sum(int(v) for k, v in c.items() if k.startswith("separation_tracks_dropped"))
+    return [
+        f"separation {n('separation_tracks')} airborne tracks, "
+        f"{n('separation_alerts_active')} alerts shown (raised: {raised}; "
+        f"{n('separation_alerts_cleared_total')} cleared), {_n(dropped)} bad tracks dropped",
+        f"geofences  {n('geofences')} in force, {n('geofence_breaches_total')} breaches; "
+        f"intents {n('flight_intents')}, {n('flight_intent_conflicts_total')} conflicts, "
+        f"{n('tracks_nonconforming')} drones off their mission",
+    ]
 
 
 def _partners(status: dict[str, Any]) -> list[str]:

@@ -35,6 +35,9 @@ class Partner:
     callsign_prefix: str = ""  # put before the callsign of its contacts, e.g. "[ORG-B] "
     share_all: bool = False  # without a policy: release everything (tests, demos) or nothing
     policy_file: str = ""  # the release policy document, for the policy engine
+    # The separation thresholds agreed with this partner: [separation] keys and values that
+    # replace ours for pairs with its tracks (checked against the keys when the server starts).
+    separation: tuple[tuple[str, float], ...] = ()
 
     @property
     def server_id(self) -> str:
@@ -77,6 +80,7 @@ _KEYS = {
     "callsign_prefix",
     "share_all",
     "policy_file",
+    "separation",
 }
 
 
@@ -110,6 +114,15 @@ def parse_partner(data: Mapping[str, object], where: str) -> Partner:
     share_all = data.get("share_all", False)
     if not isinstance(share_all, bool):
         raise PartnerError(f"{where}: share_all must be true or false")
+    separation = data.get("separation", {})
+    if not isinstance(separation, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+        for k, v in separation.items()
+    ):
+        raise PartnerError(
+            f"{where}: separation must be a table of [separation] keys and numbers, e.g. "
+            "{ horizontal_m = 300, vertical_m = 50 }"
+        )
     return Partner(
         name=name,
         ca_sha256=normalise_fingerprint(text("ca_sha256")),
@@ -120,6 +133,7 @@ def parse_partner(data: Mapping[str, object], where: str) -> Partner:
         callsign_prefix=text("callsign_prefix"),
         share_all=share_all,
         policy_file=text("policy_file"),
+        separation=tuple((k, float(v)) for k, v in sorted(separation.items())),
     )
 
 
@@ -161,4 +175,6 @@ def to_table(partner: Partner) -> dict[str, object]:
     out["groups_out"] = list(partner.groups_out)
     if partner.share_all:
         out["share_all"] = True
+    if partner.separation:
+        out["separation"] = dict(partner.separation)
     return out

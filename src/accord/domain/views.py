@@ -115,6 +115,7 @@ class Probes:
     sources: list[MetricsSource] = field(default_factory=list)
     links: Links | None = None  # federation, when started
     release: ReleaseReport | None = None  # the partners' release policies, when any
+    coordination: MetricsSource | None = None  # separation, geofences, intents (status lines)
 
 
 # -- drone feeds, added and removed at run time by the admin API --------------------------------

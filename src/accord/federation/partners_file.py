@@ -50,6 +50,10 @@ def write(data_dir: Path, partners: tuple[Partner, ...]) -> None:
         lines.append("[[partners]]")
         for key, value in to_table(partner).items():
             # A JSON string or list of strings is also a valid TOML value.
+            if isinstance(value, dict):  # an inline table (the agreed separation)
+                pairs = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
+                lines.append(f"{key} = {{ {pairs} }}")
+                continue
             lines.append(f"{key} = {json.dumps(value)}")
         lines.append("")
     file = path(data_dir)

@@ -38,10 +38,12 @@ from dataclasses import dataclass
 from lxml import etree
 
 from accord.cot.errors import MalformedEvent
-from accord.cot.model import UNKNOWN_THRESHOLD, UNKNOWN_VALUE, CotEvent, Point
+from accord.cot.model import UNKNOWN_THRESHOLD, UNKNOWN_VALUE, CotEvent, Point, iso_from_ms
 from accord.cot.xml import detail_from_xml, escape_attr, parse_fragment
 from accord.geo.config import LEVEL_NAMES
 from accord.geo.encounter import Encounter
+from accord.geo.fence import Breach
+from accord.geo.intent import Intent, Meeting
 from accord.geo.monitor import AlertChange
 from accord.geo.track import Track
 
@@ -52,6 +54,7 @@ DELETE_TYPE = "t-x-d-d"
 SEPARATION_TAG = "__separation"
 CONFLICT_TAG = "__conflict"
 ALERT_STALE_MS = 30_000  # the adapter re-sends active alerts well within this
+INTENT_STALE_MS = 3_600_000  # a planned conflict matters until the flight
 KEY_HEX = 16  # 64 bits of SHA-256: pairs of one federation never collide in practice
 
 
@@ -265,3 +268,117 @@ def cancel_events(pair: Pair, encounter: Encounter, now_ms: int) -> list[CotEven
         ),
     )
     return [cancel, delete]
+
+
+BREACH_TYPE = "b-a-g"  # ATAK's "Geo-fence Breached"
+BREACH_TAG = "__breach"
+
+
+def breach_event(
+    breach: Breach,
+    *,
+    origin: str,
+    track_type: str,
+    track_callsign: str,
+    track_partner: str,
+    fence_partner: str,
+    now_ms: int,
+) -> CotEvent:
+    """A breach alert (``b-a-g``) linked ``p-p`` to the track, with the machine detail
+    ``<__breach fence name track kind track_partner fence_partner/>`` (``*_partner``: the
+    partner that released that uid, "" for our own; the release policy keeps those names)."""
+    fence = breach.fence
+    verb = "entered" if breach.kind == "entry" else "left"
+    text = f"{track_callsign} {verb} {fence.name}"
+    key = conflict_key(fence.uid, breach.track)
+    detail = (
+        f'<contact callsign="{escape_attr(track_callsign)} geofence"/>'
+        f'<link uid="{escape_attr(breach.track)}" type="{escape_attr(track_type)}"'
+        ' relation="p-p"/>'
+        f'<emergency type="Geo-fence Breached">{escape_attr(text)}</emergency>'
+        f'<{BREACH_TAG} fence="{escape_attr(fence.uid)}" name="{escape_attr(fence.name)}"'
+        f' track="{escape_attr(breach.track)}" kind="{breach.kind}"'
+        f' track_partner="{escape_attr(track_partner)}"'
+        f' fence_partner="{escape_attr(fence_partner)}" origin="{escape_attr(origin)}"/>'
+    )
+    return CotEvent(
+        uid=f"fence.{origin}.{key}",
+        type=BREACH_TYPE,
+        how="m-g",
+        time=now_ms,
+        start=now_ms,
+        stale=now_ms + ALERT_STALE_MS,
+        point=Point(breach.lat, breach.lon, UNKNOWN_VALUE, UNKNOWN_VALUE, UNKNOWN_VALUE),
+        detail=detail_from_xml(detail),
+    )
+
+
+INTENT_TAG = "__intent_conflict"
+CONFORMANCE_TAG = "__conformance"
+
+
+def _utc(seconds: float) -> str:
+    return iso_from_ms(int(seconds * 1000))[11:19]
+
+
+def intent_conflict_event(
+    own: Intent, other: Intent, meeting: Meeting, pair: Pair, now_ms: int
+) -> CotEvent:
+    """Two missions meet: an alert linked ``p-p`` to the own route, naming both missions and
+    where and when, with ``<__intent_conflict a b mission_a mission_b from to distance_m/>``
+    and the pair's ``<__conflict>`` (the release policy treats ``a``/``b`` as for
+    ``__separation``)."""
+    text = (
+        f"Missions {own.name} and {other.name} meet near {meeting.lat:.5f},{meeting.lon:.5f} "
+        f"between {_utc(meeting.from_s)} and {_utc(meeting.to_s)} UTC"
+    )
+    detail = (
+        f'<contact callsign="{escape_attr(own.name)} intent conflict"/>'
+        f'<link uid="{escape_attr(own.uid)}" type="b-m-r" relation="p-p"/>'
+        f'<emergency type="Custom">{escape_attr(text)}</emergency>'
+        f'<{INTENT_TAG} a="{escape_attr(own.uid)}" b="{escape_attr(other.uid)}"'
+        f' mission_a="{escape_attr(own.name)}" mission_b="{escape_attr(other.name)}"'
+        f' from="{iso_from_ms(int(meeting.from_s * 1000))}"'
+        f' to="{iso_from_ms(int(meeting.to_s * 1000))}" distance_m="{meeting.distance_m:.0f}"/>'
+        f"{_conflict_xml(pair)}"
+    )
+    return CotEvent(
+        uid=f"intent.{pair.origin}.{pair.key}",
+        type=ALERT_TYPE,
+        how="m-p",
+        time=now_ms,
+        start=now_ms,
+        stale=now_ms + INTENT_STALE_MS,
+        point=Point(meeting.lat, meeting.lon, UNKNOWN_VALUE, UNKNOWN_VALUE, UNKNOWN_VALUE),
+        detail=detail_from_xml(detail),
+    )
+
+
+def conformance_event(
+    track: str, track_type: str, callsign: str, intent: Intent, off_m: float | None,
+    lat: float, lon: float, now_ms: int,
+) -> CotEvent:  # fmt: skip
+    """``off_m`` metres outside its own mission's corridor (an alert), or None: back inside
+    (its cancel)."""
+    link = f'<link uid="{escape_attr(track)}" type="{escape_attr(track_type)}" relation="p-p"/>'
+    if off_m is None:
+        kind = CANCEL_TYPE
+        body = f'<emergency cancel="true">{escape_attr(callsign)}</emergency>'
+    else:
+        kind = ALERT_TYPE
+        text = f"{callsign} is {off_m:.0f} m outside its mission corridor ({intent.name})"
+        body = (
+            f'<emergency type="Custom">{escape_attr(text)}</emergency>'
+            f'<{CONFORMANCE_TAG} track="{escape_attr(track)}" intent="{escape_attr(intent.uid)}"'
+            f' off_m="{off_m:.0f}"/>'
+        )
+    return CotEvent(
+        uid=f"{track}.nonconforming",
+        type=kind,
+        how="m-g",
+        time=now_ms,
+        start=now_ms,
+        stale=now_ms + ALERT_STALE_MS,
+        point=Point(lat, lon, UNKNOWN_VALUE, UNKNOWN_VALUE, UNKNOWN_VALUE),
+        detail=detail_from_xml(f'<contact callsign="{escape_attr(callsign)}"/>{link}{body}'),
+    )

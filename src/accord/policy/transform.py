@@ -27,6 +27,8 @@ PSEUDONYM_HEX = 24
 # geo in the layers, so the names are repeated here).
 SEPARATION_TAG = "__separation"
 CONFLICT_TAG = "__conflict"
+INTENT_TAG = "__intent_conflict"  # two missions meet: a and b as in __separation
+BREACH_TAG = "__breach"  # a geofence breach: track and fence uids, each with the partner
 
 
 def pseudonym(uid: str, key: bytes, partner: str, prefix: str = "") -> str:
@@ -99,9 +101,18 @@ def rewrite_detail(
             if tag != RELEASE_TAG:
                 done.append(f"strip <{tag}>")
             continue
-        if tag == SEPARATION_TAG and rename is not None:
+        if tag in (SEPARATION_TAG, INTENT_TAG) and rename is not None:
             _rename_separation(root, child, rename, marking.get("partner", ""))
-            done.append(f"pseudonymise <{SEPARATION_TAG}> uids")
+            done.append(f"pseudonymise <{tag}> uids")
+            continue
+        if tag == BREACH_TAG and rename is not None:
+            receiver = marking.get("partner", "").casefold()
+            for name in ("track", "fence"):
+                value = child.get(name)
+                theirs = receiver and child.get(f"{name}_partner", "").casefold() == receiver
+                if value and not theirs:
+                    child.set(name, rename(value))
+            done.append(f"pseudonymise <{BREACH_TAG}> uids")
             continue
         if tag == "fileshare" and rename is not None and child.get("senderUid"):
             # A file offer names its sender's device: the same pseudonym as its SA.

@@ -18,6 +18,7 @@ nothing here raises into the hub.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -34,13 +35,18 @@ from accord.geo.cot import (
     DELETE_TYPE,
     Pair,
     alert_events,
+    breach_event,
     callsign_of,
     conflict_key,
+    conformance_event,
+    intent_conflict_event,
     is_airborne,
     raised_events,
     to_track,
 )
 from accord.geo.encounter import Encounter
+from accord.geo.fence import FENCE_TYPES, FenceError, FenceMonitor, from_event, from_geojson
+from accord.geo.intent import ROUTE_TYPE, Intent, intersect, off_corridor_m, waypoints_of
 from accord.geo.monitor import AlertChange, SeparationMonitor
 
 log = logging.getLogger("accord.coordination")
@@ -114,6 +120,15 @@ class Coordination:
         self.cleared = 0
         self.dropped: Counter[str] = Counter()  # events that made no track, by reason
         self.latency_s: list[float] = []  # routed position -> alert submitted (last 1000)
+        self.fences = FenceMonitor()
+        self._fence_by: dict[str, tuple[frozenset[str], str]] = {}  # uid -> (groups, partner)
+        self.breaches = 0
+        self.fence_files: tuple[str, ...] = ()
+        # Flight intents by route uid: the intent, (groups, partner, own) of who sent it.
+        self.intents: dict[str, tuple[Intent, frozenset[str], str, bool]] = {}
+        self.intent_alerts: set[tuple[str, str]] = set()  # pairs of route uids alerted
+        self.intent_conflicts = 0
+        self.nonconforming: set[str] = set()  # own tracks outside their intent's corridor
 
     def own_party(self, party: Party) -> None:
         """Tracks ``party`` sends are our own (a drone feed)."""
@@ -121,7 +136,7 @@ class Coordination:
 
     # -- the hub tap ---------------------------------------------------------------------------
     def tap(self, sender: Party, event: CotEvent) -> None:
-        if is_airborne(event.type):
+        if event.type.startswith("a-") and (self.fences.fences or is_airborne(event.type)):
             if len(self._pending) >= MAX_PENDING:
                 self.dropped["queue full"] += 1
                 return
@@ -129,10 +144,116 @@ class Coordination:
             if not self._armed:
                 self._armed = True
                 asyncio.get_running_loop().call_soon(self.process)
+        elif event.type in FENCE_TYPES:
+            self._fence(sender, event)
+        elif event.type == ROUTE_TYPE:
+            self._intent(sender, event)
         elif event.type == DELETE_TYPE:
             target = deleted(event)
             if target is not None and target[0] in self.monitor.tracks:
                 self._emit(self.monitor.forget(target[0], self._wall_ms() / 1000))
+            if target is not None:
+                if self.intents.pop(target[0], None) is not None:
+                    self.intent_alerts = {p for p in self.intent_alerts if target[0] not in p}
+                self.fences.forget(target[0])
+                if self.fences.remove(target[0]):
+                    self._fence_by.pop(target[0], None)
+
+    def _fence(self, sender: Party, event: CotEvent) -> None:
+        try:
+            fence = from_event(event)
+        except FenceError as exc:
+            self.dropped[f"fence: {exc}"] += 1
+            return
+        if fence is None:
+            return
+        self.fences.put(fence)
+        self._fence_by[fence.uid] = (sender.membership.inbound, partner_name(sender))
+        log.info("geofence %s (%s, %s)", fence.name, fence.uid, fence.trigger)
+
+    def _intent(self, sender: Party, event: CotEvent) -> None:
+        """A mission (route): its intent, compared with every other party's."""
+        try:
+            waypoints = waypoints_of(event)
+        except FenceError as exc:
+            self.dropped[f"intent: {exc}"] += 1
+            return
+        known = self.intents.get(event.uid)
+        if known is not None and known[0].waypoints == waypoints:
+            return  # re-sent unchanged: it keeps its start
+        start = event.time / 1000
+        intent = Intent(event.uid, callsign_of(event), waypoints, start)
+        own = sender.key in self._own_parties
+        partner = partner_name(sender)
+        self.intents[event.uid] = (intent, sender.membership.inbound, partner, own)
+        self.intent_alerts = {p for p in self.intent_alerts if event.uid not in p}
+        for uid, (_, _, other_partner, other_own) in list(self.intents.items()):
+            if uid == event.uid or not (own or other_own):
+                continue
+            if partner == other_partner and own == other_own:
+                continue  # one party's own missions: its planners' business
+            self._compare(event.uid, uid)
+
+    def _compare(self, first: str, second: str) -> None:
+        (a, a_groups, a_partner, a_own) = self.intents[first]
+        (b, b_groups, b_partner, _) = self.intents[second]
+        if not a_own:
+            (a, a_groups, a_partner), (b, b_groups, b_partner) = (
+                (b, b_groups, b_partner), (a, a_groups, a_partner),
+            )  # fmt: skip
+        meeting = intersect(a, b)
+        key = (a.uid, b.uid)
+        if meeting is None or key in self.intent_alerts:
+            return
+        self.intent_alerts.add(key)
+        self.intent_conflicts += 1
+        public = a.uid
+        if b_partner and self._released_as is not None:
+            public = self._released_as(b_partner, a.uid) or a.uid
+        pair = Pair(conflict_key(public, b.uid), self.origin, ROUTE_TYPE, a.name, b.name, b_partner)
+        alert = intent_conflict_event(a, b, meeting, pair, self._wall_ms())
+        self.hub.submit(self._party(a_groups), alert)
+        log.info("intents %s and %s meet at %.5f,%.5f", a.uid, b.uid, meeting.lat, meeting.lon)
+
+    def _conformance(self, sender: Party, event: CotEvent) -> None:
+        entry = self.intents.get(f"{event.uid}.mission")
+        if entry is None:
+            return
+        intent = entry[0]
+        off = off_corridor_m(intent, event.point.lat, event.point.lon)
+        flagged = event.uid in self.nonconforming
+        if (off > 0) == flagged:
+            return
+        if off > 0:
+            self.nonconforming.add(event.uid)
+        else:
+            self.nonconforming.discard(event.uid)
+        alert = conformance_event(
+            event.uid, event.type, callsign_of(event), intent, off if off > 0 else None,
+            event.point.lat, event.point.lon, self._wall_ms(),
+        )  # fmt: skip
+        self.hub.submit(self._party(sender.membership.inbound), alert)
+
+    def load_fence_files(self, paths: Iterable[str]) -> tuple[bool, str]:
+        """Read the GeoJSON zone files (at start and on SIGHUP); on any error the zones in
+        force stay and the message says what to fix."""
+        paths = tuple(paths)
+        fences = []
+        for path in paths:
+            try:
+                with open(path, "rb") as fh:
+                    data = json.load(fh)
+                fences.extend(from_geojson(data, path))
+            except OSError as exc:
+                return False, f"geofence file {path}: {exc.strerror}"
+            except (ValueError, FenceError) as exc:
+                return False, f"geofence file {path}: {exc}"
+        for old in self.fence_files:
+            self.fences.replace_file_fences((), f"{old}#")
+        self.fence_files = paths
+        for fence in fences:
+            self.fences.put(fence)
+        return True, f"geofence files: {len(fences)} zones from {len(paths)} files"
 
     def process(self) -> None:
         """Feed the queued tracks to the monitor and submit the alert changes they cause."""
@@ -141,11 +262,17 @@ class Coordination:
         for sender, event in pending:
             started = self._wall_ms() / 1000
             own = sender.key in self._own_parties
+            partner = partner_name(sender)
+            if self.fences.fences:
+                self._check_fences(sender, event, partner, started)
+            if not is_airborne(event.type):
+                continue
+            if own and self.intents:
+                self._conformance(sender, event)
             track = to_track(event, own=own)
             if isinstance(track, str):
                 self.dropped[track] += 1
                 continue
-            partner = partner_name(sender)
             self._seen[event.uid] = _Seen(
                 callsign_of(event), event.type, sender.membership.inbound, partner
             )
@@ -155,6 +282,20 @@ class Coordination:
             if changes:
                 self._emit(changes)
                 self._latency(self._wall_ms() / 1000 - started)
+
+    def _check_fences(self, sender: Party, event: CotEvent, partner: str, now_s: float) -> None:
+        point = event.point
+        for breach in self.fences.check(event.uid, point.lat, point.lon, point.hae, now_s):
+            groups, fence_partner = self._fence_by.get(breach.fence.uid, (frozenset(), ""))
+            alert = breach_event(
+                breach, origin=self.origin, track_type=event.type,
+                track_callsign=callsign_of(event), track_partner=partner,
+                fence_partner=fence_partner, now_ms=self._wall_ms(),
+            )  # fmt: skip
+            self.breaches += 1
+            # To whoever can see the track, and the fence's author.
+            self.hub.submit(self._party(sender.membership.inbound | groups), alert)
+            log.info("geofence %s: %s %s", breach.fence.name, event.uid, breach.kind)
 
     def tick(self) -> None:
         """Once a second: the monitor's tick, and active alerts re-sent before they go stale."""
@@ -242,13 +383,22 @@ class Coordination:
                    float(len(self.active))),
             Sample("separation_alerts_cleared_total", "counter",
                    "Separation alerts cleared", float(self.cleared)),
+            Sample("flight_intents", "gauge", "Flight intents known (missions)",
+                   float(len(self.intents))),
+            Sample("flight_intent_conflicts_total", "counter",
+                   "Pairs of intents found to meet (alerted)", float(self.intent_conflicts)),
+            Sample("tracks_nonconforming", "gauge", "Own drones outside their mission corridor",
+                   float(len(self.nonconforming))),
+            Sample("geofences", "gauge", "Geofences in force", float(len(self.fences.fences))),
+            Sample("geofence_breaches_total", "counter", "Geofence breach alerts raised",
+                   float(self.breaches)),
         ]  # fmt: skip
         raised = "Separation alerts raised to a level"
         for level in LEVEL_NAMES:
             value = float(self.raised[level])
             labels = (("level", level),)
             out.append(Sample("separation_alerts_raised_total", "counter", raised, value, labels))
-        dropped = self.dropped + self.monitor.counters.dropped
+        dropped = self.dropped + self.monitor.counters.dropped + self.fences.dropped
         why = "Tracks not compared (bad input), by reason"
         for reason, count in sorted(dropped.items()):
             labels = (("reason", reason),)

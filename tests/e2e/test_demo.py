@@ -177,6 +177,9 @@ async def test_demo_federates_two_orgs_releases_under_policy_and_stops_on_ctrl_c
         # The encounter across the two: each side alerts on its drone and the other's.
         assert "<__separation" in (await separation_alert(base + 87, "org-b")).detail.xml
         assert "<__separation" in (await separation_alert(base + 1000 + 87, "org-a")).detail.xml
+        # ... and org-a's first drone enters the agreed zone: a geofence breach.
+        breaches = await pytak_reads(base + 87, lambda e: e.type == "b-a-g", bool)
+        assert any(demo.FENCE_NAME in e.detail.xml for e in breaches.values())
         exact = [e for e in at_a.values() if e.point.ce < 71]
         assert exact  # org-b -> org-a: exact positions
         assert all(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
@@ -47,12 +49,15 @@ FLEET_OFFSET_DEG = (0.0, 0.005)  # org-b's fleet ~430 m east of org-a's: orbits 
 VEHICLES = 3  # per organisation
 SIM_RATE_HZ = 5.0  # MAVLink position messages per vehicle and second
 # One pair across the two orgs on crossing courses: a separation alert on both sides (and each
-# side's view of the other's), every ENCOUNTER_PERIOD_S. A geofence breach goes beside it
-# when geofences exist (TODO: issue 14's geofences are not on main yet).
+# side's view of the other's), every ENCOUNTER_PERIOD_S.
 ENCOUNTER = "crossing"
 ENCOUNTER_POINT = (REGION[0] - 0.004, REGION[1] + 0.0025)  # south of the orbits, between them
 ENCOUNTER_MEET_S = 30.0
 ENCOUNTER_PERIOD_S = 90.0
+# An agreed restricted zone (both servers load it: geofence_files) on the orbit of org-a's
+# first drone, which enters it about 16 s after the start and once per orbit after that.
+FENCE_BOX_DEG = ((-0.0018, 0.0025), (-0.0002, 0.0042))  # (south, west), (north, east) offsets
+FENCE_NAME = "Restricted (demo)"
 READY_TIMEOUT_S = 60.0  # the target: tracks moving on both sides within this
 READY_LINE = "accord demo: ready"
 
@@ -182,10 +187,28 @@ def _orgs(root: Path, base: int) -> tuple[Org, Org]:
         org.ca_sha256 = fingerprint(x509.load_pem_x509_certificate(paths.ca_cert.read_bytes()))
         other = "org-b" if org is a else "org-a"
         (org.data_dir / f"policy-to-{other}.toml").write_text(org.policy, encoding="utf-8")
+        (org.data_dir / "geofences.geojson").write_text(json.dumps(_fence()), encoding="utf-8")
         users = UserStore(org.data_dir)
         if users.get(DEMO_USER) is None:
             users.add(DEMO_USER, DEMO_PASSWORD, Membership.both(["__ANON__"]), now_ms=0)
     return a, b
+
+
+def _fence() -> dict[str, Any]:
+    (south, west), (north, east) = (
+        (REGION[0] + lat, REGION[1] + lon) for lat, lon in FENCE_BOX_DEG
+    )
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": FENCE_NAME, "trigger": "entry"},
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+            }
+        ],
+    }
 
 
 def _config(org: Org, other: Org, dial: bool) -> Config:
@@ -221,6 +244,7 @@ def _config(org: Org, other: Org, dial: bool) -> Config:
         server_names=("localhost", "127.0.0.1"),
         partners=(partner,),
         drone_feeds=(feed,),
+        geofence_files=(str(org.data_dir / "geofences.geojson"),),
         archive=False,
     )
 
@@ -284,7 +308,8 @@ def _banner(a: Org, b: Org, ready_s: float | None) -> str:
         "org-a releases to org-b on a 100 m grid; org-b releases exact positions to org-a. "
         f"{a.name.upper()} UAS {VEHICLES + 1} and {b.name.upper()} UAS {VEHICLES + 2} cross "
         f"{ENCOUNTER_MEET_S:g} s in (a separation alert on both sides), again every "
-        f"{ENCOUNTER_PERIOD_S:g} s."
+        f"{ENCOUNTER_PERIOD_S:g} s. {a.name.upper()} UAS 1 enters the agreed zone "
+        f"'{FENCE_NAME}' (a geofence breach) once per orbit."
     )
     if ready_s is not None:
         lines.append(f"{READY_LINE} in {ready_s:.1f} s: tracks moving on both sides. Ctrl-C stops.")

@@ -85,8 +85,9 @@ def cert_routes(admin: IdentityAdmin | None, only: Guard) -> list[BaseRoute]:
         except (PkiError, ValueError) as exc:
             raise BadRequest(400, str(exc)) from None
 
-    def existing_user(name: str) -> None:
-        if settings().users.get(name) is None:
+    async def existing_user(name: str) -> None:
+        s = settings()
+        if await s.run(lambda: s.users.get(name)) is None:
             raise BadRequest(404, f"no user named {name!r}; add it first (POST /api/admin/users)")
 
     async def certificates(request: Request, caller: str) -> Response:
@@ -115,7 +116,7 @@ def cert_routes(admin: IdentityAdmin | None, only: Guard) -> list[BaseRoute]:
         enroll = body.get("enroll", False)
         if not isinstance(enroll, bool):
             raise BadRequest(400, "'enroll' must be true or false")
-        existing_user(name)
+        await existing_user(name)
         where = endpoint(body)
         data = await pki(
             lambda: issue_package(
@@ -145,7 +146,7 @@ def cert_routes(admin: IdentityAdmin | None, only: Guard) -> list[BaseRoute]:
         if kind not in QR_MEDIA_TYPES:
             raise BadRequest(400, "format must be png or svg")
         body = await _optional_object(request)
-        existing_user(name)
+        await existing_user(name)
         where = endpoint(body)
         headers = {"cache-control": "no-store"}
         if body.get("itak", False) is True:

@@ -90,7 +90,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     )
     tcp, enroll = free_port(), free_port()
     log = (work / "serve.log").open("w")
-    server = subprocess.Popen(
+    server = subprocess.Popen(  # noqa: ASYNC220 (setup, before anything is measured)
         [
             sys.executable,
             "-m",
@@ -123,7 +123,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit((work / "serve.log").read_text())
             await asyncio.sleep(0.1)
-        gen = subprocess.Popen(
+        gen = subprocess.Popen(  # noqa: ASYNC220 (setup, before anything is measured)
             [sys.executable, __file__, "--generate", str(tcp), "--tracks", str(args.tracks)]
         )
         procs.append(gen)
@@ -154,9 +154,7 @@ async def browser_phase(args: argparse.Namespace, port: int, server: int, gen: i
         await page.click("#signin-button")
         await page.wait_for_function("window.accord && window.accord.ready", timeout=30000)
         await page.evaluate("window.accord.map.jumpTo({center: [11.25, 48.2], zoom: 10})")
-        await page.wait_for_function(
-            f"window.accord.items.size >= {args.tracks}", timeout=60000
-        )
+        await page.wait_for_function(f"window.accord.items.size >= {args.tracks}", timeout=60000)
         await page.evaluate(
             "window.__long = 0; new PerformanceObserver(l => { window.__long +="
             " l.getEntries().length; }).observe({entryTypes: ['longtask']});"
@@ -166,7 +164,9 @@ async def browser_phase(args: argparse.Namespace, port: int, server: int, gen: i
         browser_pid = browser_pid_of(CHROMIUM)
 
         def task_s(metrics: dict[str, Any]) -> float:
-            return float(next(m["value"] for m in metrics["metrics"] if m["name"] == "TaskDuration"))
+            return float(
+                next(m["value"] for m in metrics["metrics"] if m["name"] == "TaskDuration")
+            )
 
         m0, t0 = await cdp.send("Performance.getMetrics"), time.monotonic()
         c0 = (cpu_s(server), cpu_s(gen), cpu_s(browser_pid) if browser_pid else 0.0)
@@ -231,9 +231,11 @@ def browser_pid_of(executable: str) -> int:
                 cmd = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if cmd and cmd[0].decode(errors="replace").endswith(("chromium", "chrome")):
-                if not any(a.startswith(b"--type=") for a in cmd):
-                    best = max(best, int(entry.name))
+            name = cmd[0].decode(errors="replace") if cmd else ""
+            if name.endswith(("chromium", "chrome")) and not any(
+                a.startswith(b"--type=") for a in cmd
+            ):
+                best = max(best, int(entry.name))
     return best
 
 

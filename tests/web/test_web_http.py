@@ -20,7 +20,7 @@ import pytest
 
 from accord.api.web import SESSION_COOKIE, csrf_token
 from tests.conftest import Server, ServerFactory
-from tests.e2e.clients import CotClient, sa
+from tests.e2e.clients import CotClient, client_tls_context, sa
 from tests.web.conftest import PASSWORDS, add_users
 from tests.web.wsclient import WsClient
 
@@ -204,3 +204,35 @@ async def test_a_browser_that_stops_reading_is_bounded_then_closed(
     await until(lambda: server.counters.blocked_closed >= 1)
     assert server.counters.queue_dropped > 0  # the queue stayed at its bound meanwhile
     web.close()
+
+
+async def test_history_plays_back_only_what_the_user_could_have_seen(
+    make_server: ServerFactory, tmp_path: Any
+) -> None:
+    server = await web_server(make_server, tmp_path)
+    blue = await CotClient.connect(server.port("tcp"))  # plain TCP is Blue here
+    cert, key = server.client_cert("red-device", group="Red")
+    red = await CotClient.connect(
+        server.port("tls"), tls=client_tls_context(cert, key, server.pki.ca_cert)
+    )
+    await blue.send(sa("BLUE-1", "B1"))
+    await red.send(sa("RED-1", "R1"))
+    async with httpx.AsyncClient(verify=False) as client:
+        alice, rita = await sign_in(client, server, "alice"), await sign_in(client, server, "rita")
+        client.cookies.clear()
+
+        async def seen(token: str) -> set[str]:
+            response = await client.get(
+                f"{base(server)}/web/history", params={"since": "10m"}, headers=jar(token)
+            )
+            assert response.status_code == 200, response.text
+            return {i["uid"] for i in response.json()["items"]}
+
+        deadline = time.monotonic() + 10
+        while not ({"BLUE-1"} <= await seen(alice) and {"RED-1"} <= await seen(rita)):
+            assert time.monotonic() < deadline, "history not written in time"
+            await asyncio.sleep(0.1)
+        assert "RED-1" not in await seen(alice)
+        assert "BLUE-1" not in await seen(rita)
+        nobody = await client.get(f"{base(server)}/web/history")
+        assert nobody.status_code == 401

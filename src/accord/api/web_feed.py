@@ -49,6 +49,16 @@ MAX_BATCH_ITEMS = 2000  # features per WebSocket message; a longer drain is spli
 FEATURE_CACHE_SIZE = 16_384  # encoded features kept, shared by every web session
 CHAT_RATE_PER_S = 2.0
 CHAT_BURST = 10.0
+NOT_READING = "not reading"
+
+
+def _abort(websocket: WebSocket) -> None:
+    """Drop the connection at once. uvicorn's ASGI ``send`` is a method of its protocol, which
+    holds the transport; a server without one (not uvicorn) just closes when the app returns."""
+    transport = getattr(getattr(websocket._send, "__self__", None), "transport", None)
+    abort = getattr(transport, "abort", None)
+    if callable(abort):
+        abort()
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +253,9 @@ class WebFeed:
         finally:
             stats.sessions -= 1
             self.hub.detach(party)
-            if websocket.application_state is not WebSocketState.DISCONNECTED:
+            if sink.closed == NOT_READING:
+                _abort(websocket)  # its buffer will never drain: a graceful close would wait
+            elif websocket.application_state is not WebSocketState.DISCONNECTED:
                 with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
                     await websocket.close(code=1000, reason=sink.closed or "bye")
 
@@ -271,7 +283,7 @@ class WebFeed:
                     log.info(
                         "closing web session: not reading for %g s", settings.blocked_timeout_s
                     )
-                    sink.close("not reading")
+                    sink.close(NOT_READING)
                     return
                 settings.stats.batches += 1
 

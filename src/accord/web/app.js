@@ -7,7 +7,11 @@ import * as maplibregl from "./vendor/maplibre-gl.mjs";
 
 const STALE_REMOVE_MS = 60_000; // a stale track is faded, then removed this long after
 const LEADER_S = 60; // a course leader shows where a track will be in a minute
-const RENDER_INTERVAL_MS = 250; // at most four map updates a second, however busy the feed
+// Map updates: four a second for a small picture, one a second past BUSY_ITEMS tracks (each
+// update rebuilds every feature; positions come once a second anyway).
+const RENDER_INTERVAL_MS = 250;
+const BUSY_RENDER_INTERVAL_MS = 1000;
+const BUSY_ITEMS = 300;
 const RECONNECT_MS = 2000;
 const SAFE_LINK = /^(https?|rtsp|rtmp|srt|udp):\/\//i; // video links shown as links
 const EARTH_RADIUS_M = 6371008.8;
@@ -256,7 +260,8 @@ function render() {
 let renderTimer = null;
 function scheduleRender() {
   if (renderTimer !== null) return;
-  renderTimer = setTimeout(() => { renderTimer = null; render(); }, RENDER_INTERVAL_MS);
+  const interval = accord.items.size > BUSY_ITEMS ? BUSY_RENDER_INTERVAL_MS : RENDER_INTERVAL_MS;
+  renderTimer = setTimeout(() => { renderTimer = null; render(); }, interval);
 }
 
 function expire() {

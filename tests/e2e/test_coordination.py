@@ -9,6 +9,7 @@ import json
 import re
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,8 +105,6 @@ async def test_two_own_drones_head_on_raise_an_alert_and_its_cancel(
 
 def aircraft(uid: str, lat: float, lon: float, *, course: float, speed: float) -> CotEvent:
     """A crewed aircraft as an ADS-B gateway would send it (a client, not one of our feeds)."""
-    import time
-
     now = int(time.time() * 1000)
     return CotEvent(
         uid=uid, type="a-n-A-C-F", how="m-g", time=now, start=now, stale=now + 10_000,
@@ -274,3 +273,48 @@ async def test_thresholds_agreed_with_a_partner_apply_to_its_tracks(
     agreed_config = coordination.monitor.partner_configs["org-b"]
     assert (agreed_config.horizontal_m, agreed_config.vertical_m) == (300.0, 60.0)
     assert coordination.monitor.config.horizontal_m == 150.0  # ours for everyone else
+
+
+async def test_bad_and_excess_shapes_and_routes_are_dropped_and_counted(
+    make_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from accord.server import coordination as module
+
+    monkeypatch.setattr(module, "MAX_FENCES", 1)
+    monkeypatch.setattr(module, "MAX_INTENTS", 1)
+    server = await make_server()
+    client = await CotClient.connect(server.port("tcp"))
+    d = 0.001
+    square = "".join(
+        f'<link point="{ORIGIN[0] + n * d},{ORIGIN[1] + e * d}"/>'
+        for n, e in ((-1, -1), (-1, 1), (1, 1), (1, -1))
+    )
+    bowtie = "".join(
+        f'<link point="{ORIGIN[0] + n * d},{ORIGIN[1] + e * d}"/>'
+        for n, e in ((-1, -1), (1, 1), (-1, 1), (1, -1))
+    )
+
+    def item(uid: str, kind: str, detail: str) -> CotEvent:
+        now = int(time.time() * 1000)
+        return CotEvent(
+            uid=uid, type=kind, how="h-e", time=now, start=now, stale=now + 60_000,
+            point=Point(*ORIGIN), detail=detail_from_xml(detail),
+        )  # fmt: skip
+
+    await client.send(item("F-BAD", "u-d-f", bowtie + "<__geofence/>"))
+    await client.send(item("F-1", "u-d-f", square + "<__geofence/>"))
+    await client.send(item("F-2", "u-d-f", square + "<__geofence/>"))
+    await client.send(item("R-1", "b-m-r", square))
+    await client.send(item("R-2", "b-m-r", square))
+    await client.send(item("R-BAD", "b-m-r", '<link point="1,2"/>'))
+    coordination = server.running.coordination
+    assert coordination is not None
+    async with asyncio.timeout(5):
+        while sum(coordination.dropped.values()) < 4:
+            await asyncio.sleep(0.05)
+    assert coordination.dropped == {
+        "fence: self-intersecting polygon": 1, "fence: too many fences": 1,
+        "intent: too many intents": 1, "intent: fewer than 2 waypoints": 1,
+    }  # fmt: skip
+    assert list(coordination.fences.fences) == ["F-1"]
+    assert list(coordination.intents) == ["R-1"]

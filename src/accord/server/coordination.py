@@ -53,6 +53,8 @@ log = logging.getLogger("accord.coordination")
 
 REFRESH_S = 10.0  # active alerts are re-sent this often (ATAK re-sends its own; stale is 30 s)
 MAX_PENDING = 100_000  # tracks queued within one loop turn; beyond, dropped and counted
+MAX_FENCES = 10_000  # drawn and released fences held; beyond, new ones dropped and counted
+MAX_INTENTS = 10_000  # missions held; beyond, new ones dropped and counted
 
 
 class Exchange(Protocol):
@@ -167,6 +169,9 @@ class Coordination:
             return
         if fence is None:
             return
+        if fence.uid not in self.fences.fences and len(self.fences.fences) >= MAX_FENCES:
+            self.dropped["fence: too many fences"] += 1
+            return
         self.fences.put(fence)
         self._fence_by[fence.uid] = (sender.membership.inbound, partner_name(sender))
         log.info("geofence %s (%s, %s)", fence.name, fence.uid, fence.trigger)
@@ -181,6 +186,9 @@ class Coordination:
         known = self.intents.get(event.uid)
         if known is not None and known[0].waypoints == waypoints:
             return  # re-sent unchanged: it keeps its start
+        if known is None and len(self.intents) >= MAX_INTENTS:
+            self.dropped["intent: too many intents"] += 1
+            return
         start = event.time / 1000
         intent = Intent(event.uid, callsign_of(event), waypoints, start)
         own = sender.key in self._own_parties

@@ -252,6 +252,24 @@ class Config:
             "<data_dir>/partners.toml (`accord partner add`)"
         },
     )
+    # -- web app (/web/ on https_port and enroll_port) -----------------------------------------
+    web_basemap: str = field(
+        default="",
+        metadata={
+            "doc": "an operator's PMTiles (vector) or MBTiles file drawn over the built-in "
+            "world map for detail; empty = the world map only"
+        },
+    )
+    web_tiles_url: str = field(
+        default="",
+        metadata={"doc": "an XYZ raster tile URL template ({z}/{x}/{y}) drawn over the world map"},
+    )
+    web_queue_items: int = field(
+        default=20000,
+        metadata={
+            "doc": "items waiting per web session (a uid's positions coalesce); more is dropped"
+        },
+    )
     # -- administration and monitoring -------------------------------------------------------
     admin_users: tuple[str, ...] = field(
         default=("admin",),
@@ -426,6 +444,7 @@ def validate(config: Config) -> Config:
         "max_depth",
         "max_connections",
         "send_queue_events",
+        "web_queue_items",
         "max_package_bytes",
         "history_max_events",
         "archive_queue_events",

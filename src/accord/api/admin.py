@@ -13,6 +13,9 @@ certificate (or a revoked one on a live connection): 401; a certificate of someo
     POST   /api/admin/drone-feeds    start one (a [[drone_feeds]] table as JSON), ad hoc: not
                                      written to the configuration, gone at the next start
     DELETE /api/admin/drone-feeds/{name}  stop one (a configured one comes back at restart)
+    users, groups                    admin_users.py
+    certificates, packages, QR       admin_certs.py
+    partners, ledger, data packages  admin_partners.py
     GET    /api/admin/openapi.json   this API as OpenAPI 3.1
     GET    /api/admin/docs           the same, as a page
     GET    /metrics                  Prometheus text (also on metrics_port, without sign-in)
@@ -36,7 +39,11 @@ from starlette.routing import BaseRoute, Route
 
 from accord import __version__
 from accord.api import metrics
-from accord.api.openapi import SPEC
+from accord.api.admin_certs import cert_routes
+from accord.api.admin_guard import BadRequest, Handler, csrf_refusal, error
+from accord.api.admin_partners import StoreAdmin, partner_routes
+from accord.api.admin_users import IdentityAdmin, user_routes
+from accord.api.openapi_admin import FULL_SPEC as SPEC
 from accord.domain.metrics import Counters, Tally
 from accord.domain.views import (
     DroneFeedError,
@@ -73,6 +80,8 @@ class AdminState:
     started_s: float  # wall clock
     clock: Callable[[], float]  # wall clock, seconds
     drones: DroneFeeds | None = None  # None: this server cannot run drone feeds
+    identity: IdentityAdmin | None = None  # users, certificates, packages, QR (admin_users)
+    stores: StoreAdmin | None = None  # partners' ledgers and data packages (admin_partners)
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -165,11 +174,9 @@ async def _store_json(store: StoreStatus | None) -> dict[str, Any] | None:
     }
 
 
-Handler = Callable[[Request, str], Awaitable[Response]]
-
-
 def admin_only(state: AdminState, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Answer 401 without a valid certificate, 403 when its CN is not in ``admin_users``."""
+    """Answer 401 without a valid certificate, 403 when its CN is not in ``admin_users`` or
+    when a browser sent a state-changing request without the CSRF header (admin_guard)."""
 
     async def endpoint(request: Request) -> Response:
         cn = state.caller(request)
@@ -182,7 +189,13 @@ def admin_only(state: AdminState, handler: Handler) -> Callable[[Request], Await
                 {"error": f"{cn!r} is not an administrator (admin_users in the configuration)"},
                 status_code=403,
             )
-        return await handler(request, cn)
+        refusal = csrf_refusal(request)
+        if refusal is not None:
+            return error(403, refusal)
+        try:
+            return await handler(request, cn)
+        except BadRequest as exc:
+            return error(exc.status, str(exc))
 
     return endpoint
 
@@ -256,6 +269,9 @@ def routes(state: AdminState) -> list[BaseRoute]:
         Route("/api/admin/openapi.json", only(openapi), methods=["GET"]),
         Route("/api/admin/docs", only(docs), methods=["GET"]),
         Route("/metrics", only(scraped), methods=["GET"]),
+        *user_routes(state.identity, state.sessions, only),
+        *cert_routes(state.identity, only),
+        *partner_routes(state.stores, state.probes, only),
     ]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 
@@ -18,7 +18,7 @@ class PeerCertificates:
     def __init__(self) -> None:
         self._by_peer: dict[tuple[str, int], dict[str, Any]] = {}
 
-    def of(self, request: Request) -> dict[str, Any] | None:
+    def of(self, request: HTTPConnection) -> dict[str, Any] | None:
         client = request.client
         return self._by_peer.get((client.host, client.port)) if client else None
 

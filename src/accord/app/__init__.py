@@ -45,6 +45,7 @@ from accord.app.running import (
     write_record,
 )
 from accord.app.tasks import Policy
+from accord.app.web import certificate_web
 from accord.config import Config, ConfigError
 from accord.cot.connection import Limits
 from accord.cot.errors import MalformedEvent
@@ -500,7 +501,8 @@ async def start(
             peers = PeerCertificates()
             caller, principal = certificate_caller(config, identities, peers)
             # The admin API only where callers are certificates, never on plain HTTP.
-            more = admin.routes(admin_state(running, config, identities, peers))
+            more = admin.routes(admin_state(running, config, identities, peers, pki, blobs))
+            more += certificate_web(running, config, identities, peers)
             await serve_http(
                 running,
                 config,

@@ -29,6 +29,8 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from accord.api import admin
+from accord.api.admin_partners import StoreAdmin
+from accord.api.admin_users import IdentityAdmin
 from accord.api.certadmin import CertAdminSettings, certadmin_routes
 from accord.api.enrollment import Enrollment, bearer_token
 from accord.api.enrollment import routes as enrollment_routes
@@ -44,11 +46,13 @@ from accord.api.video import video_routes
 from accord.api.videos_v2 import LiveVideo, video_v2_routes
 from accord.app.drones import DroneFeedControl
 from accord.app.running import Running, StartupError, listen_error, wall_ms
+from accord.app.web import password_web
 from accord.config import Config
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
 from accord.identity import registry
 from accord.identity.ca import LEAF_DAYS, PkiError, PkiPaths
+from accord.identity.package import API_PORT, ENROLLMENT_PORT, STREAM_PORT, Endpoint
 from accord.identity.peer import identity_from_peercert, membership_for
 from accord.identity.pki import (
     ensure_admin_certificate,
@@ -61,6 +65,9 @@ from accord.server.watch import Identities, tls_context
 from accord.store.blobs import Blobs
 
 log = logging.getLogger("accord")
+# A WebSocket message larger than this closes its connection (1009); below it, the feed drops
+# and counts what is too long for it (accord.api.web_feed.MAX_CLIENT_MESSAGE_BYTES).
+WS_MAX_MESSAGE_BYTES = 1 << 20
 # The answer to a request too slow to arrive; the connection closes after it.
 REQUEST_TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\nconnection: close\r\n"
@@ -196,6 +203,8 @@ async def serve_http(
         timeout_graceful_shutdown=2,
         limit_concurrency=256,
         server_header=False,
+        ws="wsproto",  # the web app's feed (accord.api.web_feed)
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
         http=with_deadlines(
             protocol or H11Protocol,
             config.http_header_timeout_s,
@@ -414,7 +423,10 @@ async def serve_enrollment(
     tokens = token_service(running, config, pki)
     state = Enrollment(pki, shared_signin(running, config), running.counters, tokens, time.time)
     caller, principal = bearer_caller(config, identities, tokens)
-    app = marti_app(running, config, caller, principal, enrollment_routes(state), blobs)
+    more = enrollment_routes(state) + password_web(
+        running, config, identities, tokens, shared_signin(running, config)
+    )
+    app = marti_app(running, config, caller, principal, more, blobs)
     where = ("enroll", port, config.enroll_port, "--enroll-port")
     await serve_http(running, config, app, enroll_tls_context(pki), where)
 
@@ -465,10 +477,53 @@ def certificate_cn(identities: Identities, peers: PeerCertificates) -> admin.Adm
     return cn
 
 
+def device_endpoint(config: Config) -> Callable[[str | None], Endpoint]:
+    """Where devices dial this server (the host given, else ``server_names[0]``), as
+    ``accord package`` writes it into a connection package."""
+
+    def endpoint(host: str | None) -> Endpoint:
+        host = host or config.server_names[0]
+        return Endpoint(
+            host,
+            f"Accord {host}",
+            stream_port=config.tls_port or STREAM_PORT,
+            api_port=config.https_port or API_PORT,
+            enrollment_port=config.enroll_port or ENROLLMENT_PORT,
+        )
+
+    return endpoint
+
+
 def admin_state(
-    running: Running, config: Config, identities: Identities, peers: PeerCertificates
+    running: Running,
+    config: Config,
+    identities: Identities,
+    peers: PeerCertificates,
+    pki: PkiPaths | None = None,
+    blobs: Blobs | None = None,
 ) -> admin.AdminState:
     admin_cn = certificate_cn(identities, peers)
+
+    def revoked() -> None:
+        if pki is not None:
+            identities.revoked = registry.revoked_serials(pki)
+
+    identity = (
+        IdentityAdmin(
+            UserStore(config.data_dir),
+            pki,
+            device_endpoint(config),
+            revoked,
+            lambda: dt.datetime.now(dt.UTC),
+        )
+        if pki is not None
+        else None
+    )
+    stores = (
+        StoreAdmin(running.store, running.store, blobs, pki.root)
+        if running.store is not None and pki is not None
+        else None
+    )
     return admin.AdminState(
         running.census,
         running.counters,
@@ -481,6 +536,8 @@ def admin_state(
         running.started_s,
         time.time,
         DroneFeedControl(running),
+        identity,
+        stores,
     )
 
 

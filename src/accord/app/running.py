@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from accord.api.web_feed import FeedSettings
 from accord.app.tasks import Supervisor
 from accord.config import Config
 from accord.domain.metrics import Counters
@@ -76,6 +77,7 @@ class Running:
     signin: SignIn | None = None  # the password check of every port, one set of limits
     record: Path | None = None  # <data_dir>/running.json, removed at close
     coordination: Coordination | None = None  # separation alerts (issue 14)
+    web_feed: FeedSettings | None = None  # shared by the web app's sessions on both ports
 
     async def enter_tasks(self) -> None:
         """Start the task group the background tasks run in; a failure stops the server."""

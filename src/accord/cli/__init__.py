@@ -18,6 +18,7 @@ from accord.app import ServerFailed, StartupError, serve
 from accord.cli import (
     cert,
     datadir,
+    demo,
     drone,
     history,
     ledger,
@@ -125,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     policy.add_parser(sub)
     separation.add_parser(sub)
     partner.add_parser(sub, common)
+    demo.add_parser(sub)
 
     config_p = sub.add_parser("config", help="print every configuration key with its value")
     config_p.add_argument("--config", type=Path, help="TOML configuration file")
@@ -220,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "config": _config,
             "policy": policy.run,
             "separation": separation.run,
+            "demo": demo.run,
         }
         return direct[args.command](args)
     except (ConfigError, StartupError, PkiError, UserError, datadir.DataDirError) as exc:

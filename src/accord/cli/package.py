@@ -12,22 +12,11 @@ import uuid
 from pathlib import Path
 
 from accord.config import Config
-from accord.identity.ca import PkiError, load_authority
-from accord.identity.p12 import DEFAULT_PASSWORD, encode_truststore, new_password
-from accord.identity.package import (
-    API_PORT,
-    ENROLLMENT_PORT,
-    FLAVOURS,
-    STREAM_PORT,
-    Endpoint,
-    Identity,
-    P12File,
-    client_filename,
-    connection_package,
-    enrollment_package,
-    truststore_filename,
-)
-from accord.identity.pki import ensure_pki, issue_client_bundle
+from accord.identity.ca import PkiError
+from accord.identity.handout import issue_package
+from accord.identity.p12 import new_password
+from accord.identity.package import API_PORT, ENROLLMENT_PORT, FLAVOURS, STREAM_PORT, Endpoint
+from accord.identity.pki import ensure_pki
 from accord.identity.users import User, UserStore, membership_of
 
 
@@ -108,33 +97,17 @@ def run(args: argparse.Namespace, config: Config) -> int:
             file=sys.stderr,
         )
     paths = ensure_pki(config.data_dir / "pki", config.server_names, now)
-    ca = load_authority(paths)
-    truststore = P12File(
-        truststore_filename(host), encode_truststore([ca.cert], DEFAULT_PASSWORD), DEFAULT_PASSWORD
+    data = issue_package(
+        paths,
+        endpoint,
+        user.name,
+        now,
+        uid=str(uuid.uuid4()),
+        random_bytes=secrets.token_bytes,
+        flavour=args.flavour,
+        enroll=args.enroll,
     )
-    identity = Identity(callsign=user.name)
-    package_uid = str(uuid.uuid4())
-    if args.enroll:
-        data = enrollment_package(
-            endpoint, truststore, uid=package_uid, now=now, flavour=args.flavour, identity=identity
-        )
-        default_name = f"{user.name}-{host}-enroll.zip"
-    else:
-        # A fresh certificate and a random password for each package: a lost package can be
-        # revoked (accord cert revoke USER) without touching any other device.
-        password = new_password(secrets.token_bytes)
-        bundle = issue_client_bundle(paths, user.name, now, password=password)
-        client = P12File(client_filename(user.name, host), bundle, password)
-        data = connection_package(
-            endpoint,
-            truststore,
-            client,
-            uid=package_uid,
-            now=now,
-            flavour=args.flavour,
-            identity=identity,
-        )
-        default_name = f"{user.name}-{host}.zip"
+    default_name = f"{user.name}-{host}{'-enroll' if args.enroll else ''}.zip"
     out: Path = args.out or Path(default_name)
     out.write_bytes(data)
     print(out)

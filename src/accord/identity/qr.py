@@ -102,3 +102,10 @@ def encode_text(
             )
         )
     return "\n".join(lines) + "\n"
+
+
+def encode_svg(payload: str, *, scale: int = PNG_SCALE, border: int = QUIET_ZONE_MODULES) -> bytes:
+    """The same symbol as :func:`encode_png`, as a standalone SVG document."""
+    buf = io.BytesIO()
+    _symbol(payload).save(buf, kind="svg", scale=scale, border=border, xmldecl=False)
+    return buf.getvalue()

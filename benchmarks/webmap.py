@@ -1,0 +1,266 @@
+"""Web map under load: N live tracks at 1 Hz in one headless Chromium (issue 15).
+
+Three processes: ``accord serve`` (its own data dir, random loopback ports), a track generator
+(this script with ``--generate``: one TCP connection, N distinct uids, each reported once a
+second), and Chromium (Debian's, software WebGL) with the web app signed in. Measured over
+``--seconds``:
+
+- the page's main-thread busy share: Chromium's ``TaskDuration`` metric (time the renderer's
+  main thread spent in tasks) over wall time, and the long tasks (> 50 ms) seen;
+- CPU of the server, the generator and the browser (utime+stime from /proc, whole trees);
+- the server's CPU per web client against a streaming client: the same load with the browser
+  replaced by one plain TCP reader.
+
+    .venv/bin/python benchmarks/webmap.py --tracks 2000 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.procstat import proc_cpu_ticks  # noqa: E402
+
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+CHROMIUM = os.environ.get("ACCORD_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sa(uid: str, callsign: str, lat: float, lon: float, course: float, now: float) -> bytes:
+    t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+    s = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now + 10))
+    return (
+        f'<event version="2.0" uid="{uid}" type="a-f-G-U-C" how="m-g" time="{t}Z" start="{t}Z"'
+        f' stale="{s}Z"><point lat="{lat:.6f}" lon="{lon:.6f}" hae="0" ce="5" le="9999999"/>'
+        f'<detail><contact callsign="{callsign}"/><track course="{course:.0f}" speed="10"/>'
+        "</detail></event>"
+    ).encode()
+
+
+def generate(port: int, tracks: int) -> None:
+    """The generator process: every track once a second, spread over the second."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    start = time.time()
+    step = 0
+    while True:
+        now = time.time()
+        for i in range(tracks):
+            lat = 48.0 + (i // 50) * 0.01 + 0.0001 * step
+            lon = 11.0 + (i % 50) * 0.01
+            sock.sendall(sa(f"GEN-{i}", f"T{i}", lat, lon, (i * 7) % 360, now))
+        step += 1
+        time.sleep(max(0.0, start + step - time.time()))
+
+
+def cpu_s(pid: int) -> float:
+    return proc_cpu_ticks(pid) * TICK_S
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from argon2 import PasswordHasher
+
+    from accord.domain.groups import Membership
+    from accord.identity.users import UserStore
+
+    work = Path(tempfile.mkdtemp(prefix="accord-webmap-"))
+    data = work / "data"
+    data.mkdir()
+    UserStore(data, hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)).add(
+        "alice", "web map bench", Membership.both(["__ANON__"]), now_ms=int(time.time() * 1000)
+    )
+    (work / "accord.toml").write_text(
+        "input_rate = 0\narchive = false\n" if args.no_history else "input_rate = 0\n"
+    )
+    tcp, enroll = free_port(), free_port()
+    log = (work / "serve.log").open("w")
+    server = subprocess.Popen(  # noqa: ASYNC220 (setup, before anything is measured)
+        [
+            sys.executable,
+            "-m",
+            "accord",
+            "serve",
+            "--config",
+            str(work / "accord.toml"),
+            "--data-dir",
+            str(data),
+            "--tcp-port",
+            str(tcp),
+            "--tls-port",
+            "0",
+            "--udp-port",
+            "0",
+            "--https-port",
+            "0",
+            "--drone-port",
+            "0",
+            "--enroll-port",
+            str(enroll),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    procs = [server]
+    try:
+        deadline = time.monotonic() + 30
+        while "listening" not in (work / "serve.log").read_text():
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit((work / "serve.log").read_text())
+            await asyncio.sleep(0.1)
+        gen = subprocess.Popen(  # noqa: ASYNC220 (setup, before anything is measured)
+            [sys.executable, __file__, "--generate", str(tcp), "--tracks", str(args.tracks)]
+        )
+        procs.append(gen)
+        results: dict[str, Any] = {"tracks": args.tracks, "seconds": args.seconds}
+        results.update(await browser_phase(args, enroll, server.pid, gen.pid))
+        results.update(await stream_phase(args, tcp, server.pid))
+        return results
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(10)
+
+
+async def browser_phase(args: argparse.Namespace, port: int, server: int, gen: int) -> Any:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        context = await browser.new_context(
+            ignore_https_errors=True, bypass_csp=True, viewport={"width": 1280, "height": 800}
+        )
+        page = await context.new_page()
+        await page.goto(f"https://127.0.0.1:{port}/web/")
+        await page.fill("input[name=username]", "alice")
+        await page.fill("input[name=password]", "web map bench")
+        await page.click("#signin-button")
+        await page.wait_for_function("window.accord && window.accord.ready", timeout=30000)
+        await page.evaluate("window.accord.map.jumpTo({center: [11.25, 48.2], zoom: 10})")
+        await page.wait_for_function(f"window.accord.items.size >= {args.tracks}", timeout=60000)
+        await page.evaluate(
+            "window.__long = 0; new PerformanceObserver(l => { window.__long +="
+            " l.getEntries().length; }).observe({entryTypes: ['longtask']});"
+        )
+        cdp = await context.new_cdp_session(page)
+        await cdp.send("Performance.enable")
+        browser_pid = browser_pid_of(CHROMIUM)
+
+        def task_s(metrics: dict[str, Any]) -> float:
+            return float(
+                next(m["value"] for m in metrics["metrics"] if m["name"] == "TaskDuration")
+            )
+
+        m0, t0 = await cdp.send("Performance.getMetrics"), time.monotonic()
+        c0 = (cpu_s(server), cpu_s(gen), cpu_s(browser_pid) if browser_pid else 0.0)
+        i0 = await page.evaluate("window.accord.stats.items")
+        await asyncio.sleep(args.seconds)
+        m1, t1 = await cdp.send("Performance.getMetrics"), time.monotonic()
+        c1 = (cpu_s(server), cpu_s(gen), cpu_s(browser_pid) if browser_pid else 0.0)
+        i1 = await page.evaluate("window.accord.stats.items")
+        wall = t1 - t0
+        shot = ROOT / "test-artifacts" / "web" / "bench-webmap.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(shot))
+        out = {
+            "main_thread_busy_pct": 100 * (task_s(m1) - task_s(m0)) / wall,
+            "long_tasks": await page.evaluate("window.__long"),
+            "items_per_s_to_browser": (i1 - i0) / wall,
+            "server_cpu_pct_web": 100 * (c1[0] - c0[0]) / wall,
+            "generator_cpu_pct": 100 * (c1[1] - c0[1]) / wall,
+            "browser_cpu_pct": 100 * (c1[2] - c0[2]) / wall,
+            "screenshot": str(shot),
+        }
+        await browser.close()
+        # the server alone with the generator and no client, as the base of both
+        base0, b0 = cpu_s(server), time.monotonic()
+        await asyncio.sleep(args.seconds / 2)
+        out["server_cpu_pct_no_client"] = 100 * (cpu_s(server) - base0) / (time.monotonic() - b0)
+        return out
+
+
+async def stream_phase(args: argparse.Namespace, tcp: int, server: int) -> Any:
+    reader, writer = await asyncio.open_connection("127.0.0.1", tcp)
+    got = 0
+
+    async def drain() -> None:
+        nonlocal got
+        while True:
+            data = await reader.read(1 << 16)
+            if not data:
+                return
+            got += data.count(b"</event>")
+
+    task = asyncio.get_running_loop().create_task(drain())
+    await asyncio.sleep(2)
+    c0, t0, g0 = cpu_s(server), time.monotonic(), got
+    await asyncio.sleep(args.seconds)
+    wall = time.monotonic() - t0
+    out = {
+        "server_cpu_pct_stream": 100 * (cpu_s(server) - c0) / wall,
+        "events_per_s_to_stream": (got - g0) / wall,
+    }
+    task.cancel()
+    writer.close()
+    return out
+
+
+def browser_pid_of(executable: str) -> int:
+    """The newest Chromium browser process (its renderer and GPU processes are children)."""
+    best = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            name = cmd[0].decode(errors="replace") if cmd else ""
+            if name.endswith(("chromium", "chrome")) and not any(
+                a.startswith(b"--type=") for a in cmd
+            ):
+                best = max(best, int(entry.name))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tracks", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--no-history", action="store_true", help="history off on the server")
+    parser.add_argument("--generate", type=int, metavar="TCP_PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generate:
+        generate(args.generate, args.tracks)
+        return
+    results = asyncio.run(measure(args))
+    width = max(len(k) for k in results)
+    for key, value in results.items():
+        shown = f"{value:.1f}" if isinstance(value, float) else str(value)
+        print(f"{key:<{width}}  {shown}")
+    web, stream = results["server_cpu_pct_web"], results["server_cpu_pct_stream"]
+    base = results["server_cpu_pct_no_client"]
+    print(
+        f"server CPU per client above no client: web {web - base:.1f} %, "
+        f"stream {stream - base:.1f} %"
+    )
+
+
+if __name__ == "__main__":
+    main()

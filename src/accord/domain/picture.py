@@ -1,0 +1,280 @@
+"""What the web map is shown of an event: the parsed feature, as plain JSON-able values.
+
+The browser never parses CoT. For each event the hub hands a web session, :func:`to_feature`
+reads what the map draws (position, course, MIL-STD-2525 symbol code, the drone's sensor and
+its footprint, links, video, telemetry, the release marking of a partner's item) and the page
+renders it with text APIs only (never as HTML). Pure: the event and ``now`` are passed in.
+
+Units: degrees, metres (heights above the WGS-84 ellipsoid), m/s, epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from lxml import etree
+
+from accord.cot.errors import MalformedEvent
+from accord.cot.model import UNKNOWN_VALUE, CotEvent
+from accord.cot.xml import parse_fragment
+from accord.domain.routing import CHAT_TYPE, DELETE_TYPE
+
+# Mean Earth radius (IUGG): the footprint is a few km wide, far below where the sphere's
+# error (<0.5 %) would show on a map.
+EARTH_RADIUS_M = 6_371_008.8
+# Arc points of a footprint wedge; 16 keep a 60° arc smooth at any zoom the basemap has.
+WEDGE_ARC_POINTS = 16
+# A sensor without a range is drawn this long so its bearing shows; marked as not true.
+UNKNOWN_RANGE_M = 100.0
+MAX_TEXT_CHARS = 2000  # remarks and chat text beyond this are cut (a map popup, not a book)
+MAX_ROUTE_POINTS = 500
+
+# CoT affiliation letter -> 2525C standard identity (position 2 of the SIDC).
+_AFFILIATION = {
+    "f": "F",
+    "h": "H",
+    "n": "N",
+    "u": "U",
+    "a": "A",
+    "s": "S",
+    "j": "J",
+    "k": "K",
+    "p": "P",
+    "o": "U",
+    "x": "U",
+}
+_DIMENSION = {"G": "G", "A": "A", "S": "S", "U": "U", "F": "F", "P": "P", "X": "Z"}
+
+
+def sidc_of(cot_type: str) -> str | None:
+    """The 15-character MIL-STD-2525C symbol code of an atom (``a-f-G-U-C-I`` ->
+    ``SFGPUCI----*****``); None for a type that is not an atom (markers, routes, chat)."""
+    parts = cot_type.split("-")
+    if len(parts) < 3 or parts[0] != "a":
+        return None
+    affiliation = _AFFILIATION.get(parts[1].lower(), "U")
+    dimension = _DIMENSION.get(parts[2].upper(), "Z")
+    function = "".join(p for p in parts[3:] if len(p) == 1 and p.isalpha()).upper()
+    return "S" + affiliation + dimension + "P" + function[:6].ljust(6, "-") + "-----"
+
+
+def destination(
+    lat: float, lon: float, bearing_deg: float, distance_m: float
+) -> tuple[float, float]:
+    """The point ``distance_m`` from (lat, lon) along the great circle at ``bearing_deg``
+    (true, clockwise from north); (lat, lon) degrees."""
+    phi1, lam1 = math.radians(lat), math.radians(lon)
+    theta, delta = math.radians(bearing_deg), distance_m / EARTH_RADIUS_M
+    sin_phi2 = math.sin(phi1) * math.cos(delta) + math.cos(phi1) * math.sin(delta) * math.cos(theta)
+    phi2 = math.asin(max(-1.0, min(1.0, sin_phi2)))
+    lam2 = lam1 + math.atan2(
+        math.sin(theta) * math.sin(delta) * math.cos(phi1),
+        math.cos(delta) - math.sin(phi1) * sin_phi2,
+    )
+    return math.degrees(phi2), (math.degrees(lam2) + 540.0) % 360.0 - 180.0
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine) in metres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Initial great-circle bearing from the first point to the second, 0-360°."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dl = math.radians(lon2 - lon1)
+    y = math.sin(dl) * math.cos(p2)
+    x = math.cos(p1) * math.sin(p2) - math.sin(p1) * math.cos(p2) * math.cos(dl)
+    return math.degrees(math.atan2(y, x)) % 360.0
+
+
+def wedge(
+    lat: float, lon: float, azimuth_deg: float, fov_deg: float, range_m: float
+) -> list[list[float]]:
+    """A sensor's footprint as a closed GeoJSON ring of [lon, lat]: from the sensor out to
+    ``range_m`` across ``fov_deg`` centred on ``azimuth_deg``."""
+    fov = max(0.5, min(fov_deg, 359.0))
+    ring = [[lon, lat]]
+    for i in range(WEDGE_ARC_POINTS + 1):
+        bearing = azimuth_deg - fov / 2 + fov * i / WEDGE_ARC_POINTS
+        plat, plon = destination(lat, lon, bearing, range_m)
+        ring.append([plon, plat])
+    ring.append([lon, lat])
+    return ring
+
+
+def _num(el: etree._Element | None, name: str) -> float | None:
+    if el is None:
+        return None
+    text = el.get(name)
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _text(value: str | None, limit: int = MAX_TEXT_CHARS) -> str:
+    return (value or "")[:limit]
+
+
+def _sensor(
+    el: etree._Element | None, lat: float, lon: float, course: float | None
+) -> dict[str, Any] | None:
+    if el is None:
+        return None
+    azimuth = _num(el, "azimuth")
+    if azimuth is None:
+        azimuth = course
+    if azimuth is None:
+        return None
+    fov = _num(el, "fov") or 10.0
+    rng = _num(el, "range")
+    true_range = rng is not None and rng > 0
+    reach = rng if rng is not None and rng > 0 else UNKNOWN_RANGE_M
+    return {
+        "azimuth": azimuth % 360.0,
+        "fov": fov,
+        "range": reach,
+        "range_known": true_range,
+        "elevation": _num(el, "elevation"),
+        "model": _text(el.get("model"), 80),
+        "footprint": wedge(lat, lon, azimuth, fov, reach),
+    }
+
+
+def _release(el: etree._Element | None, ce: float | None) -> dict[str, Any] | None:
+    if el is None:
+        return None
+    precision = _num(el, "precision_m")
+    if precision is None:
+        precision = ce
+    return {
+        "partner": _text(el.get("partner"), 120),
+        "organisation": _text(el.get("organisation") or el.get("partner"), 120),
+        "policy": _text(el.get("policy"), 120),
+        "rule": _text(el.get("rule"), 200),
+        "version": _text(el.get("version"), 40),
+        "precision_m": precision,
+    }
+
+
+def _links(detail: etree._Element) -> tuple[dict[str, str] | None, list[list[float]]]:
+    parent: dict[str, str] | None = None
+    route: list[list[float]] = []
+    for link in detail.iter("link"):
+        point = link.get("point")
+        if point is not None:
+            if len(route) < MAX_ROUTE_POINTS:
+                try:
+                    lat_s, lon_s, *_ = point.split(",")
+                    lat, lon = float(lat_s), float(lon_s)
+                except ValueError:
+                    continue
+                if math.isfinite(lat) and math.isfinite(lon):
+                    route.append([lon, lat])
+        elif parent is None and link.get("uid"):
+            parent = {
+                "uid": _text(link.get("uid"), 200),
+                "relation": _text(link.get("relation"), 20),
+                "type": _text(link.get("type"), 60),
+            }
+    return parent, route
+
+
+def _chat(event: CotEvent, detail: etree._Element) -> dict[str, Any] | None:
+    chat_el = detail.find("__chat")
+    remarks = detail.find("remarks")
+    if chat_el is None:
+        return None
+    source = remarks.get("source", "") if remarks is not None else ""
+    sender_uid = ""
+    group = chat_el.find("chatgrp")
+    if group is not None:
+        sender_uid = group.get("uid0", "")
+    if not sender_uid and source.startswith("BAO.F.ATAK."):
+        sender_uid = source[len("BAO.F.ATAK.") :]
+    return {
+        "room": _text(chat_el.get("chatroom"), 200),
+        "room_id": _text(chat_el.get("id"), 200),
+        "from": _text(chat_el.get("senderCallsign"), 120),
+        "from_uid": _text(sender_uid, 200),
+        "text": _text(remarks.text if remarks is not None else ""),
+        "time": event.time,
+    }
+
+
+def to_feature(event: CotEvent, now_ms: int) -> dict[str, Any]:
+    """One event as the map's JSON message: ``{"op": "put", ...}`` for an item to draw,
+    ``{"op": "delete", "uid"}`` for a ``t-x-d-d``, ``{"op": "chat", ...}`` for GeoChat."""
+    if event.type == DELETE_TYPE:
+        target = ""
+        try:
+            root = parse_fragment(f"<detail>{event.detail.xml}</detail>")
+            link = root.find("link")
+            target = link.get("uid", "") if link is not None else ""
+        except MalformedEvent:
+            target = ""
+        return {"op": "delete", "uid": target or event.uid}
+    try:
+        detail = parse_fragment(f"<detail>{event.detail.xml}</detail>")
+    except MalformedEvent:
+        detail = etree.Element("detail")
+    if event.type == CHAT_TYPE:
+        chat = _chat(event, detail)
+        if chat is not None:
+            return {"op": "chat", "uid": event.uid, **chat}
+    point = event.point
+    ce = None if point.ce >= UNKNOWN_VALUE else point.ce
+    track = detail.find("track")
+    course, speed = _num(track, "course"), _num(track, "speed")
+    contact = event.detail.contact
+    parent, route = _links(detail)
+    video = detail.find("__video")
+    status = detail.find("status")
+    vehicle = detail.find("vehicle")
+    radio = detail.find("_radio")
+    remarks = detail.find("remarks")
+    telemetry: dict[str, Any] = {}
+    battery = _num(status, "battery")
+    if battery is not None:
+        telemetry["battery_pct"] = battery
+    voltage = _num(vehicle, "voltage")
+    if voltage is not None:
+        telemetry["voltage"] = voltage
+    remaining = _num(vehicle, "flightTimeRemaining")
+    if remaining is not None:
+        telemetry["flight_time_remaining_s"] = remaining
+    rssi = _num(radio, "rssi")
+    if rssi is not None:
+        telemetry["link"] = "lost" if rssi <= 0 else "ok"
+    return {
+        "op": "put",
+        "uid": event.uid,
+        "type": event.type,
+        "how": event.how,
+        "sidc": sidc_of(event.type),
+        "callsign": _text(contact.callsign if contact else "", 120),
+        "lat": point.lat,
+        "lon": point.lon,
+        "hae": None if point.hae >= UNKNOWN_VALUE else point.hae,
+        "ce": ce,
+        "course": course,
+        "speed": speed,
+        "time": event.time,
+        "stale": event.stale,
+        "stale_in_ms": event.stale - now_ms,
+        "sensor": _sensor(detail.find("sensor"), point.lat, point.lon, course),
+        "link": parent,
+        "route": route,
+        "video": _text(video.get("url"), 500) if video is not None else None,
+        "telemetry": telemetry,
+        "remarks": _text(remarks.text if remarks is not None else ""),
+        "release": _release(detail.find("__release"), ce),
+    }

@@ -99,6 +99,9 @@ class Hub:
         self._empty.set()
         self._conflicts_logged: set[tuple[int, str]] = set()  # (sender key, uid)
         self.signing_in = 0  # plain-TCP connections waiting for their <auth> (sessions keep it)
+        # Scale-out (issue 17): told of each routed event once, with whether it is an SA
+        # (the cluster bus publishes it); None without a [cluster].
+        self.bus: Callable[[Party, CotEvent, bool], None] | None = None
 
     @property
     def session_count(self) -> int:
@@ -254,6 +257,8 @@ class Hub:
                 sa_seq = self._log.put(event.uid, item, sender.membership)
                 sa_seq = sa_seq if decision.recipients is None else 0
             self._add(sender, item, decision.recipients, sa_seq)
+            if self.bus is not None:
+                self.bus(sender, event, is_sa)
             if self.recorder is not None:
                 shared = item if item.event is event else None
                 self.recorder.record(event, sender.membership.inbound, shared)

@@ -132,7 +132,7 @@ class Bus:
         self.received = 0
         self.duplicates = 0
         self.dropped = 0  # bus messages refused: bad headers or an undecodable payload
-        self.degraded = 0  # events not published, or NATS errors, while running
+        self.degraded = 0  # events not published, NATS errors and disconnects, while running
         self.caught_up = 0  # latest SAs read from the stream when a group was gained
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -325,10 +325,17 @@ class Bus:
     async def _on_disconnected(self) -> None:
         if self._closing:
             return
+        self.degraded += 1
         log.warning("cluster: disconnected from NATS; reconnecting")
 
     async def _on_reconnected(self) -> None:
         log.info("cluster: reconnected to NATS")
+
+    @property
+    def connected_to(self) -> str:
+        """``host:port`` of the NATS server this node is connected to; empty when not."""
+        url = None if self._nc is None else self._nc.connected_url
+        return "" if url is None else str(url.netloc)
 
     def samples(self) -> list[Sample]:
         """For /metrics: what crossed the bus, and what NATS trouble cost (``degraded``)."""
@@ -337,7 +344,7 @@ class Bus:
             ("cluster_received_total", "bus events handed to the hub", self.received),
             ("cluster_duplicates_total", "copies of multi-group events dropped", self.duplicates),
             ("cluster_dropped_total", "bus messages refused (headers, payload)", self.dropped),
-            ("cluster_degraded_total", "not published or NATS errors", self.degraded),
+            ("cluster_degraded_total", "not published, NATS errors, disconnects", self.degraded),
             ("cluster_caught_up_total", "latest SAs read from the stream", self.caught_up),
         )
         return [Sample(n, "counter", h, float(v)) for n, h, v in values]

@@ -24,8 +24,9 @@ from urllib.parse import urlsplit
 import nats
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
 from accord.cluster.subjects import (
     BusHeaderError,
@@ -54,6 +55,8 @@ from accord.domain.views import Sample
 log = logging.getLogger("accord.cluster")
 
 CONNECT_TIMEOUT_S = 3.0
+STREAM_READY_TIMEOUT_S = 20.0  # a just-started NATS cluster electing its JetStream leaders
+STREAM_RETRY_S = 0.25
 INTEREST_CHECK_S = 0.05  # how often the groups the node's sessions hear are looked at
 MAX_PENDING_EVENTS = 50_000  # waiting to be published; beyond, dropped and counted
 SA_MAX_AGE_S = 24 * 3600.0  # latest SAs older than this leave the stream
@@ -161,14 +164,25 @@ class Bus:
             storage=StorageType.FILE,
             num_replicas=self._replicas,
         )
-        try:
+        # A NATS cluster that has just started answers JetStream requests only once it has
+        # elected its leaders: timeouts are retried for a while.
+        deadline = asyncio.get_running_loop().time() + STREAM_READY_TIMEOUT_S
+        while True:
             try:
-                await self._js.add_stream(config)
-            except BadRequestError:
-                await self._js.update_stream(config)
-        except Exception as exc:
+                try:
+                    await self._js.add_stream(config)
+                except BadRequestError:
+                    await self._js.update_stream(config)
+                break
+            except (NatsTimeoutError, ServiceUnavailableError) as exc:
+                if asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(STREAM_RETRY_S)
+                    continue
+                error: Exception = exc
+            except Exception as exc:
+                error = exc
             await self._nc.close()
-            raise BusError(f"cannot make the latest-SA stream {self._stream}: {exc}") from None
+            raise BusError(f"cannot make the latest-SA stream {self._stream}: {error}") from None
         log.info("cluster: node %s of %s on NATS %s", self.node, self.org, ", ".join(servers))
 
     async def _open(self, servers: list[str]) -> Any:

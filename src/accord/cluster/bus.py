@@ -250,6 +250,8 @@ class Bus:
                 await self._update_interest()
             except Exception as exc:  # NATS down: counted, tried again next round
                 self.degraded += 1
+                # What is subscribed is what counts as heard, so the rest is gained again.
+                self._interest.groups = frozenset(self._subs)
                 log.warning("cluster: interest not updated: %s", exc)
             await asyncio.sleep(INTEREST_CHECK_S)
 

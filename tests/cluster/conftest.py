@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from accord.cluster.natsd import NatsProcess, specs
+from accord.cluster.natsd import NatsProcess, NatsServerError, specs
 from tests.waiting import wait_until
 
 
@@ -38,15 +38,26 @@ class NatsCluster:
         return True
 
 
+START_ATTEMPTS = 3  # free ports are picked, then bound by nats-server: another test may win one
+
+
 @pytest.fixture
 async def nats_cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
-    nodes = [
-        NatsProcess(spec, peers)
-        for peers in [specs(["n1", "n2", "n3"], tmp_path / "nats")]
-        for spec in peers
-    ]
+    for attempt in range(START_ATTEMPTS):
+        nodes = [
+            NatsProcess(spec, peers)
+            for peers in [specs(["n1", "n2", "n3"], tmp_path / f"nats{attempt}")]
+            for spec in peers
+        ]
+        # Every start finishes (none is left polling) before any is stopped.
+        results = await asyncio.gather(*(n.start() for n in nodes), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if not errors:
+            break
+        await asyncio.gather(*(n.stop() for n in nodes))
+        if attempt == START_ATTEMPTS - 1 or not isinstance(errors[0], NatsServerError):
+            raise errors[0]
     try:
-        await asyncio.gather(*(n.start() for n in nodes))
         cluster = NatsCluster(nodes)
         await wait_until(cluster.formed, timeout_s=20, what="the NATS cluster formed")
         yield cluster

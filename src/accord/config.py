@@ -123,6 +123,39 @@ def parse_drone_feeds(raw: Any, source: str) -> tuple[DroneFeed, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """``[cluster]``: NATS JetStream scale-out (issue 17); no urls = a single process."""
+
+    urls: tuple[str, ...] = ()
+    node: str = ""  # this node's name on the bus; empty = the first server_name
+    org: str = "default"  # the organisation: its subjects and streams
+    sa_replicas: int = 1  # copies of the latest-SA stream (3 on a 3-node cluster survives one)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.urls)
+
+
+def parse_cluster(raw: object, source: str) -> ClusterConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: cluster must be a [cluster] table (config file only)")
+    unknown = set(raw) - {"urls", "node", "org", "sa_replicas"}
+    if unknown:
+        raise ConfigError(f"{source}: [cluster] unknown key(s) {sorted(unknown)}")
+    urls = raw.get("urls", [])
+    if isinstance(urls, str):
+        urls = [urls]
+    if not isinstance(urls, list) or not all(isinstance(u, str) and u for u in urls):
+        raise ConfigError(f"{source}: [cluster] urls must be a list of nats:// URLs")
+    node, org, replicas = raw.get("node", ""), raw.get("org", "default"), raw.get("sa_replicas", 1)
+    if not isinstance(node, str) or not isinstance(org, str) or not org:
+        raise ConfigError(f"{source}: [cluster] node and org must be strings (org non-empty)")
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= 5:
+        raise ConfigError(f"{source}: [cluster] sa_replicas must be 1 to 5")
+    return ClusterConfig(tuple(urls), node, org, replicas)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     # -- where and what to listen on ---------------------------------------------------------
     data_dir: Path = field(default=Path("accord-data"), metadata={"doc": "state: CA, certs"})
@@ -317,6 +350,14 @@ class Config:
             "re-read on SIGHUP"
         },
     )
+    # -- scale-out ---------------------------------------------------------------------------
+    cluster: ClusterConfig = field(
+        default_factory=ClusterConfig,
+        metadata={
+            "doc": "[cluster] table: urls (NATS servers), node (this node's name), org, "
+            "sa_replicas (TOML only; no urls = one process, no NATS)"
+        },
+    )
     # -- logs --------------------------------------------------------------------------------
     log_level: str = field(default="info", metadata={"doc": "debug, info, warning, error"})
     log_json: bool = field(default=False, metadata={"doc": "one JSON object per log line"})
@@ -377,6 +418,8 @@ def _convert(key: str, raw: Any, kind: Any, source: str) -> Any:
             return parse_partners(raw, source)
         except PartnerError as exc:
             raise ConfigError(str(exc)) from None
+    if kind is ClusterConfig:
+        return parse_cluster(raw, source)
     if kind is SeparationConfig:
         if not isinstance(raw, dict):
             raise bad("a [separation] table (config file only)")

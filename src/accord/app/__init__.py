@@ -453,6 +453,39 @@ async def _start_federation(
             await serve_partner_files(running, config, pki, blobs, federation, files_port)
 
 
+async def _start_cluster(running: Running, config: Config) -> None:
+    """Join the NATS bus of ``[cluster]`` (issue 17); imported only when configured."""
+    from accord.cluster.bus import Bus, BusError
+
+    hub = running.hub
+
+    def heard() -> set[str]:
+        return {g for p in hub.roster.receivers() for g in p.membership.outbound}
+
+    bus = Bus(
+        hub,
+        heard,
+        node=config.cluster.node or config.server_names[0],
+        org=config.cluster.org,
+        sa_replicas=config.cluster.sa_replicas,
+        max_depth=config.max_depth,
+    )
+    try:
+        await bus.connect(config.cluster.urls)
+    except BusError as exc:
+        raise StartupError(str(exc)) from None
+    running.cluster = bus
+    running.stack.push_async_callback(bus.close)
+    for name, loop in (
+        ("cluster publisher", bus.publish_loop),
+        ("cluster interest", bus.interest_loop),
+    ):
+        task = running.tasks.start(name, loop, Policy.RESTART)
+        running.stack.push_async_callback(running.tasks.stop, task)
+    hub.bus = bus.routed
+    running.probes.sources.append(bus)
+
+
 async def _close_federation(running: Running) -> None:
     if running.federation is not None:
         await running.federation.close()
@@ -488,6 +521,8 @@ async def start(
         token_service(running, config, pki)  # the one token service, its key made on first start
         await _start_store(running, config)
         assert running.store is not None
+        if config.cluster.enabled:
+            await _start_cluster(running, config)
         blobs = await _open_blobs(config, running.store)
         _start_coordination(running, config)
         if config.tcp_port:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from accord.api.web_feed import FeedSettings
 from accord.app.tasks import Supervisor
@@ -75,6 +76,7 @@ class Running:
     feeds: dict[str, feeds.Feed] = field(default_factory=dict)  # drone feeds by name
     tokens: TokenService | None = None  # signs every token the server issues (app.http)
     signin: SignIn | None = None  # the password check of every port, one set of limits
+    cluster: Any = None  # the NATS bus (accord.cluster.bus.Bus) with a [cluster]; else None
     record: Path | None = None  # <data_dir>/running.json, removed at close
     coordination: Coordination | None = None  # separation alerts (issue 14)
     web_feed: FeedSettings | None = None  # shared by the web app's sessions on both ports

@@ -106,6 +106,9 @@ class Hub:
         # Observers of every routed event and its sender (the coordination monitor). Like the
         # recorder they must not block or raise; they may submit events of their own.
         self.taps: list[Callable[[Party, CotEvent], None]] = []
+        # Scale-out (issue 17): told of each routed event once, with whether it is an SA
+        # (the cluster bus publishes it); None without a [cluster].
+        self.bus: Callable[[Party, CotEvent, bool], None] | None = None
 
     @property
     def session_count(self) -> int:
@@ -261,6 +264,8 @@ class Hub:
                 sa_seq = self._log.put(event.uid, item, sender.membership)
                 sa_seq = sa_seq if decision.recipients is None else 0
             self._add(sender, item, decision.recipients, sa_seq)
+            if self.bus is not None:
+                self.bus(sender, event, is_sa)
             if self.recorder is not None:
                 shared = item if item.event is event else None
                 self.recorder.record(event, sender.membership.inbound, shared)

@@ -1,0 +1,106 @@
+"""The bus's pure parts, without NATS or an event loop."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from accord.cluster.subjects import (
+    BusHeaderError,
+    Interest,
+    Route,
+    Seen,
+    decode_headers,
+    encode_headers,
+    event_subject,
+    sa_filter,
+    sa_stream,
+    sa_subject,
+    token,
+    untoken,
+)
+from accord.cot.model import WireFormat
+
+
+def test_subjects_are_by_organisation_and_group() -> None:
+    assert event_subject("acme", "Blue") == "accord.acme.ev.Blue"
+    assert sa_subject("acme", "Blue", "ANDROID-1") == "accord.acme.sa.Blue.ANDROID-1"
+    assert sa_filter("acme", "Blue") == "accord.acme.sa.Blue.>"
+    assert event_subject("acme", "__ANON__") == "accord.acme.ev.__ANON__"
+
+
+@pytest.mark.parametrize("name", ["a.b", "*", ">", "two words", "Ünits", "x~41", "a\tb"])
+def test_unsafe_names_never_reach_the_subject(name: str) -> None:
+    t = token(name)
+    assert not set(t) & set(".*> \t")
+    assert untoken(t) == name
+    assert len(event_subject("o", name).split(".")) == 4  # still one token
+
+
+@given(st.text(min_size=1))
+def test_tokens_round_trip_and_differ(name: str) -> None:
+    assert untoken(token(name)) == name
+    assert token(name) != token(name + "x")
+
+
+def test_stream_name_has_no_dot() -> None:
+    assert "." not in sa_stream("a.b")
+    assert sa_stream("a.b") != sa_stream("ab")
+
+
+def test_interest_says_what_was_gained_and_lost() -> None:
+    interest = Interest()
+    first = interest.update(["Blue", "Red"])
+    assert first.gained == {"Blue", "Red"}
+    assert not first.lost
+    second = interest.update(["Blue", "Green"])
+    assert second.gained == {"Green"}
+    assert second.lost == {"Red"}
+    assert interest.update(["Blue", "Green"]).gained == frozenset()
+    assert interest.update([]).lost == {"Blue", "Green"}
+
+
+def test_headers_round_trip() -> None:
+    route = Route("node-a", "b1.7", WireFormat.PROTOBUF, frozenset({"Blue", "a.b"}))
+    headers = encode_headers(route)
+    assert headers["Accord-Groups"] == "Blue,a~2Eb"
+    assert decode_headers(headers) == route
+
+
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        (None, "no routing headers"),
+        ({"Accord-Node": "a"}, "missing header"),
+        (
+            {"Accord-Node": "a", "Accord-Id": "1", "Accord-Format": "json", "Accord-Groups": "B"},
+            "expected xml or proto",
+        ),
+        (
+            {"Accord-Node": "a", "Accord-Id": "1", "Accord-Format": "xml", "Accord-Groups": "a.b"},
+            "not a subject token",
+        ),
+        (
+            {"Accord-Node": "a", "Accord-Id": "1", "Accord-Format": "xml", "Accord-Groups": "~FF"},
+            "not UTF-8",
+        ),
+    ],
+)
+def test_bad_headers_are_refused_clearly(headers: dict[str, str] | None, error: str) -> None:
+    with pytest.raises(BusHeaderError, match=error):
+        decode_headers(headers)
+
+
+def test_no_group_no_publication() -> None:
+    with pytest.raises(ValueError, match="no group"):
+        encode_headers(Route("a", "1", WireFormat.XML, frozenset()))
+
+
+def test_seen_drops_copies_within_its_window() -> None:
+    seen = Seen(size=2)
+    assert seen.first("a")
+    assert not seen.first("a")
+    assert seen.first("b")
+    assert seen.first("c")
+    assert seen.first("a")

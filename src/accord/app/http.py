@@ -24,6 +24,9 @@ from accord.api.history import history_routes
 from accord.api.kml_export import kml_export_routes
 from accord.api.marti import AdminCheck, Caller, MartiState, nobody
 from accord.api.marti import build_app as build_marti
+from accord.api.missions import mission_routes
+from accord.api.missions_book import MissionBook
+from accord.api.missions_content import content_routes
 from accord.api.packages import PackageSettings, package_routes
 from accord.api.peers import PeerCertificates
 from accord.api.security import SecuritySettings, security_routes
@@ -41,6 +44,7 @@ from accord.identity.pki import (
     ensure_admin_certificate,
 )
 from accord.identity.signin import SignIn
+from accord.identity.token import TokenService, ensure_token_key
 from accord.identity.users import UserStore
 from accord.server.signin import password_check
 from accord.server.watch import Identities
@@ -127,6 +131,22 @@ def certificate_parts(
     return CertificateParts(admin, pki, revoked)
 
 
+def mission_book(running: Running, config: Config) -> MissionBook:
+    """The one Mission API state both apps (HTTPS, HTTP) serve; its tokens are signed with
+    the server's token key (``pki/token.key``) under their own audience."""
+    if running.missions is None:
+        if running.store is None:
+            raise StartupError("missions need the store")
+        root = config.data_dir / "pki"
+        try:
+            key = ensure_token_key(root)
+        except (PkiError, OSError) as exc:
+            raise StartupError(f"cannot make or read the token key in {root}: {exc}") from None
+        tokens = TokenService(key, config.server_names[0])
+        running.missions = MissionBook(running.store, tokens, running.hub, wall_ms)
+    return running.missions
+
+
 def drone_videos(running: Running) -> Callable[[], list[LiveVideo]]:
     """The running drone feeds' ``<__video>`` streams, one per vehicle seen."""
 
@@ -184,6 +204,9 @@ def marti_app(
         extra += kml_export_routes(running.store, caller, is_admin, wall_ms)
         extra += video_routes(running.store, caller)
         extra += video_v2_routes(running.store, caller, drone_videos(running))
+        book = mission_book(running, config)
+        extra += content_routes(book, running.store, running.hub, caller, principal)
+        extra += mission_routes(book, running.hub, caller, principal)
         if blobs is not None:
             extra += package_routes(
                 running.store,

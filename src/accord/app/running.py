@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from accord.api.missions_book import MissionBook
 from accord.app.tasks import Supervisor
 from accord.config import Config
 from accord.domain.metrics import Counters
@@ -66,6 +67,7 @@ class Running:
     partners: tuple[Partner, ...] = ()  # as configured at start
     ledger: LedgerJournal | None = None  # the sharing ledger
     census: Census = field(default_factory=Census)  # the sessions, for the admin API
+    missions: MissionBook | None = None  # the Mission API's state, one for HTTPS and HTTP
     probes: Probes = field(default_factory=Probes)  # optional reporters to /metrics
     started_s: float = field(default_factory=time.time)
     feeds: dict[str, feeds.Feed] = field(default_factory=dict)  # drone feeds by name

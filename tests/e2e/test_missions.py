@@ -11,7 +11,7 @@ import httpx
 
 from accord.app import start
 from tests.conftest import Server
-from tests.e2e.clients import CotClient, client_tls_context, new_uid, sa
+from tests.e2e.clients import CotClient, client_tls_context, marker, new_uid, sa
 from tests.e2e.test_marti import https
 from tests.e2e.test_packages import package_bytes
 
@@ -276,3 +276,55 @@ async def test_missions_survive_a_restart(server: Server) -> None:
             assert len(data(await a.get(f"{M}/kept/changes"))) == 2
     finally:
         await running.close(grace_s=2.0)
+
+
+async def test_a_cot_sent_to_a_mission_reaches_its_subscribers_and_joins_it(
+    server: Server,
+) -> None:
+    alice, alice_uid = await tak_client(server, "alice", "Blue")
+    bob, bob_uid = await tak_client(server, "bob", "Blue")
+    carol, carol_uid = await tak_client(server, "carol", "Blue")  # in the group, not subscribed
+    for uid in (alice_uid, bob_uid, carol_uid):
+        await until_seen(server, uid)
+    async with https(server, "alice", "Blue") as a, https(server, "bob", "Blue") as b:
+        await a.put(f"{M}/ops", params={"creatorUid": alice_uid, "group": "Blue"})
+        await b.put(f"{M}/ops/subscription", params={"uid": bob_uid})
+        track = marker("track-1", detail='<marti><dest mission="ops"/></marti>')
+        await alice.send(track)
+        got = await bob.recv_until(lambda e: e.uid == "track-1")
+        assert "<marti" not in got.detail.xml  # delivered as TAK Server does: dest stripped
+        await bob.recv_until(lambda e: e.type == "t-x-m-c" and "track-1" in e.detail.xml)
+        assert all(e.uid != "track-1" for e in await carol.expect_silence(0.3))
+        async with asyncio.timeout(5):
+            while not data(await b.get(f"{M}/ops"))[0]["uids"]:
+                await asyncio.sleep(0.02)
+        assert [u["data"] for u in data(await b.get(f"{M}/ops"))[0]["uids"]] == ["track-1"]
+        async with asyncio.timeout(5):  # /cot reads the history, written in the background
+            while b'uid="track-1"' not in (await b.get(f"{M}/ops/cot")).content:
+                await asyncio.sleep(0.02)
+
+
+async def test_an_invitee_is_told_and_subscribes_with_the_invited_role(server: Server) -> None:
+    bob, bob_uid = await tak_client(server, "bob", "Blue")
+    await until_seen(server, bob_uid)
+    async with https(server, "alice", "Blue") as a, https(server, "bob", "Blue") as b:
+        made = await a.put(f"{M}/inv", params={"creatorUid": "A-1", "group": "Blue"})
+        owner = {"MissionAuthorization": f"Bearer {made.json()['data'][0]['token']}"}
+        answer = await a.put(
+            f"{M}/inv/invite/clientUid/{bob_uid}",
+            params={"role": "MISSION_READONLY_SUBSCRIBER"},
+            headers=owner,
+        )
+        assert answer.status_code == 200, answer.text
+        told = await bob.recv_until(lambda e: e.type == "t-x-m-i")
+        assert 'type="INVITE"' in told.detail.xml
+        assert "token=" in told.detail.xml
+        assert "MISSION_READONLY_SUBSCRIBER" in told.detail.xml
+        assert data(await b.get(f"{M}/invitations", params={"clientUid": bob_uid})) == ["inv"]
+        sub = await b.put(f"{M}/inv/subscription", params={"uid": bob_uid})
+        assert sub.json()["data"]["role"]["type"] == "MISSION_READONLY_SUBSCRIBER"
+        # keywords, by the owner, are on the mission
+        kw = await a.put(f"{M}/inv/keywords", json=["fire", "north"], headers=owner)
+        assert data(kw)[0]["keywords"] == ["fire", "north"]
+        readonly = await b.put(f"{M}/inv/keywords", json=["x"], params={"uid": bob_uid})
+        assert readonly.status_code == 403

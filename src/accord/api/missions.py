@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 from accord.api.marti import XML_DECLARATION, Caller, authorised, envelope
 from accord.api.missions_book import Access, MissionBook, client_uid_of, new_guid, new_salt
 from accord.cot.connection import frame
+from accord.cot.errors import MalformedEvent
 from accord.cot.model import WireFormat
 from accord.cot.xml import without_marti
 from accord.domain.groups import Membership
@@ -23,7 +24,8 @@ from accord.domain.ports import Directory
 from accord.identity.token import TokenError
 from accord.missions import model, shape
 from accord.missions.model import MissionError, Role
-from accord.store.contract import StoreError
+from accord.store.contract import HistoryStore, StoreError
+from accord.store.records import to_event
 
 log = logging.getLogger("accord.missions")
 
@@ -98,7 +100,11 @@ def time_window(request: Request, now_ms: int) -> tuple[int | None, int | None]:
 
 
 def mission_routes(
-    book: MissionBook, directory: Directory, caller: Caller, principal: Principal
+    book: MissionBook,
+    directory: Directory,
+    history: HistoryStore,
+    caller: Caller,
+    principal: Principal,
 ) -> list[BaseRoute]:
     """The mission-level routes (the guid twins and fixed paths before ``{name}``)."""
 
@@ -238,6 +244,13 @@ def mission_routes(
         parts = [XML_DECLARATION, b"<events>"]
         for uid in a.mission.items:
             event = directory.latest(uid)
+            if event is None:
+                stored = await history.latest(uid)  # not an SA, or its sender is gone
+                if stored is not None and not who.outbound.isdisjoint(stored.groups):
+                    try:
+                        event = to_event(stored)
+                    except MalformedEvent:
+                        continue
             if event is not None:
                 parts.append(frame(without_marti(event), WireFormat.XML))
         parts.append(b"</events>")

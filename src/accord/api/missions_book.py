@@ -27,19 +27,29 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from accord.cot.errors import MalformedEvent
+from accord.cot.model import CotEvent
 from accord.cot.xml import decode_xml
 from accord.domain.groups import Membership
 from accord.domain.ports import Exchange
 from accord.identity.token import Audience, TokenError, TokenService
 from accord.missions import shape
 from accord.missions.codec import decode_change, decode_mission, encode_change, encode_mission
-from accord.missions.model import Change, Mission, MissionError, Role, password_matches
-from accord.store.contract import MissionStore
+from accord.missions.model import (
+    Change,
+    Item,
+    Mission,
+    MissionError,
+    Role,
+    add_items,
+    password_matches,
+)
+from accord.store.contract import MissionStore, StoreError
 from accord.store.records import MissionChangeRow, MissionRow
 
 log = logging.getLogger("accord.missions")
 
 MISSION_TOKEN_LIFETIME_S = 30 * 24 * 3600  # TAK Server's mission tokens do not expire; 30 days
+MAX_INTAKE = 10_000  # <dest mission> events waiting to be added; more are dropped and counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +104,9 @@ class MissionBook:
         self.now_ms = now_ms
         self.lock = asyncio.Lock()  # one edit at a time: read, check, write, then cache
         self._by_guid: dict[str, Mission] | None = None
+        self._intake: list[tuple[str, Item]] = []  # (mission guid, item) from <dest mission>
+        self._woken = asyncio.Event()
+        self.intake_dropped = 0  # <dest mission> items not added: the intake was full
 
     # -- reading -------------------------------------------------------------------------------
     async def _all(self) -> dict[str, Mission]:
@@ -203,6 +216,54 @@ class MissionBook:
         await self.store.delete_mission(mission.guid)
         missions.pop(mission.guid, None)
         self.broadcast(mission, "t-x-m-d", "DELETE", author_uid)
+
+    # -- <dest mission> (the hub's MissionDests) ------------------------------------------------
+    def subscribers(self, event: CotEvent, sender: Membership) -> tuple[str, ...]:
+        names = {d.value for d in event.detail.dests if d.kind == "mission"}
+        if not names or self._by_guid is None:
+            return ()
+        uids: list[str] = []
+        for m in self._by_guid.values():
+            if m.name not in names or sender.inbound.isdisjoint(m.groups):
+                continue
+            if not (m.role_of(event.uid) or m.default_role).writes:
+                continue
+            uids += [s.client_uid for s in m.subscriptions.values() if s.live]
+            if len(self._intake) >= MAX_INTAKE:
+                self.intake_dropped += 1
+                continue
+            contact = event.detail.contact
+            item = Item(
+                event.uid,
+                event.uid,
+                self.now_ms(),
+                event.type,
+                contact.callsign if contact else "",
+                event.point.lat,
+                event.point.lon,
+            )
+            self._intake.append((m.guid, item))
+            self._woken.set()
+        return tuple(dict.fromkeys(uids))
+
+    async def run(self) -> None:
+        """Add the items ``<dest mission>`` events brought (a background task)."""
+        await self._all()
+        while True:
+            await self._woken.wait()
+            self._woken.clear()
+            batch, self._intake = self._intake, []
+            async with self.lock:
+                missions = await self._all()
+                for guid, item in batch:
+                    mission = missions.get(guid)
+                    if mission is None or item.uid in mission.items:
+                        continue
+                    try:
+                        mission, changes = add_items(mission, [item], item.time_ms)
+                        await self.update(mission, changes)
+                    except (MissionError, StoreError) as exc:
+                        log.warning("%s not added to mission %r: %s", item.uid, mission.name, exc)
 
     # -- notices -------------------------------------------------------------------------------
     def _submit(self, mission: Mission, xml: bytes) -> None:

@@ -35,6 +35,7 @@ from accord.api.video import video_routes
 from accord.api.videos_v2 import LiveVideo, video_v2_routes
 from accord.app.drones import DroneFeedControl
 from accord.app.running import Running, StartupError, listen_error, wall_ms
+from accord.app.tasks import Policy
 from accord.config import Config
 from accord.domain.groups import Membership
 from accord.identity import registry
@@ -143,7 +144,10 @@ def mission_book(running: Running, config: Config) -> MissionBook:
         except (PkiError, OSError) as exc:
             raise StartupError(f"cannot make or read the token key in {root}: {exc}") from None
         tokens = TokenService(key, config.server_names[0])
-        running.missions = MissionBook(running.store, tokens, running.hub, wall_ms)
+        book = running.missions = MissionBook(running.store, tokens, running.hub, wall_ms)
+        running.hub.missions = book
+        intake = running.tasks.start("mission intake", book.run, Policy.RESTART)
+        running.stack.push_async_callback(running.tasks.stop, intake)
     return running.missions
 
 
@@ -206,7 +210,7 @@ def marti_app(
         extra += video_v2_routes(running.store, caller, drone_videos(running))
         book = mission_book(running, config)
         extra += content_routes(book, running.store, running.hub, caller, principal)
-        extra += mission_routes(book, running.hub, caller, principal)
+        extra += mission_routes(book, running.hub, running.store, caller, principal)
         if blobs is not None:
             extra += package_routes(
                 running.store,

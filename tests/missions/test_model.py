@@ -149,3 +149,12 @@ def test_a_change_notice_is_the_official_seed_and_escapes_names() -> None:
     assert event.how == "h-g-i-g-o"
     assert event.stale - event.time == shape.NOTIFY_STALE_MS
     assert "name=\"a 'b'\"" in event.detail.xml
+
+
+@pytest.mark.parametrize("uid", ["", "a{b", "a}b", "<x/>", "a\nb", "u" * 300])
+def test_bad_client_uids_are_refused_before_anything_is_written(uid: str) -> None:
+    with pytest.raises(MissionError):
+        model.subscribe(new(), uid, "", T0)
+    if uid:
+        with pytest.raises(MissionError):
+            model.create("m", "g", BLUE, uid, T0)

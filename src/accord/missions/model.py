@@ -215,7 +215,8 @@ def check_hash(value: str) -> str:
 
 
 def check_uid(uid: str) -> str:
-    if not uid or len(uid) > MAX_UID_CHARS or any(c in uid for c in "<>&\"'\x00\n\r\t"):
+    # no braces either: a token's subject carries the uid, and node-tak splits tokens at "}"
+    if not uid or len(uid) > MAX_UID_CHARS or any(c in uid for c in "<>&\"'{}\x00\n\r\t"):
         raise MissionError(f"bad uid {uid[:64]!r}: 1 to {MAX_UID_CHARS} characters, no markup")
     return uid
 
@@ -253,6 +254,8 @@ def create(
 ) -> tuple[Mission, Change]:
     """A new mission; its creator subscribes as owner (as TAK Server does)."""
     check_name(name)
+    if creator_uid:
+        check_uid(creator_uid)
     if not groups:
         raise MissionError("a mission needs at least one group")
     description = str(options.get("description", ""))

@@ -89,7 +89,10 @@ async def over_http(args: argparse.Namespace, data: Path, tcp: int, https: int) 
     ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
     ctx.load_cert_chain(files.cert, files.key)
     async with httpx.AsyncClient(
-        base_url=f"https://127.0.0.1:{https}", verify=ctx, timeout=30
+        base_url=f"https://127.0.0.1:{https}",
+        verify=ctx,
+        timeout=httpx.Timeout(60, pool=None),  # requests queue here when the server lags
+        limits=httpx.Limits(max_connections=16),
     ) as http:
         made = await http.put("/Marti/api/missions/bench", params={"creatorUid": "BENCH-owner"})
         assert made.status_code == 201, made.text
@@ -196,7 +199,7 @@ def main() -> int:
                str(free_port()), "--https-port", str(https), "--drone-port", "0"]  # fmt: skip
         log = (Path(tmp) / "serve.log").open("w")
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
+        try:  # the server is stopped (its process group) however the run ends
             deadline = time.time() + 30
             while time.time() < deadline:
                 try:

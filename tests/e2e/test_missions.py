@@ -299,6 +299,11 @@ async def test_a_cot_sent_to_a_mission_reaches_its_subscribers_and_joins_it(
             while not data(await b.get(f"{M}/ops"))[0]["uids"]:
                 await asyncio.sleep(0.02)
         assert [u["data"] for u in data(await b.get(f"{M}/ops"))[0]["uids"]] == ["track-1"]
+        # by guid too (TAK Server's <dest mission-guid>)
+        guid = data(await b.get(f"{M}/ops"))[0]["guid"]
+        await alice.send(marker("track-2", detail=f'<marti><dest mission-guid="{guid}"/></marti>'))
+        await bob.recv_until(lambda e: e.uid == "track-2")
+        await bob.recv_until(lambda e: e.type == "t-x-m-c" and "track-2" in e.detail.xml)
         async with asyncio.timeout(5):  # /cot reads the history, written in the background
             while b'uid="track-1"' not in (await b.get(f"{M}/ops/cot")).content:
                 await asyncio.sleep(0.02)

@@ -220,11 +220,13 @@ class MissionBook:
     # -- <dest mission> (the hub's MissionDests) ------------------------------------------------
     def subscribers(self, event: CotEvent, sender: Membership) -> tuple[str, ...]:
         names = {d.value for d in event.detail.dests if d.kind == "mission"}
-        if not names or self._by_guid is None:
+        guids = {d.value for d in event.detail.dests if d.kind == "mission-guid"}
+        if not (names or guids) or self._by_guid is None:
             return ()
         uids: list[str] = []
         for m in self._by_guid.values():
-            if m.name not in names or sender.inbound.isdisjoint(m.groups):
+            named = m.name in names or m.guid in guids
+            if not named or sender.inbound.isdisjoint(m.groups):
                 continue
             if not (m.role_of(event.uid) or m.default_role).writes:
                 continue

@@ -127,7 +127,7 @@ def mission_routes(
         name = request.path_params["name"]
         q = request.query_params
         creator = client_uid_of(request)
-        groups = frozenset(q.getlist("group")) or frozenset(sorted(who.inbound)[:1])
+        groups = frozenset(q.getlist("group")) or who.inbound  # none named: all of the caller's
         if not groups <= who.inbound:
             foreign = ", ".join(sorted(groups - who.inbound))
             raise MissionError(

@@ -34,9 +34,9 @@ import httpx
 from accord.identity.ca import PkiPaths
 from accord.identity.pki import issue_client
 from accord.missions import model
-from accord.missions.codec import encode_change, encode_mission
+from accord.missions.codec import contents_diff, encode_change, encode_mission
 from accord.missions.model import Item
-from accord.store.records import MissionChangeRow, MissionRow
+from accord.store.records import MissionChangeRow, MissionContentRow, MissionRow
 from accord.store.sqlite import SqliteStore
 
 CONTENT_UID = re.compile(rb"<contentUid>([^<]+)</contentUid>")
@@ -167,12 +167,16 @@ async def store_cost(changes: int) -> dict[str, float]:
         )
         t0 = time.perf_counter()
         for n in range(changes):
+            before = mission
             mission, cs = model.add_items(mission, [Item(f"item-{n}", "A", n)], n)
             seq = mission.change_count + 1
             mission = dataclasses.replace(mission, change_count=seq)
+            put, drop = contents_diff(before, mission)  # what the API writes: the new item
             await store.update_mission(
                 MissionRow(mission.guid, mission.name, encode_mission(mission)),
                 [MissionChangeRow(mission.guid, seq, n, encode_change(cs[0]))],
+                [MissionContentRow(mission.guid, k, d) for k, d in put],
+                drop,
             )
         elapsed = time.perf_counter() - t0
         await store.close()

@@ -59,7 +59,8 @@ async def test_kill_9_while_editing_a_mission_loses_no_acknowledged_change(
     store = await open_store("", data)
     try:
         (row,) = await store.missions()
-        mission = decode_mission(row.doc)
+        contents = await store.mission_contents(row.guid)
+        mission = decode_mission(row.doc, [(c.key, c.doc) for c in contents])
         changes = await store.mission_changes(row.guid)
     finally:
         await store.close()

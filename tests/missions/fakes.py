@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from accord.store.contract import StoreError
-from accord.store.records import MissionChangeRow, MissionRow
+from accord.store.records import MissionChangeRow, MissionContentRow, MissionRow
 
 
 class MemoryMissions:
     def __init__(self) -> None:
         self.rows: dict[str, MissionRow] = {}
         self.changes: dict[str, list[MissionChangeRow]] = {}
+        self.contents: dict[str, dict[str, MissionContentRow]] = {}
 
     async def missions(self) -> list[MissionRow]:
         return sorted(self.rows.values(), key=lambda r: r.name)
@@ -30,16 +31,31 @@ class MemoryMissions:
         self.changes[row.guid] = list(changes)
         return True
 
-    async def update_mission(self, row: MissionRow, changes: Sequence[MissionChangeRow]) -> bool:
+    async def update_mission(
+        self,
+        row: MissionRow,
+        changes: Sequence[MissionChangeRow],
+        put: Sequence[MissionContentRow] = (),
+        drop: Sequence[str] = (),
+    ) -> bool:
         if row.guid not in self.rows:
             return False
         self._check(row.guid, changes)
         self.rows[row.guid] = row
         self.changes[row.guid] += changes
+        contents = self.contents.setdefault(row.guid, {})
+        for key in drop:
+            contents.pop(key, None)
+        for c in put:
+            contents[c.key] = c
         return True
+
+    async def mission_contents(self, guid: str) -> list[MissionContentRow]:
+        return [self.contents.get(guid, {})[k] for k in sorted(self.contents.get(guid, {}))]
 
     async def delete_mission(self, guid: str) -> bool:
         self.changes.pop(guid, None)
+        self.contents.pop(guid, None)
         return self.rows.pop(guid, None) is not None
 
     async def mission_changes(self, guid: str, after: int = 0) -> list[MissionChangeRow]:

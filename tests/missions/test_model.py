@@ -8,7 +8,13 @@ import dataclasses
 import pytest
 
 from accord.missions import model, shape
-from accord.missions.codec import decode_change, decode_mission, encode_change, encode_mission
+from accord.missions.codec import (
+    contents_diff,
+    decode_change,
+    decode_mission,
+    encode_change,
+    encode_mission,
+)
 from accord.missions.model import (
     ChangeType,
     Invitation,
@@ -126,7 +132,12 @@ def test_store_documents_round_trip() -> None:
     mission = model.add_items(mission, [Item("u", "A", T0, keywords=("x",))], T0)[0]
     mission = model.put_log(mission, LogEntry("1", "hi", "A", T0, T0, T0, (HASH,), ("k",)))
     mission = model.invite(mission, Invitation("userName", "carol", Role.READONLY, "A", T0))
-    assert decode_mission(encode_mission(mission)) == mission
+    put, drop = contents_diff(None, mission)
+    assert drop == []
+    assert decode_mission(encode_mission(mission), put) == mission
+    assert "u" not in encode_mission(mission).split('"items"')[1][:8]  # items are rows, not doc
+    later = model.remove_content(mission, "A", T0, uid="u")[0]
+    assert contents_diff(mission, later) == ([], ["uid:u"])
     res = Resource(HASH, "p", 1, "m", "A", "a", T0)
     change = model.add_resources(mission, [res], T0)[1][0]
     assert decode_change(encode_change(change)) == change

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from accord.store.contract import Store, StoreError
-from accord.store.records import MissionChangeRow, MissionRow
+from accord.store.records import MissionChangeRow, MissionContentRow, MissionRow
 
 GUID = "0b4f3e2a-0000-4000-8000-000000000001"
 
@@ -60,3 +60,18 @@ async def test_delete_removes_the_mission_and_its_change_log(store: Store) -> No
     assert await store.mission_changes(GUID) == []
     # the name is free again
     assert await store.create_mission(MissionRow(GUID, "fire", "{}"), [change(1)])
+
+
+async def test_contents_are_put_replaced_and_dropped_with_the_state(store: Store) -> None:
+    await store.create_mission(MissionRow(GUID, "fire", "{}"), [change(1)])
+    a, b = MissionContentRow(GUID, "uid:a", "1"), MissionContentRow(GUID, "hash:b", "2")
+    assert await store.update_mission(MissionRow(GUID, "fire", "{}"), [change(2)], [a, b])
+    assert await store.mission_contents(GUID) == [b, a]  # by key
+    a2 = MissionContentRow(GUID, "uid:a", "3")
+    assert await store.update_mission(MissionRow(GUID, "fire", "{}"), [change(3)], [a2], ["hash:b"])
+    assert await store.mission_contents(GUID) == [a2]
+    with pytest.raises(StoreError):  # a repeated change number: the contents stay as they were
+        await store.update_mission(MissionRow(GUID, "fire", "{}"), [change(3)], [b], ["uid:a"])
+    assert await store.mission_contents(GUID) == [a2]
+    assert await store.delete_mission(GUID)
+    assert await store.mission_contents(GUID) == []

@@ -33,7 +33,13 @@ from accord.domain.groups import Membership
 from accord.domain.ports import Exchange
 from accord.identity.token import Audience, TokenError, TokenService
 from accord.missions import shape
-from accord.missions.codec import decode_change, decode_mission, encode_change, encode_mission
+from accord.missions.codec import (
+    contents_diff,
+    decode_change,
+    decode_mission,
+    encode_change,
+    encode_mission,
+)
 from accord.missions.model import (
     Change,
     Item,
@@ -44,7 +50,7 @@ from accord.missions.model import (
     password_matches,
 )
 from accord.store.contract import MissionStore, StoreError
-from accord.store.records import MissionChangeRow, MissionRow
+from accord.store.records import MissionChangeRow, MissionContentRow, MissionRow
 
 log = logging.getLogger("accord.missions")
 
@@ -111,8 +117,11 @@ class MissionBook:
     # -- reading -------------------------------------------------------------------------------
     async def _all(self) -> dict[str, Mission]:
         if self._by_guid is None:
-            rows = await self.store.missions()
-            self._by_guid = {r.guid: decode_mission(r.doc) for r in rows}
+            loaded = {}
+            for r in await self.store.missions():
+                contents = await self.store.mission_contents(r.guid)
+                loaded[r.guid] = decode_mission(r.doc, [(c.key, c.doc) for c in contents])
+            self._by_guid = loaded
         return self._by_guid
 
     async def visible(self, who: Membership) -> list[Mission]:
@@ -198,11 +207,14 @@ class MissionBook:
     async def update(self, mission: Mission, changes: Sequence[Change] = ()) -> Mission:
         """Write the edited mission and its changes, then tell the subscribers."""
         missions = await self._all()
-        if missions.get(mission.guid) is None:
+        before = missions.get(mission.guid)
+        if before is None:
             raise MissionError(f"mission {mission.name!r} was deleted meanwhile", 404)
         mission, rows = self._rows(mission, changes)
         row = MissionRow(mission.guid, mission.name, encode_mission(mission))
-        if not await self.store.update_mission(row, rows):
+        put, drop = contents_diff(before, mission)
+        written = [MissionContentRow(mission.guid, k, d) for k, d in put]
+        if not await self.store.update_mission(row, rows, written, drop):
             raise MissionError(f"mission {mission.name!r} was deleted meanwhile", 404)
         missions[mission.guid] = mission
         for change in changes:

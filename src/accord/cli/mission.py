@@ -82,14 +82,16 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
 async def _find(store: Store, name: str) -> model.Mission:
     for row in await store.missions():
         if row.name == name:
-            return decode_mission(row.doc)
+            contents = await store.mission_contents(row.guid)
+            return decode_mission(row.doc, [(c.key, c.doc) for c in contents])
     raise MissionError(f"no mission {name!r} (accord mission list shows them)")
 
 
 async def _list(store: Store, args: argparse.Namespace) -> int:
     rows = await store.missions()
     for row in rows:
-        m = decode_mission(row.doc)
+        contents = await store.mission_contents(row.guid)
+        m = decode_mission(row.doc, [(c.key, c.doc) for c in contents])
         subs = sum(1 for s in m.subscriptions.values() if s.live)
         print(
             f"{m.name}\t{','.join(sorted(m.groups))}\t{len(m.items)} items\t"

@@ -3,7 +3,9 @@ those are in :mod:`accord.missions.shape`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from accord.missions.model import (
@@ -42,12 +44,50 @@ def _plain(value: Any) -> Any:
 
 
 def encode_mission(mission: Mission) -> str:
-    return json.dumps(_plain(mission), separators=(",", ":"), sort_keys=True)
+    """The mission without its items and files (those are :func:`encode_contents` rows: an
+    edit then writes what changed, not every item again)."""
+    plain = _plain(dataclasses.replace(mission, items={}, resources={}))
+    return json.dumps(plain, separators=(",", ":"), sort_keys=True)
 
 
-def decode_mission(doc: str) -> Mission:
+def content_key(content: Item | Resource) -> str:
+    return f"uid:{content.uid}" if isinstance(content, Item) else f"hash:{content.hash}"
+
+
+def encode_content(content: Item | Resource) -> str:
+    return json.dumps(_plain(content), separators=(",", ":"), sort_keys=True)
+
+
+def contents_diff(
+    before: Mission | None, after: Mission
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """What to write (key, doc) and what to remove (keys) to go from ``before``'s contents
+    to ``after``'s; an entry that is the same object in both is not written again."""
+    old_items = before.items if before is not None else {}
+    old_res = before.resources if before is not None else {}
+    put = [
+        (content_key(v), encode_content(v))
+        for table, old in ((after.items, old_items), (after.resources, old_res))
+        for k, v in table.items()
+        if old.get(k) is not v
+    ]
+    drop = [f"uid:{k}" for k in old_items if k not in after.items]
+    drop += [f"hash:{k}" for k in old_res if k not in after.resources]
+    return put, drop
+
+
+def decode_mission(doc: str, contents: Iterable[tuple[str, str]] = ()) -> Mission:
+    """A mission from its document and its content rows (key, doc)."""
     d = json.loads(doc)
-    return Mission(
+    items: dict[str, Item] = {}
+    resources: dict[str, Resource] = {}
+    for key, body in contents:
+        kind, _, name = key.partition(":")
+        if kind == "uid":
+            items[name] = _item(json.loads(body))
+        else:
+            resources[name] = _resource(json.loads(body))
+    mission = Mission(
         **{
             **d,
             "groups": frozenset(d["groups"]),
@@ -74,6 +114,11 @@ def decode_mission(doc: str) -> Mission:
             ),
         }
     )
+    if items or resources:
+        mission = dataclasses.replace(
+            mission, items={**mission.items, **items}, resources={**mission.resources, **resources}
+        )
+    return mission
 
 
 def encode_change(change: Change) -> str:

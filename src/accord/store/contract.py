@@ -24,6 +24,7 @@ from accord.store.records import (
     LedgerEntry,
     LedgerReceipt,
     MissionChangeRow,
+    MissionContentRow,
     MissionRow,
     OutboxRow,
     Package,
@@ -201,10 +202,21 @@ class MissionStore(Protocol):
         is taken."""
         ...
 
-    async def update_mission(self, row: MissionRow, changes: Sequence[MissionChangeRow]) -> bool:
-        """Replace the state of the mission ``row.guid`` and append ``changes``; False
-        (nothing written) when there is no such mission. A (guid, seq) already stored is a
-        :class:`StoreError` and nothing is written."""
+    async def update_mission(
+        self,
+        row: MissionRow,
+        changes: Sequence[MissionChangeRow],
+        put: Sequence[MissionContentRow] = (),
+        drop: Sequence[str] = (),
+    ) -> bool:
+        """Replace the state of the mission ``row.guid``, add or replace the contents ``put``,
+        remove those keyed ``drop`` and append ``changes``; False (nothing written) when there
+        is no such mission. A (guid, seq) already stored is a :class:`StoreError` and nothing
+        is written."""
+        ...
+
+    async def mission_contents(self, guid: str) -> list[MissionContentRow]:
+        """The mission's items and files, by key."""
         ...
 
     async def delete_mission(self, guid: str) -> bool:

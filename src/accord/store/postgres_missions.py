@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from accord.store.postgres_base import Connection, PostgresConnections, _count
-from accord.store.records import MissionChangeRow, MissionRow
+from accord.store.records import MissionChangeRow, MissionContentRow, MissionRow
 
 
 async def _append(conn: Connection, changes: Sequence[MissionChangeRow]) -> None:
@@ -32,7 +32,13 @@ class PostgresMissions(PostgresConnections):
             await _append(conn, changes)
             return True
 
-    async def update_mission(self, row: MissionRow, changes: Sequence[MissionChangeRow]) -> bool:
+    async def update_mission(
+        self,
+        row: MissionRow,
+        changes: Sequence[MissionChangeRow],
+        put: Sequence[MissionContentRow] = (),
+        drop: Sequence[str] = (),
+    ) -> bool:
         async with self._transaction() as conn:
             status = await conn.execute(
                 "UPDATE missions SET name = $1, doc = $2 WHERE guid = $3",
@@ -42,6 +48,18 @@ class PostgresMissions(PostgresConnections):
             )
             if not _count(status):
                 return False
+            if drop:
+                await conn.execute(
+                    "DELETE FROM mission_contents WHERE guid = $1 AND key = ANY($2::text[])",
+                    row.guid,
+                    list(drop),
+                )
+            if put:
+                await conn.executemany(
+                    "INSERT INTO mission_contents (guid, key, doc) VALUES ($1, $2, $3) "
+                    "ON CONFLICT (guid, key) DO UPDATE SET doc = excluded.doc",
+                    [tuple(c) for c in put],
+                )
             await _append(conn, changes)
             return True
 
@@ -59,3 +77,10 @@ class PostgresMissions(PostgresConnections):
                 after,
             )
         return [MissionChangeRow(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def mission_contents(self, guid: str) -> list[MissionContentRow]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT guid, key, doc FROM mission_contents WHERE guid = $1 ORDER BY key", guid
+            )
+        return [MissionContentRow(r[0], r[1], r[2]) for r in rows]

@@ -293,3 +293,11 @@ class MissionChangeRow(NamedTuple):
     seq: int  # from 1, one more per change of this mission
     time_ms: int
     doc: str
+
+
+class MissionContentRow(NamedTuple):
+    """One item (key ``uid:<uid>``) or file (``hash:<sha256>``) of a mission."""
+
+    guid: str
+    key: str
+    doc: str

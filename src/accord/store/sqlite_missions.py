@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from accord.store.records import MissionChangeRow, MissionRow
+from accord.store.records import MissionChangeRow, MissionContentRow, MissionRow
 from accord.store.sqlite_base import SqliteConnections, _insert_many
 
 
@@ -38,7 +38,13 @@ class SqliteMissions(SqliteConnections):
 
         return await self._write(work)
 
-    async def update_mission(self, row: MissionRow, changes: Sequence[MissionChangeRow]) -> bool:
+    async def update_mission(
+        self,
+        row: MissionRow,
+        changes: Sequence[MissionChangeRow],
+        put: Sequence[MissionContentRow] = (),
+        drop: Sequence[str] = (),
+    ) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
             done = conn.execute(
                 "UPDATE missions SET name = ?, doc = ? WHERE guid = ?",
@@ -46,6 +52,15 @@ class SqliteMissions(SqliteConnections):
             ).rowcount
             if not done:
                 return False
+            conn.executemany(
+                "DELETE FROM mission_contents WHERE guid = ? AND key = ?",
+                [(row.guid, k) for k in drop],
+            )
+            _insert_many(
+                conn,
+                "INSERT OR REPLACE INTO mission_contents (guid, key, doc) VALUES ",
+                [tuple(c) for c in put],
+            )
             _append(conn, changes)
             return True
 
@@ -65,5 +80,14 @@ class SqliteMissions(SqliteConnections):
                 (guid, after),
             )
             return [MissionChangeRow(*r) for r in rows]
+
+        return await self._read(work)
+
+    async def mission_contents(self, guid: str) -> list[MissionContentRow]:
+        def work(conn: sqlite3.Connection) -> list[MissionContentRow]:
+            rows = conn.execute(
+                "SELECT guid, key, doc FROM mission_contents WHERE guid = ? ORDER BY key", (guid,)
+            )
+            return [MissionContentRow(*r) for r in rows]
 
         return await self._read(work)

@@ -6,6 +6,13 @@ CREATE TABLE missions (
     doc text NOT NULL
 );
 
+CREATE TABLE mission_contents (
+    guid text COLLATE "C" NOT NULL REFERENCES missions (guid) ON DELETE CASCADE,
+    key text COLLATE "C" NOT NULL,
+    doc text NOT NULL,
+    PRIMARY KEY (guid, key)
+);
+
 CREATE TABLE mission_changes (
     guid text COLLATE "C" NOT NULL REFERENCES missions (guid) ON DELETE CASCADE,
     seq bigint NOT NULL CHECK (seq > 0),

@@ -11,6 +11,7 @@ from accord.store.contract import (
     Backend,
     HistoryStore,
     LedgerStore,
+    MissionStore,
     OutboxStore,
     PackageStore,
     Store,
@@ -33,7 +34,15 @@ from accord.store.records import (
 )
 
 T0 = 1_780_000_000_000  # ms, a fixed instant
-CONCERNS = (Backend, HistoryStore, PackageStore, VideoStore, LedgerStore, OutboxStore)
+CONCERNS = (
+    Backend,
+    HistoryStore,
+    PackageStore,
+    VideoStore,
+    LedgerStore,
+    OutboxStore,
+    MissionStore,
+)
 
 
 def members(protocol: type) -> set[str]:

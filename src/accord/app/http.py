@@ -38,6 +38,9 @@ from accord.api.history import history_routes
 from accord.api.kml_export import kml_export_routes
 from accord.api.marti import AdminCheck, Caller, MartiState, nobody
 from accord.api.marti import build_app as build_marti
+from accord.api.missions import mission_routes
+from accord.api.missions_book import MissionBook
+from accord.api.missions_content import content_routes
 from accord.api.packages import PackageSettings, package_routes
 from accord.api.peers import PeerCertificates
 from accord.api.security import SecuritySettings, security_routes
@@ -46,6 +49,7 @@ from accord.api.video import video_routes
 from accord.api.videos_v2 import LiveVideo, video_v2_routes
 from accord.app.drones import DroneFeedControl
 from accord.app.running import Running, StartupError, listen_error, wall_ms
+from accord.app.tasks import Policy
 from accord.app.web import password_web
 from accord.config import Config
 from accord.domain.groups import Membership
@@ -268,6 +272,20 @@ def certificate_parts(
     return CertificateParts(admin, pki, revoked)
 
 
+def mission_book(running: Running, config: Config) -> MissionBook:
+    """The one Mission API state both apps (HTTPS, HTTP) serve; its tokens are signed with
+    the server's token key (``pki/token.key``) under their own audience."""
+    if running.missions is None:
+        if running.store is None:
+            raise StartupError("missions need the store")
+        tokens = token_service(running, config, PkiPaths(config.data_dir / "pki"))
+        book = running.missions = MissionBook(running.store, tokens, running.hub, wall_ms)
+        running.hub.missions = book
+        intake = running.tasks.start("mission intake", book.run, Policy.RESTART)
+        running.stack.push_async_callback(running.tasks.stop, intake)
+    return running.missions
+
+
 def drone_videos(running: Running) -> Callable[[], list[LiveVideo]]:
     """The running drone feeds' ``<__video>`` streams, one per vehicle seen."""
 
@@ -325,6 +343,9 @@ def marti_app(
         extra += kml_export_routes(running.store, caller, is_admin, wall_ms)
         extra += video_routes(running.store, caller)
         extra += video_v2_routes(running.store, caller, drone_videos(running))
+        book = mission_book(running, config)
+        extra += content_routes(book, running.store, running.hub, caller, principal)
+        extra += mission_routes(book, running.hub, running.store, caller, principal)
         if blobs is not None:
             extra += package_routes(
                 running.store,

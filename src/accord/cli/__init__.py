@@ -22,6 +22,7 @@ from accord.cli import (
     drone,
     history,
     ledger,
+    mission,
     package,
     partner,
     policy,
@@ -121,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     qr.add_parser(sub, common)
     history.add_parser(sub, common)
     ledger.add_parser(sub, common)
+    mission.add_parser(sub, common)
     status.add_parser(sub, common)
     drone.add_parser(sub, common)
     policy.add_parser(sub)
@@ -207,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "qr": qr.run,
         "history": history.run,
         "ledger": ledger.run,
+        "mission": mission.run,
         "status": status.run,
         "drone": drone.run,
         "partner": partner.run,

@@ -229,7 +229,7 @@ def inspect_detail(detail: etree._Element, max_depth: int | None = MAX_DEPTH) ->
         elif tag == "marti":
             has_marti = True
             for dest in child.iterchildren("dest"):
-                for kind in ("callsign", "uid", "group", "mission"):
+                for kind in ("callsign", "uid", "group", "mission", "mission-guid"):
                     value = dest.get(kind)
                     if value:
                         dests.append(Dest(kind, value))

@@ -53,6 +53,16 @@ class Recorder(Protocol):
         ...
 
 
+class MissionDests(Protocol):
+    """Where the hub hands an event with ``<dest mission="...">`` (the Mission API). Must never
+    block or raise: it answers at once and takes the event into the missions later."""
+
+    def subscribers(self, event: CotEvent, sender: Membership) -> tuple[str, ...]:
+        """The uids of the live subscribers of the missions ``event`` names that ``sender``
+        may write to; the event's uid is added to those missions."""
+        ...
+
+
 # -- the hub, as the other adapters (federation links) see it -------------------------------------
 class Sink(Protocol):
     """What the hub delivers to: a session, or a federation link."""
@@ -89,6 +99,7 @@ __all__ = [
     "ContactView",
     "Directory",
     "Exchange",
+    "MissionDests",
     "Recorder",
     "Sink",
 ]

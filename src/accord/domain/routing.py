@@ -128,6 +128,16 @@ def _directed(event: CotEvent, sender: Party, roster: Roster) -> Route:
     return Route(Kind.DIRECTED, stripped, merged)
 
 
+def with_subscribers(decision: Route, sender: Party, roster: Roster, uids: Sequence[str]) -> Route:
+    """``decision`` also delivered to the clients ``uids`` (the subscribers of the missions a
+    ``<dest mission>`` names) that the sender may reach."""
+    if not uids or decision.recipients is None:
+        return decision
+    extra = _targets(sender, roster, uids=uids)
+    merged = tuple(dict.fromkeys(decision.recipients + extra))
+    return Route(decision.kind, decision.event, merged, decision.reply)
+
+
 def _targets(
     sender: Party, roster: Roster, *, uids: Sequence[str] = (), callsigns: Sequence[str] = ()
 ) -> tuple[Party, ...]:

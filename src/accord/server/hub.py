@@ -20,12 +20,13 @@ from dataclasses import dataclass
 
 from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
+from accord.domain import routing
 from accord.domain.catchup import LogEntry, SaLog
 from accord.domain.contacts import Party, Roster
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
 from accord.domain.ownership import Conflict
-from accord.domain.ports import ContactView, Recorder, Sink
+from accord.domain.ports import ContactView, MissionDests, Recorder, Sink
 from accord.domain.routing import DELETE_TYPE, Kind, deleted, departure, groups_changed, route
 from accord.server.memory import Reclaim, release_memory
 
@@ -69,6 +70,7 @@ class Hub:
     ) -> None:
         self.counters = counters
         self.recorder = recorder
+        self.missions: MissionDests | None = None  # the Mission API, for <dest mission>
         self.roster = Roster()
         self._wall_ms = wall_ms
         self._new_uid = new_uid
@@ -250,6 +252,9 @@ class Hub:
         self.counters.events_in += 1
         changed = self.roster.observe(sender, event)
         decision = route(event, sender, self.roster, self._wall_ms())
+        if self.missions is not None and decision.kind is Kind.DIRECTED:
+            uids = self.missions.subscribers(event, sender.membership)
+            decision = routing.with_subscribers(decision, sender, self.roster, uids)
         if decision.kind is Kind.PING:
             self.counters.pings += 1
             if decision.reply is not None and sender.receives:

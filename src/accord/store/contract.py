@@ -23,6 +23,9 @@ from accord.store.records import (
     LedgerCosignature,
     LedgerEntry,
     LedgerReceipt,
+    MissionChangeRow,
+    MissionContentRow,
+    MissionRow,
     OutboxRow,
     Package,
     PackageQuery,
@@ -186,5 +189,53 @@ class OutboxStore(Protocol):
         ...
 
 
-class Store(Backend, HistoryStore, PackageStore, VideoStore, LedgerStore, OutboxStore, Protocol):
+class MissionStore(Protocol):
+    """Missions (Data Sync): each mission's state and its append-only change log. A mission's
+    state and the changes that made it are written in one transaction."""
+
+    async def missions(self) -> list[MissionRow]:
+        """Every mission, by name."""
+        ...
+
+    async def create_mission(self, row: MissionRow, changes: Sequence[MissionChangeRow]) -> bool:
+        """Add a mission and its first changes; False (nothing written) when its name or guid
+        is taken."""
+        ...
+
+    async def update_mission(
+        self,
+        row: MissionRow,
+        changes: Sequence[MissionChangeRow],
+        put: Sequence[MissionContentRow] = (),
+        drop: Sequence[str] = (),
+    ) -> bool:
+        """Replace the state of the mission ``row.guid``, add or replace the contents ``put``,
+        remove those keyed ``drop`` and append ``changes``; False (nothing written) when there
+        is no such mission. A (guid, seq) already stored is a :class:`StoreError` and nothing
+        is written."""
+        ...
+
+    async def mission_contents(self, guid: str) -> list[MissionContentRow]:
+        """The mission's items and files, by key."""
+        ...
+
+    async def delete_mission(self, guid: str) -> bool:
+        """Remove a mission and its change log; False when there was none."""
+        ...
+
+    async def mission_changes(self, guid: str, after: int = 0) -> list[MissionChangeRow]:
+        """The mission's changes with a sequence number above ``after``, in order."""
+        ...
+
+
+class Store(
+    Backend,
+    HistoryStore,
+    PackageStore,
+    VideoStore,
+    LedgerStore,
+    OutboxStore,
+    MissionStore,
+    Protocol,
+):
     """Every concern of one backend: what the composition root opens and hands out."""

@@ -20,6 +20,7 @@ from accord.store.contract import StoreError
 from accord.store.migrate import pending
 from accord.store.postgres_base import _count
 from accord.store.postgres_federation import PostgresFederation
+from accord.store.postgres_missions import PostgresMissions
 from accord.store.records import (
     Cursor,
     HistoryPage,
@@ -69,7 +70,7 @@ _PACKAGE_COLUMNS = (
 )
 
 
-class PostgresStore(PostgresFederation):
+class PostgresStore(PostgresFederation, PostgresMissions):
     name = "postgresql"
 
     @classmethod

@@ -276,3 +276,28 @@ class LedgerReceipt(NamedTuple):
     direction: str
     seq: int  # the entry the receipt is for
     note: bytes  # the partner's signed receipt
+
+
+class MissionRow(NamedTuple):
+    """One mission's state, as a document (:mod:`accord.missions.codec` reads it)."""
+
+    guid: str
+    name: str
+    doc: str
+
+
+class MissionChangeRow(NamedTuple):
+    """One entry of a mission's append-only change log."""
+
+    guid: str
+    seq: int  # from 1, one more per change of this mission
+    time_ms: int
+    doc: str
+
+
+class MissionContentRow(NamedTuple):
+    """One item (key ``uid:<uid>``) or file (``hash:<sha256>``) of a mission."""
+
+    guid: str
+    key: str
+    doc: str

@@ -37,6 +37,7 @@ from accord.store.records import (
 )
 from accord.store.sqlite_base import _connect, _insert_many
 from accord.store.sqlite_federation import SqliteFederation
+from accord.store.sqlite_missions import SqliteMissions
 
 _EVENT_COLUMNS = (
     "uid, type, how, time_ms, start_ms, stale_ms, lat, lon, hae, callsign, groups, "
@@ -49,7 +50,7 @@ _PACKAGE_COLUMNS = (
 _PRUNE_CHUNK = 10_000  # rows per delete statement: keeps each write transaction short
 
 
-class SqliteStore(SqliteFederation):
+class SqliteStore(SqliteFederation, SqliteMissions):
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
         """Open (creating if needed) and migrate the database at ``path``."""

@@ -231,13 +231,17 @@ class WebFeed:
         party.principal = user.name
         sender = Sender(f"WEB-{user.name}-{secrets.token_hex(3)}", f"{user.name} (web)")
         log.info("web session user=%s peer=%s uid=%s", user.name, label, sender.uid)
-        hello = {"op": "hello", "uid": sender.uid, "callsign": sender.callsign}
-        await websocket.send_text(
-            json.dumps({"now": self.settings.wall_ms(), "items": [hello]}, separators=(",", ":"))
-        )
+        # Attached before the hello is sent: a page that has its hello hears everything routed
+        # after it (what the hub hands the sink meanwhile waits for the writer, after hello).
         self.hub.attach(party, sink)
-        self.hub.submit(party, to_web_sa(sender, self.settings.wall_ms()))
+        hello = {"op": "hello", "uid": sender.uid, "callsign": sender.callsign}
         try:
+            await websocket.send_text(
+                json.dumps(
+                    {"now": self.settings.wall_ms(), "items": [hello]}, separators=(",", ":")
+                )
+            )
+            self.hub.submit(party, to_web_sa(sender, self.settings.wall_ms()))
             async with asyncio.TaskGroup() as group:
                 writer = group.create_task(self._write(websocket, sink))
                 reader = group.create_task(self._read(websocket, party, sender))

@@ -391,6 +391,7 @@ function sendChat(event) {
 function apply(message) {
   if (message.op === "hello") {
     accord.me = { uid: message.uid, callsign: message.callsign };
+    accord.stats.connected = true; // the server sends it once this session hears the hub
     return;
   }
   if (message.op === "delete") {
@@ -417,7 +418,7 @@ function connect() {
   const ws = new WebSocket(`wss://${location.host}/web/feed`);
   accord.ws = ws;
   const status = document.getElementById("status");
-  ws.addEventListener("open", () => { status.textContent = "live"; accord.stats.connected = true; });
+  ws.addEventListener("open", () => { status.textContent = "live"; });
   ws.addEventListener("message", (e) => {
     let batch;
     try { batch = JSON.parse(e.data); } catch { return; }

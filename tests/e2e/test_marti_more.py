@@ -358,3 +358,20 @@ async def test_the_kml_export_reads_a_bounded_number_of_history_pages(
         assert placemarks(answer.content) == []  # the one SA lies beyond the pages read
     finally:
         await store.close()
+
+
+async def test_a_utf16_video_feed_with_an_entity_is_refused(server: Server) -> None:
+    from tests.e2e.test_video import feeds
+
+    body = (
+        '<?xml version="1.0" encoding="UTF-16"?>'
+        '<!DOCTYPE videoConnections [<!ENTITY x "10.9.9.9">]>'
+        "<videoConnections><feed><uuid>f-16</uuid><alias>&x;</alias><protocol>rtsp</protocol>"
+        "<address>10.1.2.3</address><port>8554</port><path>/e</path></feed></videoConnections>"
+    )
+    async with https(server, "red-1", "Red") as red:
+        for raw in (body.encode("utf-16"), body.encode("utf-16-le")):
+            posted = await red.post("/Marti/vcm", content=raw)
+            assert posted.status_code == 400, posted.text
+            assert "UTF-8" in posted.text
+        assert feeds((await red.get("/Marti/vcm")).content) == []

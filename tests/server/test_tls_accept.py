@@ -50,12 +50,14 @@ async def test_one_connections_unexpected_failure_leaves_the_other_handshakes(
     port = listener.listen("127.0.0.1", 0)
     accepting = asyncio.create_task(listener.accept())
     client = client_tls_context(alice.cert, alice.key, pki.ca_cert)
+    waiting = socket.create_connection(("127.0.0.1", port))  # handshake not started yet
+    waiting.setblocking(False)
     try:
-        waiting = socket.create_connection(("127.0.0.1", port))  # handshake not started yet
-        waiting.setblocking(False)
         await wait_until(lambda: listener.calls == 1)
-        with contextlib.suppress(OSError):  # the server drops this one (ssl.SSLError too)
-            _, broken = await asyncio.open_connection("127.0.0.1", port, ssl=client)
+        # The server drops this one (OSError covers ssl.SSLError and TimeoutError).
+        with contextlib.suppress(OSError):
+            async with asyncio.timeout(10):
+                _, broken = await asyncio.open_connection("127.0.0.1", port, ssl=client)
             broken.close()
         await wait_until(lambda: hub.counters.tls_handshake_failed == 1)
         assert not accepting.done()
@@ -71,3 +73,4 @@ async def test_one_connections_unexpected_failure_leaves_the_other_handshakes(
         accepting.cancel()
         await asyncio.gather(accepting, return_exceptions=True)
         listener.close()
+        waiting.close()

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
-from accord.cot.errors import CotError, MalformedEvent
+from accord.cot.errors import CotError, Malformation, MalformedEvent
 from accord.cot.model import (
     UNKNOWN_VALUE,
     Chat,
@@ -621,3 +621,36 @@ def test_a_tak_control_version_that_is_not_a_number_is_malformed(control: str) -
     assert data != good
     with pytest.raises(MalformedEvent, match="TakControl version is not a number"):
         decode_xml(data)
+
+
+UTF16_ENTITY = (
+    '<?xml version="1.0" encoding="UTF-16"?>'
+    '<!DOCTYPE event [<!ENTITY x "PWNED">]>'
+    '<event version="2.0" uid="u" type="a-f-G" time="2026-01-01T00:00:00Z"'
+    ' start="2026-01-01T00:00:00Z" stale="2026-01-01T00:01:00Z" how="m-g">'
+    '<point lat="1" lon="2" hae="0" ce="9" le="9"/><detail><remarks>&x;</remarks></detail></event>'
+)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        UTF16_ENTITY.encode("utf-16"),  # with a BOM
+        UTF16_ENTITY.encode("utf-16-le"),  # NUL bytes, no BOM
+        UTF16_ENTITY.encode("utf-16-be"),
+        b"\xef\xbb\xbf" + UTF16_ENTITY.replace("UTF-16", "UTF-8").encode(),
+    ],
+)
+def test_xml_in_another_encoding_is_refused_before_it_is_parsed(raw: bytes) -> None:
+    for decode in (decode_xml, parse_fragment):
+        with pytest.raises(MalformedEvent) as caught:
+            decode(raw)
+        assert caught.value.reason is Malformation.FORBIDDEN_XML, decode
+
+
+@pytest.mark.parametrize("encoding", ["UTF-16", "ebcdic-cp-us", "utf-7"])
+def test_a_fragment_declaring_another_encoding_is_refused(encoding: str) -> None:
+    with pytest.raises(MalformedEvent, match="must be UTF-8") as caught:
+        parse_fragment(f'<?xml version="1.0" encoding="{encoding}"?><feed/>'.encode())
+    assert caught.value.reason is Malformation.FORBIDDEN_XML
+    assert parse_fragment(b'<?xml version="1.0" encoding="us-ascii"?><feed/>').tag == "feed"

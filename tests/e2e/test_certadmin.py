@@ -96,3 +96,23 @@ async def test_a_newer_certificate_replaces_the_older_one(server: Server) -> Non
         active = [c["id"] for c in (await admin.get(f"{BASE}/active")).json()["data"]]
         assert newer["id"] in active
         assert older["id"] not in active
+
+
+async def test_revoking_many_ids_revokes_them_all_in_one_crl(server: Server) -> None:
+    from accord.identity import registry
+
+    names = [f"bulk{i}" for i in range(5)]
+    paths = [server.client_cert(name, "Red")[0] for name in names]
+    async with as_admin(server) as admin:
+        rows = (await admin.get(BASE)).json()["data"]
+        ids = [next(c["id"] for c in rows if c["userDn"] == name) for name in names]
+        first = await admin.delete(f"{BASE}/revoke/{ids[0]}")
+        assert first.status_code == 200, first.text
+        every = await admin.delete(f"{BASE}/revoke/{','.join(map(str, ids))}")  # one already
+        assert every.status_code == 200, every.text
+        assert [c["userDn"] for c in every.json()["data"]] == names
+        assert all("revocationDate" in c for c in every.json()["data"])
+    pki = registry.PkiPaths(server.config.data_dir / "pki")
+    crl = x509.load_pem_x509_crl(registry.crl_path(pki).read_bytes())
+    in_crl = {entry.serial_number for entry in crl}
+    assert {x509.load_pem_x509_certificate(p.read_bytes()).serial_number for p in paths} <= in_crl

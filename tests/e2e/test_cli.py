@@ -431,3 +431,24 @@ def test_a_password_sent_in_the_query_string_never_reaches_the_servers_log(
     log = served.text()
     assert "listening" in log
     assert "battery" not in log
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_cert_list_on_a_fresh_ca_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from accord.cli import main
+
+    data = tmp_path / "data"
+    assert main(["cert", "init", "--data-dir", str(data)]) == 0
+    before = _snapshot(data)
+    assert main(["cert", "list", "--data-dir", str(data)]) == 0
+    assert "name" in capsys.readouterr().out
+    assert _snapshot(data) == before  # no server.pem, issued.json or re-signed CRL

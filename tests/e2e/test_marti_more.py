@@ -301,3 +301,77 @@ async def test_plain_http_serves_the_user_endpoints_but_never_the_admin_ones(
         assert (await http.get("/Marti/api/subscriptions/all")).status_code == 200
         for path in ("/Marti/api/certadmin/cert", "/Marti/api/security/config"):
             assert (await http.get(path)).status_code == 404, path
+
+
+async def test_the_kml_export_reads_a_bounded_number_of_history_pages(
+    tmp_path: object, monkeypatch: object
+) -> None:
+    from pathlib import Path
+
+    import pytest
+    from starlette.applications import Starlette
+
+    from accord.api import kml_export
+    from accord.domain.groups import Membership
+    from accord.store.opening import open_store
+    from accord.store.records import HistoryPage, HistoryQuery, Payload, StoredEvent
+
+    assert isinstance(tmp_path, Path)
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setattr(kml_export, "EXPORT_PAGE_ROWS", 5)
+    now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+
+    def event(i: int, type_: str) -> StoredEvent:
+        payload = (
+            f'<event version="2.0" uid="u{i}" type="{type_}" how="h-e" time="2026-01-01T00:00:00Z"'
+            ' start="2026-01-01T00:00:00Z" stale="2026-01-01T00:01:00Z">'
+            '<point lat="1" lon="2" hae="0" ce="9" le="9"/><detail/></event>'
+        ).encode()
+        return StoredEvent(
+            f"u{i}", type_, "h-e", now - 60_000 + i, now - 60_000 + i, now + 60_000,
+            1.0, 2.0, 0.0, f"cs{i}", ("A",), payload, payload_format=Payload.XML,
+        )  # fmt: skip
+
+    store = await open_store("", tmp_path)
+    try:
+        chat = [event(i, "b-t-f") for i in range(200)]  # 40 pages of what the export leaves out
+        await store.write_events([*chat, event(999, "a-f-G")], [])
+        pages: list[int] = []
+
+        class Counted:
+            async def history(self, query: HistoryQuery) -> HistoryPage:
+                pages.append(1)
+                return await store.history(query)
+
+        routes = kml_export.kml_export_routes(
+            Counted(),  # type: ignore[arg-type]
+            lambda request: Membership.both(["A"]),
+            lambda request: None,
+            lambda: now,
+        )
+        app = Starlette(routes=routes)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            answer = await http.get("/Marti/ExportMissionKML", params={"interval": "1"})
+        assert answer.status_code == 200, answer.text
+        assert len(pages) == kml_export.MAX_EXPORT_PAGES
+        assert placemarks(answer.content) == []  # the one SA lies beyond the pages read
+    finally:
+        await store.close()
+
+
+async def test_a_utf16_video_feed_with_an_entity_is_refused(server: Server) -> None:
+    from tests.e2e.test_video import feeds
+
+    body = (
+        '<?xml version="1.0" encoding="UTF-16"?>'
+        '<!DOCTYPE videoConnections [<!ENTITY x "10.9.9.9">]>'
+        "<videoConnections><feed><uuid>f-16</uuid><alias>&x;</alias><protocol>rtsp</protocol>"
+        "<address>10.1.2.3</address><port>8554</port><path>/e</path></feed></videoConnections>"
+    )
+    async with https(server, "red-1", "Red") as red:
+        for raw in (body.encode("utf-16"), body.encode("utf-16-le")):
+            posted = await red.post("/Marti/vcm", content=raw)
+            assert posted.status_code == 400, posted.text
+            assert "UTF-8" in posted.text
+        assert feeds((await red.get("/Marti/vcm")).content) == []

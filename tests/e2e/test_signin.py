@@ -195,6 +195,8 @@ async def test_without_a_valid_bearer_token_the_api_answers_401(server: Server) 
 
 async def test_a_disabled_users_token_stops_working(server: Server) -> None:
     token = await login(server)
+    async with webtak(server, token) as http:
+        assert (await http.get("/Marti/api/contacts/all")).status_code == 200  # it did work
     UserStore(server.config.data_dir).set_disabled("alice", True, now_ms=int(time.time() * 1000))
     async with webtak(server, token) as http:
 
@@ -273,3 +275,20 @@ async def test_wrong_passwords_count_once_whichever_port_they_come_through(
         )
     assert answer.status_code == 429
     assert int(answer.headers["retry-after"]) >= 59
+
+
+async def test_a_password_change_ends_the_users_tokens(server: Server) -> None:
+    token = await login(server)
+    async with webtak(server, token) as http:
+        assert (await http.get("/Marti/api/contacts/all")).status_code == 200
+        assert (await http.get("/Marti/api/tls/config")).status_code == 200
+    later_ms = (int(time.time()) + 2) * 1000  # a whole second after the token's iat
+    UserStore(server.config.data_dir).set_password("alice", "a new passphrase", now_ms=later_ms)
+    async with webtak(server, token) as http:
+
+        async def refused() -> bool:
+            marti = await http.get("/Marti/api/contacts/all")
+            enrol = await http.get("/Marti/api/tls/config")
+            return marti.status_code == 401 and enrol.status_code == 401
+
+        await eventually(refused)

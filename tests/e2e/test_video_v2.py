@@ -164,3 +164,44 @@ async def test_a_sender_only_shares_and_a_listener_only_cannot(
         refused = await listener.post("/Marti/api/video", json={"videoConnections": [CONNECTION]})
         assert refused.status_code == 403
         assert "no group" in refused.json()["error"]
+
+
+async def test_a_feed_is_changed_only_by_those_who_send_into_all_its_groups(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    groups = tmp_path / "groups.toml"
+    groups.write_text(
+        'red = ["Red"]\nblue = ["Blue"]\nboth = ["Red", "Blue"]\n'
+        'wide = { in = ["Blue"], out = ["Blue", "Red"] }\n'
+    )
+    server = await make_server(groups_file=str(groups))
+    async with (
+        https(server, "red") as red,
+        https(server, "blue") as blue,
+        https(server, "both") as both,
+        https(server, "wide") as wide,
+    ):
+        made = await red.post("/Marti/api/video", json={"videoConnections": [CONNECTION]})
+        assert made.status_code == 200, made.text
+        # wide reads Red's feeds but does not send into Red: it may not remove or move them.
+        assert (await wide.get("/Marti/api/video/c-1")).status_code == 200
+        assert (await wide.delete("/Marti/api/video/c-1")).status_code == 403
+        moved = await wide.put("/Marti/api/video/c-1", json=CONNECTION)
+        assert moved.status_code == 403, moved.text
+        assert (await blue.get("/Marti/api/video")).json() == {"videoConnections": []}
+        # both sends into Red: it may change the connection, which stays Red's only.
+        changed = await both.put("/Marti/api/video/c-1", json={**CONNECTION, "alias": "Hangar"})
+        assert changed.status_code == 200, changed.text
+        assert (await blue.get("/Marti/api/video")).json() == {"videoConnections": []}
+        (conn,) = (await red.get("/Marti/api/video")).json()["videoConnections"]
+        assert conn["alias"] == "Hangar"
+        # A feed of Red and Blue is not red's alone to remove.
+        shared = {
+            **CONNECTION,
+            "uuid": "c-2",
+            "feeds": [{"uuid": "f-9", "alias": "Gate", "url": "rtsp://10.0.0.9/gate"}],
+        }
+        assert (await both.post("/Marti/api/video", json={"videoConnections": [shared]})).is_success
+        assert (await red.delete("/Marti/api/video/c-2")).status_code == 403
+        assert (await both.delete("/Marti/api/video/c-2")).status_code == 200
+        assert (await red.delete("/Marti/api/video/c-1")).status_code == 200

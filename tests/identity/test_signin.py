@@ -104,3 +104,19 @@ def test_memory_stays_bounded_under_a_spray_of_addresses_and_names(signin: SignI
     long_name = "y" * 100_000
     signin.check(ATTACKER, long_name, "x", 0.0)
     assert all(len(key) <= module.MAX_NAME_KEY_CHARS for key in signin.names._failures)
+
+
+def test_signing_in_as_oneself_does_not_reset_guesses_at_another_name(tmp_path: Path) -> None:
+    users = UserStore(tmp_path, hasher=CHEAP)
+    users.add("alice", PASSWORD, Membership.both(["Blue"]), now_ms=0)
+    users.add("mallory", "mallory's own", Membership.both(["Blue"]), now_ms=0)
+    signin = SignIn(users)
+    guesses = 0
+    for _ in range(10):  # 4 guesses at alice, then 1 correct sign-in of the attacker's own
+        for _ in range(ADDRESS_FAILURES_FREE - 1):
+            if signin.check(ATTACKER, "alice", "guess", 0.0) is Refusal.WRONG:
+                guesses += 1
+        signin.check(ATTACKER, "mallory", "mallory's own", 0.0)
+    assert guesses == ADDRESS_FAILURES_FREE  # then the address waits, whoever signs in
+    assert signin.check(ATTACKER, "alice", PASSWORD, 0.0) is Refusal.THROTTLED
+    assert signin.addresses.wait_s(ATTACKER, 0.0) == ADDRESS_BACKOFF_S

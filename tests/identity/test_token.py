@@ -127,3 +127,15 @@ def test_the_key_is_made_once_private_and_kept(tmp_path: Path) -> None:
     path.write_bytes(b"not a key")
     with pytest.raises(PkiError, match="remove it"):
         ensure_token_key(pki)
+
+
+def test_a_token_from_before_the_password_was_set_predates_it() -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from accord.identity.token import predates_password
+
+    tokens = TokenService(Ed25519PrivateKey.generate(), "accord.test")
+    claims = tokens.verify(tokens.issue("alice", Audience.API, 1000.9), Audience.API, 1001.0)
+    assert not predates_password(claims, 1000_000)  # set in the same second: still valid
+    assert not predates_password(claims, 999_000)
+    assert predates_password(claims, 1001_000)  # a new password since

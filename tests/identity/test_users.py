@@ -174,7 +174,13 @@ def test_users_persist_across_store_instances(tmp_path: Path) -> None:
 
     again = store(tmp_path).get("alice")
     assert again == User(
-        "alice", alice.password_hash, alice.membership, True, created_ms=NOW, updated_ms=LATER
+        "alice",
+        alice.password_hash,
+        alice.membership,
+        True,
+        created_ms=NOW,
+        updated_ms=LATER,
+        password_changed_ms=NOW,
     )
 
 
@@ -255,6 +261,7 @@ def test_file_format_is_readable_json_with_groups_by_direction(tmp_path: Path) -
                 "disabled": False,
                 "created_ms": NOW,
                 "updated_ms": NOW,
+                "password_changed_ms": NOW,
             }
         },
     }
@@ -453,3 +460,15 @@ def test_unreadable_store_file_gives_an_error_naming_the_file(tmp_path: Path) ->
     (tmp_path / USERS_FILE).mkdir()  # a directory where the file should be
     with pytest.raises(UserStoreError, match=f"cannot read {tmp_path / USERS_FILE}"):
         UserStore(tmp_path, hasher=CHEAP)
+
+
+def test_a_new_password_is_stamped_but_other_changes_are_not(tmp_path: Path) -> None:
+    users = store(tmp_path)
+    assert users.add("alice", PASSWORD, now_ms=NOW).password_changed_ms == NOW
+    assert (
+        users.set_groups("alice", membership_of(["Red"]), now_ms=LATER).password_changed_ms == NOW
+    )
+    assert users.set_password("alice", "another passphrase", now_ms=LATER).password_changed_ms == (
+        LATER
+    )
+    assert store(tmp_path).get("alice").password_changed_ms == LATER  # type: ignore[union-attr]

@@ -19,6 +19,7 @@ which is what an audit needs. Server and federation certificates are not listed 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
@@ -229,35 +230,53 @@ def certadmin_routes(
             headers={"content-disposition": 'attachment; filename="certificates.zip"'},
         )
 
-    def revoke(row: Row, admin: str) -> Row:
-        done = registry.revoke_serial(settings.pki, row.issued.serial, settings.now())
-        settings.revoked()
-        log.warning("certificate %s of %s revoked by %s", row.issued.serial, row.issued.name, admin)
-        return dataclasses.replace(row, issued=done)
+    async def revoke(found: list[Row], admin: str) -> list[Row] | PkiError:
+        """Revoke the rows not yet revoked: one index write and one CRL, in a worker thread
+        (under the index's lock); the rows as they are now, or the first refusal."""
+        todo = [row for row in found if not row.issued.revoked]
+        serials = [row.issued.serial for row in todo]
+        results = await asyncio.to_thread(
+            registry.revoke_serials, settings.pki, serials, settings.now()
+        )
+        done: dict[str, Issued] = {}
+        for row, result in zip(todo, results, strict=True):
+            if isinstance(result, Issued):
+                done[row.issued.serial] = result
+                log.warning(
+                    "certificate %s of %s revoked by %s", row.issued.serial, row.issued.name, admin
+                )
+        if done:
+            settings.revoked()
+        refused = next((r for r in results if isinstance(r, PkiError)), None)
+        if refused is not None:
+            return refused
+        return [
+            dataclasses.replace(row, issued=done[row.issued.serial])
+            if row.issued.serial in done
+            else row
+            for row in found
+        ]
 
     async def revoke_one(request: Request, who: Membership) -> Response:
         row = find(request.path_params["hash"])
         if row is None:
             return _error(404, f"no client certificate with hash {request.path_params['hash']}")
-        try:
-            done = revoke(row, is_admin(request) or "-")
-        except PkiError as exc:
-            return _error(409, str(exc))
-        return JSONResponse(envelope(CERT_TYPE, cert_json(done)))
+        if row.issued.revoked:
+            return _error(
+                409, f"the certificate with serial {row.issued.serial} is already revoked"
+            )
+        done = await revoke([row], is_admin(request) or "-")
+        if isinstance(done, PkiError):
+            return _error(409, str(done))
+        return JSONResponse(envelope(CERT_TYPE, cert_json(done[0])))
 
     async def revoke_ids(request: Request, who: Membership) -> Response:
         found = by_ids(request.path_params["ids"])
         if isinstance(found, str):
             return _error(400 if "whole numbers" in found else 404, found)
-        done = []
-        for row in found:
-            if row.issued.revoked:
-                done.append(row)
-                continue
-            try:
-                done.append(revoke(row, is_admin(request) or "-"))
-            except PkiError as exc:
-                return _error(409, str(exc))
+        done = await revoke(found, is_admin(request) or "-")
+        if isinstance(done, PkiError):
+            return _error(409, str(done))
         return JSONResponse(envelope(CERT_TYPE, [cert_json(r) for r in done]))
 
     def only(handler: Any) -> Any:

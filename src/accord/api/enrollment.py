@@ -36,7 +36,13 @@ from accord.identity import enroll
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.p12 import DEFAULT_PASSWORD, encode_truststore
 from accord.identity.signin import Refusal, SignIn
-from accord.identity.token import ACCESS_TOKEN_LIFETIME_S, Audience, TokenError, TokenService
+from accord.identity.token import (
+    ACCESS_TOKEN_LIFETIME_S,
+    Audience,
+    TokenError,
+    TokenService,
+    predates_password,
+)
 from accord.identity.users import User, UserStoreError
 
 log = logging.getLogger("accord.enroll")
@@ -100,21 +106,50 @@ def _retry_after(state: Enrollment, client: str) -> str:
     return str(math.ceil(state.signin.wait_s(client, time.monotonic())))
 
 
-async def token_subject(state: Enrollment, token: str, audience: Audience) -> str | None:
-    """The user a token of ours was issued to, if it is valid now and the user still is."""
-    if state.tokens is None or state.wall_s is None:
-        return None
+def bearer_user(
+    tokens: TokenService,
+    lookup: Callable[[str], User | None],
+    token: str,
+    audience: Audience,
+    now_s: float,
+) -> str | None:
+    """The user a token of ours was issued to, if it is valid at ``now_s`` and its user still
+    exists, is not disabled and has not set a new password since. Blocking: ``lookup`` may
+    re-read the user store (run it off the event loop, see :func:`bearer_subject`)."""
     try:
-        claims = state.tokens.verify(token, audience, state.wall_s())
+        claims = tokens.verify(token, audience, now_s)
     except TokenError as exc:
         log.info("bearer token refused: %s", exc)
         return None
     try:
-        user = await asyncio.to_thread(state.signin.user, claims.subject)
+        user = lookup(claims.subject)
     except UserStoreError as exc:
         log.error("bearer token not checked: %s", exc)
         return None
-    return user.name if user is not None and not user.disabled else None
+    if user is None or user.disabled:
+        return None
+    if predates_password(claims, user.password_changed_ms):
+        log.info("bearer token refused: issued before %s's password was set", user.name)
+        return None
+    return user.name
+
+
+async def bearer_subject(
+    tokens: TokenService,
+    lookup: Callable[[str], User | None],
+    token: str,
+    audience: Audience,
+    now_s: float,
+) -> str | None:
+    """:func:`bearer_user` in a worker thread (the store may be read from disk)."""
+    return await asyncio.to_thread(bearer_user, tokens, lookup, token, audience, now_s)
+
+
+async def token_subject(state: Enrollment, token: str, audience: Audience) -> str | None:
+    """The user a token of ours was issued to, if it is valid now and the user still is."""
+    if state.tokens is None or state.wall_s is None:
+        return None
+    return await bearer_subject(state.tokens, state.signin.user, token, audience, state.wall_s())
 
 
 async def _authenticate(

@@ -29,6 +29,8 @@ from accord.store.export import MEDIA_TYPES, WRITERS
 from accord.store.records import MAX_PAGE, HistoryQuery, StoredEvent
 
 MAX_EXPORT_EVENTS = 10 * MAX_PAGE
+EXPORT_PAGE_ROWS = MAX_PAGE
+MAX_EXPORT_PAGES = 10  # history pages read per export, whatever they hold after filtering
 MAX_FORM_BYTES = 64 * 1024
 DEFAULT_WINDOW_S = 24 * 3600
 LEFT_OUT_TYPES = frozenset({"b-t-f", "b-f-t-r", "b-f-t-a"})  # chat and file transfers
@@ -118,18 +120,20 @@ def kml_export_routes(
             since_ms=since,
             until_ms=until,
             visible_to=frozenset(asked) if asked else who.outbound,
-            limit=MAX_PAGE,
+            limit=EXPORT_PAGE_ROWS,
         )
         events: list[StoredEvent] = []
         try:
-            while len(events) < MAX_EXPORT_EVENTS:
+            for _ in range(MAX_EXPORT_PAGES):  # a history of chat alone is not scanned to the end
+                if len(events) >= MAX_EXPORT_EVENTS:
+                    break
                 page = await store.history(query)
                 events += [e for e in page.events if e.type not in LEFT_OUT_TYPES]
                 if page.next is None:
                     break
                 query = HistoryQuery(
                     uid=query.uid, since_ms=since, until_ms=until, visible_to=query.visible_to,
-                    after=page.next, limit=MAX_PAGE,
+                    after=page.next, limit=EXPORT_PAGE_ROWS,
                 )  # fmt: skip
         except StoreError as exc:
             return JSONResponse({"error": f"history is unavailable: {exc}"}, status_code=503)

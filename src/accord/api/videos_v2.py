@@ -21,9 +21,10 @@ drone feed instead.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid as uuids
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -227,8 +228,12 @@ def video_v2_routes(
         except (ValueError, UnicodeDecodeError) as exc:
             raise FeedError(f"the body is not JSON: {exc}") from None
 
-    async def check_writable(conn_uid: str, feeds: list[VideoFeed], who: Membership) -> None:
-        """Refuse a drone's stream (409) and what the caller cannot see (403)."""
+    async def check_writable(
+        conn_uid: str, feeds: list[VideoFeed], who: Membership
+    ) -> list[VideoFeed]:
+        """Refuse a drone's stream (409) and what the caller may not change (403): feeds it
+        cannot see, and feeds shared with a group it does not send into. Return ``feeds``
+        with the groups of the feeds they replace (a change never moves a feed elsewhere)."""
         if conn_uid in drones(who):
             raise Refusal(409, f"{conn_uid} is a drone's stream: change its drone feed instead")
         if not who.inbound:
@@ -241,6 +246,19 @@ def video_v2_routes(
         for feed in feeds:
             if feed.uid in theirs:
                 raise Refusal(403, f"video feed {feed.uid!r} belongs to other groups")
+        old = {f.uid: f for f in connections(mine).get(conn_uid, ("", []))[1]}
+        old.update((f.uid, f) for f in mine if f.uid in {n.uid for n in feeds})
+        check_groups_within(old.values(), who)
+        return [
+            dataclasses.replace(f, groups=old[f.uid].groups) if f.uid in old else f for f in feeds
+        ]
+
+    def check_groups_within(feeds: Iterable[VideoFeed], who: Membership) -> None:
+        for feed in feeds:
+            if not set(feed.groups) <= who.inbound:
+                raise Refusal(
+                    403, f"video feed {feed.uid!r} is shared with groups you do not send into"
+                )
 
     async def replace(conn_uid: str, feeds: list[VideoFeed], who: Membership) -> None:
         old = connections(await store.videos(who.outbound)).get(conn_uid)
@@ -277,8 +295,7 @@ def video_v2_routes(
             if not isinstance(body, dict) or not isinstance(body.get("videoConnections"), list):
                 raise FeedError('the body must be {"videoConnections": [...]}')
             made = [feeds_from_json(c, None, groups, new_uid) for c in body["videoConnections"]]
-            for conn_uid, feeds in made:
-                await check_writable(conn_uid, feeds, who)
+            made = [(c_uid, await check_writable(c_uid, feeds, who)) for c_uid, feeds in made]
             for conn_uid, feeds in made:
                 await replace(conn_uid, feeds, who)
             shown = await visible(who)
@@ -294,12 +311,13 @@ def video_v2_routes(
         if request.method == "DELETE":
             if found is None:
                 return _error(404, f"no video connection {uid!r}")
+            check_groups_within(found[1], who)
             for feed in found[1]:
                 await store.delete_video(feed.uid)
             return Response(status_code=200)
         # PUT: replace the connection (created when new, as TAK Server's update does)
         conn_uid, feeds = feeds_from_json(await body_of(request), uid, groups, new_uid)
-        await check_writable(conn_uid, feeds, who)
+        feeds = await check_writable(conn_uid, feeds, who)
         await replace(conn_uid, feeds, who)
         # As stored; the caller may not see it back when its IN and OUT groups differ.
         alias = feeds[0].fields[CONNECTION_ALIAS]

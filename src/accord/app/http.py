@@ -32,7 +32,7 @@ from accord.api import admin
 from accord.api.admin_partners import StoreAdmin
 from accord.api.admin_users import IdentityAdmin
 from accord.api.certadmin import CertAdminSettings, certadmin_routes
-from accord.api.enrollment import Enrollment, bearer_token
+from accord.api.enrollment import Enrollment, bearer_subject, bearer_token, bearer_user
 from accord.api.enrollment import routes as enrollment_routes
 from accord.api.history import history_routes
 from accord.api.kml_export import kml_export_routes
@@ -62,8 +62,8 @@ from accord.identity.pki import (
     ensure_admin_certificate,
 )
 from accord.identity.signin import SignIn
-from accord.identity.token import Audience, TokenError, TokenService, ensure_token_key
-from accord.identity.users import UserStore, UserStoreError
+from accord.identity.token import Audience, TokenService, ensure_token_key
+from accord.identity.users import UserStore
 from accord.server.signin import password_check
 from accord.server.watch import Identities, tls_context
 from accord.store.blobs import Blobs
@@ -392,22 +392,22 @@ def bearer_caller(
     default = Membership.both(config.tls_default_groups)
 
     def subject(request: Request) -> str | None:
+        # What caller() found for this request (checked off the loop); else checked here.
+        if hasattr(request.state, "bearer_subject"):
+            found: str | None = request.state.bearer_subject
+            return found
         token = bearer_token(request)
         if token is None:
             return None
-        try:
-            name = tokens.verify(token, Audience.API, time.time()).subject
-            user = identities.users.get(name)
-        except TokenError as exc:
-            log.info("bearer token refused: %s", exc)
-            return None
-        except UserStoreError as exc:
-            log.error("bearer token not checked: %s", exc)
-            return None
-        return user.name if user is not None and not user.disabled else None
+        return bearer_user(tokens, identities.users.get, token, Audience.API, time.time())
 
-    def caller(request: Request) -> Membership | None:
-        name = subject(request)
+    async def caller(request: Request) -> Membership | None:
+        token = bearer_token(request)
+        name = None
+        if token is not None:
+            lookup = identities.users.get
+            name = await bearer_subject(tokens, lookup, token, Audience.API, time.time())
+        request.state.bearer_subject = name
         return None if name is None else identities.groups.get(name, default)
 
     return caller, subject

@@ -70,6 +70,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
         print(f"server certificate for {', '.join(hosts)}: {paths.server_cert}")
         print("restart `accord serve` to present it")
         return 0
+    if command == "list":
+        return _list(PkiPaths(root))  # read-only: never issues, records or re-signs anything
     paths = ensure_pki(root, config.server_names, now)
     if command == "client":
         files = issue_client(paths, args.name, args.out, now, ou=args.group, password=args.password)
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
             print(f"revoked {row.name} serial {row.serial}")
         print("a running server applies it within seconds and closes the live sessions")
         return 0
-    return _list(paths)
+    raise AssertionError(f"unknown cert command {command!r}")
 
 
 def _list(paths: PkiPaths) -> int:

@@ -46,6 +46,12 @@ _AUTH = re.compile(rb"<auth[\s>/]")
 # else (a <!DOCTYPE> with an external DTD, garbage after the declaration) is refused, not
 # silently dropped.
 _PROLOG = re.compile(rb"\s*(?:<\?xml\s[^>]*\?>\s*)?")
+# CoT is UTF-8 (or its ASCII subset). Another encoding (UTF-16 above all) would hide a
+# <!DOCTYPE from the byte check above, so a byte-order mark, a NUL byte or a declared
+# encoding other than these is refused before libxml2 sees the bytes.
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+_DECLARED_ENCODING = re.compile(rb"\s*<\?xml\s[^>]*?encoding\s*=\s*[\"']([^\"']*)[\"']")
+_ALLOWED_ENCODINGS = frozenset({b"utf-8", b"utf8", b"ascii", b"us-ascii"})
 
 _PARSER = etree.XMLParser(
     resolve_entities=False,
@@ -76,6 +82,7 @@ class AuthRequest:
 def parse_fragment(data: bytes | str) -> etree._Element:
     """Parse one XML element with the hardened parser; :class:`MalformedEvent` on any problem."""
     raw = data.encode() if isinstance(data, str) else data
+    _check_encoding(raw)
     if b"<!" in raw and _DECLARATION.search(raw):
         raise MalformedEvent(
             "XML declarations (DOCTYPE/ENTITY) are not allowed in CoT",
@@ -86,6 +93,26 @@ def parse_fragment(data: bytes | str) -> etree._Element:
     except (etree.XMLSyntaxError, ValueError) as exc:
         raise MalformedEvent(f"not well-formed XML: {exc}", Malformation.NOT_WELL_FORMED) from None
     return root
+
+
+def _check_bytes(raw: bytes) -> None:
+    if raw.startswith(_BOMS) or b"\x00" in raw:
+        raise MalformedEvent(
+            "CoT XML must be UTF-8: a byte-order mark or NUL byte is not allowed",
+            Malformation.FORBIDDEN_XML,
+        )
+
+
+def _check_encoding(raw: bytes) -> None:
+    """Refuse what is not UTF-8. (A frame's prefix is not parsed, so WinTAK's
+    ``encoding="utf-16"`` in front of UTF-8 bytes never reaches this.)"""
+    _check_bytes(raw)
+    declared = _DECLARED_ENCODING.match(raw)
+    if declared is not None and declared.group(1).lower() not in _ALLOWED_ENCODINGS:
+        raise MalformedEvent(
+            f"CoT XML must be UTF-8, not {declared.group(1)[:32].decode('latin-1')!r}",
+            Malformation.FORBIDDEN_XML,
+        )
 
 
 def split_prefix(frame: bytes) -> tuple[bytes, bytes]:
@@ -116,6 +143,7 @@ def decode_xml(frame: bytes, *, max_depth: int = MAX_DEPTH) -> CotEvent:
 
     The event keeps its exact bytes in ``raw``, so that it can be forwarded as received.
     """
+    _check_bytes(frame)  # before looking for <event>: UTF-16 would hide it
     prefix, body = split_prefix(frame)
     # Fix: this used to accept any prefix starting with "<?xml", so a DOCTYPE (external DTD,
     # entity declarations) or garbage after the declaration was silently dropped; refuse it.

@@ -3,12 +3,21 @@
 The index (``issued.json``) lets an operator list and revoke certificates by name; the CRL
 (``crl.pem``) is what TLS enforces. A CRL that has passed its ``nextUpdate`` makes OpenSSL
 refuse *every* client, so it is re-signed well before that (:func:`ensure_crl`).
+
+The server's event loop (certificate admin), its enrollment worker threads and other
+processes (``accord cert revoke``) all change the index: every read-modify-write of it, and
+the CRL signed from it, happens under an exclusive ``flock`` on ``issued.json.lock``, so a
+revocation is never lost to a concurrent record (and never undone at the next CRL).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -50,6 +59,24 @@ def crl_path(paths: PkiPaths) -> Path:
     return paths.root / "crl.pem"
 
 
+def lock_path(paths: PkiPaths) -> Path:
+    return paths.root / "issued.json.lock"
+
+
+@contextmanager
+def _locked(paths: PkiPaths) -> Iterator[None]:
+    """Hold the index's exclusive lock (threads and processes alike). Not re-entrant."""
+    try:
+        fd = os.open(lock_path(paths), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise PkiError(f"cannot lock {lock_path(paths)}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def load_index(paths: PkiPaths) -> list[Issued]:
     path = index_path(paths)
     if not path.exists():
@@ -70,12 +97,18 @@ def record(paths: PkiPaths, name: str, kind: str, cert: x509.Certificate) -> Iss
     """Add a newly issued certificate to the index."""
     pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
     row = Issued(name, kind, serial_hex(cert), cert.not_valid_after_utc.isoformat(), pem=pem)
-    _save_index(paths, [*load_index(paths), row])
+    with _locked(paths):
+        _save_index(paths, [*load_index(paths), row])
     return row
 
 
 def revoke(paths: PkiPaths, name: str, now: dt.datetime) -> list[Issued]:
     """Revoke every valid certificate issued to ``name``; re-sign the CRL; return them."""
+    with _locked(paths):
+        return _revoke_name(paths, name, now)
+
+
+def _revoke_name(paths: PkiPaths, name: str, now: dt.datetime) -> list[Issued]:
     rows = load_index(paths)
     hit = [r for r in rows if r.name == name and not r.revoked]
     if not hit:
@@ -92,18 +125,45 @@ def revoke(paths: PkiPaths, name: str, now: dt.datetime) -> list[Issued]:
 
 def revoke_serial(paths: PkiPaths, serial: str, now: dt.datetime) -> Issued:
     """Revoke the one certificate with ``serial`` (hex, any case or padding); re-sign the CRL."""
-    rows = load_index(paths)
-    wanted = int(serial, 16)
-    hit = next((r for r in rows if int(r.serial, 16) == wanted), None)
-    if hit is None:
-        raise PkiError(f"no certificate with serial {serial} was issued here")
-    if hit.revoked:
-        raise PkiError(f"the certificate with serial {hit.serial} is already revoked")
-    done = replace(hit, revoked_at=now.isoformat())
-    rows = [done if r is hit else r for r in rows]
-    _save_index(paths, rows)
-    write_crl(paths, load_authority(paths), rows, now)
+    done = revoke_serials(paths, [serial], now)[0]
+    if isinstance(done, PkiError):
+        raise done
     return done
+
+
+def revoke_serials(
+    paths: PkiPaths, serials: Iterable[str], now: dt.datetime
+) -> list[Issued | PkiError]:
+    """Revoke each certificate of ``serials`` under one lock, one index write and one CRL;
+    for each serial, in order, the revoked row or the error that says why it was not."""
+    with _locked(paths):
+        rows = load_index(paths)
+        stamp = now.isoformat()
+        results: list[Issued | PkiError] = []
+        changed = False
+        for serial in serials:
+            try:
+                wanted = int(serial, 16)
+            except ValueError:
+                results.append(PkiError(f"{serial!r} is not a hexadecimal serial"))
+                continue
+            at = next((i for i, r in enumerate(rows) if int(r.serial, 16) == wanted), None)
+            if at is None:
+                results.append(PkiError(f"no certificate with serial {serial} was issued here"))
+                continue
+            hit = rows[at]
+            if hit.revoked:
+                results.append(
+                    PkiError(f"the certificate with serial {hit.serial} is already revoked")
+                )
+                continue
+            rows[at] = replace(hit, revoked_at=stamp)
+            results.append(rows[at])
+            changed = True
+        if changed:
+            _save_index(paths, rows)
+            write_crl(paths, load_authority(paths), rows, now)
+        return results
 
 
 def write_crl(paths: PkiPaths, ca: Authority, rows: list[Issued], now: dt.datetime) -> None:
@@ -136,7 +196,8 @@ def ensure_crl(paths: PkiPaths, now: dt.datetime) -> bool:
         next_update = crl.next_update_utc if crl is not None else None
         if next_update is not None and next_update - now > dt.timedelta(days=CRL_RENEW_DAYS):
             return False
-    write_crl(paths, load_authority(paths), load_index(paths), now)
+    with _locked(paths):  # signed from the index as it is, not as it was before a revoke
+        write_crl(paths, load_authority(paths), load_index(paths), now)
     return True
 
 

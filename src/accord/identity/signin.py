@@ -10,8 +10,9 @@ Wrong passwords are limited so that guessing is slow but nobody can lock a user 
 
 * **by source address, with back-off**: five wrong passwords from one address are free; then
   the address waits a minute, and each further wrong password doubles the wait (up to
-  15 minutes). A correct password resets the address. A guesser on one address gets a few
-  dozen tries a day.
+  15 minutes). A correct password clears the address's wrong passwords *for that name*
+  only, so signing in to one's own account does not buy guesses at another's. A guesser on
+  one address gets a few dozen tries a day.
 * **by user name, far more loosely**: 50 wrong passwords for one name within 10 minutes, from
   any number of addresses, make the name wait, but not from an address that signed in as that
   user before. Someone who knows a name and has a few addresses cannot lock its owner out
@@ -35,6 +36,7 @@ NAME_FAILURES_ALLOWED = 50
 NAME_WINDOW_S = 600.0
 MAX_KEYS = 10_000  # addresses, names and known (name, address) pairs kept, each; oldest go
 MAX_NAME_KEY_CHARS = 256  # longer than any user name can be; what the name limit keys on
+MAX_NAMES_PER_ADDRESS = 64  # names an address's failures are kept by; older ones stay counted
 
 
 class Refusal(enum.Enum):
@@ -47,6 +49,7 @@ class _Strikes:
     failures: int = 0
     last_s: float = 0.0
     until_s: float = 0.0
+    by_name: dict[str, int] = field(default_factory=dict)  # which names the failures were for
 
 
 def _bounded_put(table: OrderedDict[str, _Strikes], key: str, value: _Strikes) -> None:
@@ -80,17 +83,27 @@ class AddressThrottle:
             return 0.0
         return max(0.0, strikes.until_s - now)
 
-    def failed(self, address: str, now: float) -> None:
+    def failed(self, address: str, now: float, name: str = "") -> None:
         strikes = self._strikes.get(address) or _Strikes()
         strikes.failures += 1
         strikes.last_s = now
+        strikes.by_name[name] = strikes.by_name.pop(name, 0) + 1
+        while len(strikes.by_name) > MAX_NAMES_PER_ADDRESS:
+            del strikes.by_name[next(iter(strikes.by_name))]  # stays in the total for good
         over = strikes.failures - self.free
         if over >= 0:
             strikes.until_s = now + min(self.max_wait_s, self.first_wait_s * 2.0 ** min(over, 32))
         _bounded_put(self._strikes, address, strikes)
 
-    def succeeded(self, address: str) -> None:
-        self._strikes.pop(address, None)
+    def succeeded(self, address: str, name: str = "") -> None:
+        """``name`` signed in from ``address``: forget the wrong passwords given for it there
+        (a typo by the owner), not those for other names (guesses at someone else's)."""
+        strikes = self._strikes.get(address)
+        if strikes is None:
+            return
+        strikes.failures -= strikes.by_name.pop(name, 0)
+        if strikes.failures <= 0:
+            del self._strikes[address]
 
 
 class NameThrottle:
@@ -160,10 +173,10 @@ class SignIn:
             return Refusal.THROTTLED
         user = self.users.verify(name, password)
         if user is None:
-            self.addresses.failed(peer, now)
+            self.addresses.failed(peer, now, key)
             self.names.failed(key, now)
             return Refusal.WRONG
-        self.addresses.succeeded(peer)
+        self.addresses.succeeded(peer, key)
         self.names.succeeded(key, peer)
         return user
 

@@ -126,6 +126,13 @@ class TokenService:
         return Claims(subject, audience, iat, exp)
 
 
+def predates_password(claims: Claims, password_changed_ms: int) -> bool:
+    """Whether the token was issued before its user's password was last set (a password
+    change ends every session). ``iat`` has whole seconds: a token from the very second of
+    the change still counts as after it."""
+    return claims.issued_s < password_changed_ms // 1000
+
+
 def ensure_token_key(pki_root: Path) -> Ed25519PrivateKey:
     """The token signing key in ``pki_root``, made (mode 0600) when there is none yet."""
     path = pki_root / TOKEN_KEY

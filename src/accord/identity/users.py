@@ -55,7 +55,9 @@ MIN_PASSWORD_CHARS = 8  # NIST SP 800-63B's floor for chosen passwords
 MAX_PASSWORD_CHARS = 1024  # a TAK <auth> message is at most 1024 bytes in all
 
 _NAME_CHARS = re.compile(r"[A-Za-z0-9._-]+")
-_ENTRY_KEYS = frozenset({"password", "groups", "disabled", "created_ms", "updated_ms"})
+_ENTRY_KEYS = frozenset(
+    {"password", "groups", "disabled", "created_ms", "updated_ms", "password_changed_ms"}
+)
 _DUMMY_PASSWORD = "accord: no such user"
 
 NO_GROUPS = Membership(frozenset(), frozenset())
@@ -77,6 +79,8 @@ class User:
     disabled: bool = False
     created_ms: int = 0
     updated_ms: int = 0
+    # When the password was set (creation or the last change): older bearer tokens are refused.
+    password_changed_ms: int = 0
 
 
 # -- validation --------------------------------------------------------------------------------
@@ -263,7 +267,7 @@ class UserStore:
         check_password(password)
         check_membership(membership)
         self._refuse_taken(name)  # before the slow hash, so a mistake fails fast
-        user = User(name, self._hasher.hash(password), membership, False, now_ms, now_ms)
+        user = User(name, self._hasher.hash(password), membership, False, now_ms, now_ms, now_ms)
         with self._locked():
             self._refuse_taken(name)
             self._commit({**self._users, name: user})
@@ -279,7 +283,8 @@ class UserStore:
         self._existing(name)
         password_hash = self._hasher.hash(password)
         with self._locked():
-            return self._update(self._existing(name), password_hash=password_hash, now_ms=now_ms)
+            user = replace(self._existing(name), password_changed_ms=now_ms)
+            return self._update(user, password_hash=password_hash, now_ms=now_ms)
 
     def set_groups(self, name: str, membership: Membership, *, now_ms: int) -> User:
         check_membership(membership)
@@ -427,6 +432,7 @@ def _encode(users: Mapping[str, User]) -> bytes:
             "disabled": user.disabled,
             "created_ms": user.created_ms,
             "updated_ms": user.updated_ms,
+            "password_changed_ms": user.password_changed_ms,
         }
     text = json.dumps({"version": FORMAT_VERSION, "users": entries}, indent=2, ensure_ascii=False)
     return (text + "\n").encode()
@@ -474,13 +480,18 @@ def _decode(raw: bytes, path: Path) -> dict[str, User]:
             raise fail(f"user {name!r}: 'password' is not an argon2 hash") from None
         disabled = entry.get("disabled", False)
         created, updated = entry.get("created_ms", 0), entry.get("updated_ms", 0)
+        changed = entry.get("password_changed_ms", 0) or created  # older files: since creation
         if not isinstance(disabled, bool):
             raise fail(f"user {name!r}: 'disabled' must be true or false")
-        for key, value in (("created_ms", created), ("updated_ms", updated)):
+        for key, value in (
+            ("created_ms", created),
+            ("updated_ms", updated),
+            ("password_changed_ms", changed),
+        ):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise fail(f"user {name!r}: {key!r} must be an integer (epoch milliseconds)")
         groups[name] = entry.get("groups", [])
-        users[name] = User(name, password_hash, NO_GROUPS, disabled, created, updated)
+        users[name] = User(name, password_hash, NO_GROUPS, disabled, created, updated, changed)
 
     try:
         memberships = parse_groups_map(groups)

@@ -160,8 +160,9 @@ class TlsListener:
 
     async def accept(self) -> None:
         """Accept until cancelled; each handshake is a task of this loop's group, so
-        cancelling the loop cancels them and one that fails unexpectedly ends the loop (and
-        its owner hears of it) instead of dying unseen."""
+        cancelling the loop cancels them. A handshake that fails unexpectedly is logged and
+        counted on its own (:meth:`_handshake_admitted`): it never ends the group, which would
+        cancel every other handshake in flight."""
         sock = self._sock
         if sock is None:
             raise RuntimeError("TlsListener.accept before listen")
@@ -213,6 +214,10 @@ class TlsListener:
         except (OSError, TimeoutError, ConnectionError) as exc:  # ssl.SSLError is an OSError
             self.hub.counters.tls_handshake_failed += 1
             log.warning("TLS handshake failed peer=%s:%s: %s", peer[0], peer[1], _reason(exc))
+            conn.close()
+        except Exception:  # a bug in one connection's setup: that connection only
+            self.hub.counters.tls_handshake_failed += 1
+            log.exception("TLS connection setup failed peer=%s:%s", peer[0], peer[1])
             conn.close()
 
     def close(self) -> None:

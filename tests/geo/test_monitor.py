@@ -206,3 +206,16 @@ def test_alerts_lists_the_most_severe_first() -> None:
         0.0,
     )
     assert [(level, e.intruder) for level, e in monitor.alerts()] == [(3, "near"), (2, "closing")]
+
+
+def test_a_report_older_than_the_timeout_is_dropped_not_spread_over_the_world() -> None:
+    # A client with a wrong clock (or an old replay): 11 months old, its disc would cover the
+    # grid and every query would scan all of it.
+    monitor = SeparationMonitor()
+    now = 30_000_000.0
+    monitor.update(at("own", 0.0, now, own=True), now)
+    assert monitor.update(at("stale", 50.0, now - 28_000_000.0), now) == []
+    assert monitor.counters.dropped == {"too old": 1}
+    assert "stale" not in monitor.tracks
+    monitor.update(at("fresh", 50.0, now - 1.0), now)
+    assert "fresh" in monitor.tracks

@@ -159,6 +159,10 @@ class SeparationMonitor:
             known = self.tracks.get(track.uid)
             if problem is None and known is not None and track.time_s < known.time_s:
                 problem = "older than the last report"
+            if problem is None and now_s - track.time_s > self.config.track_timeout_s:
+                # A report already past the timeout (a client with a wrong clock, an old
+                # replay): its doubt would cover the whole grid; tick() would forget it anyway.
+                problem = "too old"
             if problem is not None:
                 self.counters.dropped[problem] += 1
                 continue

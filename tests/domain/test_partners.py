@@ -107,3 +107,9 @@ def test_a_partners_array_needs_tables_with_unique_names_and_pins() -> None:
         parse_partners([a, {**b, "ca_sha256": PIN}], "config.toml")
     with pytest.raises(PartnerError, match=r"partners\[0\]: unknown key"):
         parse_partners([{**a, "x": 1}], "config.toml")
+
+
+def test_agreed_separation_thresholds_must_be_a_table_of_numbers() -> None:
+    for bad in ("300 m", {"horizontal_m": "300"}, {"horizontal_m": True}):
+        with pytest.raises(PartnerError, match="separation must be a table"):
+            parse_partner({"name": "charlie", "ca_sha256": PIN, "separation": bad}, "p.toml")

@@ -184,3 +184,35 @@ def test_hostile_text_stays_text_in_the_feature() -> None:
     assert feature["callsign"] == HOSTILE
     assert feature["remarks"] == HOSTILE
     assert json.loads(json.dumps(feature))["callsign"] == HOSTILE  # plain JSON strings
+
+
+def test_a_sensor_without_a_usable_azimuth_points_along_the_course_or_is_not_drawn() -> None:
+    along = '<track course="45" speed="10"/><sensor azimuth="north" range="abc" fov="30"/>'
+    feature = to_feature(decode_xml(event("a-f-A-M-H-Q", along)), NOW)
+    assert feature["sensor"]["azimuth"] == 45  # the unreadable azimuth gives way to the course
+    assert feature["sensor"]["range"] == UNKNOWN_RANGE_M  # an unreadable range is unknown
+    nowhere = '<sensor azimuth="north" fov="30"/>'
+    assert to_feature(decode_xml(event("a-f-A-M-H-Q", nowhere)), NOW).get("sensor") is None
+
+
+def test_a_chat_names_its_sender_from_the_remarks_source_and_a_bare_b_t_f_is_no_chat() -> None:
+    detail = (
+        '<__chat id="All Chat Rooms" chatroom="All Chat Rooms" senderCallsign="BRAVO"/>'
+        '<remarks source="BAO.F.ATAK.ANDROID-2">Copy</remarks>'
+    )
+    feature = to_feature(decode_xml(event("b-t-f", detail, lat=0, lon=0)), NOW)
+    assert (feature["op"], feature["from_uid"], feature["text"]) == ("chat", "ANDROID-2", "Copy")
+    bare = to_feature(decode_xml(event("b-t-f", "<remarks>x</remarks>")), NOW)
+    assert bare["op"] != "chat"
+
+
+def test_an_event_whose_detail_does_not_parse_is_still_drawn_or_deleted_by_its_uid() -> None:
+    import dataclasses
+
+    put = decode_xml(event("a-f-G-U-C", '<contact callsign="A"/>'))
+    broken = dataclasses.replace(put, detail=dataclasses.replace(put.detail, xml="<unclosed"))
+    feature = to_feature(broken, NOW)
+    assert (feature["op"], feature["uid"]) == ("put", "U-1")
+    gone = decode_xml(event("t-x-d-d", "<link uid='X'/>"))
+    gone = dataclasses.replace(gone, detail=dataclasses.replace(gone.detail, xml="<unclosed"))
+    assert to_feature(gone, NOW) == {"op": "delete", "uid": "U-1"}

@@ -238,12 +238,11 @@ async def test_hostile_callsigns_remarks_and_chat_stay_text(
         "window.accord.items.has('EVIL-2') && window.accord.stats.chats > 0", timeout=WAIT_MS
     )
     await page.evaluate("window.accord.map.jumpTo({center: [11.5, 48.5], zoom: 12})")
-    for uid in ("EVIL-1", "EVIL-2"):
+    shown = "(s) => (document.getElementById('panel-title').textContent || '').includes(s)"
+    for uid, title in (("EVIL-1", "onerror"), ("EVIL-2", "EVIL-2"), ("EVIL-1", "onerror")):
         await page.evaluate(f"window.accord.selected = '{uid}'")
-        await page.wait_for_timeout(600)
+        await page.wait_for_function(shown, arg=title, timeout=WAIT_MS)  # its panel is drawn
         assert await page.evaluate("document.querySelector('#panel a[href^=javascript]')") is None
-    await page.evaluate("window.accord.selected = 'EVIL-1'")
-    await page.wait_for_timeout(600)
     await page.screenshot(path=shot_path("hostile-text"))
     assert await page.evaluate("window.__xss") is None  # nothing ran
     assert await page.evaluate("document.querySelectorAll('img[src=x]').length") == 0

@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from accord.cot.made import delete_event, made_event
 from accord.cot.model import UNKNOWN_VALUE, CotEvent, Point
 from accord.cot.xml import detail_from_xml, escape_attr
 
@@ -385,17 +386,14 @@ def to_link_alert(vehicle: Vehicle, settings: FeedSettings, now_ms: int, *, lost
         kind = "b-a-o-can"
     lat = vehicle.lat if vehicle.lat is not None else 0.0
     lon = vehicle.lon if vehicle.lon is not None else 0.0
-    return CotEvent(
-        uid=f"{settings.uid(vehicle.sysid)}.link-lost",
-        type=kind,
+    return made_event(
+        f"{settings.uid(vehicle.sysid)}.link-lost",
+        kind,
+        Point(lat, lon),
+        (f'<contact callsign="{escape_attr(callsign)} link"/>{link}{emergency}'),
+        now_ms=now_ms,
+        stale_ms=ALERT_STALE_MS,
         how="m-g",
-        time=now_ms,
-        start=now_ms,
-        stale=now_ms + ALERT_STALE_MS,
-        point=Point(lat, lon),
-        detail=detail_from_xml(
-            f'<contact callsign="{escape_attr(callsign)} link"/>{link}{emergency}'
-        ),
     )
 
 
@@ -425,15 +423,14 @@ def to_home(
         f' type="{aircraft_type(vehicle, settings)}" relation="p-p"/>'
         f"<remarks>launch and return point of {escape_attr(callsign)}</remarks>"
     )
-    return CotEvent(
-        uid=home_uid(settings, vehicle.sysid),
-        type="b-m-p-w",
+    return made_event(
+        home_uid(settings, vehicle.sysid),
+        "b-m-p-w",
+        Point(lat, lon, hae_of(vehicle, msl, geoid, (lat, lon))),
+        detail,
+        now_ms=now_ms,
+        stale_ms=STATIC_STALE_MS,
         how="m-g",
-        time=now_ms,
-        start=now_ms,
-        stale=now_ms + STATIC_STALE_MS,
-        point=Point(lat, lon, hae_of(vehicle, msl, geoid, (lat, lon))),
-        detail=detail_from_xml(detail),
     )
 
 
@@ -465,33 +462,20 @@ def to_route(
         "</remarks>"
     )
     first = route[0] if route else (0, 0.0, 0.0, 0.0)
-    return CotEvent(
-        uid=uid,
-        type="b-m-r",
+    return made_event(
+        uid,
+        "b-m-r",
+        Point(first[1], first[2]),
+        detail,
+        now_ms=now_ms,
+        stale_ms=STATIC_STALE_MS,
         how="h-e",
-        time=now_ms,
-        start=now_ms,
-        stale=now_ms + STATIC_STALE_MS,
-        point=Point(first[1], first[2]),
-        detail=detail_from_xml(detail),
     )
 
 
 def to_delete(uid: str, kind: str, now_ms: int) -> CotEvent:
     """``t-x-d-d`` with ``<__forcedelete>``: clients remove ``uid`` (a mission cleared)."""
-    return CotEvent(
-        uid=f"{uid}.delete",
-        type="t-x-d-d",
-        how="m-g",
-        time=now_ms,
-        start=now_ms,
-        stale=now_ms + DELETE_STALE_MS,
-        point=Point(0.0, 0.0),
-        detail=detail_from_xml(
-            f'<link uid="{escape_attr(uid)}" type="{escape_attr(kind)}" relation="none"/>'
-            "<__forcedelete/>"
-        ),
-    )
+    return delete_event(uid, kind, now_ms=now_ms, stale_ms=DELETE_STALE_MS)
 
 
 def _num7(value: float) -> str:

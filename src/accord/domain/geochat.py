@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from accord.cot.model import UNKNOWN_VALUE, CotEvent, Point, iso_from_ms
-from accord.cot.xml import detail_from_xml, escape_attr
+from accord.cot.made import made_event
+from accord.cot.model import CotEvent, Point, iso_from_ms
+from accord.cot.xml import escape_attr
 from accord.domain.routing import ALL_CHAT_ROOMS, CHAT_TYPE
 
 CHAT_STALE_MS = 24 * 3600 * 1000  # ATAK's: a day
@@ -65,15 +66,14 @@ def to_chat(
         f'<remarks source="BAO.F.ATAK.{a(sender.uid)}" to="{a(room_id)}" time="{when}">'
         f"{a(text)}</remarks>"
     )
-    return CotEvent(
-        uid=f"GeoChat.{sender.uid}.{room_id}.{message_id}",
-        type=CHAT_TYPE,
+    return made_event(
+        f"GeoChat.{sender.uid}.{room_id}.{message_id}",
+        CHAT_TYPE,
+        Point(0.0, 0.0),
+        detail,
+        now_ms=now_ms,
+        stale_ms=CHAT_STALE_MS,
         how="h-g-i-g-o",
-        time=now_ms,
-        start=now_ms,
-        stale=now_ms + CHAT_STALE_MS,
-        point=Point(0.0, 0.0, UNKNOWN_VALUE, UNKNOWN_VALUE, UNKNOWN_VALUE),
-        detail=detail_from_xml(detail),
     )
 
 
@@ -85,13 +85,12 @@ def to_web_sa(sender: Sender, now_ms: int) -> CotEvent:
         '<__group name="Cyan" role="HQ"/><takv device="browser" platform="Accord web"'
         ' os="web" version="1"/>'
     )
-    return CotEvent(
-        uid=sender.uid,
-        type=WEB_SA_TYPE,
+    return made_event(
+        sender.uid,
+        WEB_SA_TYPE,
+        Point(0.0, 0.0),
+        detail,
+        now_ms=now_ms,
+        stale_ms=WEB_SA_STALE_MS,
         how="h-g-i-g-o",
-        time=now_ms,
-        start=now_ms,
-        stale=now_ms + WEB_SA_STALE_MS,
-        point=Point(0.0, 0.0, UNKNOWN_VALUE, UNKNOWN_VALUE, UNKNOWN_VALUE),
-        detail=detail_from_xml(detail),
     )

@@ -38,8 +38,9 @@ from dataclasses import dataclass
 from lxml import etree
 
 from accord.cot.errors import MalformedEvent
-from accord.cot.model import UNKNOWN_THRESHOLD, UNKNOWN_VALUE, CotEvent, Point, iso_from_ms
-from accord.cot.xml import detail_from_xml, escape_attr, parse_fragment
+from accord.cot.made import delete_event, made_event
+from accord.cot.model import UNKNOWN_THRESHOLD, CotEvent, Point, iso_from_ms
+from accord.cot.xml import escape_attr, parse_fragment
 from accord.geo.config import LEVEL_NAMES
 from accord.geo.encounter import Encounter
 from accord.geo.fence import Breach
@@ -50,7 +51,6 @@ from accord.geo.track import Track
 ALERT_TYPE = "b-a-o-c"  # ATAK's custom emergency: shown, not sounded as a 911
 CANCEL_TYPE = "b-a-o-can"
 ZONE_TYPE = "u-d-c-c"
-DELETE_TYPE = "t-x-d-d"
 SEPARATION_TAG = "__separation"
 CONFLICT_TAG = "__conflict"
 ALERT_STALE_MS = 30_000  # the adapter re-sends active alerts well within this
@@ -205,67 +205,58 @@ def raised_events(level: int, encounter: Encounter, pair: Pair, now_ms: int) -> 
         f"{separation_xml(level, encounter)}{_conflict_xml(pair)}"
         f"<remarks>{escape_attr(text)}</remarks>"
     )
-    alert = CotEvent(
-        uid=pair.uid,
-        type=ALERT_TYPE,
+    alert = made_event(
+        pair.uid,
+        ALERT_TYPE,
+        Point(lat, lon),
+        detail,
+        now_ms=now_ms,
+        stale_ms=ALERT_STALE_MS,
         how="m-p",  # machine, predicted
-        time=now_ms,
-        start=now_ms,
-        stale=now_ms + ALERT_STALE_MS,
-        point=Point(lat, lon, UNKNOWN_VALUE, UNKNOWN_VALUE, UNKNOWN_VALUE),
-        detail=detail_from_xml(detail),
     )
     radius = max(1.0, encounter.volume_h_m)
     colour = "-65536" if level >= 2 else "-256"  # red for warning and loss, yellow for caution
-    zone = CotEvent(
-        uid=f"{pair.uid}.zone",
-        type=ZONE_TYPE,
-        how="m-p",
-        time=now_ms,
-        start=now_ms,
-        stale=now_ms + ALERT_STALE_MS,
-        point=Point(lat, lon, UNKNOWN_VALUE, UNKNOWN_VALUE, UNKNOWN_VALUE),
-        detail=detail_from_xml(
+    zone = made_event(
+        f"{pair.uid}.zone",
+        ZONE_TYPE,
+        Point(lat, lon),
+        (
             f'<shape><ellipse major="{radius:.0f}" minor="{radius:.0f}" angle="360"/></shape>'
             f'<contact callsign="conflict {escape_attr(pair.own_callsign)}"/>'
             f'<strokeColor value="{colour}"/><strokeWeight value="3.0"/>'
             f'<fillColor value="{colour}"/>'
             f"{_link(pair, encounter)}{_conflict_xml(pair)}"
         ),
+        now_ms=now_ms,
+        stale_ms=ALERT_STALE_MS,
+        how="m-p",
     )
     return [alert, zone]
 
 
 def cancel_events(pair: Pair, encounter: Encounter, now_ms: int) -> list[CotEvent]:
     lat, lon = encounter.plane.inverse(0.0, 0.0)
-    cancel = CotEvent(
-        uid=pair.uid,
-        type=CANCEL_TYPE,
-        how="m-p",
-        time=now_ms,
-        start=now_ms,
-        stale=now_ms + ALERT_STALE_MS,
-        point=Point(lat, lon, UNKNOWN_VALUE, UNKNOWN_VALUE, UNKNOWN_VALUE),
-        detail=detail_from_xml(
+    cancel = made_event(
+        pair.uid,
+        CANCEL_TYPE,
+        Point(lat, lon),
+        (
             f'<contact callsign="{escape_attr(pair.own_callsign)} conflict"/>'
             f"{_link(pair, encounter)}"
             f'<emergency cancel="true">{escape_attr(pair.own_callsign)}</emergency>'
             f"{_conflict_xml(pair)}"
         ),
+        now_ms=now_ms,
+        stale_ms=ALERT_STALE_MS,
+        how="m-p",
     )
-    zone_uid = f"{pair.uid}.zone"
-    delete = CotEvent(
-        uid=f"{zone_uid}.delete",
-        type=DELETE_TYPE,
+    delete = delete_event(
+        f"{pair.uid}.zone",
+        ZONE_TYPE,
+        now_ms=now_ms,
+        stale_ms=ALERT_STALE_MS,
         how="h-g-i-g-o",
-        time=now_ms,
-        start=now_ms,
-        stale=now_ms + ALERT_STALE_MS,
         point=Point(lat, lon),
-        detail=detail_from_xml(
-            f'<link uid="{escape_attr(zone_uid)}" type="{ZONE_TYPE}" relation="none"/>'
-            "<__forcedelete/>"
-        ),
     )
     return [cancel, delete]
 
@@ -301,15 +292,14 @@ def breach_event(
         f' track_partner="{escape_attr(track_partner)}"'
         f' fence_partner="{escape_attr(fence_partner)}" origin="{escape_attr(origin)}"/>'
     )
-    return CotEvent(
-        uid=f"fence.{origin}.{key}",
-        type=BREACH_TYPE,
+    return made_event(
+        f"fence.{origin}.{key}",
+        BREACH_TYPE,
+        Point(breach.lat, breach.lon),
+        detail,
+        now_ms=now_ms,
+        stale_ms=ALERT_STALE_MS,
         how="m-g",
-        time=now_ms,
-        start=now_ms,
-        stale=now_ms + ALERT_STALE_MS,
-        point=Point(breach.lat, breach.lon, UNKNOWN_VALUE, UNKNOWN_VALUE, UNKNOWN_VALUE),
-        detail=detail_from_xml(detail),
     )
 
 
@@ -342,15 +332,14 @@ def intent_conflict_event(
         f' to="{iso_from_ms(int(meeting.to_s * 1000))}" distance_m="{meeting.distance_m:.0f}"/>'
         f"{_conflict_xml(pair)}"
     )
-    return CotEvent(
-        uid=f"intent.{pair.origin}.{pair.key}",
-        type=ALERT_TYPE,
+    return made_event(
+        f"intent.{pair.origin}.{pair.key}",
+        ALERT_TYPE,
+        Point(meeting.lat, meeting.lon),
+        detail,
+        now_ms=now_ms,
+        stale_ms=INTENT_STALE_MS,
         how="m-p",
-        time=now_ms,
-        start=now_ms,
-        stale=now_ms + INTENT_STALE_MS,
-        point=Point(meeting.lat, meeting.lon, UNKNOWN_VALUE, UNKNOWN_VALUE, UNKNOWN_VALUE),
-        detail=detail_from_xml(detail),
     )
 
 
@@ -372,13 +361,12 @@ def conformance_event(
             f'<{CONFORMANCE_TAG} track="{escape_attr(track)}" intent="{escape_attr(intent.uid)}"'
             f' off_m="{off_m:.0f}"/>'
         )
-    return CotEvent(
-        uid=f"{track}.nonconforming",
-        type=kind,
+    return made_event(
+        f"{track}.nonconforming",
+        kind,
+        Point(lat, lon),
+        f'<contact callsign="{escape_attr(callsign)}"/>{link}{body}',
+        now_ms=now_ms,
+        stale_ms=ALERT_STALE_MS,
         how="m-g",
-        time=now_ms,
-        start=now_ms,
-        stale=now_ms + ALERT_STALE_MS,
-        point=Point(lat, lon, UNKNOWN_VALUE, UNKNOWN_VALUE, UNKNOWN_VALUE),
-        detail=detail_from_xml(f'<contact callsign="{escape_attr(callsign)}"/>{link}{body}'),
     )

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from accord.cot.made import DELETE_TYPE
 from accord.cot.model import CotEvent
 from accord.domain.contacts import Party
 from accord.domain.groups import Membership
@@ -32,7 +33,6 @@ from accord.domain.routing import deleted
 from accord.domain.views import Sample
 from accord.geo.config import LEVEL_NAMES
 from accord.geo.cot import (
-    DELETE_TYPE,
     Pair,
     alert_events,
     breach_event,

@@ -11,16 +11,14 @@ import signal
 import time
 import tomllib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-
-from cryptography import x509
 
 from accord.api import admin
 from accord.api.enrollment import config_routes
 from accord.api.peers import PeerCertificates
+from accord.app.coordination import start_cluster, start_coordination
 from accord.app.drones import start_drone_feeds
-from accord.app.file_sharing import file_shares, serve_partner_files
 from accord.app.http import (
     CurrentTls,
     admin_state,
@@ -34,6 +32,7 @@ from accord.app.http import (
     shared_signin,
     token_service,
 )
+from accord.app.partners import read_partners, start_federation
 from accord.app.running import (
     Running,
     ServerFailed,
@@ -51,26 +50,14 @@ from accord.cot.connection import Limits
 from accord.cot.errors import MalformedEvent
 from accord.domain.groups import GroupsFileError, Membership, parse_groups_map
 from accord.domain.metrics import Counters
-from accord.domain.partners import Partner, PartnerError, check_unique, server_id
-from accord.federation import partners_toml
-from accord.federation.connection import Own
 from accord.federation.contract import Gate, Journal
-from accord.federation.gate import PolicyGate, PolicyLoadError, load_policies
-from accord.federation.journal import LedgerJournal
-from accord.federation.ledger_exchange import LedgerExchange
-from accord.federation.transport import Federation
-from accord.federation.trust import fingerprint
-from accord.geo.config import SeparationConfig, SeparationConfigError
-from accord.geo.monitor import SeparationMonitor
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
-from accord.identity.ledger_key import ensure_ledger_key, ensure_ledger_secret
+from accord.identity.ledger_key import ensure_ledger_key
 from accord.identity.pki import (
-    ensure_federation_certificate,
     ensure_pki,
 )
 from accord.identity.users import UserStore
-from accord.server.coordination import Coordination
 from accord.server.history import HistoryRules, HistoryWriter
 from accord.server.hub import Hub
 from accord.server.listeners import TcpListener, TlsListener
@@ -244,45 +231,6 @@ async def _start_store(running: Running, config: Config) -> None:
     running.stack.push_async_callback(running.close_sessions)
 
 
-def _start_coordination(running: Running, config: Config) -> None:
-    """Separation alerts: the monitor taps every routed event (see server/coordination.py)."""
-
-    def released_as(partner: str, uid: str) -> str | None:
-        return None if running.gate is None else running.gate.released_as(partner, uid)
-
-    partner_configs: dict[str, SeparationConfig] = {}
-    try:  # the agreed thresholds (a bad partners.toml fails the federation's start)
-        partners = (*config.partners, *partners_toml.read(config.data_dir))
-    except PartnerError:
-        partners = config.partners
-    for partner in partners:
-        if partner.separation:
-            try:
-                partner_configs[partner.name] = config.separation.replace(
-                    dict(partner.separation), f"partner {partner.name}: separation"
-                )
-            except SeparationConfigError as exc:
-                raise StartupError(str(exc)) from None
-    coordination = running.coordination = Coordination(
-        running.hub,
-        SeparationMonitor(config.separation, partner_configs),
-        origin=config.federation_name or config.server_names[0],
-        wall_ms=wall_ms,
-        released_as=released_as,
-    )
-    ok, what = coordination.load_fence_files(config.geofence_files)
-    if not ok:
-        raise StartupError(f"{what}; fix it or remove it from geofence_files")
-    if config.geofence_files:
-        log.info("%s", what)
-    running.hub.taps.append(coordination.tap)
-    running.probes.sources.append(coordination)
-    running.probes.coordination = coordination
-    # Restarted when it fails: the monitor's state outlives the task.
-    ticking = running.tasks.start("separation ticker", coordination.run, Policy.RESTART)
-    running.stack.push_async_callback(running.tasks.stop, ticking)
-
-
 async def _stop_history_writer(
     running: Running, writer: HistoryWriter, writing: asyncio.Task[None]
 ) -> None:
@@ -294,21 +242,6 @@ async def _stop_history_writer(
             "%d events were not written to the history in %g s", writer.queued, running.grace_s
         )
     await running.tasks.stop(writing)
-
-
-async def _stop_ledger(
-    running: Running, journal: LedgerJournal, writing: asyncio.Task[None]
-) -> None:
-    """Let the writer store what is queued and checkpoint; cut it off after the grace."""
-    journal.stop()
-    _, pending = await asyncio.wait([writing], timeout=running.grace_s)
-    if pending:
-        await running.tasks.stop(writing)
-        log.error(
-            "%d ledger entries were not stored in %g s: the ledger ends before them",
-            journal.queued,
-            running.grace_s,
-        )
 
 
 async def _close_store(running: Running) -> None:
@@ -352,146 +285,6 @@ def _ensure_pki(config: Config) -> PkiPaths:
         ) from None
 
 
-async def _start_ledger_and_policies(
-    running: Running,
-    config: Config,
-    pki: PkiPaths,
-    partners: Sequence[Partner],
-    gate: Gate | None,
-) -> tuple[Gate, Journal]:
-    """The partners' release policies (refused at start when invalid) and the sharing ledger,
-    continued from the store, its writer task started."""
-    assert running.store is not None
-    try:
-        policies = load_policies(partners, Path())
-    except PolicyLoadError as exc:
-        raise StartupError(str(exc)) from None
-    try:
-        signer = ensure_ledger_key(pki.root, config.federation_name or config.server_names[0])
-        secret = ensure_ledger_secret(pki.root)
-    except PkiError as exc:
-        raise StartupError(str(exc)) from None
-    journal = LedgerJournal(running.store, signer, secret, wall_ms=wall_ms)
-    try:
-        await journal.restore(p.name for p in partners)
-    except StoreError as exc:
-        raise StartupError(f"cannot read the sharing ledger: {exc}") from None
-    running.ledger = journal
-    # Stops the server when it fails: the ledger's promise is that everything released is in
-    # it, so releasing on without its writer would break it silently.
-    writing = running.tasks.start("sharing ledger writer", journal.run, Policy.STOP)
-    running.stack.push_async_callback(_stop_ledger, running, journal, writing)
-    running.probes.sources.append(journal)
-    if gate is None:
-        gate = running.gate = PolicyGate(policies, key=secret, decisions=journal)
-        running.stack.callback(running.gate.close)
-        running.probes.release = running.gate
-        running.probes.sources.append(running.gate)
-    return gate, journal
-
-
-async def _start_federation(
-    running: Running,
-    config: Config,
-    pki: PkiPaths,
-    port: int,
-    gate: Gate | None,
-    journal: Journal | None,
-    blobs: Blobs,
-    files_port: int,
-) -> None:
-    """Partner links: those of the config file and of ``<data_dir>/partners.toml``, and the
-    port partners fetch shared packages from."""
-    try:
-        partners = (*config.partners, *partners_toml.read(config.data_dir))
-        check_unique(partners, "partners (config file and partners.toml)")
-    except PartnerError as exc:
-        raise StartupError(str(exc)) from None
-    if not partners:
-        return
-    running.partners = tuple(partners)
-    try:
-        ensure_federation_certificate(pki, config.server_names, dt.datetime.now(dt.UTC))
-        ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
-        chain = (pki.federation_key.read_bytes(), pki.federation_cert.read_bytes())
-    except (OSError, ValueError, PkiError) as exc:
-        raise StartupError(f"cannot load the server certificate from {pki.root} ({exc})") from None
-    if gate is None or journal is None:
-        gate, journal = await _start_ledger_and_policies(running, config, pki, partners, gate)
-    federation = Federation(
-        partners,
-        exchange=running.hub,
-        gate=gate,
-        journal=journal,
-        own=Own(server_id(fingerprint(ca)), config.federation_name or config.server_names[0]),
-        cert_chain=chain,
-        base=Path(),
-        wall_ms=wall_ms,
-        store=running.store,
-        outbox_events=config.federation_outbox_events,
-        ledger_exchange=(
-            None
-            if running.ledger is None or running.store is None
-            else LedgerExchange(running.ledger, running.store, pki.root, wall_ms=wall_ms)
-        ),
-        files=file_shares(running, config, pki, blobs) if config.federation_files_port else None,
-    )
-    running.federation = federation
-    federation.on_failure = running.tasks.report
-    running.stack.push_async_callback(_close_federation, running)
-    if running.gate is not None:
-        running.gate.redeliver = federation.redeliver
-    running.probes.links = federation
-    running.probes.sources.append(federation)
-    try:
-        bound = await federation.start(config.bind, port, listen=config.federation_port != 0)
-    except OSError as exc:
-        raise listen_error(exc, config.bind, port, "--federation-port") from None
-    if bound is not None:
-        running.ports["federation"] = bound
-        if federation.files is not None:
-            await serve_partner_files(running, config, pki, blobs, federation, files_port)
-
-
-async def _start_cluster(running: Running, config: Config) -> None:
-    """Join the NATS bus of ``[cluster]`` (issue 17); imported only when configured."""
-    from accord.cluster.bus import Bus, BusError
-
-    hub = running.hub
-
-    def heard() -> set[str]:
-        return {g for p in hub.roster.receivers() for g in p.membership.outbound}
-
-    bus = Bus(
-        hub,
-        heard,
-        node=config.cluster.node or config.server_names[0],
-        org=config.cluster.org,
-        sa_replicas=config.cluster.sa_replicas,
-        max_depth=config.max_depth,
-    )
-    try:
-        await bus.connect(config.cluster.urls)
-    except BusError as exc:
-        raise StartupError(str(exc)) from None
-    running.cluster = bus
-    running.stack.push_async_callback(bus.close)
-    for name, loop in (
-        ("cluster publisher", bus.publish_loop),
-        ("cluster interest", bus.interest_loop),
-    ):
-        task = running.tasks.start(name, loop, Policy.RESTART)
-        running.stack.push_async_callback(running.tasks.stop, task)
-    hub.bus = bus.routed
-    running.probes.sources.append(bus)
-
-
-async def _close_federation(running: Running) -> None:
-    if running.federation is not None:
-        await running.federation.close()
-        running.federation = None
-
-
 async def start(
     config: Config,
     *,
@@ -509,8 +302,9 @@ async def start(
     def port(configured: int) -> int:
         return 0 if any_port else configured
 
+    partners = read_partners(config)  # a bad partners.toml fails before anything is made
     if not any_port:  # a busy port fails the start before a CA or a database is made
-        check_ports(config, bool(config.partners) or partners_toml.path(config.data_dir).exists())
+        check_ports(config, bool(partners))
     pki = _ensure_pki(config)
     keep_admin_certificate(config, pki)
     raise_fd_limit(config.max_connections)
@@ -522,9 +316,9 @@ async def start(
         await _start_store(running, config)
         assert running.store is not None
         if config.cluster.enabled:
-            await _start_cluster(running, config)
+            await start_cluster(running, config)
         blobs = await _open_blobs(config, running.store)
-        _start_coordination(running, config)
+        start_coordination(running, config, partners)
         if config.tcp_port:
             await _start_tcp(running, config, port(config.tcp_port))
         identities = Identities(load_groups_file(config.groups_file), UserStore(config.data_dir))
@@ -575,9 +369,10 @@ async def start(
         if config.udp_port:
             await _start_udp(running, config, port(config.udp_port))
         await start_drone_feeds(running, config, port(config.drone_port))
-        await _start_federation(
+        await start_federation(
             running,
             config,
+            partners,
             pki,
             port(config.federation_port),
             gate,

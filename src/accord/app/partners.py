@@ -1,0 +1,161 @@
+"""Composition of what is shared with partners: the partner list, the release policies and
+the sharing ledger, the federation links and the port partners fetch packages from."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography import x509
+
+from accord.app.file_sharing import file_shares, serve_partner_files
+from accord.app.running import Running, StartupError, listen_error, wall_ms
+from accord.app.tasks import Policy
+from accord.config import Config
+from accord.domain.partners import Partner, PartnerError, check_unique, server_id
+from accord.federation import partners_toml
+from accord.federation.connection import Own
+from accord.federation.contract import Gate, Journal
+from accord.federation.gate import PolicyGate, PolicyLoadError, load_policies
+from accord.federation.journal import LedgerJournal
+from accord.federation.ledger_exchange import LedgerExchange
+from accord.federation.transport import Federation
+from accord.federation.trust import fingerprint
+from accord.identity.ca import PkiError, PkiPaths
+from accord.identity.ledger_key import ensure_ledger_key, ensure_ledger_secret
+from accord.identity.pki import ensure_federation_certificate
+from accord.store.blobs import Blobs
+from accord.store.contract import StoreError
+
+log = logging.getLogger("accord")
+
+
+def read_partners(config: Config) -> tuple[Partner, ...]:
+    """The partners of the config file and of ``<data_dir>/partners.toml``, checked unique."""
+    try:
+        partners = (*config.partners, *partners_toml.read(config.data_dir))
+        check_unique(partners, "partners (config file and partners.toml)")
+    except PartnerError as exc:
+        raise StartupError(str(exc)) from None
+    return partners
+
+
+async def start_ledger_and_policies(
+    running: Running,
+    config: Config,
+    pki: PkiPaths,
+    partners: Sequence[Partner],
+    gate: Gate | None,
+) -> tuple[Gate, Journal]:
+    """The partners' release policies (refused at start when invalid) and the sharing ledger,
+    continued from the store, its writer task started."""
+    assert running.store is not None
+    try:
+        policies = load_policies(partners, Path())
+    except PolicyLoadError as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        signer = ensure_ledger_key(pki.root, config.federation_name or config.server_names[0])
+        secret = ensure_ledger_secret(pki.root)
+    except PkiError as exc:
+        raise StartupError(str(exc)) from None
+    journal = LedgerJournal(running.store, signer, secret, wall_ms=wall_ms)
+    try:
+        await journal.restore(p.name for p in partners)
+    except StoreError as exc:
+        raise StartupError(f"cannot read the sharing ledger: {exc}") from None
+    running.ledger = journal
+    # Stops the server when it fails: the ledger's promise is that everything released is in
+    # it, so releasing on without its writer would break it silently.
+    writing = running.tasks.start("sharing ledger writer", journal.run, Policy.STOP)
+    running.stack.push_async_callback(_stop_ledger, running, journal, writing)
+    running.probes.sources.append(journal)
+    if gate is None:
+        gate = running.gate = PolicyGate(policies, key=secret, decisions=journal)
+        running.stack.callback(running.gate.close)
+        running.probes.release = running.gate
+        running.probes.sources.append(running.gate)
+    return gate, journal
+
+
+async def _stop_ledger(
+    running: Running, journal: LedgerJournal, writing: asyncio.Task[None]
+) -> None:
+    """Let the writer store what is queued and checkpoint; cut it off after the grace."""
+    journal.stop()
+    _, pending = await asyncio.wait([writing], timeout=running.grace_s)
+    if pending:
+        await running.tasks.stop(writing)
+        log.error(
+            "%d ledger entries were not stored in %g s: the ledger ends before them",
+            journal.queued,
+            running.grace_s,
+        )
+
+
+async def start_federation(
+    running: Running,
+    config: Config,
+    partners: Sequence[Partner],
+    pki: PkiPaths,
+    port: int,
+    gate: Gate | None,
+    journal: Journal | None,
+    blobs: Blobs,
+    files_port: int,
+) -> None:
+    """Partner links (``partners``: see :func:`read_partners`) and the port partners fetch
+    shared packages from."""
+    if not partners:
+        return
+    running.partners = tuple(partners)
+    try:
+        ensure_federation_certificate(pki, config.server_names, dt.datetime.now(dt.UTC))
+        ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+        chain = (pki.federation_key.read_bytes(), pki.federation_cert.read_bytes())
+    except (OSError, ValueError, PkiError) as exc:
+        raise StartupError(f"cannot load the server certificate from {pki.root} ({exc})") from None
+    if gate is None or journal is None:
+        gate, journal = await start_ledger_and_policies(running, config, pki, partners, gate)
+    federation = Federation(
+        partners,
+        exchange=running.hub,
+        gate=gate,
+        journal=journal,
+        own=Own(server_id(fingerprint(ca)), config.federation_name or config.server_names[0]),
+        cert_chain=chain,
+        base=Path(),
+        wall_ms=wall_ms,
+        store=running.store,
+        outbox_events=config.federation_outbox_events,
+        ledger_exchange=(
+            None
+            if running.ledger is None or running.store is None
+            else LedgerExchange(running.ledger, running.store, pki.root, wall_ms=wall_ms)
+        ),
+        files=file_shares(running, config, pki, blobs) if config.federation_files_port else None,
+    )
+    running.federation = federation
+    federation.on_failure = running.tasks.report
+    running.stack.push_async_callback(_close_federation, running)
+    if running.gate is not None:
+        running.gate.redeliver = federation.redeliver
+    running.probes.links = federation
+    running.probes.sources.append(federation)
+    try:
+        bound = await federation.start(config.bind, port, listen=config.federation_port != 0)
+    except OSError as exc:
+        raise listen_error(exc, config.bind, port, "--federation-port") from None
+    if bound is not None:
+        running.ports["federation"] = bound
+        if federation.files is not None:
+            await serve_partner_files(running, config, pki, blobs, federation, files_port)
+
+
+async def _close_federation(running: Running) -> None:
+    if running.federation is not None:
+        await running.federation.close()
+        running.federation = None

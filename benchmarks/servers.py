@@ -43,6 +43,7 @@ class Server:
     workdir: Path
     tcp_port: int | None = None
     tls_port: int | None = None
+    https_port: int | None = None
     tls: TlsFiles | None = None
     log_path: Path | None = None
     notes: list[str] = field(default_factory=list)
@@ -236,25 +237,30 @@ def accord_command(override: str | None = None) -> list[str] | None:
     return None
 
 
-def start_accord(cmd: list[str], *, client_certs: bool = True, config: str = "") -> Server:
+def start_accord(
+    cmd: list[str], *, client_certs: bool = True, config: str = "", https: bool = False
+) -> Server:
     """`accord serve` on fresh TCP and TLS ports with a fresh data dir; UDP off. ``config``:
-    TOML text for a config file (e.g. ``archive = false``)."""
+    TOML text for a config file (e.g. ``archive = false``); ``https``: the HTTPS API on a
+    fresh port too (``Server.https_port``; the admin certificate is in the data dir)."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-accord-"))
     data_dir = workdir / "data"
     tcp_port, tls_port = free_port(), free_port()
+    https_port = free_port() if https else 0
     log_path = workdir / "accord.log"
     serve = [
         *cmd, "serve", "--data-dir", str(data_dir), "--bind", "127.0.0.1",
         "--tcp-port", str(tcp_port), "--tls-port", str(tls_port), "--udp-port", "0",
-        "--https-port", "0", "--enroll-port", "0",
+        "--https-port", str(https_port), "--enroll-port", "0",
     ]  # fmt: skip
     if config:
         (workdir / "accord.toml").write_text(config)
         serve += ["--config", str(workdir / "accord.toml")]
     server = Server("accord", _spawn(serve, workdir, log_path), workdir, log_path=log_path)
     server.tcp_port, server.tls_port = tcp_port, tls_port
+    server.https_port = https_port or None
     try:
-        _wait_listening(server, [tcp_port, tls_port])
+        _wait_listening(server, [tcp_port, tls_port, *([https_port] if https else [])])
         if client_certs:
             out = workdir / "client"
             subprocess.run(

@@ -34,8 +34,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import contextlib
+import resource
 
-from procstat import proc_rss_kib
+from procstat import CLK_TCK, proc_cpu_ticks, proc_rss_kib
 from servers import Server, accord_command, raise_nofile_limit, start_accord, stop
 
 GROUP_SIZE = 100
@@ -132,6 +133,117 @@ class Pinger(threading.Thread):
         self.sock.close()
 
 
+FRESH_EVERY_S = 1.0
+ADMIN_EVERY_S = 1.0
+FRESH_RE = re.compile(rb'uid="storm-fresh" [^>]*?>.*?callsign="F(\d+)"', re.S)
+
+
+def fresh(seq: int) -> bytes:
+    now = time.time()
+    t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".000Z"
+    stale = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now + 600)) + ".000Z"
+    return (
+        f'<event version="2.0" uid="storm-fresh" type="a-f-G-U-C" how="m-g" time="{t}" '
+        f'start="{t}" stale="{stale}"><point lat="1.5" lon="1.5" hae="0" ce="9999999.0" '
+        f'le="9999999.0"/><detail><contact callsign="F{seq}"/></detail></event>'
+    ).encode()
+
+
+class FreshProbe(threading.Thread):
+    """A fresh event every second from one connection, read at another: how long until each
+    (or a later one: the latest of a uid may supersede it) arrives while the storm drains."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.out = socket.create_connection(("127.0.0.1", port))
+        self.inp = socket.create_connection(("127.0.0.1", port))
+        self.inp.settimeout(0.05)
+        self.sent: dict[int, float] = {}
+        self.newest_seen = -1
+        self.waits: list[float] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        seq, next_at, tail = 0, time.monotonic(), b""
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            if now >= next_at:
+                self.sent[seq] = now
+                self.out.sendall(fresh(seq))
+                seq, next_at = seq + 1, now + FRESH_EVERY_S
+            try:
+                data = tail + self.inp.recv(1 << 20)
+            except TimeoutError:
+                continue
+            got = time.monotonic()
+            for m in FRESH_RE.finditer(data):
+                n = int(m.group(1))
+                for k in range(self.newest_seen + 1, n + 1):
+                    if k in self.sent:
+                        self.waits.append(got - self.sent[k])
+                self.newest_seen = max(self.newest_seen, n)
+            tail = data[-4096:]
+
+    def longest_wait(self) -> float:
+        """The longest wait for a fresh event, counting the oldest one still unseen."""
+        unseen = [t for k, t in self.sent.items() if k > self.newest_seen]
+        pending = time.monotonic() - min(unseen) if unseen else 0.0
+        return max([*self.waits, pending, 0.0])
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=5)
+        self.out.close()
+        self.inp.close()
+
+
+class AdminProbe(threading.Thread):
+    """``GET /api/admin/status`` with the admin certificate every second: the admin API (what
+    ``accord status`` calls) must answer throughout."""
+
+    def __init__(self, port: int, pki: Path) -> None:
+        super().__init__(daemon=True)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.ctx.check_hostname = False
+        self.ctx.load_verify_locations(cafile=str(pki / "ca.pem"))
+        self.ctx.load_cert_chain(str(pki / "admin.pem"), str(pki / "admin.key"))
+        self.port = port
+        self.waits: list[float] = []
+        self.failures = 0
+        self.pending_since: float | None = None
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        import http.client
+
+        while not self.stopping.is_set():
+            self.pending_since = sent = time.monotonic()
+            try:
+                conn = http.client.HTTPSConnection(
+                    "127.0.0.1", self.port, context=self.ctx, timeout=30
+                )
+                conn.request("GET", "/api/admin/status")
+                ok = conn.getresponse().status == 200
+                conn.close()
+            except OSError:
+                ok = False
+            if ok:
+                self.waits.append(time.monotonic() - sent)
+            else:
+                self.failures += 1
+            self.pending_since = None
+            self.stopping.wait(ADMIN_EVERY_S)
+
+    def longest_wait(self) -> float:
+        since = self.pending_since
+        pending = time.monotonic() - since if since is not None else 0.0
+        return max([*self.waits, pending, 0.0])
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=35)
+
+
 async def sample_rss(pid: int, peak: list[int], stop_at: asyncio.Event) -> None:
     while not stop_at.is_set():
         peak[0] = max(peak[0], proc_rss_kib(pid))
@@ -167,6 +279,11 @@ async def storm(
     assert server.tls_port is not None
     pinger = Pinger(server.tcp_port)
     pinger.start()
+    fresh_probe = FreshProbe(server.tcp_port)
+    fresh_probe.start()
+    assert server.https_port is not None
+    admin = AdminProbe(server.https_port, server.workdir / "data" / "pki")
+    admin.start()
     peak, stop_sampling = [baseline], asyncio.Event()
     sampler = asyncio.create_task(sample_rss(server.pid, peak, stop_sampling))
     done = asyncio.Event()
@@ -187,6 +304,8 @@ async def storm(
                 await asyncio.sleep(0.5 * (attempt + 1))
 
     start = time.monotonic()
+    server_ticks0 = proc_cpu_ticks(server.pid)
+    own0 = resource.getrusage(resource.RUSAGE_SELF)
     connecting = asyncio.gather(*(one(i) for i in range(n)))
     deadline = start + timeout_s
     while time.monotonic() < deadline:
@@ -196,6 +315,9 @@ async def storm(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), PING_EVERY_S)
     await connecting
+    server_cpu_s = (proc_cpu_ticks(server.pid) - server_ticks0) / CLK_TCK
+    own1 = resource.getrusage(resource.RUSAGE_SELF)
+    generator_cpu_s = (own1.ru_utime + own1.ru_stime) - (own0.ru_utime + own0.ru_stime)
     complete = [c.complete_s for c in clients if c.complete_s is not None]
     missing = sum(max(0, c.expect - len(c.seen)) for c in clients)
     # Keep pinging a moment after, so that a freeze at the end shows too.
@@ -207,10 +329,19 @@ async def storm(
         "all_sas_s": round(max(complete) - start, 2) if len(complete) == n else None,
         "max_ping_wait_s": round(pinger.longest_wait(), 3),
         "pings_answered": len(pinger.waits),
+        "max_fresh_event_s": round(fresh_probe.longest_wait(), 3),
+        "fresh_events_seen": len(fresh_probe.waits),
+        "max_admin_wait_s": round(admin.longest_wait(), 3),
+        "admin_answered": len(admin.waits),
+        "admin_failed": admin.failures,
+        "server_cpu_s": round(server_cpu_s, 1),
+        "generator_cpu_s": round(generator_cpu_s, 1),
         "rss_baseline_mib": round(baseline / 1024, 1),
         "rss_peak_mib": round(peak[0] / 1024, 1),
     }
     pinger.stop()
+    fresh_probe.stop()
+    admin.stop()
     for c in clients:
         if c.transport is not None:
             c.transport.abort()
@@ -229,7 +360,7 @@ def run_one(
     n = int(count)
     os.environ.update(env)
     try:
-        server = start_accord(cmd, client_certs=False)
+        server = start_accord(cmd, client_certs=False, https=True)
     finally:
         for key in env:
             if key == "PYTHONPATH":

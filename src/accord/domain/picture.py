@@ -10,6 +10,7 @@ Units: degrees, metres (heights above the WGS-84 ellipsoid), m/s, epoch millisec
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -47,6 +48,7 @@ _AFFILIATION = {
 _DIMENSION = {"G": "G", "A": "A", "S": "S", "U": "U", "F": "F", "P": "P", "X": "Z"}
 
 
+@functools.lru_cache(maxsize=1024)  # a picture has few distinct types
 def sidc_of(cot_type: str) -> str | None:
     """The 15-character MIL-STD-2525C symbol code of an atom (``a-f-G-U-C-I`` ->
     ``SFGPUCI----*****``); None for a type that is not an atom (markers, routes, chat)."""
@@ -232,15 +234,19 @@ def to_feature(event: CotEvent, now_ms: int) -> dict[str, Any]:
             return {"op": "chat", "uid": event.uid, **chat}
     point = event.point
     ce = None if point.ce >= UNKNOWN_VALUE else point.ce
-    track = detail.find("track")
+    # The first child of each tag, read in one pass (as ``find`` would, without nine scans).
+    first: dict[object, etree._Element] = {}
+    for child in detail:
+        first.setdefault(child.tag, child)
+    track = first.get("track")
     course, speed = _num(track, "course"), _num(track, "speed")
     contact = event.detail.contact
-    parent, route = _links(detail)
-    video = detail.find("__video")
-    status = detail.find("status")
-    vehicle = detail.find("vehicle")
-    radio = detail.find("_radio")
-    remarks = detail.find("remarks")
+    parent, route = _links(detail) if "<link" in event.detail.xml else (None, [])
+    video = first.get("__video")
+    status = first.get("status")
+    vehicle = first.get("vehicle")
+    radio = first.get("_radio")
+    remarks = first.get("remarks")
     telemetry: dict[str, Any] = {}
     battery = _num(status, "battery")
     if battery is not None:
@@ -270,11 +276,11 @@ def to_feature(event: CotEvent, now_ms: int) -> dict[str, Any]:
         "time": event.time,
         "stale": event.stale,
         "stale_in_ms": event.stale - now_ms,
-        "sensor": _sensor(detail.find("sensor"), point.lat, point.lon, course),
+        "sensor": _sensor(first.get("sensor"), point.lat, point.lon, course),
         "link": parent,
         "route": route,
         "video": _text(video.get("url"), 500) if video is not None else None,
         "telemetry": telemetry,
         "remarks": _text(remarks.text if remarks is not None else ""),
-        "release": _release(detail.find("__release"), ce),
+        "release": _release(first.get("__release"), ce),
     }

@@ -73,6 +73,15 @@ class Access:
                 f"{self.role.value} may not change mission {self.mission.name!r}", 403
             )
 
+    def need_own_content(self) -> None:
+        """A partner's mirror: its items, files and metadata are the partner's to change."""
+        if self.mission.origin:
+            raise MissionError(
+                f"mission {self.mission.name!r} mirrors partner {self.mission.origin}'s: only "
+                "its logs and subscriptions change here",
+                403,
+            )
+
     def need_owner(self) -> None:
         if self.role is not Role.OWNER:
             raise MissionError(f"only the owner may do this to mission {self.mission.name!r}", 403)

@@ -15,6 +15,7 @@ their ``t-x-m-c`` notices.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
@@ -198,6 +199,8 @@ class MissionSharing:
                 )
                 if not await book.create(created, Change(ChangeType.CREATE_MISSION, now, "")):
                     raise MissionError(f"mission name {mission.name!r} is taken here", 409)
+                stored = missions[mission.guid]  # numbered its create change
+                mission = dataclasses.replace(mission, change_count=stored.change_count)
             await book.update(mission, done.changes, federated_from=partner.name)
             self.applied += 1
 

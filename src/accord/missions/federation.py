@@ -189,7 +189,10 @@ def outbound(
             share.name,
         )
     assert change.item is not None
-    decision = decide(item_event(change.item, now_ms), policy, now_ms, state, key=key)
+    try:
+        decision = decide(item_event(change.item, now_ms), policy, now_ms, state, key=key)
+    except ValueError as exc:  # pseudonymises without a key: nothing leaves un-renamed
+        return Withheld(share.name, str(exc))
     if not isinstance(decision, Release):
         return Withheld(decision.rule, f"item {change.item.uid} withheld by the event rules")
     released = item_released(change.item, decision.event)

@@ -270,6 +270,8 @@ class MissionBook:
             if not (m.role_of(event.uid) or m.default_role).writes:
                 continue
             uids += [s.client_uid for s in m.subscriptions.values() if s.live]
+            if m.origin:
+                continue  # a partner's mirror: its items are the partner's to add
             if len(self._intake) >= MAX_INTAKE:
                 self.intake_dropped += 1
                 continue

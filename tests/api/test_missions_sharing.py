@@ -4,6 +4,7 @@ is refused is counted and changes nothing (the real link is in tests/federation)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -11,10 +12,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from accord.api.missions_book import MissionBook
 from accord.api.missions_sharing import MissionSharing
+from accord.domain.groups import Membership
 from accord.domain.partners import Partner
 from accord.identity.token import TokenService
 from accord.missions import model
 from accord.policy import Policy, decode_policy
+from tests.cot.samples import make_event
 from tests.missions.fakes import MemoryMissions
 
 NOW = 1_764_000_000_000
@@ -112,5 +115,28 @@ def test_bad_frames_are_counted_and_a_partner_without_policy_gets_nothing() -> N
             await book.update(m, changes)
         assert hand.frames == []
         assert sharing.withheld == {}
+
+    asyncio.run(run())
+
+
+def test_a_dest_mission_event_for_a_mirror_reaches_its_subscribers_but_adds_nothing() -> None:
+    async def run() -> None:
+        book = MissionBook(MemoryMissions(), TokenService(KEY, "t"), None, lambda: NOW)
+        mirror, change = model.create("A:Joint", "g-b", frozenset({"x"}), "bob", NOW)
+        local, change2 = model.create("Local", "g-l", frozenset({"x"}), "bob", NOW)
+        await book.create(dataclasses.replace(mirror, origin="A", origin_guid="g-a"), change)
+        await book.create(local, change2)
+        sender = Membership(frozenset({"x"}), frozenset({"x"}))
+        for name in ("A:Joint", "Local"):
+            event = make_event("u7", detail=f'<marti><dest mission="{name}"/></marti>')
+            assert book.subscribers(event, sender) == ("bob",)
+        task = asyncio.create_task(book.run())
+        try:
+            async with asyncio.timeout(5):
+                while "u7" not in (await book.all_missions())["g-l"].items:
+                    await asyncio.sleep(0.001)
+        finally:
+            task.cancel()
+        assert (await book.all_missions())["g-b"].items == {}
 
     asyncio.run(run())

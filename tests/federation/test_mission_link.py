@@ -104,3 +104,12 @@ def test_a_partner_that_does_not_take_missions_gets_none() -> None:
     link.connect()
     assert not link.a.conn.release_mission(frames(1)[0], "joint/all", "v1")
     assert link.a.journal.releases == []
+
+
+def test_a_partner_known_not_to_take_missions_gets_none_while_its_link_is_down() -> None:
+    link = LinkPair()
+    link.connect()
+    link.disconnect()
+    assert not link.a.conn.release_mission(frames(1)[0], "joint/all", "v1")
+    assert link.a.outbox is not None
+    assert link.a.outbox.rows.get(link.a.conn.key, {}) == {}

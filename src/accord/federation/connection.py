@@ -289,8 +289,11 @@ class LinkConnection:
         numbered, kept in the outbox and journalled like an event; False when it cannot go
         (no stream nor outbox, a partner that does not take missions, no room: dropped)."""
         outbox = self._outbox if self.durable else None
+        # What the partner takes is known once its stream has opened (this run; before, a
+        # durable link keeps the change for when it does).
+        known = self.stream > 0
         if (not self.streaming and outbox is None) or (
-            self.streaming and not self.peer_features & fig_pb2.ACCORD_MISSIONS
+            known and not self.peer_features & fig_pb2.ACCORD_MISSIONS
         ):
             return False
         seq = self._seq_out + 1

@@ -41,6 +41,11 @@ name = "joint"
 missions = ["Joint*"]
 share = ["items", "logs"]
 accept = ["logs"]
+
+[[mission]]
+name = "files"
+missions = ["Files*"]
+share = ["files"]
 """
 B_POLICY = """name = "b->a/joint"
 partner = "ORG-A"
@@ -186,6 +191,21 @@ async def test_two_servers_share_a_mission_under_policy(orgs: Any, tmp_path: Pat
         assert mirror is not None
         assert mirror.resources == {}
 
+        # a mission that shares its files: the entry and the content reach B
+        digest = hashlib.sha256(package).hexdigest()
+        files = await at_a.put(f"{M}/Files Op", params={"creatorUid": "alice"})
+        assert files.status_code == 201, files.text
+        added = await at_a.put(
+            f"{M}/Files Op/contents", params={"creatorUid": "alice"}, json={"hashes": [digest]}
+        )
+        assert added.status_code == 200, added.text
+        store_b = b.running.store
+        assert store_b is not None
+        await _until_async(lambda: _stored(store_b, digest))
+        copy = await _mission(b, "ORG-A:Files Op")
+        assert copy is not None
+        assert list(copy.resources) == [digest]
+
     # the link goes down; A goes on changing the mission; B comes back: caught up, once
     tcp_b, fed_b = b.running.ports["tcp"], b.port
     https_b, tls_b = b.running.ports["https"], b.running.ports["tls"]
@@ -239,3 +259,7 @@ async def _has_items(org: Org, uids: list[str]) -> bool:
 async def _has_log(org: Org, name: str, text: str) -> bool:
     mission = await _mission(org, name)
     return mission is not None and any(e.content == text for e in mission.logs.values())
+
+
+async def _stored(store: Any, digest: str) -> bool:
+    return await store.package(digest) is not None

@@ -149,6 +149,9 @@ def test_a_mirror_sends_back_only_its_logs_and_only_to_its_origin() -> None:
         b'{"id":"x","mission_guid":"g","mission_name":"M","kind":"explode","time_ms":1}',
         b'{"id":"x","mission_guid":"g","mission_name":"M","kind":"log","time_ms":1}',
         b"{" + b" " * 70_000 + b"}",
+        b'{"id":"x","mission_guid":"g","mission_name":"M","kind":"file-add","time_ms":1,'
+        b'"resource":{"hash":"' + b"ab" * 32 + b'","name":"f","size":1,"mime_type":"m",'
+        b'"creator_uid":"c","submitter":"s","time_ms":1},"url":"http://plain/text"}',
     ],
 )
 def test_bad_changes_from_a_partner_are_refused_with_a_reason(data: bytes) -> None:

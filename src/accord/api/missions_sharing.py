@@ -52,6 +52,16 @@ class MissionLink(Protocol):
     def send_mission(self, change: bytes, rule: str, policy: str) -> bool: ...
 
 
+class MissionFiles(Protocol):
+    """Where mission files' content crosses (:class:`accord.federation.file_shares.FileShares`)."""
+
+    def offer(self, partner: Partner, digest: str) -> str: ...
+
+    def fetch(
+        self, partner: Partner, url: str, digest: str, name: str, groups: tuple[str, ...]
+    ) -> None: ...
+
+
 class MissionSharing:
     def __init__(
         self,
@@ -62,7 +72,9 @@ class MissionSharing:
         *,
         key: bytes | None = None,
         wall_ms: Callable[[], int],
+        files: MissionFiles | None = None,  # None: a file's entry crosses, not its content
     ) -> None:
+        self._files = files
         self._book = book
         self._policies = policies
         self._links = links
@@ -106,7 +118,11 @@ class MissionSharing:
                     self._send(name, decision, policy.version)
 
     def _send(self, partner: str, decision: Send, version: str) -> None:
-        frame = encode_shared(decision.shared)
+        shared = decision.shared
+        if shared.resource is not None and shared.kind == "file-add" and self._files is not None:
+            url = self._files.offer(self._partners[partner], shared.resource.hash)
+            shared = dataclasses.replace(shared, url=url)
+        frame = encode_shared(shared)
         for link in self._links(partner):
             if link.send_mission(frame, decision.rule, version):
                 self.released[(partner, decision.rule)] += 1
@@ -203,6 +219,9 @@ class MissionSharing:
                 mission = dataclasses.replace(mission, change_count=stored.change_count)
             await book.update(mission, done.changes, federated_from=partner.name)
             self.applied += 1
+        res = shared.resource
+        if res is not None and shared.kind == "file-add" and shared.url and self._files:
+            self._files.fetch(partner, shared.url, res.hash, res.name, tuple(sorted(groups)))
 
     # -- reporting -------------------------------------------------------------------------
     def samples(self) -> list[Sample]:

@@ -170,7 +170,12 @@ def _share_missions(
     """Missions shared with partners under their policies' ``[[mission]]`` sections."""
     assert running.missions is not None
     sharing = MissionSharing(
-        running.missions, gate.policies, federation.mission_links, partners, wall_ms=wall_ms
+        running.missions,
+        gate.policies,
+        federation.mission_links,
+        partners,
+        wall_ms=wall_ms,
+        files=federation.files,
     )
     running.missions.on_change = sharing.changed
     federation.share_missions(sharing.receive)

@@ -72,6 +72,7 @@ class Shared:
     item: Item | None = None
     resource: Resource | None = None
     log: LogEntry | None = None
+    url: str = ""  # a file's content at the origin (fetched with the federation certificate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +356,7 @@ def decode_shared(data: bytes) -> Shared:
             item=_item(d["item"]) if d.get("item") else None,
             resource=_resource(d["resource"]) if d.get("resource") else None,
             log=_log(d["log"]) if d.get("log") else None,
+            url=_url(d.get("url", "")),
         )
     except SharedError:
         raise
@@ -368,6 +370,14 @@ def decode_shared(data: bytes) -> Shared:
     if need is None:
         raise SharedError(f"a {shared.kind} change without its {shared.kind.split('-')[0]}")
     return shared
+
+
+def _url(value: object) -> str:
+    if value == "":
+        return ""
+    if not isinstance(value, str) or not value.startswith("https://") or len(value) > 2048:
+        raise SharedError("url: an https:// URL of at most 2048 characters")
+    return value
 
 
 def _text(d: dict[str, Any], key: str) -> str:

@@ -28,7 +28,7 @@ def _peer_of(transport: asyncio.BaseTransport) -> Peer | None:
 def _releasing(base: type[Any], registry: dict[Peer, dict[str, Any]]) -> type[Any]:
     """``base`` (uvicorn's WebSocket protocol) that drops its connection's certificate."""
 
-    class ReleasingWebSocket(base):  # type: ignore[misc,valid-type]
+    class ReleasingWebSocket(base):  # type: ignore[misc]
         _accord_peer: Peer | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:

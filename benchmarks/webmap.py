@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -90,9 +92,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     )
     tcp, enroll = free_port(), free_port()
     log = (work / "serve.log").open("w")
+    # ACCORD_BENCH_PROFILE=DIR: the server runs under cProfile, dumped to DIR/serve.prof
+    profile = os.environ.get("ACCORD_BENCH_PROFILE")
+    profiled = ["-m", "cProfile", "-o", str(Path(profile) / "serve.prof")] if profile else []
     server = subprocess.Popen(  # noqa: ASYNC220 (setup, before anything is measured)
         [
             sys.executable,
+            *profiled,
             "-m",
             "accord",
             "serve",
@@ -130,6 +136,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         results: dict[str, Any] = {"tracks": args.tracks, "seconds": args.seconds}
         results.update(await browser_phase(args, enroll, server.pid, gen.pid))
         results.update(await stream_phase(args, tcp, server.pid))
+        for readers in sorted({1, args.readers}):
+            results.update(await readers_phase(args, tcp, enroll, server.pid, readers))
         return results
     finally:
         for proc in reversed(procs):
@@ -155,6 +163,8 @@ async def browser_phase(args: argparse.Namespace, port: int, server: int, gen: i
         await page.wait_for_function("window.accord && window.accord.ready", timeout=30000)
         await page.evaluate("window.accord.map.jumpTo({center: [11.25, 48.2], zoom: 10})")
         await page.wait_for_function(f"window.accord.items.size >= {args.tracks}", timeout=60000)
+        # and drawn once (each symbol's image made) before the window starts
+        await page.wait_for_function(f"window.accord.stats.shown >= {args.tracks}", timeout=60000)
         await page.evaluate(
             "window.__long = 0; new PerformanceObserver(l => { window.__long +="
             " l.getEntries().length; }).observe({entryTypes: ['longtask']});"
@@ -168,14 +178,21 @@ async def browser_phase(args: argparse.Namespace, port: int, server: int, gen: i
                 next(m["value"] for m in metrics["metrics"] if m["name"] == "TaskDuration")
             )
 
+        if args.profile_page:
+            await cdp.send("Profiler.enable")
+            await cdp.send("Profiler.setSamplingInterval", {"interval": 500})
+            await cdp.send("Profiler.start")
         m0, t0 = await cdp.send("Performance.getMetrics"), time.monotonic()
         c0 = (cpu_s(server), cpu_s(gen), cpu_s(browser_pid) if browser_pid else 0.0)
-        i0 = await page.evaluate("window.accord.stats.items")
+        i0, s0 = await page.evaluate("[window.accord.stats.items, window.accord.stats]")
         await asyncio.sleep(args.seconds)
         m1, t1 = await cdp.send("Performance.getMetrics"), time.monotonic()
         c1 = (cpu_s(server), cpu_s(gen), cpu_s(browser_pid) if browser_pid else 0.0)
-        i1 = await page.evaluate("window.accord.stats.items")
+        i1, s1 = await page.evaluate("[window.accord.stats.items, window.accord.stats]")
         wall = t1 - t0
+        if args.profile_page:
+            profile = (await cdp.send("Profiler.stop"))["profile"]
+            print_profile(profile, wall)
         shot = ROOT / "test-artifacts" / "web" / "bench-webmap.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(shot))
@@ -183,6 +200,9 @@ async def browser_phase(args: argparse.Namespace, port: int, server: int, gen: i
             "main_thread_busy_pct": 100 * (task_s(m1) - task_s(m0)) / wall,
             "long_tasks": await page.evaluate("window.__long"),
             "items_per_s_to_browser": (i1 - i0) / wall,
+            "map_updates_per_s": (s1["renders"] - s0["renders"]) / wall,
+            "features_changed_per_s": (s1.get("changed", 0) - s0.get("changed", 0)) / wall,
+            "images_drawn": s1.get("images", 0) - s0.get("images", 0),
             "server_cpu_pct_web": 100 * (c1[0] - c0[0]) / wall,
             "generator_cpu_pct": 100 * (c1[1] - c0[1]) / wall,
             "browser_cpu_pct": 100 * (c1[2] - c0[2]) / wall,
@@ -222,6 +242,84 @@ async def stream_phase(args: argparse.Namespace, tcp: int, server: int) -> Any:
     return out
 
 
+async def readers_phase(
+    args: argparse.Namespace, tcp: int, enroll: int, server: int, readers: int
+) -> Any:
+    """The server's CPU with ``readers`` plain WebSocket readers of the web feed (signed in,
+    no browser), then with as many streaming (TCP) readers: the cost per client of each."""
+    import httpx
+    from tests.web.wsclient import WsClient
+
+    origin = f"https://127.0.0.1:{enroll}"
+    async with httpx.AsyncClient(verify=False) as client:
+        response = await client.post(
+            f"{origin}/web/signin",
+            data={"username": "alice", "password": "web map bench"},
+            headers={"origin": origin},
+        )
+        cookie = "; ".join(f"{k}={v}" for k, v in response.cookies.items())
+    got = {"web": 0, "stream": 0}
+
+    async def read_ws(ws: WsClient) -> None:
+        while ws.closed is None:
+            await ws._events()  # counted, not decoded: the reader must keep up
+            got["web"] += sum(m.count('"op":"put"') for m in ws.messages)
+            ws.messages.clear()
+
+    async def read_tcp(reader: asyncio.StreamReader) -> None:
+        while data := await reader.read(1 << 16):
+            got["stream"] += data.count(b"</event>")
+
+    async def window(kind: str) -> tuple[float, float]:
+        await asyncio.sleep(2)
+        c0, t0, g0, m0 = cpu_s(server), time.monotonic(), got[kind], time.process_time()
+        await asyncio.sleep(args.seconds)
+        wall = time.monotonic() - t0
+        mine = 100 * (time.process_time() - m0) / wall
+        print(f"{readers} {kind} reader(s): this process {mine:.1f} % CPU", file=sys.stderr)
+        return 100 * (cpu_s(server) - c0) / wall, (got[kind] - g0) / wall
+
+    loop = asyncio.get_running_loop()
+    web = [await WsClient.connect(enroll, origin=origin, cookie=cookie) for _ in range(readers)]
+    for ws in web:
+        assert await ws.accepted(), "the web feed refused the bench's session"
+    tasks = [loop.create_task(read_ws(ws)) for ws in web]
+    web_cpu, web_rate = await window("web")
+    for task in tasks:
+        task.cancel()
+    for ws in web:
+        ws.writer.close()  # the transport owns the socket here (no uvloop duplicate)
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await ws.writer.wait_closed()
+    streams = [await asyncio.open_connection("127.0.0.1", tcp) for _ in range(readers)]
+    tasks = [loop.create_task(read_tcp(reader)) for reader, _ in streams]
+    stream_cpu, stream_rate = await window("stream")
+    for task in tasks:
+        task.cancel()
+    for _, writer in streams:
+        writer.close()
+    return {
+        f"server_cpu_pct_{readers}_ws_readers": web_cpu,
+        f"items_per_s_per_ws_reader_{readers}": web_rate / readers,
+        f"server_cpu_pct_{readers}_stream_readers": stream_cpu,
+        f"events_per_s_per_stream_reader_{readers}": stream_rate / readers,
+    }
+
+
+def print_profile(profile: dict[str, Any], wall_s: float, top: int = 25) -> None:
+    """The page's main-thread functions by self time (a CDP CPU profile), to stderr."""
+    nodes = {n["id"]: n for n in profile["nodes"]}
+    self_us: dict[str, float] = {}
+    deltas = profile.get("timeDeltas", [])
+    for sample, delta in zip(profile.get("samples", []), [*deltas[1:], 0], strict=False):
+        frame = nodes[sample]["callFrame"]
+        url = frame["url"].rsplit("/", 1)[-1]
+        key = f"{frame['functionName'] or '(anonymous)'} {url}:{frame['lineNumber'] + 1}"
+        self_us[key] = self_us.get(key, 0.0) + delta
+    for key, us in sorted(self_us.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"{100 * us / 1e6 / wall_s:6.2f} %  {key}", file=sys.stderr)
+
+
 def browser_pid_of(executable: str) -> int:
     """The newest Chromium browser process (its renderer and GPU processes are children)."""
     best = 0
@@ -244,6 +342,12 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--no-history", action="store_true", help="history off on the server")
+    parser.add_argument(
+        "--readers", type=int, default=4, help="WebSocket / TCP readers in the last phase"
+    )
+    parser.add_argument(
+        "--profile-page", action="store_true", help="print the page's hottest functions"
+    )
     parser.add_argument("--generate", type=int, metavar="TCP_PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
@@ -260,6 +364,13 @@ def main() -> None:
         f"server CPU per client above no client: web {web - base:.1f} %, "
         f"stream {stream - base:.1f} %"
     )
+    for n in sorted({1, args.readers}):
+        ws = results[f"server_cpu_pct_{n}_ws_readers"]
+        tcp = results[f"server_cpu_pct_{n}_stream_readers"]
+        print(
+            f"{n} reader(s), server CPU per reader above no client: "
+            f"WebSocket {(ws - base) / n:.1f} %, stream {(tcp - base) / n:.1f} %"
+        )
 
 
 if __name__ == "__main__":

@@ -118,3 +118,20 @@ def test_input_faster_than_the_rate_is_cut_to_the_rate() -> None:
 def test_bucket_with_no_rate_is_unlimited(rate: float) -> None:
     bucket = TokenBucket(rate=rate, burst=0.0)
     assert all(bucket.allow(0.0) for _ in range(1000))
+
+
+def test_push_all_says_what_it_took_coalesced_and_dropped() -> None:
+    from accord.domain.flow import push_all
+
+    queue = SendQueue(capacity=2)
+    a1, chat, a2, b1, chat2 = (
+        position("A", 1),
+        other("c1"),
+        position("A", 2),
+        position("B"),
+        other("c2"),
+    )
+    pushed = push_all(queue, [a1, chat, a2, b1, chat2])
+    # a1 and chat fill it; a2 replaces a1; B has nothing to replace; c2 finds no room
+    assert (pushed.taken, pushed.coalesced, pushed.dropped) == (3, 1, 2)
+    assert queue.drain() == [a2, chat]

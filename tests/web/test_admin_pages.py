@@ -1,7 +1,9 @@
-"""The admin pages in a real headless Chromium holding the admin's client certificate, against
-a real Accord: the admin revokes a certificate and that device (a pytak TLS client) is cut;
-the pages show clients, users, certificates and status; a browser that is not an administrator
-gets no admin nav (and 403 from the admin API). Screenshots: ``test-artifacts/web/``."""
+"""The admin pages in a real headless Chromium, against a real Accord: with the admin's client
+certificate on 8443, the admin revokes a certificate and that device (a pytak TLS client) is
+cut; the pages show clients, users, certificates and status; on 8446 a user in admin_users who
+signed in with a password gets the same pages through the web session; a browser that is not
+an administrator gets no admin nav (and 403 from the admin API) on either port.
+Screenshots: ``test-artifacts/web/``."""
 
 from __future__ import annotations
 
@@ -13,35 +15,25 @@ import pytest
 
 from accord.cot.xml import encode_xml
 from tests.conftest import Server, ServerFactory
-from tests.e2e.clients import sa
-from tests.web.conftest import needs_chromium, shot_path
-from tests.web.test_webapp import HOSTILE, WAIT_MS
+from tests.e2e.clients import CotClient, sa
+from tests.web.conftest import (
+    HOSTILE,
+    WAIT_MS,
+    cert_page,
+    needs_chromium,
+    shot_path,
+    signed_in_page,
+    web_server,
+)
 
 pytak = pytest.importorskip("pytak")
+WIDE = {"width": 1400, "height": 900}
 pytestmark = [
     needs_chromium,
     pytest.mark.timeout(120),
     # pytak sets the deprecated OP_NO_TLSv1 flags on its own context: pytak's business.
     pytest.mark.filterwarnings("ignore:ssl.OP_NO_SSL:DeprecationWarning"),
 ]
-
-
-async def cert_page(browser: Any, server: Server, cert: Any, key: Any) -> Any:
-    origin = f"https://127.0.0.1:{server.port('https')}"
-    context = await browser.new_context(
-        ignore_https_errors=True,
-        bypass_csp=True,  # wait_for_function evaluates strings; the page's own CSP forbids it
-        viewport={"width": 1400, "height": 900},
-        client_certificates=[{"origin": origin, "certPath": str(cert), "keyPath": str(key)}],
-    )
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-    page.errors = errors
-    await page.goto(f"{origin}/web/")
-    await page.wait_for_function("window.accord && window.accord.ready", timeout=WAIT_MS)
-    return page
 
 
 async def pytak_device(server: Server, name: str) -> tuple[Any, Any]:
@@ -67,7 +59,9 @@ async def test_admin_revokes_a_certificate_and_that_device_is_cut(
     reader, writer = await pytak_device(server, "mallory")
     writer.write(encode_xml(sa("ANDROID-MAL", f"MAL {HOSTILE}")))  # its self report
     await writer.drain()
-    page = await cert_page(browser, server, server.pki.admin_cert, server.pki.admin_key)
+    page = await cert_page(
+        browser, server, server.pki.admin_cert, server.pki.admin_key, viewport=WIDE
+    )
     await page.wait_for_function("window.accordAdmin && window.accordAdmin.ready", timeout=WAIT_MS)
     nav = await page.text_content("#nav")
     for title in (
@@ -133,7 +127,7 @@ async def test_a_browser_that_is_not_an_administrator_gets_no_admin_nav(
 ) -> None:
     server = await make_server()
     cert, key = server.client_cert("carol", group="Blue")
-    page = await cert_page(browser, server, cert, key)
+    page = await cert_page(browser, server, cert, key, viewport=WIDE)
     await page.wait_for_function(
         "window.accordAdmin && window.accordAdmin.allowed === false", timeout=WAIT_MS
     )
@@ -143,5 +137,60 @@ async def test_a_browser_that_is_not_an_administrator_gets_no_admin_nav(
     forged = await page.evaluate(
         "fetch('/api/admin/users', {method: 'POST', headers: {'X-Accord-CSRF': '1'},"
         " body: JSON.stringify({name: 'x', password: 'yyyyyyyy'})}).then(r => r.status)"
+    )
+    assert forged == 403
+
+
+async def test_an_admin_user_signed_in_with_a_password_gets_the_admin_pages_on_8446(
+    browser: Any, make_server: ServerFactory, tmp_path: Any
+) -> None:
+    server = await web_server(make_server, tmp_path, admin_users=("admin", "alice"))
+    atak = await CotClient.connect(server.port("tcp"))
+    await atak.send(sa("ANDROID-P1", "PAPA"))
+    page = await signed_in_page(browser, server, "alice", viewport=WIDE)
+    await page.wait_for_function("window.accordAdmin && window.accordAdmin.ready", timeout=WAIT_MS)
+    await open_page(page, "Clients")
+    await page.wait_for_function(
+        "document.querySelector('#page-admin-clients').textContent.includes('PAPA')",
+        timeout=WAIT_MS,
+    )
+    await open_page(page, "Users and groups")
+    await page.fill("#admin-user-name", "frank")
+    await page.fill("#admin-user-password", "long enough 6")
+    await page.fill("#admin-user-groups", "Blue")
+    await page.click("#page-admin-users button[type=submit]")  # a POST with the CSRF token
+    await page.locator("#page-admin-users tr[data-key=frank]").wait_for(timeout=WAIT_MS)
+    frank = page.locator("#page-admin-users tr[data-key=frank]")
+    await frank.get_by_role("button", name="QR").click()
+    await page.wait_for_selector("#page-admin-users .admin-qr img", timeout=WAIT_MS)
+    await page.screenshot(path=shot_path("admin-on-8446-users"))
+    # the Clients page disconnects the ATAK client through the session (DELETE)
+    await open_page(page, "Clients")
+    row = page.locator("#page-admin-clients tr", has_text="PAPA").first
+    await row.get_by_role("button", name="Disconnect").click()
+    with pytest.raises(ConnectionError):  # the server closed it
+        await atak.recv_until(lambda e: False, timeout=10)
+    await open_page(page, "Status")
+    await page.wait_for_function("window.accordAdmin.samples.length >= 2", timeout=WAIT_MS)
+    await page.screenshot(path=shot_path("admin-on-8446-status"))
+    assert page.errors == []
+    assert await page.text_content(".admin-error") == ""
+
+
+async def test_a_user_who_is_not_an_admin_gets_no_admin_nav_on_8446(
+    browser: Any, make_server: ServerFactory, tmp_path: Any
+) -> None:
+    server = await web_server(make_server, tmp_path, admin_users=("admin", "alice"))
+    page = await signed_in_page(browser, server, "rita")
+    await page.wait_for_function(
+        "window.accordAdmin && window.accordAdmin.allowed === false", timeout=WAIT_MS
+    )
+    assert "Clients" not in (await page.text_content("#nav") or "")
+    assert await page.evaluate("fetch('/api/admin/clients').then(r => r.status)") == 403
+    csrf = await page.evaluate("fetch('/web/config.json').then(r => r.json()).then(c => c.csrf)")
+    forged = await page.evaluate(
+        "(csrf) => fetch('/api/admin/users', {method: 'POST', headers: {'X-Accord-CSRF': csrf},"
+        " body: JSON.stringify({name: 'x', password: 'yyyyyyyy'})}).then(r => r.status)",
+        csrf,
     )
     assert forged == 403

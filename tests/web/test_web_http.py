@@ -21,15 +21,15 @@ import pytest
 from accord.api.web import SESSION_COOKIE, csrf_token
 from tests.conftest import Server, ServerFactory
 from tests.e2e.clients import CotClient, client_tls_context, sa
-from tests.web.conftest import PASSWORDS, add_users
+from tests.web.conftest import PASSWORDS
+from tests.web.conftest import web_server as start_web_server
 from tests.web.wsclient import WsClient
 
 pytestmark = pytest.mark.timeout(60)
 
 
 async def web_server(make_server: ServerFactory, tmp_path: Any, **overrides: Any) -> Server:
-    add_users(tmp_path / "server0")
-    return await make_server(tcp_groups=("Blue",), input_rate=0, **overrides)
+    return await start_web_server(make_server, tmp_path, input_rate=0, **overrides)
 
 
 def jar(token: str) -> dict[str, str]:

@@ -11,76 +11,35 @@ from __future__ import annotations
 
 import asyncio
 import configparser
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from accord.cot.xml import decode_xml, encode_xml
-from tests.conftest import Server, ServerFactory
+from tests.conftest import Server
 from tests.e2e.clients import CotClient, sa
-from tests.web.conftest import PASSWORDS, add_users, needs_chromium, shot_path
+from tests.web.conftest import (  # noqa: F401 (esc, web_server, signed_in_page: imported from here)
+    HOSTILE,
+    WAIT_MS,
+    cert_page,
+    esc,
+    item,
+    needs_chromium,
+    raw_event,
+    rendered,
+    shot_path,
+    signed_in_page,
+    web_server,
+)
 
 pytak = pytest.importorskip("pytak")
 pytestmark = [needs_chromium, pytest.mark.timeout(120)]
-WAIT_MS = 20_000
-HOSTILE = '<img src=x onerror="window.__xss=1">'
+SignedIn = Callable[..., Awaitable[Any]]
 
 
-def esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
-
-
-def raw_event(uid: str, type_: str, lat: float, lon: float, detail: str, *, ce: float = 5) -> bytes:
-    return (
-        f'<event version="2.0" uid="{uid}" type="{type_}" how="m-g" time="2026-01-01T00:00:00Z"'
-        ' start="2026-01-01T00:00:00Z" stale="2099-01-01T00:00:00Z">'
-        f'<point lat="{lat}" lon="{lon}" hae="100" ce="{ce}" le="9999999"/>'
-        f"<detail>{detail}</detail></event>"
-    ).encode()
-
-
-async def web_server(make_server: ServerFactory, tmp_path: Any) -> Server:
-    add_users(tmp_path / "server0")  # make_server's first data dir
-    # Plain-TCP test clients are in Blue, alice's group.
-    return await make_server(tcp_groups=("Blue",), revocation_check_s=0.2)
-
-
-async def signed_in_page(browser: Any, server: Server, user: str = "alice") -> Any:
-    context = await browser.new_context(
-        ignore_https_errors=True, bypass_csp=True, viewport={"width": 1280, "height": 800}
-    )
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.errors = errors
-    await page.goto(f"https://127.0.0.1:{server.port('enroll')}/web/")
-    await page.fill("input[name=username]", user)
-    await page.fill("input[name=password]", PASSWORDS[user])
-    await page.click("#signin-button")
-    await page.wait_for_function(
-        "window.accord && window.accord.ready && window.accord.stats.connected", timeout=WAIT_MS
-    )
-    return page
-
-
-async def item(page: Any, uid: str) -> Any:
-    return await page.evaluate("(uid) => window.accord.items.get(uid) || null", uid)
-
-
-async def rendered(page: Any, source: str) -> list[Any]:
-    """The features the map has drawn from one of the app's sources."""
-    return list(
-        await page.evaluate(
-            "(s) => window.accord.map.querySourceFeatures(s).map(f => f.properties)", source
-        )
-    )
-
-
-async def test_sign_in_and_tracks_appear_and_move(
-    browser: Any, make_server: ServerFactory, tmp_path: Any
-) -> None:
-    server = await web_server(make_server, tmp_path)
-    page = await signed_in_page(browser, server)
+async def test_sign_in_and_tracks_appear_and_move(web: Server, signed_in: SignedIn) -> None:
+    server, page = web, await signed_in()
     atak = await CotClient.connect(server.port("tcp"))
     await atak.send(sa("ANDROID-T1", "ALPHA", lat=48.10, lon=11.50))
     await page.wait_for_function("window.accord.items.has('ANDROID-T1')", timeout=WAIT_MS)
@@ -99,10 +58,9 @@ async def test_sign_in_and_tracks_appear_and_move(
 
 
 async def test_a_drone_footprint_aim_line_and_telemetry_are_drawn(
-    browser: Any, make_server: ServerFactory, tmp_path: Any
+    web: Server, signed_in: SignedIn
 ) -> None:
-    server = await web_server(make_server, tmp_path)
-    page = await signed_in_page(browser, server)
+    server, page = web, await signed_in()
     feed = await CotClient.connect(server.port("tcp"))
     drone = (
         '<contact callsign="HAWK-1"/><track course="90" speed="15"/>'
@@ -134,10 +92,9 @@ async def test_a_drone_footprint_aim_line_and_telemetry_are_drawn(
 
 
 async def test_a_partner_item_shows_its_precision_circle_and_rule(
-    browser: Any, make_server: ServerFactory, tmp_path: Any
+    web: Server, signed_in: SignedIn
 ) -> None:
-    server = await web_server(make_server, tmp_path)
-    page = await signed_in_page(browser, server)
+    server, page = web, await signed_in()
     partner = await CotClient.connect(server.port("tcp"))
     detail = (
         '<contact callsign="NORTH-7"/>'
@@ -162,11 +119,8 @@ async def test_a_partner_item_shows_its_precision_circle_and_rule(
     await page.screenshot(path=shot_path("partner-precision"))
 
 
-async def test_chat_goes_both_ways_with_an_atak_client(
-    browser: Any, make_server: ServerFactory, tmp_path: Any
-) -> None:
-    server = await web_server(make_server, tmp_path)
-    page = await signed_in_page(browser, server)
+async def test_chat_goes_both_ways_with_an_atak_client(web: Server, signed_in: SignedIn) -> None:
+    server, page = web, await signed_in()
     parser = configparser.ConfigParser()
     parser["pytak"] = {"COT_URL": f"tcp://127.0.0.1:{server.port('tcp')}"}
     reader, writer = await pytak.protocol_factory(parser["pytak"])
@@ -219,10 +173,9 @@ async def test_chat_goes_both_ways_with_an_atak_client(
 
 
 async def test_hostile_callsigns_remarks_and_chat_stay_text(
-    browser: Any, make_server: ServerFactory, tmp_path: Any
+    web: Server, signed_in: SignedIn
 ) -> None:
-    server = await web_server(make_server, tmp_path)
-    page = await signed_in_page(browser, server)
+    server, page = web, await signed_in()
     atak = await CotClient.connect(server.port("tcp"))
     detail = f'<contact callsign="{esc(HOSTILE)}"/><remarks>{esc(HOSTILE)}</remarks>'
     await atak.send(raw_event("EVIL-1", "a-f-G-U-C", 48.5, 11.5, detail))
@@ -251,21 +204,12 @@ async def test_hostile_callsigns_remarks_and_chat_stay_text(
 
 
 async def test_a_browser_with_a_client_certificate_gets_the_map_on_the_https_port(
-    browser: Any, make_server: ServerFactory, tmp_path: Any
+    browser: Any, web: Server
 ) -> None:
-    server = await web_server(make_server, tmp_path)
+    server = web
     cert, key = server.client_cert("carol", group="Blue")
-    origin = f"https://127.0.0.1:{server.port('https')}"
-    context = await browser.new_context(
-        ignore_https_errors=True,
-        bypass_csp=True,
-        client_certificates=[{"origin": origin, "certPath": str(cert), "keyPath": str(key)}],
-    )
-    page = await context.new_page()
-    await page.goto(f"{origin}/web/")
-    await page.wait_for_function(
-        "window.accord && window.accord.ready && window.accord.stats.connected", timeout=WAIT_MS
-    )
+    page = await cert_page(browser, server, cert, key)
+    await page.wait_for_function("window.accord.stats.connected", timeout=WAIT_MS)
     atak = await CotClient.connect(server.port("tcp"))
     await atak.send(sa("ANDROID-C1", "CHARLIE", lat=48.2, lon=11.2))
     await page.wait_for_function("window.accord.items.has('ANDROID-C1')", timeout=WAIT_MS)

@@ -1,10 +1,13 @@
 """The admin API: who is connected, what the server carries, and disconnecting a client.
 
-Served on the HTTPS API port (8443) beside the Marti API. Administrators only: the caller's
-client certificate must be valid (issued by Accord's CA, not revoked) and its CN listed in
-``admin_users`` (default ``admin``). At start the server keeps a certificate for the first
-of them in ``<data_dir>/pki/admin.pem`` (mode 0600), which ``accord status`` uses. No
-certificate (or a revoked one on a live connection): 401; a certificate of someone else: 403.
+Served on the HTTPS API port (8443) beside the Marti API, and on 8446 to the web app.
+Administrators only: on 8443 the caller's client certificate must be valid (issued by
+Accord's CA, not revoked) and its CN listed in ``admin_users`` (default ``admin``); on 8446
+the caller is the user of the web session cookie, who must be listed there. At start the
+server keeps a certificate for the first of them in ``<data_dir>/pki/admin.pem`` (mode
+0600), which ``accord status`` uses. No certificate or session (or a revoked certificate on a
+live connection): 401; someone else: 403. A state-changing request must pass the port's CSRF
+rule (``AdminState.refusal``): admin_guard's on 8443, the web session's on 8446.
 
     GET    /api/admin/clients        every connected streaming client
     DELETE /api/admin/clients/{id}   close that client's session (it may reconnect)
@@ -82,6 +85,8 @@ class AdminState:
     drones: DroneFeeds | None = None  # None: this server cannot run drone feeds
     identity: IdentityAdmin | None = None  # users, certificates, packages, QR (admin_users)
     stores: StoreAdmin | None = None  # partners' ledgers and data packages (admin_partners)
+    # Why a state-changing request is refused as possibly cross-site (None: it passes).
+    refusal: Callable[[Request], str | None] = csrf_refusal
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -175,21 +180,22 @@ async def _store_json(store: StoreStatus | None) -> dict[str, Any] | None:
 
 
 def admin_only(state: AdminState, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Answer 401 without a valid certificate, 403 when its CN is not in ``admin_users`` or
-    when a browser sent a state-changing request without the CSRF header (admin_guard)."""
+    """Answer 401 without a valid certificate or session, 403 when its name is not in
+    ``admin_users`` or when the request fails the port's CSRF rule (``state.refusal``)."""
 
     async def endpoint(request: Request) -> Response:
         cn = state.caller(request)
         if cn is None:
             return JSONResponse(
-                {"error": "a valid client certificate is required"}, status_code=401
+                {"error": "a valid client certificate (8443) or web session (8446) is required"},
+                status_code=401,
             )
         if cn not in state.admins:
             return JSONResponse(
                 {"error": f"{cn!r} is not an administrator (admin_users in the configuration)"},
                 status_code=403,
             )
-        refusal = csrf_refusal(request)
+        refusal = state.refusal(request)
         if refusal is not None:
             return error(403, refusal)
         try:

@@ -43,6 +43,7 @@ from accord.missions.codec import (
 from accord.missions.model import (
     Change,
     Item,
+    LogEntry,
     Mission,
     MissionError,
     Role,
@@ -70,6 +71,15 @@ class Access:
         if not self.role.writes:
             raise MissionError(
                 f"{self.role.value} may not change mission {self.mission.name!r}", 403
+            )
+
+    def need_own_content(self) -> None:
+        """A partner's mirror: its items, files and metadata are the partner's to change."""
+        if self.mission.origin:
+            raise MissionError(
+                f"mission {self.mission.name!r} mirrors partner {self.mission.origin}'s: only "
+                "its logs and subscriptions change here",
+                403,
             )
 
     def need_owner(self) -> None:
@@ -113,6 +123,11 @@ class MissionBook:
         self._intake: list[tuple[str, Item]] = []  # (mission guid, item) from <dest mission>
         self._woken = asyncio.Event()
         self.intake_dropped = 0  # <dest mission> items not added: the intake was full
+        # Shared missions (accord.api.missions_sharing): told of every stored change, the log
+        # entries written or edited, and the partner they came from ("" when made here).
+        self.on_change: (
+            Callable[[Mission, list[tuple[int, Change]], list[LogEntry], str], None] | None
+        ) = None
 
     # -- reading -------------------------------------------------------------------------------
     async def _all(self) -> dict[str, Mission]:
@@ -123,6 +138,10 @@ class MissionBook:
                 loaded[r.guid] = decode_mission(r.doc, [(c.key, c.doc) for c in contents])
             self._by_guid = loaded
         return self._by_guid
+
+    async def all_missions(self) -> dict[str, Mission]:
+        """Every mission by guid (the book's cache: edit only under :attr:`lock`)."""
+        return await self._all()
 
     async def visible(self, who: Membership) -> list[Mission]:
         return sorted(
@@ -204,8 +223,11 @@ class MissionBook:
         self.broadcast(mission, "t-x-m-n", "CREATE", mission.creator_uid)
         return True
 
-    async def update(self, mission: Mission, changes: Sequence[Change] = ()) -> Mission:
-        """Write the edited mission and its changes, then tell the subscribers."""
+    async def update(
+        self, mission: Mission, changes: Sequence[Change] = (), *, federated_from: str = ""
+    ) -> Mission:
+        """Write the edited mission and its changes, then tell the subscribers (and the
+        partners it is shared with; ``federated_from``: the partner the edit came from)."""
         missions = await self._all()
         before = missions.get(mission.guid)
         if before is None:
@@ -221,6 +243,11 @@ class MissionBook:
             self.tell_subscribers(
                 mission, "t-x-m-c", change.creator_uid, shape.change_xml(change, mission)
             )
+        if self.on_change is not None:
+            logs = [e for k, e in mission.logs.items() if before.logs.get(k) is not e]
+            numbered = [(r.seq, c) for r, c in zip(rows, changes, strict=True)]
+            if numbered or logs:
+                self.on_change(mission, numbered, logs, federated_from)
         return mission
 
     async def delete(self, mission: Mission, author_uid: str) -> None:
@@ -243,6 +270,8 @@ class MissionBook:
             if not (m.role_of(event.uid) or m.default_role).writes:
                 continue
             uids += [s.client_uid for s in m.subscriptions.values() if s.live]
+            if m.origin:
+                continue  # a partner's mirror: its items are the partner's to add
             if len(self._intake) >= MAX_INTAKE:
                 self.intake_dropped += 1
                 continue

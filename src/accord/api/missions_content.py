@@ -64,6 +64,7 @@ def content_routes(
 
     async def add_contents(request: Request, who: Membership, a: Access) -> Response:
         a.need_write()
+        a.need_own_content()
         body = await json_body(request)
         if not isinstance(body, dict):
             raise MissionError('send {"hashes": [...], "uids": [...]}')
@@ -99,6 +100,7 @@ def content_routes(
 
     async def remove_contents(request: Request, who: Membership, a: Access) -> Response:
         a.need_write()
+        a.need_own_content()
         q = request.query_params
         async with book.lock:
             mission = await book.find(who, guid=a.mission.guid)
@@ -172,6 +174,7 @@ def content_routes(
 
     async def keywords(request: Request, who: Membership, a: Access) -> Response:
         a.need_write()
+        a.need_own_content()
         words: list[str] = []
         if request.method == "PUT":
             words = _strings(await json_body(request), "the body (keywords)")

@@ -4,9 +4,12 @@ Served under ``/web/`` on both HTTPS ports. On 8443 the browser is its client ce
 (required at the handshake); on 8446 a user signs in with a password and gets a session
 cookie (``HttpOnly; Secure; SameSite=Strict``) holding a token of the server's token service
 for the web-session audience, so an API token is not a session and a session is not an API
-token. Every state-changing request (sign-in, sign-out; chat goes over the WebSocket, whose
-handshake is checked the same way) must come from the app's own origin (``Origin`` header),
-and sign-out also carries the CSRF token the page was given.
+token. Every state-changing request (sign-in, sign-out, the admin API's; chat goes over the
+WebSocket, whose handshake is checked the same way) must come from the app's own origin
+(``Origin`` header), and all but sign-in also carry the CSRF token the page was given
+(:func:`session_refusal`). The cookie's path is ``/`` because an administrator's session is
+also the caller of the admin API (``/api/admin/*``) on 8446; nothing else on that port reads
+it (the Marti API there takes bearer tokens only).
 
 Routes (``WebAccess`` says who a request is):
 
@@ -43,6 +46,7 @@ from accord.store.query import QueryError, parse_history_query
 from accord.store.records import to_event
 
 SESSION_COOKIE = "accord_web"
+SESSION_COOKIE_PATH = "/"  # the web app (/web) and, for administrators, /api/admin
 CSRF_HEADER = "x-accord-csrf"
 SESSION_LIFETIME_S = 12 * 3600  # a shift; then sign in again
 WEB_DIR = Path(str(resources.files("accord") / "web"))
@@ -97,6 +101,21 @@ def same_origin(connection: HTTPConnection) -> bool:
     return hmac.compare_digest(origin.lower(), f"https://{host}".lower())
 
 
+def session_refusal(request: Request) -> str | None:
+    """Why a state-changing request of a web session is refused, or None: it must come from
+    this server's own page (``Origin``) with the session's CSRF token (``X-Accord-CSRF``),
+    the rule sign-out follows; the admin API on 8446 uses it for every POST, PUT, DELETE."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    if not same_origin(request):
+        return "cross-site request refused: Origin is not this server's page"
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    given = request.headers.get(CSRF_HEADER, "")
+    if not cookie or not hmac.compare_digest(given, csrf_token(cookie)):
+        return "missing or wrong CSRF token (X-Accord-CSRF, from /web/config.json)"
+    return None
+
+
 def _page(name: str) -> Response:
     return FileResponse(WEB_DIR / name, media_type="text/html", headers=PAGE_HEADERS)
 
@@ -137,7 +156,7 @@ def web_routes(
             SESSION_COOKIE,
             access.issue_session(name),
             max_age=SESSION_LIFETIME_S,
-            path="/web",
+            path=SESSION_COOKIE_PATH,
             secure=True,
             httponly=True,
             samesite="strict",
@@ -145,14 +164,11 @@ def web_routes(
         return response
 
     async def sign_out(request: Request) -> Response:
-        cookie = request.cookies.get(SESSION_COOKIE, "")
-        given = request.headers.get(CSRF_HEADER, "")
-        if not same_origin(request) or not cookie:
-            return Response("cross-site request refused", status_code=403)
-        if not hmac.compare_digest(given, csrf_token(cookie)):
-            return Response("missing or wrong CSRF token", status_code=403)
+        refusal = session_refusal(request)
+        if refusal is not None:
+            return Response(refusal, status_code=403)
         response = JSONResponse({"signed_out": True})
-        response.delete_cookie(SESSION_COOKIE, path="/web", secure=True, httponly=True)
+        response.delete_cookie(SESSION_COOKIE, path=SESSION_COOKIE_PATH, secure=True, httponly=True)
         return response
 
     async def config(request: Request) -> Response:

@@ -4,7 +4,9 @@ A web session is a party with its user's groups, attached to the hub like a stre
 session, so routing and isolation are the hub's (a user sees what that user's ATAK would).
 What the hub hands it waits in a bounded :class:`FeatureQueue`, as for a slow stream client
 (a uid's newer position replaces its queued one, the rest is dropped and counted), and is
-written as JSON batches ``{"now": ms, "items": [feature, ...]}`` by one writer task; a
+written as JSON batches ``{"now": ms, "items": [feature, ...]}`` by one writer task, at most
+one per ``flush_interval_s`` (a burst waits and coalesces rather than costing a message per
+hub turn); a
 browser that does not read for ``blocked_timeout_s`` is closed, as a stream client is.
 
 From the browser: JSON messages ``{"op": "chat", "text", "to_uid"?, "to_callsign"?}``; a
@@ -18,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import secrets
 import time
 import uuid
@@ -30,7 +33,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from accord.cot.model import CotEvent
 from accord.cot.outgoing import Outgoing
-from accord.domain.flow import Push, TokenBucket
+from accord.domain.flow import Push, TokenBucket, push_all
 from accord.domain.geochat import (
     WEB_SA_INTERVAL_S,
     ChatRefused,
@@ -45,6 +48,10 @@ from accord.domain.ports import Exchange
 
 log = logging.getLogger("accord.web")
 MAX_CLIENT_MESSAGE_BYTES = 4096  # a chat message and its envelope; more is dropped
+# One WebSocket message per interval at most: what arrives meanwhile waits in the queue (a
+# uid's newer position replacing its older one), so a busy picture costs a few messages a
+# second, not one per hub turn. A quiet picture's first event goes at once.
+WEB_FLUSH_INTERVAL_S = 0.25
 MAX_BATCH_ITEMS = 2000  # features per WebSocket message; a longer drain is split
 FEATURE_CACHE_SIZE = 16_384  # encoded features kept, shared by every web session
 CHAT_RATE_PER_S = 2.0
@@ -110,6 +117,7 @@ class FeedSettings:
     counters: Counters
     stats: WebStats = field(default_factory=WebStats)
     cache: FeatureCache = field(default_factory=FeatureCache)
+    flush_interval_s: float = WEB_FLUSH_INTERVAL_S
 
 
 class FeatureQueue:
@@ -162,19 +170,14 @@ class WebSink:
     def send(self, items: list[Outgoing], data: bytes | None = None) -> int:
         if self.closed is not None:
             return 0
-        counters, taken = self.settings.counters, 0
-        for item in items:
-            result = self.queue.push(item)
-            if result is Push.DROPPED:
-                counters.queue_dropped += 1
-                self.dropped += 1
-            else:
-                taken += 1
-                if result is Push.COALESCED:
-                    counters.queue_coalesced += 1
-                    self.coalesced += 1
+        counters = self.settings.counters
+        pushed = push_all(self.queue, items)
+        counters.queue_dropped += pushed.dropped
+        self.dropped += pushed.dropped
+        counters.queue_coalesced += pushed.coalesced
+        self.coalesced += pushed.coalesced
         self.ready.set()
-        return taken
+        return pushed.taken
 
     def close(self, reason: str, *, abort: bool = False) -> None:
         self.closed = self.closed or reason
@@ -265,11 +268,16 @@ class WebFeed:
 
     async def _write(self, websocket: WebSocket, sink: WebSink) -> None:
         settings = self.settings
+        sent_at = -math.inf
         while True:
             await sink.ready.wait()
+            wait_s = sent_at + settings.flush_interval_s - time.monotonic()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)  # gather this interval's deltas into one message
             sink.ready.clear()
             if sink.closed is not None:
                 return
+            sent_at = time.monotonic()
             items = sink.queue.drain()
             for start in range(0, len(items), MAX_BATCH_ITEMS):
                 now_ms = settings.wall_ms()

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from accord.api import admin
+from accord.api.admin_guard import csrf_refusal
 from accord.api.admin_partners import StoreAdmin
 from accord.api.admin_users import IdentityAdmin
 from accord.api.certadmin import CertAdminSettings, certadmin_routes
@@ -47,10 +48,11 @@ from accord.api.security import SecuritySettings, security_routes
 from accord.api.subscriptions import subscription_routes
 from accord.api.video import video_routes
 from accord.api.videos_v2 import LiveVideo, video_v2_routes
+from accord.api.web import session_refusal
 from accord.app.drones import DroneFeedControl
 from accord.app.running import Running, StartupError, listen_error, wall_ms
 from accord.app.tasks import Policy
-from accord.app.web import password_web
+from accord.app.web import password_web, session_admin
 from accord.config import Config
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
@@ -440,12 +442,19 @@ async def serve_enrollment(
     blobs: Blobs,
     port: int,
 ) -> None:
-    """8446: ``/oauth/token``, enrollment, and the Marti API to bearer-token sessions."""
+    """8446: ``/oauth/token``, enrollment, the Marti API to bearer-token sessions, the web
+    app to password sessions, and the admin API to the sessions of ``admin_users``."""
     tokens = token_service(running, config, pki)
     state = Enrollment(pki, shared_signin(running, config), running.counters, tokens, time.time)
     caller, principal = bearer_caller(config, identities, tokens)
     more = enrollment_routes(state) + password_web(
         running, config, identities, tokens, shared_signin(running, config)
+    )
+    web_admin = session_admin(config, identities, tokens)
+    more += admin.routes(
+        admin_state(
+            running, config, identities, PeerCertificates(), pki, blobs, web_admin, session_refusal
+        )
     )
     app = marti_app(running, config, caller, principal, more, blobs)
     where = ("enroll", port, config.enroll_port, "--enroll-port")
@@ -522,8 +531,12 @@ def admin_state(
     peers: PeerCertificates,
     pki: PkiPaths | None = None,
     blobs: Blobs | None = None,
+    caller: admin.AdminCaller | None = None,
+    refusal: Callable[[Request], str | None] | None = None,
 ) -> admin.AdminState:
-    admin_cn = certificate_cn(identities, peers)
+    """The admin API's state; its caller is the client certificate (8443) unless ``caller``
+    (and its CSRF rule ``refusal``) says otherwise (8446's web session)."""
+    admin_cn = caller or certificate_cn(identities, peers)
 
     def revoked() -> None:
         if pki is not None:
@@ -559,6 +572,7 @@ def admin_state(
         DroneFeedControl(running),
         identity,
         stores,
+        refusal or csrf_refusal,
     )
 
 

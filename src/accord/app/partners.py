@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from accord.api.missions_sharing import MissionSharing
 from accord.app.file_sharing import file_shares, serve_partner_files
 from accord.app.running import Running, StartupError, listen_error, wall_ms
 from accord.app.tasks import Policy
@@ -145,6 +146,8 @@ async def start_federation(
         running.gate.redeliver = federation.redeliver
     running.probes.links = federation
     running.probes.sources.append(federation)
+    if running.missions is not None and isinstance(running.gate, PolicyGate):
+        _share_missions(running, federation, partners, running.gate)
     try:
         bound = await federation.start(config.bind, port, listen=config.federation_port != 0)
     except OSError as exc:
@@ -159,3 +162,24 @@ async def _close_federation(running: Running) -> None:
     if running.federation is not None:
         await running.federation.close()
         running.federation = None
+
+
+def _share_missions(
+    running: Running, federation: Federation, partners: Sequence[Partner], gate: PolicyGate
+) -> None:
+    """Missions shared with partners under their policies' ``[[mission]]`` sections."""
+    assert running.missions is not None
+    sharing = MissionSharing(
+        running.missions,
+        gate.policies,
+        federation.mission_links,
+        partners,
+        wall_ms=wall_ms,
+        files=federation.files,
+    )
+    running.missions.on_change = sharing.changed
+    federation.share_missions(sharing.receive)
+    running.mission_sharing = sharing
+    task = running.tasks.start("mission sharing", sharing.run, Policy.RESTART)
+    running.stack.push_async_callback(running.tasks.stop, task)
+    running.probes.sources.append(sharing)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from accord.api.missions_book import MissionBook
+from accord.api.missions_sharing import MissionSharing
 from accord.api.web_feed import FeedSettings
 from accord.app.tasks import Supervisor
 from accord.config import Config
@@ -72,6 +73,7 @@ class Running:
     partners: tuple[Partner, ...] = ()  # as configured at start
     ledger: LedgerJournal | None = None  # the sharing ledger
     census: Census = field(default_factory=Census)  # the sessions, for the admin API
+    mission_sharing: MissionSharing | None = None  # missions shared with partners
     missions: MissionBook | None = None  # the Mission API's state, one for HTTPS and HTTP
     probes: Probes = field(default_factory=Probes)  # optional reporters to /metrics
     started_s: float = field(default_factory=time.time)

@@ -4,16 +4,18 @@
 client with that certificate gets. 8446: the session cookie, a token of the server's token
 service for the web-session audience, of a user that still exists and is not disabled, with
 the groups of that user; sign-in goes through the same throttled password check as every
-other sign-in.
+other sign-in. A session of a user in ``admin_users`` is also the admin API's caller on 8446
+(:func:`session_admin`), under the web app's CSRF rule (``accord.api.web.session_refusal``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.routing import BaseRoute
 
 from accord.api.peers import PeerCertificates
@@ -75,18 +77,14 @@ def certificate_web(
     )
 
 
-def password_web(
-    running: Running,
-    config: Config,
-    identities: Identities,
-    tokens: TokenService,
-    signin: SignIn,
-) -> list[BaseRoute]:
-    """8446's ``/web/``: a password signs in; the session cookie is its user after that."""
+def session_user(
+    config: Config, identities: Identities, tokens: TokenService
+) -> Callable[[HTTPConnection], WebUser | None]:
+    """8446: the user of a request's session cookie (a web-audience token of a user that
+    still exists and is not disabled), with that user's groups; None without one."""
     default = Membership.both(config.tls_default_groups)
-    check = password_check(signin, default)
 
-    async def user(connection: HTTPConnection) -> WebUser | None:
+    def user(connection: HTTPConnection) -> WebUser | None:
         token = connection.cookies.get(SESSION_COOKIE)
         if not token:
             return None
@@ -102,6 +100,38 @@ def password_web(
         if known is None or known.disabled:
             return None
         return WebUser(name, identities.groups.get(name, default))
+
+    return user
+
+
+def session_admin(
+    config: Config, identities: Identities, tokens: TokenService
+) -> Callable[[Request], str | None]:
+    """The admin API's caller on 8446: the name of the request's web session (the admin
+    check against ``admin_users`` is the admin API's own)."""
+    of = session_user(config, identities, tokens)
+
+    def name(request: Request) -> str | None:
+        found = of(request)
+        return found.name if found is not None else None
+
+    return name
+
+
+def password_web(
+    running: Running,
+    config: Config,
+    identities: Identities,
+    tokens: TokenService,
+    signin: SignIn,
+) -> list[BaseRoute]:
+    """8446's ``/web/``: a password signs in; the session cookie is its user after that."""
+    default = Membership.both(config.tls_default_groups)
+    check = password_check(signin, default)
+    of = session_user(config, identities, tokens)
+
+    async def user(connection: HTTPConnection) -> WebUser | None:
+        return of(connection)
 
     async def sign_in(peer: str, name: str, password: str) -> str | None:
         result = await check(peer, name, password)

@@ -82,6 +82,13 @@ def _check(args: argparse.Namespace) -> int:
     for number, rule in enumerate(policy.rules, start=1):
         print(f"  {number}. {rule.name} (line {rule.line}): {_describe(rule)}")
     print("  otherwise: withhold (deny by default)")
+    for share in policy.missions:
+        named = [*share.missions, *(f"keyword {k}" for k in share.keywords)]
+        print(
+            f"  mission {share.name} (line {share.line}): {', '.join(named)}; shares "
+            f"{', '.join(sorted(share.share)) or 'metadata only'}; accepts "
+            f"{', '.join(sorted(share.accept)) or 'nothing'}"
+        )
     if policy.pseudonymise and policy.secret is None:
         print("  note: pseudonymise = true without secret: the link must pass the key")
     return 0

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import enum
 import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
 
 from accord.cot.outgoing import Outgoing
 
@@ -15,6 +18,36 @@ class Push(enum.Enum):
     QUEUED = "queued"
     COALESCED = "coalesced"  # replaced an older position report of the same uid
     DROPPED = "dropped"  # queue full and nothing to replace
+
+
+class Pushable(Protocol):
+    """A bounded queue of events waiting for a client (:class:`SendQueue`, the web feed's)."""
+
+    def push(self, item: Outgoing) -> Push: ...
+
+
+@dataclass(slots=True)
+class Pushed:
+    """What :func:`push_all` did with a turn's events: taken (queued or coalesced), of
+    which coalesced, and dropped."""
+
+    taken: int = 0
+    coalesced: int = 0
+    dropped: int = 0
+
+
+def push_all(queue: Pushable, items: Iterable[Outgoing]) -> Pushed:
+    """Queue a turn's events for a client that is not writing now; the caller counts."""
+    pushed = Pushed()
+    for item in items:
+        result = queue.push(item)
+        if result is Push.DROPPED:
+            pushed.dropped += 1
+        else:
+            pushed.taken += 1
+            if result is Push.COALESCED:
+                pushed.coalesced += 1
+    return pushed
 
 
 class SendQueue:

@@ -139,6 +139,8 @@ class LinkConnection:
         self._sent = 0  # the last sequence number handed out as a message on this stream
         self.resend_after: int | None = None  # durable: read the outbox after this, then resend
         self.last_health_s = 0.0  # the adapter's monotonic clock
+        # Shared missions (accord.federation.missions): where received changes go.
+        self.on_mission: Callable[[Partner, bytes], None] | None = None
 
     # -- state -----------------------------------------------------------------------------
     def set_state(self, state: str, now_s: float, error: str = "") -> bool:
@@ -282,6 +284,36 @@ class LinkConnection:
             taken += 1
         return taken
 
+    def release_mission(self, change: bytes, rule: str, policy: str) -> bool:
+        """One mission change (already decided by the policy) as an ``accordMission`` frame,
+        numbered, kept in the outbox and journalled like an event; False when it cannot go
+        (no stream nor outbox, a partner that does not take missions, no room: dropped)."""
+        outbox = self._outbox if self.durable else None
+        # What the partner takes is known once its stream has opened (this run; before, a
+        # durable link keeps the change for when it does).
+        known = self.stream > 0
+        if (not self.streaming and outbox is None) or (
+            known and not self.peer_features & fig_pb2.ACCORD_MISSIONS
+        ):
+            return False
+        seq = self._seq_out + 1
+        msg = fig_pb2.FederatedEvent(accordMission=change, accordSeq=seq if outbox else 0)
+        frame = msg.SerializeToString()
+        name = self.partner.name
+        if outbox is not None and not outbox.append(name, self.key, seq, frame):
+            self.dropped += 1
+            self._journal.dropped(name, frame, rule, policy)
+            return False
+        if outbox is None and len(self._queue) >= self._queue_frames:
+            self.dropped += 1
+            self._journal.dropped(name, frame, rule, policy)
+            return False
+        self._seq_out = seq
+        self._journal.released(name, seq, frame, rule, policy)
+        if self.streaming and len(self._queue) < self._queue_frames:
+            self._queue.append((seq, frame))
+        return True
+
     @property
     def pending(self) -> bool:
         """Whether :meth:`messages` has something (or the store must be read first)."""
@@ -407,6 +439,10 @@ class LinkConnection:
         # Unnumbered frames (a TAK Server's, or bad bytes) do not move the sequence numbers:
         # a bad frame must not make the partner's next numbered one look like a resend.
         self._journal.received(self.partner.name, msg.accordSeq if msg else 0, frame)
+        if msg is not None and msg.accordMission:
+            if self.on_mission is not None:
+                self.on_mission(self.partner, msg.accordMission)
+            return
         try:
             if msg is None:
                 raise DecodeError("not a FederatedEvent")

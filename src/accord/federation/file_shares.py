@@ -118,6 +118,45 @@ class FileShares:
         share.set("sha256", digest)
         return _with_url(event, root, share, self._partner_url(digest))
 
+    def offer(self, partner: Partner, digest: str) -> str:
+        """Make package ``digest`` fetchable by ``partner`` (a file of a shared mission); the
+        URL it fetches it from."""
+        announced = self._announced.setdefault(partner.name, OrderedDict())
+        announced[digest] = None
+        announced.move_to_end(digest)
+        while len(announced) > ANNOUNCED:
+            announced.popitem(last=False)
+        return self._partner_url(digest)
+
+    def fetch(
+        self, partner: Partner, url: str, digest: str, name: str, groups: tuple[str, ...]
+    ) -> None:
+        """Fetch ``partner``'s package ``digest`` from ``url`` in the background (a file of its
+        mission, for the mirror); a failure is logged and counted."""
+        if self._group is None:
+            self.failed += 1
+            return
+        share = etree.Element("fileshare", filename=name[:255])
+        root = etree.Element("detail")
+        root.append(share)
+
+        async def fetch() -> None:
+            try:
+                async with self._fetching:
+                    if await self._blobs.size(digest) is None:
+                        await self._download(partner, url, digest, share, groups)
+            except (httpx.HTTPError, BlobError, StoreError, OSError, ssl.SSLError) as exc:
+                self.failed += 1
+                log.warning(
+                    "partner %s: cannot fetch mission file %s: %s", partner.name, digest, exc
+                )
+                return
+            self.fetched += 1
+
+        task = self._group.create_task(fetch())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def may_fetch(self, partner: str, digest: str) -> bool:
         return digest in self._announced.get(partner, {})
 

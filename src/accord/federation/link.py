@@ -227,6 +227,13 @@ class Link:
         if rol:
             self._rol_ready.set()
 
+    def send_mission(self, change: bytes, rule: str, policy: str) -> bool:
+        """A mission change to the partner (:meth:`LinkConnection.release_mission`)."""
+        taken = self.core.release_mission(change, rule, policy)
+        if taken:
+            self._ready.set()
+        return taken
+
     def send(self, items: list[Outgoing], data: bytes | None = None) -> int:
         taken = self.core.release(items, self._wall_ms())
         if taken:

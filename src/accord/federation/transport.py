@@ -158,6 +158,17 @@ class Federation:
             if link is not None and link.streaming:
                 link.send([Outgoing(event)])
 
+    def share_missions(self, on_mission: Callable[[Partner, bytes], None]) -> None:
+        """Take and send shared missions (announces ACCORD_MISSIONS; before :meth:`start`)."""
+        self.features |= fig_pb2.ACCORD_MISSIONS
+        for link in (*self.outgoing.values(), *self.incoming.values()):
+            link.core.on_mission = on_mission
+
+    def mission_links(self, partner: str) -> list[Link]:
+        """The links a mission change for ``partner`` may take: streaming ones first."""
+        found = [links[partner] for links in (self.outgoing, self.incoming) if partner in links]
+        return sorted(found, key=lambda link: not link.streaming)
+
     def partner_of(self, der: bytes) -> str | None:
         """The partner whose pinned CA issued this (DER) certificate, if any."""
         ca = issued_by(ssl.DER_cert_to_PEM_cert(der).encode(), self._pinned)

@@ -93,6 +93,7 @@ def decode_mission(doc: str, contents: Iterable[tuple[str, str]] = ()) -> Missio
             "groups": frozenset(d["groups"]),
             "default_role": Role(d["default_role"]),
             "keywords": tuple(d["keywords"]),
+            "applied": tuple(d.get("applied", ())),
             "items": {k: _item(v) for k, v in d["items"].items()},
             "resources": {k: _resource(v) for k, v in d["resources"].items()},
             "logs": {

@@ -183,6 +183,12 @@ class Mission:
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     invitations: tuple[Invitation, ...] = ()
     change_count: int = 0  # changes appended to its log so far: the next one is number +1
+    # A partner's mission mirrored here (``accord.missions.federation``): the partner's name
+    # ("" for a mission of our own), the mission's guid there, and the federated change ids
+    # applied (newest last, bounded): a resend is then applied once.
+    origin: str = ""
+    origin_guid: str = ""
+    applied: tuple[str, ...] = ()
 
     @property
     def password_protected(self) -> bool:

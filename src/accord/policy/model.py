@@ -91,6 +91,23 @@ class Withheld:
     areas: tuple[str, ...] = ()
 
 
+MISSION_PARTS = ("items", "files", "logs")  # what of a mission a ``[[mission]]`` shares
+
+
+@dataclass(frozen=True, slots=True)
+class MissionShare:
+    """One ``[[mission]]`` section: which missions are shared with the partner (by name glob or
+    keyword), what of them goes out (``share``) and what the partner's mirror may send back
+    (``accept``: only logs). The CoT items of a shared mission still pass the rules."""
+
+    name: str
+    missions: tuple[str, ...] = ()  # fnmatch globs on the mission name
+    keywords: tuple[str, ...] = ()  # or: a mission carrying any of these keywords
+    share: frozenset[str] = frozenset(MISSION_PARTS)
+    accept: frozenset[str] = frozenset()
+    line: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     name: str
@@ -104,3 +121,4 @@ class Policy:
     secret: bytes | None = None  # HMAC key for pseudonyms; may be passed to decide() instead
     valid_from_ms: int | None = None
     valid_until_ms: int | None = None
+    missions: tuple[MissionShare, ...] = ()  # ``[[mission]]``: none shares no mission

@@ -21,8 +21,10 @@ from accord.cot.model import ms_from_iso
 from accord.policy.model import (
     DEFAULT_STRIP,
     GEOMETRY_TAGS,
+    MISSION_PARTS,
     Area,
     Circle,
+    MissionShare,
     Policy,
     Polygon,
     Rule,
@@ -44,8 +46,11 @@ _TOP_KEYS = frozenset(
         "area",
         "always_withhold",
         "rule",
+        "mission",
     }
 )
+_MISSION_KEYS = frozenset({"name", "missions", "keywords", "share", "accept"})
+_MISSION_ACCEPTS = ("logs",)  # what a partner's mirror may send back into our mission
 _RULE_KEYS = frozenset(
     {
         "name",
@@ -251,6 +256,7 @@ def _policy(data: dict[str, Any], r: _Reader, version: str) -> Policy | None:
     areas = _areas(data.get("area", {}), r)
     withheld = _withheld(data.get("always_withhold", {}), areas, r)
     rules = _rules(data.get("rule", []), areas, r)
+    missions = _missions(data.get("mission", []), r)
     if name is None or partner is None:
         return None
     return Policy(
@@ -265,6 +271,7 @@ def _policy(data: dict[str, Any], r: _Reader, version: str) -> Policy | None:
         secret=secret,
         valid_from_ms=valid[0],
         valid_until_ms=valid[1],
+        missions=missions,
     )
 
 
@@ -543,3 +550,70 @@ def _rule(
         ),
         line=line,
     )
+
+
+def _missions(value: object, r: _Reader) -> tuple[MissionShare, ...]:
+    """``[[mission]]`` sections: which missions are shared and what of them."""
+    if not isinstance(value, list):
+        r.fail(r.lines.key("", 0, "mission"), "mission", "must be an array of tables: [[mission]]")
+        return ()
+    shares: list[MissionShare] = []
+    seen: dict[str, int] = {}
+    for index, body in enumerate(value):
+        label = f"mission[{index + 1}]"
+        line = r.lines.section("mission", index)
+        if not isinstance(body, dict):
+            r.fail(line, label, "must be a table")
+            continue
+
+        def at(key: str, index: int = index) -> int:
+            return r.lines.key("mission", index, key)
+
+        r.unknown(body, _MISSION_KEYS, ("mission", index), f"{label}.")
+        name = None
+        if "name" not in body:
+            r.fail(line, f"{label}.name", "every [[mission]] needs a name (it is counted)")
+        else:
+            name = r.string(body["name"], at("name"), f"{label}.name")
+        missions = r.strings(body.get("missions", []), at("missions"), f"{label}.missions") or ()
+        keywords = r.strings(body.get("keywords", []), at("keywords"), f"{label}.keywords") or ()
+        if not missions and not keywords and not ({"missions", "keywords"} & set(body)):
+            r.fail(
+                line,
+                label,
+                'names no mission: give missions = ["NAME", ...] (globs) or keywords = [...]',
+            )
+        parts = []
+        for key, allowed in (("share", MISSION_PARTS), ("accept", _MISSION_ACCEPTS)):
+            got: tuple[str, ...] = MISSION_PARTS if key == "share" else ()
+            if key in body:
+                got = (
+                    ()
+                    if body[key] == []
+                    else (r.strings(body[key], at(key), f"{label}.{key}") or ())
+                )
+            for part in got:
+                if part not in allowed:
+                    r.fail(
+                        at(key),
+                        f"{label}.{key}",
+                        f"{part!r} is not one of: {', '.join(allowed)}",
+                    )
+            parts.append(frozenset(p for p in got if p in allowed))
+        if "logs" in parts[1] and "logs" not in parts[0]:
+            r.fail(
+                at("accept"),
+                f"{label}.accept",
+                'accepts logs from the partner but does not share them: add "logs" to share',
+            )
+        if name is None:
+            continue
+        if name in seen:
+            r.fail(
+                at("name"),
+                f"{label}.name",
+                f"duplicate [[mission]] name {name!r} (first at line {seen[name]})",
+            )
+        seen.setdefault(name, line)
+        shares.append(MissionShare(name, missions, keywords, parts[0], parts[1], line))
+    return tuple(shares)

@@ -19,7 +19,7 @@ from accord.cot.errors import MalformedEvent
 from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
 from accord.domain.contacts import Party
-from accord.domain.flow import DropLog, Push, SendQueue, TokenBucket
+from accord.domain.flow import DropLog, SendQueue, TokenBucket, push_all
 from accord.domain.groups import Membership
 from accord.domain.metrics import Tally
 from accord.identity.peer import CertIdentity, PeerRefused
@@ -364,19 +364,14 @@ class StreamSession(asyncio.Protocol):
             transport.write(self._frames(items) if data is None else data)
             self.tally.events_out += len(items)
             return len(items)
-        counters, tally, taken = self.hub.counters, self.tally, 0
-        for item in items:
-            result = self._queue.push(item)
-            if result is Push.DROPPED:
-                counters.queue_dropped += 1
-                tally.queue_dropped += 1
-            else:
-                taken += 1
-                if result is Push.COALESCED:
-                    counters.queue_coalesced += 1
-                    tally.queue_coalesced += 1
-        tally.events_out += taken
-        return taken
+        counters, tally = self.hub.counters, self.tally
+        pushed = push_all(self._queue, items)
+        counters.queue_dropped += pushed.dropped
+        tally.queue_dropped += pushed.dropped
+        counters.queue_coalesced += pushed.coalesced
+        tally.queue_coalesced += pushed.coalesced
+        tally.events_out += pushed.taken
+        return pushed.taken
 
     def _frames(self, items: list[Outgoing]) -> bytes:
         fmt = self.conn.wire_format

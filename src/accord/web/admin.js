@@ -1,20 +1,22 @@
 // Accord's admin pages, over the admin API (/api/admin/*, OpenAPI at /api/admin/docs).
 //
-// Added to the shell's nav only when the admin API answers this browser (an administrator's
-// client certificate on the HTTPS port); anyone else gets 401/403 there and no admin nav.
+// Added to the shell's nav only when the admin API answers this browser: an administrator's
+// client certificate on 8443, or the web session of a user in admin_users on 8446; anyone
+// else gets 401/403 there and no admin nav.
 // Everything from the server is put into the page as text (textContent), never as markup.
-// Every state-changing request carries X-Accord-CSRF (the admin API refuses a browser's
-// request without it, and one from another origin).
+// Every state-changing request carries X-Accord-CSRF: the session's CSRF token from
+// /web/config.json on 8446 (the admin API checks it there), any value on 8443 (where it
+// only has to be present); the admin API also refuses a request from another origin.
 "use strict";
 
 const REFRESH_MS = 2000;
 const CHART_POINTS = 60; // two minutes of samples at REFRESH_MS
 const accord = window.accord;
-const admin = { last: {}, errors: [], samples: [] };
+const admin = { last: {}, errors: [], samples: [], csrf: "1" };
 window.accordAdmin = admin;
 
 async function api(method, path, body) {
-  const init = { method, credentials: "same-origin", headers: { "X-Accord-CSRF": "1" } };
+  const init = { method, credentials: "same-origin", headers: { "X-Accord-CSRF": admin.csrf } };
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -307,12 +309,14 @@ function statusPage() {
 async function start() {
   let answer;
   try {
+    const config = await fetch("/web/config.json", { credentials: "same-origin" });
+    if (config.ok) admin.csrf = (await config.json()).csrf || "1";
     answer = await fetch("/api/admin/status", { credentials: "same-origin" });
   } catch (_) {
     return; // no admin API here
   }
   admin.allowed = answer.ok;
-  if (!answer.ok) return; // 401/403 (not an administrator) or 404 (the password port)
+  if (!answer.ok) return; // 401/403: not an administrator
   clientsPage();
   usersPage();
   certificatesPage();

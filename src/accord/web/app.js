@@ -4,17 +4,17 @@
 // page as text (textContent, attribute values checked, canvas text): never as markup.
 "use strict";
 import * as maplibregl from "./vendor/maplibre-gl.mjs";
+import { Picture, SOURCES, hasPosition } from "./tracks.js";
 
 const STALE_REMOVE_MS = 60_000; // a stale track is faded, then removed this long after
-const LEADER_S = 60; // a course leader shows where a track will be in a minute
-// Map updates: four a second for a small picture, one a second past BUSY_ITEMS tracks (each
-// update rebuilds every feature; positions come once a second anyway).
+// Map updates: four a second for a small picture, one a second past BUSY_ITEMS tracks (an
+// update sends only the changed features, but MapLibre re-tiles the whole source for it;
+// positions come once a second anyway).
 const RENDER_INTERVAL_MS = 250;
 const BUSY_RENDER_INTERVAL_MS = 1000;
 const BUSY_ITEMS = 300;
 const RECONNECT_MS = 2000;
 const SAFE_LINK = /^(https?|rtsp|rtmp|srt|udp):\/\//i; // video links shown as links
-const EARTH_RADIUS_M = 6371008.8;
 
 const accord = {
   pages: new Map(),
@@ -24,9 +24,10 @@ const accord = {
   config: null,
   skewMs: 0, // server clock - browser clock
   replay: null, // {events, start, end, t} while the history slider is used
-  stats: { batches: 0, items: 0, chats: 0, renders: 0, connected: false },
+  stats: { batches: 0, items: 0, chats: 0, renders: 0, images: 0, changed: 0, connected: false },
   map: null,
   selected: null,
+  picture: new Picture(), // what the map shows of the live items, updated by what changed
 };
 window.accord = accord;
 
@@ -65,21 +66,6 @@ function serverNow() {
   return Date.now() + accord.skewMs;
 }
 
-// -- geometry --------------------------------------------------------------------------------
-function destination(lat, lon, bearing, dist) {
-  const p1 = (lat * Math.PI) / 180, l1 = (lon * Math.PI) / 180;
-  const t = (bearing * Math.PI) / 180, d = dist / EARTH_RADIUS_M;
-  const p2 = Math.asin(Math.sin(p1) * Math.cos(d) + Math.cos(p1) * Math.sin(d) * Math.cos(t));
-  const l2 = l1 + Math.atan2(Math.sin(t) * Math.sin(d) * Math.cos(p1), Math.cos(d) - Math.sin(p1) * Math.sin(p2));
-  return [((((l2 * 180) / Math.PI) + 540) % 360) - 180, (p2 * 180) / Math.PI];
-}
-
-function circle(lat, lon, radius, steps = 48) {
-  const ring = [];
-  for (let i = 0; i <= steps; i++) ring.push(destination(lat, lon, (360 * i) / steps, radius));
-  return ring;
-}
-
 // -- symbols: milsymbol for atoms, a labelled dot otherwise (no glyphs needed) -----------------
 const MAX_LABEL_CHARS = 32; // a longer label is cut on the map (the panel shows it whole)
 function labelOf(item) {
@@ -92,34 +78,60 @@ function shortLabel(item) {
   return label.length > MAX_LABEL_CHARS ? `${label.slice(0, MAX_LABEL_CHARS - 1)}…` : label;
 }
 
+// Images: a symbol is drawn once per SIDC and its label once per text, as two images side by
+// side (small: MapLibre copies every image a tile uses into that tile's atlas at each update).
+const LABEL_GAP_PX = 3;
+const LABEL_HEIGHT_PX = 16;
+const symbols = new Map(); // SIDC -> {canvas, anchor}: milsymbol draws each symbol once
+function symbolOf(sidc) {
+  let drawn = symbols.get(sidc);
+  if (!drawn) {
+    const symbol = new window.ms.Symbol(sidc, { size: 22 });
+    drawn = { canvas: symbol.asCanvas(), anchor: symbol.getAnchor() };
+    symbols.set(sidc, drawn);
+  }
+  return drawn;
+}
+
+function outlinedText(c, text, x, y) {
+  c.font = "12px sans-serif";
+  c.lineWidth = 3;
+  c.strokeStyle = "rgba(0,0,0,.8)";
+  c.strokeText(text, x, y);
+  c.fillStyle = "#fff";
+  c.fillText(text, x, y);
+}
+
+function textWidth(text) {
+  const c = document.createElement("canvas").getContext("2d");
+  c.font = "12px sans-serif";
+  return Math.ceil(c.measureText(text).width);
+}
+
 function drawImage(id) {
   const [kind, code, ...rest] = id.split("|");
   const label = rest.join("|");
   let canvas, anchor;
-  if (kind === "sym" && window.ms) {
-    const symbol = new window.ms.Symbol(code, { size: 22, uniqueDesignation: label });
-    canvas = symbol.asCanvas();
-    anchor = symbol.getAnchor();
+  if (kind === "sym") {
+    ({ canvas, anchor } = symbolOf(code));
+  } else if (kind === "label") {
+    canvas = document.createElement("canvas");
+    canvas.width = textWidth(label) + 4;
+    canvas.height = LABEL_HEIGHT_PX;
+    outlinedText(canvas.getContext("2d"), label, 2, 12);
+    anchor = { x: 0, y: LABEL_HEIGHT_PX / 2 };
   } else {
     canvas = document.createElement("canvas");
-    const ctx = canvas.getContext("2d");
-    ctx.font = "12px sans-serif";
-    const width = Math.ceil(ctx.measureText(label).width) + 22;
-    canvas.width = width;
+    canvas.width = textWidth(label) + 22;
     canvas.height = 20;
     const c = canvas.getContext("2d");
-    c.font = "12px sans-serif";
     c.fillStyle = code || "#ffd54f";
     c.strokeStyle = "#222";
     c.beginPath();
     c.arc(8, 10, 5, 0, 2 * Math.PI);
     c.fill();
     c.stroke();
-    c.lineWidth = 3;
-    c.strokeStyle = "rgba(0,0,0,.8)";
-    c.strokeText(label, 17, 14);
-    c.fillStyle = "#fff";
-    c.fillText(label, 17, 14);
+    outlinedText(c, label, 17, 14);
     anchor = { x: 8, y: 10 };
   }
   const ctx = canvas.getContext("2d");
@@ -127,20 +139,32 @@ function drawImage(id) {
   return { image: { width: canvas.width, height: canvas.height, data: data.data }, anchor };
 }
 
-const anchors = new Map();
-function iconOf(item) {
-  const label = shortLabel(item);
-  if (item.sidc) return `sym|${item.sidc}|${label}`;
-  const colour = item.type.startsWith("b-m-p-s-p-i") ? "#ff5252" : item.type.startsWith("b-m-p-w") ? "#69f0ae" : "#ffd54f";
-  return `dot|${colour}|${label}`;
-}
-
+const anchors = new Map(); // image id -> {x, y, width}
 function ensureImage(map, id) {
-  if (map.hasImage(id)) return anchors.get(id) || { x: 0, y: 0 };
+  if (map.hasImage(id)) return anchors.get(id) || { x: 0, y: 0, width: 0 };
   const { image, anchor } = drawImage(id);
   map.addImage(id, image);
-  anchors.set(id, anchor);
-  return anchor;
+  accord.stats.images += 1;
+  const placed = { x: anchor.x, y: anchor.y, width: image.width };
+  anchors.set(id, placed);
+  return placed;
+}
+
+/** An item's images: its symbol (or labelled dot) and, for a symbol, its label beside it. */
+function iconFor(item) {
+  const map = accord.map;
+  const text = shortLabel(item);
+  if (item.sidc && window.ms) {
+    const id = `sym|${item.sidc}`;
+    const anchor = ensureImage(map, id);
+    if (!text) return { id, anchor, label: null };
+    const label = `label||${text}`;
+    ensureImage(map, label);
+    return { id, anchor, label, labelOffset: [anchor.width - anchor.x + LABEL_GAP_PX, -LABEL_HEIGHT_PX / 2] };
+  }
+  const colour = item.type.startsWith("b-m-p-s-p-i") ? "#ff5252" : item.type.startsWith("b-m-p-w") ? "#69f0ae" : "#ffd54f";
+  const id = `dot|${colour}|${text}`;
+  return { id, anchor: ensureImage(map, id), label: null };
 }
 
 // -- the map ---------------------------------------------------------------------------------
@@ -190,7 +214,7 @@ async function addDetailPmtiles(map, config) {
 const EMPTY = { type: "FeatureCollection", features: [] };
 
 function addOverlays(map) {
-  for (const name of ["footprints", "precision", "lines", "tracks"]) map.addSource(name, { type: "geojson", data: EMPTY });
+  for (const name of SOURCES) map.addSource(name, { type: "geojson", data: EMPTY });
   map.addLayer({ id: "footprints", type: "fill", source: "footprints", paint: { "fill-color": "#ff9800", "fill-opacity": 0.25 } });
   map.addLayer({ id: "footprints-edge", type: "line", source: "footprints", paint: { "line-color": "#e65100", "line-width": 1.5 } });
   map.addLayer({ id: "precision", type: "fill", source: "precision", paint: { "fill-color": "#7e57c2", "fill-opacity": 0.12 } });
@@ -208,52 +232,39 @@ function addOverlays(map) {
     layout: { "icon-image": ["get", "icon"], "icon-anchor": "top-left", "icon-offset": ["get", "offset"], "icon-allow-overlap": true, "icon-ignore-placement": true },
     paint: { "icon-opacity": ["case", ["get", "stale"], 0.35, 1] },
   });
+  map.addLayer({
+    id: "track-labels", type: "symbol", source: "tracks", filter: ["has", "label"],
+    layout: { "icon-image": ["get", "label"], "icon-anchor": "top-left", "icon-offset": ["get", "label_offset"], "icon-allow-overlap": true, "icon-ignore-placement": true },
+    paint: { "icon-opacity": ["case", ["get", "stale"], 0.35, 1] },
+  });
 }
 
-function visibleItems(now) {
-  if (accord.replay) return replayItems(accord.replay.t);
-  const shown = [];
-  for (const item of accord.items.values()) {
-    if (item.lat === 0 && item.lon === 0 && item.ce === null) continue; // no position (web users)
-    shown.push(item);
-  }
-  return shown;
-}
-
+// The live picture is updated by what changed (accord.picture); a replay is drawn whole.
+let replayDrawn = false;
 function render() {
   const map = accord.map;
   if (!map || !map.getSource("tracks")) return;
-  const now = accord.replay ? accord.replay.t : serverNow();
-  const items = visibleItems(now);
-  const byUid = new Map(items.map((i) => [i.uid, i]));
-  const tracks = [], footprints = [], precision = [], lines = [];
-  for (const item of items) {
-    const icon = iconOf(item);
-    const anchor = ensureImage(map, icon);
-    const stale = item.stale <= now;
-    tracks.push({ type: "Feature", geometry: { type: "Point", coordinates: [item.lon, item.lat] }, properties: { uid: item.uid, icon, offset: [-anchor.x, -anchor.y], stale } });
-    if (item.sensor && !stale) footprints.push({ type: "Feature", geometry: { type: "Polygon", coordinates: [item.sensor.footprint] }, properties: { uid: item.uid } });
-    if (item.release && item.release.precision_m > 0) {
-      precision.push({ type: "Feature", geometry: { type: "Polygon", coordinates: [circle(item.lat, item.lon, item.release.precision_m)] }, properties: { uid: item.uid } });
+  if (accord.replay) {
+    const t = accord.replay.t;
+    const items = replayItems(t);
+    const byUid = new Map(items.map((i) => [i.uid, i]));
+    const drawn = new Picture();
+    for (const uid of byUid.keys()) drawn.touch(uid);
+    drawn.flush(map, (uid) => byUid.get(uid), t, iconFor);
+    accord.stats.shown = drawn.size;
+    replayDrawn = true;
+  } else {
+    const picture = accord.picture;
+    if (replayDrawn) {
+      picture.rebuild(accord.items.keys()); // the sources hold the replay: set them whole
+      replayDrawn = false;
     }
-    if (item.course !== null && item.speed > 0.5 && !stale) {
-      lines.push({ type: "Feature", geometry: { type: "LineString", coordinates: [[item.lon, item.lat], destination(item.lat, item.lon, item.course, item.speed * LEADER_S)] }, properties: { kind: "leader" } });
-    }
-    if (item.route && item.route.length > 1) lines.push({ type: "Feature", geometry: { type: "LineString", coordinates: item.route }, properties: { kind: "route" } });
-    if (item.link && item.link.relation === "p-p") {
-      const parent = byUid.get(item.link.uid);
-      if (parent) {
-        const kind = item.type.startsWith("b-m-p-s-p-i") ? "aim" : "home";
-        lines.push({ type: "Feature", geometry: { type: "LineString", coordinates: [[parent.lon, parent.lat], [item.lon, item.lat]] }, properties: { kind } });
-      }
-    }
+    const now = serverNow();
+    picture.touchStale(accord.items, now);
+    accord.stats.changed += picture.flush(map, (uid) => accord.items.get(uid), now, iconFor);
+    accord.stats.shown = picture.size;
   }
-  map.getSource("tracks").setData({ type: "FeatureCollection", features: tracks });
-  map.getSource("footprints").setData({ type: "FeatureCollection", features: footprints });
-  map.getSource("precision").setData({ type: "FeatureCollection", features: precision });
-  map.getSource("lines").setData({ type: "FeatureCollection", features: lines });
   accord.stats.renders += 1;
-  accord.stats.shown = tracks.length;
   if (accord.selected) showPanel(accord.selected);
 }
 
@@ -267,7 +278,10 @@ function scheduleRender() {
 function expire() {
   const now = serverNow();
   for (const [uid, item] of accord.items) {
-    if (item.stale + STALE_REMOVE_MS < now) accord.items.delete(uid);
+    if (item.stale + STALE_REMOVE_MS < now) {
+      accord.items.delete(uid);
+      accord.picture.touch(uid);
+    }
   }
   scheduleRender();
 }
@@ -396,6 +410,7 @@ function apply(message) {
   }
   if (message.op === "delete") {
     accord.items.delete(message.uid);
+    accord.picture.touch(message.uid);
     accord.contacts.delete(message.uid);
     return;
   }
@@ -407,6 +422,7 @@ function apply(message) {
   }
   if (message.op === "put") {
     accord.items.set(message.uid, message);
+    accord.picture.touch(message.uid);
     if (message.type.startsWith("a-") && message.callsign && !accord.contacts.has(message.uid)) {
       accord.contacts.set(message.uid, message.callsign);
       refreshContacts();
@@ -442,7 +458,7 @@ function replayItems(t) {
     if (item.op !== "put" || item.time > t) continue;
     latest.set(item.uid, item);
   }
-  return [...latest.values()].filter((i) => i.stale + STALE_REMOVE_MS > t && !(i.lat === 0 && i.lon === 0 && i.ce === null));
+  return [...latest.values()].filter((i) => i.stale + STALE_REMOVE_MS > t && hasPosition(i));
 }
 
 async function loadHistory(span) {

@@ -29,6 +29,7 @@ class AccordFeature(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ACCORD_BATCH: _ClassVar[AccordFeature]
     ACCORD_STORE_FORWARD: _ClassVar[AccordFeature]
     ACCORD_LEDGER: _ClassVar[AccordFeature]
+    ACCORD_MISSIONS: _ClassVar[AccordFeature]
 INVALID: CRUD
 CREATE: CRUD
 READ: CRUD
@@ -41,9 +42,10 @@ ACCORD_NONE: AccordFeature
 ACCORD_BATCH: AccordFeature
 ACCORD_STORE_FORWARD: AccordFeature
 ACCORD_LEDGER: AccordFeature
+ACCORD_MISSIONS: AccordFeature
 
 class FederatedEvent(_message.Message):
-    __slots__ = ("event", "contact", "federateGroups", "federateProvenance", "federateHops", "federateGroupHopLimits", "accordSeq", "accordBatch")
+    __slots__ = ("event", "contact", "federateGroups", "federateProvenance", "federateHops", "federateGroupHopLimits", "accordSeq", "accordBatch", "accordMission")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     CONTACT_FIELD_NUMBER: _ClassVar[int]
     FEDERATEGROUPS_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +54,7 @@ class FederatedEvent(_message.Message):
     FEDERATEGROUPHOPLIMITS_FIELD_NUMBER: _ClassVar[int]
     ACCORDSEQ_FIELD_NUMBER: _ClassVar[int]
     ACCORDBATCH_FIELD_NUMBER: _ClassVar[int]
+    ACCORDMISSION_FIELD_NUMBER: _ClassVar[int]
     event: GeoEvent
     contact: ContactListEntry
     federateGroups: _containers.RepeatedScalarFieldContainer[str]
@@ -60,7 +63,8 @@ class FederatedEvent(_message.Message):
     federateGroupHopLimits: FederateGroupHopLimits
     accordSeq: int
     accordBatch: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, event: _Optional[_Union[GeoEvent, _Mapping]] = ..., contact: _Optional[_Union[ContactListEntry, _Mapping]] = ..., federateGroups: _Optional[_Iterable[str]] = ..., federateProvenance: _Optional[_Iterable[_Union[FederateProvenance, _Mapping]]] = ..., federateHops: _Optional[_Union[FederateHops, _Mapping]] = ..., federateGroupHopLimits: _Optional[_Union[FederateGroupHopLimits, _Mapping]] = ..., accordSeq: _Optional[int] = ..., accordBatch: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    accordMission: bytes
+    def __init__(self, event: _Optional[_Union[GeoEvent, _Mapping]] = ..., contact: _Optional[_Union[ContactListEntry, _Mapping]] = ..., federateGroups: _Optional[_Iterable[str]] = ..., federateProvenance: _Optional[_Iterable[_Union[FederateProvenance, _Mapping]]] = ..., federateHops: _Optional[_Union[FederateHops, _Mapping]] = ..., federateGroupHopLimits: _Optional[_Union[FederateGroupHopLimits, _Mapping]] = ..., accordSeq: _Optional[int] = ..., accordBatch: _Optional[_Iterable[bytes]] = ..., accordMission: _Optional[bytes] = ...) -> None: ...
 
 class GeoEvent(_message.Message):
     __slots__ = ("sendTime", "startTime", "staleTime", "lat", "lon", "hae", "ce", "le", "uid", "type", "coordSource", "other", "battery", "ploc", "palt", "screenName", "groupName", "groupRole", "phone", "speed", "course", "binary", "ptpUids", "ptpCallsigns", "feedUid", "missionNames", "access", "caveat", "releaseableTo", "bloads")

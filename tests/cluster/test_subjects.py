@@ -6,51 +6,38 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accord.cluster.subjects import (
-    BusHeaderError,
-    Interest,
-    Route,
-    Seen,
-    decode_headers,
-    encode_headers,
-    event_subject,
-    sa_filter,
-    sa_stream,
-    sa_subject,
-    token,
-    untoken,
-)
+from accord.cluster import subjects
 from accord.cot.model import WireFormat
 
 
 def test_subjects_are_by_organisation_and_group() -> None:
-    assert event_subject("acme", "Blue") == "accord.acme.ev.Blue"
-    assert sa_subject("acme", "Blue", "ANDROID-1") == "accord.acme.sa.Blue.ANDROID-1"
-    assert sa_filter("acme", "Blue") == "accord.acme.sa.Blue.>"
-    assert event_subject("acme", "__ANON__") == "accord.acme.ev.__ANON__"
+    assert subjects.event_subject("acme", "Blue") == "accord.acme.ev.Blue"
+    assert subjects.sa_subject("acme", "Blue", "ANDROID-1") == "accord.acme.sa.Blue.ANDROID-1"
+    assert subjects.sa_filter("acme", "Blue") == "accord.acme.sa.Blue.>"
+    assert subjects.event_subject("acme", "__ANON__") == "accord.acme.ev.__ANON__"
 
 
 @pytest.mark.parametrize("name", ["a.b", "*", ">", "two words", "Ünits", "x~41", "a\tb"])
 def test_unsafe_names_never_reach_the_subject(name: str) -> None:
-    t = token(name)
+    t = subjects.token(name)
     assert not set(t) & set(".*> \t")
-    assert untoken(t) == name
-    assert len(event_subject("o", name).split(".")) == 4  # still one token
+    assert subjects.untoken(t) == name
+    assert len(subjects.event_subject("o", name).split(".")) == 4  # still one token
 
 
 @given(st.text(min_size=1))
 def test_tokens_round_trip_and_differ(name: str) -> None:
-    assert untoken(token(name)) == name
-    assert token(name) != token(name + "x")
+    assert subjects.untoken(subjects.token(name)) == name
+    assert subjects.token(name) != subjects.token(name + "x")
 
 
 def test_stream_name_has_no_dot() -> None:
-    assert "." not in sa_stream("a.b")
-    assert sa_stream("a.b") != sa_stream("ab")
+    assert "." not in subjects.sa_stream("a.b")
+    assert subjects.sa_stream("a.b") != subjects.sa_stream("ab")
 
 
 def test_interest_says_what_was_gained_and_lost() -> None:
-    interest = Interest()
+    interest = subjects.Interest()
     first = interest.update(["Blue", "Red"])
     assert first.gained == {"Blue", "Red"}
     assert not first.lost
@@ -62,10 +49,10 @@ def test_interest_says_what_was_gained_and_lost() -> None:
 
 
 def test_headers_round_trip() -> None:
-    route = Route("node-a", "b1.7", WireFormat.PROTOBUF, frozenset({"Blue", "a.b"}))
-    headers = encode_headers(route)
+    route = subjects.Route("node-a", "b1.7", WireFormat.PROTOBUF, frozenset({"Blue", "a.b"}))
+    headers = subjects.encode_headers(route)
     assert headers["Accord-Groups"] == "Blue,a~2Eb"
-    assert decode_headers(headers) == route
+    assert subjects.decode_headers(headers) == route
 
 
 @pytest.mark.parametrize(
@@ -88,17 +75,17 @@ def test_headers_round_trip() -> None:
     ],
 )
 def test_bad_headers_are_refused_clearly(headers: dict[str, str] | None, error: str) -> None:
-    with pytest.raises(BusHeaderError, match=error):
-        decode_headers(headers)
+    with pytest.raises(subjects.BusHeaderError, match=error):
+        subjects.decode_headers(headers)
 
 
 def test_no_group_no_publication() -> None:
     with pytest.raises(ValueError, match="no group"):
-        encode_headers(Route("a", "1", WireFormat.XML, frozenset()))
+        subjects.encode_headers(subjects.Route("a", "1", WireFormat.XML, frozenset()))
 
 
 def test_seen_drops_copies_within_its_window() -> None:
-    seen = Seen(size=2)
+    seen = subjects.Seen(size=2)
     assert seen.first("a")
     assert not seen.first("a")
     assert seen.first("b")

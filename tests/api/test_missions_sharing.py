@@ -140,3 +140,26 @@ def test_a_dest_mission_event_for_a_mirror_reaches_its_subscribers_but_adds_noth
         assert (await book.all_missions())["g-b"].items == {}
 
     asyncio.run(run())
+
+
+def test_the_origin_deleting_a_shared_mission_deletes_the_partners_mirror() -> None:
+    async def run() -> None:
+        book_a, _, book_b, share_b, hand_a, _ = wire(A_TO_B + SHARE, 'name = "b"\npartner = "A"\n')
+        mission, change = model.create("Joint", "g-a", frozenset({"x"}), "alice", NOW)
+        await book_a.create(mission, change)
+        async with book_a.lock:
+            mission = (await book_a.all_missions())["g-a"]
+            m, changes = model.add_items(mission, [model.Item("u1", "u1", NOW)], NOW)
+            await book_a.update(m, changes)
+        await drain(share_b, lambda: share_b.applied == 1)
+        assert [m.name for m in (await book_b.all_missions()).values()] == ["A:Joint"]
+        await book_a.delete((await book_a.all_missions())["g-a"], "alice")
+        assert len(hand_a.frames) == 2  # the item, then the deletion
+        await drain(share_b, lambda: share_b.applied == 2)
+        assert await book_b.all_missions() == {}
+        # the same deletion again (a resend) is a duplicate, nothing else happens
+        share_b.receive(hand_a.sender or hand_a.partner, hand_a.frames[-1])
+        await drain(share_b, lambda: share_b.duplicates == 1)
+        assert await book_b.all_missions() == {}
+
+    asyncio.run(run())

@@ -205,6 +205,15 @@ async def test_two_servers_share_a_mission_under_policy(orgs: Any, tmp_path: Pat
         copy = await _mission(b, "ORG-A:Files Op")
         assert copy is not None
         assert list(copy.resources) == [digest]
+        # A deletes that mission: B's mirror of it goes too (the joint one stays)
+        gone = await at_a.delete(f"{M}/Files Op", params={"creatorUid": "alice"})
+        assert gone.status_code == 200, gone.text
+
+        async def mirror_gone() -> bool:
+            return await _mission(b, "ORG-A:Files Op") is None
+
+        await _until_async(mirror_gone)
+        assert await _mission(b, MIRROR) is not None
 
     # the link goes down; A goes on changing the mission; B comes back: caught up, once
     tcp_b, fed_b = b.running.ports["tcp"], b.port

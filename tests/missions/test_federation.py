@@ -157,3 +157,33 @@ def test_a_mirror_sends_back_only_its_logs_and_only_to_its_origin() -> None:
 def test_bad_changes_from_a_partner_are_refused_with_a_reason(data: bytes) -> None:
     with pytest.raises(SharedError):
         decode_shared(data)
+
+
+def test_the_origins_deletion_crosses_deletes_the_mirror_once_and_a_mirror_never_sends_one() -> (
+    None
+):
+    m, change = added(mission(), item())
+    sent = outbound(POLICY, m, "org-b", change, 2, NOW, PolicyState())
+    assert isinstance(sent, Send)
+    made = apply(None, "org-a", sent.shared, guid="g-b", groups=frozenset({"x"}), now_ms=NOW)
+    assert made is not None
+    gone = model.Change(model.ChangeType.DELETE_MISSION, NOW, "creator")
+    deletion = outbound(POLICY, m, "org-b", gone, 0, NOW, PolicyState())
+    assert isinstance(deletion, Send)
+    assert deletion.shared.kind == "mission-delete"
+    assert deletion.rule == "joint"
+    wire = decode_shared(encode_shared(deletion.shared))  # no payload, still a valid change
+    assert wire == deletion.shared
+    done = apply(made.mission, "org-a", wire, guid="g-b", groups=frozenset({"x"}), now_ms=NOW)
+    assert done is not None
+    assert done.deleted
+    assert done.changes == []
+    # a resend after the mirror is gone changes nothing
+    assert apply(None, "org-a", wire, guid="g-b", groups=frozenset({"x"}), now_ms=NOW) is None
+    # deleting a mirror here does not delete the partner's mission
+    assert outbound(POLICY, made.mission, "org-a", gone, 0, NOW, PolicyState()) is None
+    # a mission no section names: its deletion is withheld and counted like its changes
+    other, _ = model.create("Other", "g-o", frozenset({"ops"}), "c", NOW)
+    withheld = outbound(POLICY, other, "org-b", gone, 0, NOW, PolicyState())
+    assert isinstance(withheld, Withheld)
+    assert withheld.rule == UNSHARED_RULE

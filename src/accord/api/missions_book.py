@@ -42,6 +42,7 @@ from accord.missions.codec import (
 )
 from accord.missions.model import (
     Change,
+    ChangeType,
     Item,
     LogEntry,
     Mission,
@@ -250,11 +251,16 @@ class MissionBook:
                 self.on_change(mission, numbered, logs, federated_from)
         return mission
 
-    async def delete(self, mission: Mission, author_uid: str) -> None:
+    async def delete(self, mission: Mission, author_uid: str, federated_from: str = "") -> None:
+        """Delete ``mission`` (notifying everyone it reached); ``federated_from``: the partner
+        whose deletion of its origin mission this is (never offered back there)."""
         missions = await self._all()
         await self.store.delete_mission(mission.guid)
         missions.pop(mission.guid, None)
         self.broadcast(mission, "t-x-m-d", "DELETE", author_uid)
+        if self.on_change is not None:  # partners' mirrors of it go too
+            gone = Change(ChangeType.DELETE_MISSION, self.now_ms(), author_uid)
+            self.on_change(mission, [(0, gone)], [], federated_from)
 
     # -- <dest mission> (the hub's MissionDests) ------------------------------------------------
     def subscribers(self, event: CotEvent, sender: Membership) -> tuple[str, ...]:

@@ -203,6 +203,10 @@ class MissionSharing:
                 self.duplicates += 1
                 return
             mission = done.mission
+            if done.deleted:
+                await book.delete(mission, shared.creator_uid, federated_from=partner.name)
+                self.applied += 1
+                return
             if done.created:
                 created = Mission(
                     mission.name,

@@ -47,7 +47,7 @@ from accord.policy.model import MissionShare
 MAX_SHARED_BYTES = 64 * 1024  # one change on the wire (a log entry is at most 16 KiB of text)
 APPLIED_IDS = 10_000  # change ids remembered per mirror (and per origin mission) for dedupe
 MIRROR_SEPARATOR = ":"
-KINDS = ("item-add", "item-remove", "file-add", "file-remove", "log")
+KINDS = ("item-add", "item-remove", "file-add", "file-remove", "log", "mission-delete")
 UNSHARED_RULE = "(no [[mission]])"  # a change of a mission no section names: counted so
 ITEM_TYPE = "a-u-G"  # the CoT type an item is decided as when its event said none
 
@@ -113,12 +113,16 @@ def mirror_name(partner: str, name: str) -> str:
     return f"{partner}{MIRROR_SEPARATOR}{name}"
 
 
-def _part(kind: str) -> str:
-    return {"item": "items", "file": "files", "log": "logs"}[kind.split("-")[0]]
+def _part(kind: str) -> str | None:
+    """The part of a mission a change kind is (None: the mission itself, shared with any)."""
+    return {"item": "items", "file": "files", "log": "logs"}.get(kind.split("-")[0])
 
 
 def change_kind(change: Change) -> str | None:
-    """The federated kind of a change of the mission's log (None: not shared: create, delete)."""
+    """The federated kind of a change of the mission's log (None: not shared: a mission's
+    creation crosses with its first shared change; its deletion deletes the mirror)."""
+    if change.type is ChangeType.DELETE_MISSION:
+        return "mission-delete"
     add = change.type is ChangeType.ADD_CONTENT
     if change.type not in (ChangeType.ADD_CONTENT, ChangeType.REMOVE_CONTENT):
         return None
@@ -155,7 +159,7 @@ def outbound(
     if share is None:
         return Withheld(UNSHARED_RULE, f"no [[mission]] names {mission.name!r}")
     part = _part(kind)
-    if part not in share.share:
+    if part is not None and part not in share.share:
         return Withheld(share.name, f"[[mission]] {share.name} does not share {part}")
     guid = mission.origin_guid if mission.origin else mission.guid
     name = mission_name_at_origin(mission)
@@ -183,6 +187,8 @@ def outbound(
             share.name,
         )
     base = dataclasses.replace(base, time_ms=change.time_ms, creator_uid=change.creator_uid)
+    if kind == "mission-delete":  # one per mission: a resend of it is the same change
+        return Send(dataclasses.replace(base, id=f"{guid}/mission-delete"), share.name)
     if change.resource is not None:
         res = change.resource
         return Send(
@@ -241,6 +247,7 @@ class Applied:
     mission: Mission
     changes: list[Change]  # to append to the mirror's change log (and notify)
     created: bool  # the mirror is new
+    deleted: bool = False  # the origin deleted the mission: delete the mirror
 
 
 def remembered(mission: Mission, change_id: str) -> Mission:
@@ -258,9 +265,12 @@ def apply(
     now_ms: int,
 ) -> Applied | None:
     """``shared`` from ``partner`` applied to its mirror (``mirror``; None: make one with
-    ``guid`` in ``groups``). None when this change was applied before."""
+    ``guid`` in ``groups``). None when this change was applied before, or deletes a mirror
+    that is not (or no longer) here."""
     if mirror is not None and shared.id in mirror.applied:
         return None
+    if shared.kind == "mission-delete":
+        return None if mirror is None else Applied(mirror, [], False, deleted=True)
     created = mirror is None
     if mirror is None:
         mirror = Mission(
@@ -364,6 +374,8 @@ def decode_shared(data: bytes) -> Shared:
         raise SharedError(f"not a mission change: {exc}") from None
     if shared.kind not in KINDS:
         raise SharedError(f"unknown change kind {shared.kind[:32]!r}")
+    if shared.kind == "mission-delete":
+        return shared
     need = {"item": shared.item, "file": shared.resource, "log": shared.log}[
         shared.kind.split("-")[0]
     ]

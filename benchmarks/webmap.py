@@ -90,7 +90,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     (work / "accord.toml").write_text(
         "input_rate = 0\narchive = false\n" if args.no_history else "input_rate = 0\n"
     )
-    tcp, enroll = free_port(), free_port()
+    tcp, enroll, tls = free_port(), free_port(), free_port()
     log = (work / "serve.log").open("w")
     # ACCORD_BENCH_PROFILE=DIR: the server runs under cProfile, dumped to DIR/serve.prof
     profile = os.environ.get("ACCORD_BENCH_PROFILE")
@@ -109,7 +109,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             "--tcp-port",
             str(tcp),
             "--tls-port",
-            "0",
+            str(tls),
             "--udp-port",
             "0",
             "--https-port",
@@ -136,8 +136,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         results: dict[str, Any] = {"tracks": args.tracks, "seconds": args.seconds}
         results.update(await browser_phase(args, enroll, server.pid, gen.pid))
         results.update(await stream_phase(args, tcp, server.pid))
+        reader_tls = reader_context(data, work)
         for readers in sorted({1, args.readers}):
-            results.update(await readers_phase(args, tcp, enroll, server.pid, readers))
+            results.update(
+                await readers_phase(args, tcp, enroll, server.pid, readers, (tls, reader_tls))
+            )
         return results
     finally:
         for proc in reversed(procs):
@@ -242,11 +245,31 @@ async def stream_phase(args: argparse.Namespace, tcp: int, server: int) -> Any:
     return out
 
 
+def reader_context(data: Path, work: Path) -> ssl.SSLContext:
+    """A client certificate in alice's group, for streaming readers over TLS (as ATAK on 8089)."""
+    out = work / "reader"
+    subprocess.run(
+        [sys.executable, "-m", "accord", "cert", "client", "bench-reader", "--group", "__ANON__",
+         "--data-dir", str(data), "--out", str(out)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    ctx = ssl.create_default_context(cafile=str(data / "pki" / "ca.pem"))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(str(out / "bench-reader.pem"), str(out / "bench-reader.key"))
+    return ctx
+
+
 async def readers_phase(
-    args: argparse.Namespace, tcp: int, enroll: int, server: int, readers: int
+    args: argparse.Namespace,
+    tcp: int,
+    enroll: int,
+    server: int,
+    readers: int,
+    tls: tuple[int, ssl.SSLContext],
 ) -> Any:
     """The server's CPU with ``readers`` plain WebSocket readers of the web feed (signed in,
-    no browser), then with as many streaming (TCP) readers: the cost per client of each."""
+    no browser), then with as many streaming readers over TCP, then over TLS (what ATAK uses,
+    as a browser's WebSocket is TLS too): the cost per client of each."""
     import httpx
     from tests.web.wsclient import WsClient
 
@@ -258,7 +281,7 @@ async def readers_phase(
             headers={"origin": origin},
         )
         cookie = "; ".join(f"{k}={v}" for k, v in response.cookies.items())
-    got = {"web": 0, "stream": 0}
+    got = {"web": 0, "stream": 0, "tls": 0}
 
     async def read_ws(ws: WsClient) -> None:
         while ws.closed is None:
@@ -266,9 +289,9 @@ async def readers_phase(
             got["web"] += sum(m.count('"op":"put"') for m in ws.messages)
             ws.messages.clear()
 
-    async def read_tcp(reader: asyncio.StreamReader) -> None:
+    async def read_tcp(reader: asyncio.StreamReader, kind: str = "stream") -> None:
         while data := await reader.read(1 << 16):
-            got["stream"] += data.count(b"</event>")
+            got[kind] += data.count(b"</event>")
 
     async def window(kind: str) -> tuple[float, float]:
         await asyncio.sleep(2)
@@ -298,7 +321,17 @@ async def readers_phase(
         task.cancel()
     for _, writer in streams:
         writer.close()
+    port, ctx = tls
+    streams = [await asyncio.open_connection("127.0.0.1", port, ssl=ctx) for _ in range(readers)]
+    tasks = [loop.create_task(read_tcp(reader, "tls")) for reader, _ in streams]
+    tls_cpu, tls_rate = await window("tls")
+    for task in tasks:
+        task.cancel()
+    for _, writer in streams:
+        writer.close()
     return {
+        f"server_cpu_pct_{readers}_tls_readers": tls_cpu,
+        f"events_per_s_per_tls_reader_{readers}": tls_rate / readers,
         f"server_cpu_pct_{readers}_ws_readers": web_cpu,
         f"items_per_s_per_ws_reader_{readers}": web_rate / readers,
         f"server_cpu_pct_{readers}_stream_readers": stream_cpu,
@@ -367,9 +400,11 @@ def main() -> None:
     for n in sorted({1, args.readers}):
         ws = results[f"server_cpu_pct_{n}_ws_readers"]
         tcp = results[f"server_cpu_pct_{n}_stream_readers"]
+        tls = results[f"server_cpu_pct_{n}_tls_readers"]
         print(
             f"{n} reader(s), server CPU per reader above no client: "
-            f"WebSocket {(ws - base) / n:.1f} %, stream {(tcp - base) / n:.1f} %"
+            f"WebSocket {(ws - base) / n:.1f} %, stream TCP {(tcp - base) / n:.1f} %, "
+            f"stream TLS {(tls - base) / n:.1f} %"
         )
 
 

@@ -44,6 +44,9 @@ FILE_REQUEST = "b-f-t-r"
 ANNOUNCED = 10_000  # hashes remembered per partner as fetchable
 FETCH_TIMEOUT_S = 300.0
 FETCHES = 4  # downloads from partners at once; more wait (a partner announcing many files)
+# A mission file's content that could not be fetched is tried again after each of these: a
+# link flap (the partner's package port down a while) loses no file of a shared mission.
+FETCH_RETRY_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 _HASH = re.compile(r"[0-9a-f]{64}")
 
 
@@ -98,6 +101,8 @@ class FileShares:
         self._stopping = asyncio.Event()
         self._fetching = asyncio.Semaphore(FETCHES)
         self.fetched = self.failed = 0
+        self.fetch_attempts = 0
+        self.retry_delays_s: tuple[float, ...] = FETCH_RETRY_DELAYS_S
 
     # -- sending ---------------------------------------------------------------------------
     def outbound(self, partner: Partner, event: CotEvent) -> CotEvent | None:
@@ -132,7 +137,8 @@ class FileShares:
         self, partner: Partner, url: str, digest: str, name: str, groups: tuple[str, ...]
     ) -> None:
         """Fetch ``partner``'s package ``digest`` from ``url`` in the background (a file of its
-        mission, for the mirror); a failure is logged and counted."""
+        mission, for the mirror), tried again after each of ``retry_delays_s``; a fetch that
+        still fails is logged and counted."""
         if self._group is None:
             self.failed += 1
             return
@@ -141,17 +147,30 @@ class FileShares:
         root.append(share)
 
         async def fetch() -> None:
-            try:
-                async with self._fetching:
-                    if await self._blobs.size(digest) is None:
-                        await self._download(partner, url, digest, share, groups)
-            except (httpx.HTTPError, BlobError, StoreError, OSError, ssl.SSLError) as exc:
-                self.failed += 1
-                log.warning(
-                    "partner %s: cannot fetch mission file %s: %s", partner.name, digest, exc
-                )
+            delays = self.retry_delays_s
+            for attempt in range(len(delays) + 1):
+                try:
+                    async with self._fetching:
+                        self.fetch_attempts += 1
+                        if await self._blobs.size(digest) is None:
+                            await self._download(partner, url, digest, share, groups)
+                except (httpx.HTTPError, BlobError, StoreError, OSError, ssl.SSLError) as exc:
+                    if attempt == len(delays):
+                        self.failed += 1
+                        log.warning(
+                            "partner %s: cannot fetch mission file %s (%d attempts): %s",
+                            partner.name, digest, attempt + 1, exc,
+                        )  # fmt: skip
+                        return
+                    if attempt == 0:
+                        log.info(
+                            "partner %s: mission file %s not fetched (%s), trying again",
+                            partner.name, digest, exc,
+                        )  # fmt: skip
+                    await asyncio.sleep(delays[attempt])
+                    continue
+                self.fetched += 1
                 return
-            self.fetched += 1
 
         task = self._group.create_task(fetch())
         self._tasks.add(task)

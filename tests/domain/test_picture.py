@@ -216,3 +216,7 @@ def test_an_event_whose_detail_does_not_parse_is_still_drawn_or_deleted_by_its_u
     gone = decode_xml(event("t-x-d-d", "<link uid='X'/>"))
     gone = dataclasses.replace(gone, detail=dataclasses.replace(gone.detail, xml="<unclosed"))
     assert to_feature(gone, NOW) == {"op": "delete", "uid": "U-1"}
+    chat = decode_xml(event("b-t-f", '<__chat chatroom="All" senderCallsign="A"/>'))
+    chat = dataclasses.replace(chat, detail=dataclasses.replace(chat.detail, xml="<unclosed"))
+    drawn = to_feature(chat, NOW)  # no chat can be read from it: drawn as the item it is
+    assert (drawn["op"], drawn["uid"], drawn["type"]) == ("put", "U-1", "b-t-f")

@@ -110,7 +110,16 @@ async def test_a_partner_item_shows_its_precision_circle_and_rule(
     box = await page.evaluate(
         "() => { const p = window.accord.map.project([11.3, 48.3]); return [p.x, p.y]; }"
     )
-    await page.mouse.move(box[0] + 4, box[1] + 41 + 4)  # the map starts below the 41 px header
+    # the symbol must be drawn at that point before a hover can find it (its image loads
+    # asynchronously), then the pointer moves onto it (the map starts below the 41 px header)
+    await page.wait_for_function(
+        "([x, y]) => window.accord.map.queryRenderedFeatures([x, y], {layers: ['tracks']})"
+        ".length > 0",
+        arg=[box[0] + 4, box[1] + 4],
+        timeout=WAIT_MS,
+    )
+    await page.mouse.move(box[0] - 20, box[1] + 41 - 20)
+    await page.mouse.move(box[0] + 4, box[1] + 41 + 4, steps=4)
     await page.wait_for_function("!document.getElementById('tooltip').hidden", timeout=WAIT_MS)
     tip = await page.text_content("#tooltip")
     assert "north" in tip

@@ -76,6 +76,12 @@ async def test_a_track_fades_when_stale_without_a_new_message(
     await atak.send(event)
     await page.evaluate("window.accord.map.jumpTo({center: [11.3, 48.3], zoom: 11})")
     await page.wait_for_function("window.accord.stats.shown >= 1", timeout=WAIT_MS)
+    # drawn (the source's tiles are made asynchronously after the update), not yet stale
+    await page.wait_for_function(
+        "window.accord.map.querySourceFeatures('tracks')"
+        ".some(f => f.properties.uid === 'FADING-1')",
+        timeout=WAIT_MS,
+    )
     tracks = await rendered(page, "tracks")
     assert [t["stale"] for t in tracks if t["uid"] == "FADING-1"] == [False]
     assert any(line["kind"] == "leader" for line in await rendered(page, "lines"))

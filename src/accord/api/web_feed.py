@@ -9,7 +9,9 @@ one per ``flush_interval_s`` (a burst waits and coalesces rather than costing a 
 hub turn); a
 browser that does not read for ``blocked_timeout_s`` is closed, as a stream client is.
 
-From the browser: JSON messages ``{"op": "chat", "text", "to_uid"?, "to_callsign"?}``; a
+From the browser: JSON messages ``{"op": "chat", "text", "to_uid"?, "to_callsign"?}`` and
+``{"op": "fence", "name", "trigger", "points"}`` (a geofence drawn on the map,
+:mod:`accord.api.web_fence`); a
 message that is too long, not JSON or not one of these is dropped and counted (never closes
 the session), and chat is rate limited like a stream's input.
 """
@@ -31,6 +33,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from accord.api.web_fence import fence_event, fence_message
 from accord.cot.model import CotEvent
 from accord.cot.outgoing import Outgoing
 from accord.domain.flow import Push, TokenBucket, push_all
@@ -84,6 +87,8 @@ class WebStats:
     malformed: int = 0  # browser messages dropped: too long, not JSON, unknown op
     chat_sent: int = 0
     chat_refused: int = 0
+    fences_sent: int = 0
+    fences_refused: int = 0  # drawn fences dropped: bad name, trigger or vertices
     batches: int = 0
     blocked_closed: int = 0
 
@@ -306,6 +311,10 @@ class WebFeed:
             if received["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(received.get("code", 1000))
             text = received.get("text")
+            fence = fence_message(text) if isinstance(text, str) else None
+            if fence is not None:  # a geofence drawn on the map (accord.api.web_fence)
+                self._fence(party, sender, fence, bucket)
+                continue
             message = decode_message(text) if isinstance(text, str) else None
             if message is None:
                 stats.malformed += 1
@@ -328,6 +337,19 @@ class WebFeed:
                 continue
             stats.chat_sent += 1
             self.hub.submit(party, event)
+
+    def _fence(self, party: Any, sender: Sender, message: dict[str, Any], bucket: Any) -> None:
+        if not bucket.allow(time.monotonic()):
+            self.settings.counters.rate_limited += 1
+            return
+        event = fence_event(sender, message, self.settings.wall_ms())
+        if isinstance(event, str):
+            self.settings.stats.fences_refused += 1
+            self.settings.counters.malformed += 1
+            log.info("web fence from %s refused: %s", sender.uid, event)
+            return
+        self.settings.stats.fences_sent += 1
+        self.hub.submit(party, event)
 
     async def _beacon(self, party: Any, sender: Sender) -> None:
         while True:

@@ -21,6 +21,7 @@ from lxml import etree
 from accord.cot.errors import MalformedEvent
 from accord.cot.model import UNKNOWN_VALUE, CotEvent
 from accord.cot.xml import parse_fragment
+from accord.domain.picture_alerts import alert_fields
 from accord.domain.routing import CHAT_TYPE, DELETE_TYPE
 
 # Mean Earth radius (IUGG): the footprint is a few km wide, far below where the sphere's
@@ -323,4 +324,5 @@ def to_feature(event: CotEvent, now_ms: int) -> dict[str, Any]:
         "telemetry": dict(facts.telemetry),
         "remarks": facts.remarks,
         "release": _release(facts.release, ce),
+        **alert_fields(event),  # alerts, shapes, geofences (accord.domain.picture_alerts)
     }

@@ -28,6 +28,7 @@ const accord = {
   map: null,
   selected: null,
   picture: new Picture(), // what the map shows of the live items, updated by what changed
+  listeners: [], // functions other scripts (alerts.js) add: each is given every feed message
 };
 window.accord = accord;
 
@@ -403,6 +404,7 @@ function sendChat(event) {
 
 // -- the feed --------------------------------------------------------------------------------
 function apply(message) {
+  for (const listen of accord.listeners) listen(message);
   if (message.op === "hello") {
     accord.me = { uid: message.uid, callsign: message.callsign };
     accord.stats.connected = true; // the server sends it once this session hears the hub

@@ -141,6 +141,7 @@ def test_json_logs_are_one_object_per_line(serve) -> None:  # type: ignore[no-un
     assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
 
 
+@pytest.mark.timeout(240)  # ten CLI processes: on a loaded 2-core CI machine, ~10 s each
 def test_cert_commands_init_issue_list_and_revoke(tmp_path: Path) -> None:
     data = ["--data-dir", str(tmp_path / "data")]
     assert accord("cert", "init", *data).returncode == 0

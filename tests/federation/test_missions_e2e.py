@@ -168,6 +168,32 @@ async def test_two_servers_share_a_mission_under_policy(orgs: Any, tmp_path: Pat
         )
         assert wrote.status_code < 300, wrote.text
         await _until_async(lambda: _has_log(a, "Joint Op", "bridge clear"))
+        # bob removes his entry: it goes from A's mission too (B's mirror wrote it)
+        removed = await at_b.delete(
+            f"{M}/logs/entries/{wrote.json()['data']['id']}",
+            headers={"MissionAuthorization": f"Bearer {token}"},
+        )
+        assert removed.status_code == 200, removed.text
+        await _until_async(lambda: _lacks_log(a, "Joint Op", "bridge clear"))
+        # alice's entry on A reaches B's mirror (and bob hears of it); removed on A, it goes
+        noted = await at_a.post(
+            f"{M}/logs/entries",
+            json={
+                "content": "holding at gate",
+                "creatorUid": "alice",
+                "missionNames": ["Joint Op"],
+            },
+        )
+        assert noted.status_code < 300, noted.text
+        await bob.recv_until(
+            lambda e: e.type == "t-x-m-c-l" and 'authorUid="alice"' in e.detail.xml
+        )
+        await _until_async(lambda: _has_log(b, MIRROR, "holding at gate"))
+        dropped = await at_a.delete(
+            f"{M}/logs/entries/{noted.json()['data']['id']}", params={"creatorUid": "alice"}
+        )
+        assert dropped.status_code == 200, dropped.text
+        await _until_async(lambda: _lacks_log(b, MIRROR, "holding at gate"))
 
         # a file is a part A's policy does not share: it stays home and is counted
         sharing = a.running.mission_sharing
@@ -268,6 +294,11 @@ async def _has_items(org: Org, uids: list[str]) -> bool:
 async def _has_log(org: Org, name: str, text: str) -> bool:
     mission = await _mission(org, name)
     return mission is not None and any(e.content == text for e in mission.logs.values())
+
+
+async def _lacks_log(org: Org, name: str, text: str) -> bool:
+    mission = await _mission(org, name)
+    return mission is not None and all(e.content != text for e in mission.logs.values())
 
 
 async def _stored(store: Any, digest: str) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from accord.missions import model
 from accord.missions.federation import (
     UNSHARED_RULE,
+    LogRemoved,
     Send,
     SharedError,
     Withheld,
@@ -187,3 +190,62 @@ def test_the_origins_deletion_crosses_deletes_the_mirror_once_and_a_mirror_never
     withheld = outbound(POLICY, other, "org-b", gone, 0, NOW, PolicyState())
     assert isinstance(withheld, Withheld)
     assert withheld.rule == UNSHARED_RULE
+
+
+def test_a_removed_log_entry_crosses_both_ways_and_the_origin_removes_only_the_mirrors_own() -> (
+    None
+):
+    m = dataclasses.replace(mission(), logs={"l1": log("l1", "origin's note")})
+    wrote = outbound(POLICY, m, "org-b", log("l1", "origin's note"), 0, NOW, PolicyState())
+    assert isinstance(wrote, Send)
+    made = apply(None, "org-a", wrote.shared, guid="gb", groups=frozenset({"b"}), now_ms=NOW)
+    assert made is not None
+    assert list(made.mission.logs) == ["l1"]
+    # the origin removes its entry: the mirror's copy goes, once
+    gone = outbound(POLICY, m, "org-b", LogRemoved(log("l1")), 0, NOW, PolicyState())
+    assert isinstance(gone, Send)
+    assert gone.shared.kind == "log-remove"
+    wire = decode_shared(encode_shared(gone.shared))
+    assert wire == gone.shared
+    done = apply(made.mission, "org-a", wire, guid="x", groups=frozenset(), now_ms=NOW)
+    assert done is not None
+    assert done.mission.logs == {}
+    assert apply(done.mission, "org-a", wire, guid="x", groups=frozenset(), now_ms=NOW) is None
+    # the mirror's own entry, taken by the origin, may be removed from the mirror
+    back = decode_policy(
+        'name = "b->a"\npartner = "org-a"\n'
+        '[[mission]]\nname = "back"\nmissions = ["Joint*"]\nshare = ["logs"]\n'
+    )
+    mirror = done.mission
+    own = outbound(back, mirror, "org-a", log("l2", "from B"), 0, NOW, PolicyState())
+    assert isinstance(own, Send)
+    origin = accept_log(POLICY, m, "org-b", own.shared)
+    assert isinstance(origin, model.Mission)
+    assert "l2" in origin.logs
+    unsaid = outbound(back, mirror, "org-a", LogRemoved(log("l2")), 0, NOW, PolicyState())
+    assert isinstance(unsaid, Send)
+    after = accept_log(POLICY, origin, "org-b", unsaid.shared)
+    assert isinstance(after, model.Mission)
+    assert "l2" not in after.logs
+    assert "l1" in after.logs
+    assert accept_log(POLICY, after, "org-b", unsaid.shared) == after  # a resend: no change
+    # ...but the partner cannot remove what the origin wrote
+    theirs = outbound(back, mirror, "org-a", LogRemoved(log("l1")), 0, NOW, PolicyState())
+    assert isinstance(theirs, Send)
+    refused = accept_log(POLICY, after, "org-b", theirs.shared)
+    assert isinstance(refused, str)
+    assert "not org-b's" in refused
+    # and a removal of a part the policy does not share stays home
+    no_logs = decode_policy(
+        'name = "a->b"\npartner = "org-b"\n[[mission]]\nname = "j"\nmissions = ["Joint*"]\n'
+        'share = ["items"]\n'
+    )
+    held = outbound(no_logs, m, "org-b", LogRemoved(log("l1")), 0, NOW, PolicyState())
+    assert isinstance(held, Withheld)
+
+
+def test_a_log_removal_without_its_entry_is_refused() -> None:
+    with pytest.raises(SharedError):
+        decode_shared(
+            b'{"id":"x","mission_guid":"g","mission_name":"M","kind":"log-remove","time_ms":1}'
+        )

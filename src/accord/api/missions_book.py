@@ -40,6 +40,7 @@ from accord.missions.codec import (
     encode_change,
     encode_mission,
 )
+from accord.missions.federation import LogRemoved
 from accord.missions.model import (
     Change,
     ChangeType,
@@ -125,9 +126,10 @@ class MissionBook:
         self._woken = asyncio.Event()
         self.intake_dropped = 0  # <dest mission> items not added: the intake was full
         # Shared missions (accord.api.missions_sharing): told of every stored change, the log
-        # entries written or edited, and the partner they came from ("" when made here).
+        # entries written, edited or removed, and the partner they came from ("" when made here).
         self.on_change: (
-            Callable[[Mission, list[tuple[int, Change]], list[LogEntry], str], None] | None
+            Callable[[Mission, list[tuple[int, Change]], list[LogEntry | LogRemoved], str], None]
+            | None
         ) = None
 
     # -- reading -------------------------------------------------------------------------------
@@ -245,7 +247,10 @@ class MissionBook:
                 mission, "t-x-m-c", change.creator_uid, shape.change_xml(change, mission)
             )
         if self.on_change is not None:
-            logs = [e for k, e in mission.logs.items() if before.logs.get(k) is not e]
+            logs: list[LogEntry | LogRemoved] = [
+                e for k, e in mission.logs.items() if before.logs.get(k) is not e
+            ]
+            logs += [LogRemoved(e) for k, e in before.logs.items() if k not in mission.logs]
             numbered = [(r.seq, c) for r, c in zip(rows, changes, strict=True)]
             if numbered or logs:
                 self.on_change(mission, numbered, logs, federated_from)

@@ -25,6 +25,7 @@ from accord.api.missions_book import MissionBook, new_guid
 from accord.domain.partners import Partner
 from accord.domain.views import Sample
 from accord.missions.federation import (
+    LogRemoved,
     Send,
     Shared,
     SharedError,
@@ -94,12 +95,16 @@ class MissionSharing:
         self,
         mission: Mission,
         changes: Iterable[tuple[int, Change]],
-        logs: Iterable[LogEntry],
+        logs: Iterable[LogEntry | LogRemoved],
         source: str = "",
     ) -> None:
-        """Stored changes of ``mission`` (number, change) and log entries written or edited;
+        """Stored changes of ``mission`` (number, change) and log entries written, edited or
+        removed;
         ``source``: the partner they came from (never sent back there)."""
-        offered: list[tuple[int, Change | LogEntry]] = [*changes, *((0, e) for e in logs)]
+        offered: list[tuple[int, Change | LogEntry | LogRemoved]] = [
+            *changes,
+            *((0, e) for e in logs),
+        ]
         if not offered:
             return
         now = self._wall_ms()
@@ -186,7 +191,8 @@ class MissionSharing:
                 elif got is ours:
                     self.duplicates += 1
                 else:
-                    await book.update(got, federated_from=partner.name)
+                    got = await book.update(got, federated_from=partner.name)
+                    book.tell_subscribers(got, "t-x-m-c-l", shared.creator_uid, "")
                     self.applied += 1
                 return
             mirror = next(
@@ -221,7 +227,9 @@ class MissionSharing:
                     raise MissionError(f"mission name {mission.name!r} is taken here", 409)
                 stored = missions[mission.guid]  # numbered its create change
                 mission = dataclasses.replace(mission, change_count=stored.change_count)
-            await book.update(mission, done.changes, federated_from=partner.name)
+            mission = await book.update(mission, done.changes, federated_from=partner.name)
+            if shared.kind in ("log", "log-remove"):  # its subscribers hear of it, as of ours
+                book.tell_subscribers(mission, "t-x-m-c-l", shared.creator_uid, "")
             self.applied += 1
         res = shared.resource
         if res is not None and shared.kind == "file-add" and shared.url and self._files:

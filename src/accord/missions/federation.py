@@ -1,7 +1,7 @@
 """Missions shared with partner servers under their release policy: the pure core.
 
 Sending side (the mission's **origin**): each change of a mission (an item added or removed, a
-file added or removed, a log entry written) is offered to each partner; :func:`outbound`
+file added or removed, a log entry written or removed) is offered to each partner; :func:`outbound`
 decides it by the partner policy's ``[[mission]]`` sections (:class:`MissionShare`): the first
 section naming the mission (name glob or keyword) decides; a part it does not ``share`` is
 withheld and counted under the section's name; an item is also decided as a CoT event by the
@@ -13,7 +13,9 @@ Receiving side: :func:`apply` keeps the partner's **mirror**, a mission named
 link delivers to; a change id applied before (a resend, a flap) is not applied again. The
 mirror's users may subscribe and write logs; such a log goes back to the origin
 (:func:`outbound` on a mirror releases logs only, and only to its origin), which takes it with
-:func:`accept_log` only if its policy for that partner ``accept``\\ s logs for the mission.
+:func:`accept_log` only if its policy for that partner ``accept``\\ s logs for the mission. A log
+entry removed crosses the same ways (:class:`LogRemoved`); the origin removes an entry at a
+partner's word only if that partner's mirror wrote it.
 
 Nothing here reads a clock or does I/O; times are passed in (ms since 1970).
 """
@@ -47,7 +49,15 @@ from accord.policy.model import MissionShare
 MAX_SHARED_BYTES = 64 * 1024  # one change on the wire (a log entry is at most 16 KiB of text)
 APPLIED_IDS = 10_000  # change ids remembered per mirror (and per origin mission) for dedupe
 MIRROR_SEPARATOR = ":"
-KINDS = ("item-add", "item-remove", "file-add", "file-remove", "log", "mission-delete")
+KINDS = (
+    "item-add",
+    "item-remove",
+    "file-add",
+    "file-remove",
+    "log",
+    "log-remove",
+    "mission-delete",
+)
 UNSHARED_RULE = "(no [[mission]])"  # a change of a mission no section names: counted so
 ITEM_TYPE = "a-u-G"  # the CoT type an item is decided as when its event said none
 
@@ -73,6 +83,13 @@ class Shared:
     resource: Resource | None = None
     log: LogEntry | None = None
     url: str = ""  # a file's content at the origin (fetched with the federation certificate)
+
+
+@dataclass(frozen=True, slots=True)
+class LogRemoved:
+    """A log entry removed from a mission (offered to partners like a written one)."""
+
+    entry: LogEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +154,7 @@ def outbound(
     policy: Policy,
     mission: Mission,
     partner: str,
-    change: Change | LogEntry,
+    change: Change | LogEntry | LogRemoved,
     number: int,
     now_ms: int,
     state: PolicyState,
@@ -148,12 +165,14 @@ def outbound(
     (a change kind that is not federated, a mirror's change that is not its own log)."""
     if isinstance(change, LogEntry):
         kind = "log"
+    elif isinstance(change, LogRemoved):
+        kind = "log-remove"
     else:
         found = change_kind(change)
         if found is None:
             return None
         kind = found
-    if mission.origin and (mission.origin != partner or kind != "log"):
+    if mission.origin and (mission.origin != partner or kind not in ("log", "log-remove")):
         return None  # a mirror sends back only the logs its users write, only to its origin
     share = share_of(policy, mission)
     if share is None:
@@ -183,6 +202,18 @@ def outbound(
                 time_ms=change.servertime_ms,
                 creator_uid=change.creator_uid,
                 log=change,
+            ),
+            share.name,
+        )
+    if isinstance(change, LogRemoved):  # one per entry: an entry id is never used again
+        entry = change.entry
+        return Send(
+            dataclasses.replace(
+                base,
+                id=f"{guid}/log-remove/{entry.id}",
+                time_ms=now_ms,
+                creator_uid=entry.creator_uid,
+                log=entry,
             ),
             share.name,
         )
@@ -314,14 +345,17 @@ def apply(
             )
     elif kind == "log" and shared.log is not None:
         logs[shared.log.id] = shared.log
+    elif kind == "log-remove" and shared.log is not None:
+        logs.pop(shared.log.id, None)
     mirror = dataclasses.replace(mirror, items=items, resources=resources, logs=logs)
     return Applied(remembered(mirror, shared.id), changes, created)
 
 
 def accept_log(policy: Policy, mission: Mission, partner: str, shared: Shared) -> Mission | str:
-    """At the origin: a log entry written on ``partner``'s mirror of ``mission``. The mission
-    with it, or why it is refused (our policy for the partner does not accept logs for it)."""
-    if shared.kind != "log" or shared.log is None or mission.origin:
+    """At the origin: a log entry written (or removed) on ``partner``'s mirror of ``mission``.
+    The mission with it (or without it), or why it is refused: our policy for the partner does
+    not accept logs for it, or the entry to remove was not written on that partner's mirror."""
+    if shared.kind not in ("log", "log-remove") or shared.log is None or mission.origin:
         return f"a {shared.kind} change for our mission {mission.name!r} is not taken"
     share = share_of(policy, mission)
     if share is None or "logs" not in share.accept:
@@ -329,7 +363,13 @@ def accept_log(policy: Policy, mission: Mission, partner: str, shared: Shared) -
     if shared.id in mission.applied:
         return mission
     logs = dict(mission.logs)
-    logs[shared.log.id] = shared.log
+    if shared.kind == "log-remove":
+        written = f"{mission.guid}/log/{shared.log.id}/"
+        if not any(i.startswith(written) for i in mission.applied):
+            return f"log entry {shared.log.id[:64]!r} of {mission.name!r} is not {partner}'s"
+        logs.pop(shared.log.id, None)
+    else:
+        logs[shared.log.id] = shared.log
     return remembered(dataclasses.replace(mission, logs=logs), shared.id)
 
 

@@ -36,9 +36,8 @@ async def server(make_server: ServerFactory, tmp_path) -> Server:  # type: ignor
     store.add("alice", "alice password", Membership.both(["Blue"]), now_ms=now)
     store.add("bob", "bob password", Membership.both(["Blue"]), now_ms=now)
     store.add("eve", "eve password", Membership.both(["Red"]), now_ms=now)
-    return await make_server(
-        tcp_auth=True, tls_handshake_timeout_s=4.0
-    )  # sign-in deadline: a loaded CI machine needed more than 2 s
+    # the sign-in deadline: on a loaded CI machine 2 s was missed
+    return await make_server(tcp_auth=True, tls_handshake_timeout_s=4.0)
 
 
 async def signed_in(server: Server, user: str, password: str, callsign: str) -> CotClient:

@@ -134,7 +134,8 @@ async def test_each_feed_reports_its_counters_to_metrics_and_status(
     make_server: ServerFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     feeds = tuple(
-        DroneFeed(name=name, kind="udp", address="127.0.0.1:0", org="org", link_timeout_s=1.0)
+        # 3 s: a send loop stalled by a loaded machine for 1 s lost a link mid-flight (3 losses)
+        DroneFeed(name=name, kind="udp", address="127.0.0.1:0", org="org", link_timeout_s=3.0)
         for name in ("alpha", "bravo")
     )
     server = await make_server(drone_feeds=feeds)

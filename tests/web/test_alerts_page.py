@@ -90,6 +90,10 @@ async def test_a_separation_alert_is_listed_drawn_acknowledged_and_cleared(
     )
     assert {f["uid"] for f in await rendered(page, "alert-zones")} == {f"{ALERT_UID}.zone"}
     assert {f["uid"] for f in await rendered(page, "alert-rings")} == {"DRONE-A", "ORGB-7"}
+    # the zone is an area: its point carries no label to overlap the alert's at the same place
+    icons = {f["uid"]: f["icon"] for f in await rendered(page, "tracks")}
+    assert "HAWK 1" not in icons[f"{ALERT_UID}.zone"]
+    assert "HAWK 1 conflict" in icons[ALERT_UID]
     await page.screenshot(path=shot_path("alert-active"))
 
     await row.locator("button.ack").click()

@@ -154,7 +154,10 @@ function ensureImage(map, id) {
 /** An item's images: its symbol (or labelled dot) and, for a symbol, its label beside it. */
 function iconFor(item) {
   const map = accord.map;
-  const text = shortLabel(item);
+  // A geofence and a conflict zone are drawn as areas (alerts.js), a fence with its name: their
+  // point keeps no label of its own, which would repeat or overlap the area's or the alert's.
+  const area = item.fence || (item.shape && item.shape.conflict);
+  const text = area ? "" : shortLabel(item);
   if (item.sidc && window.ms) {
     const id = `sym|${item.sidc}`;
     const anchor = ensureImage(map, id);

@@ -137,6 +137,17 @@ class CotClient:
             pass
         return got
 
+    async def until_pong(self, timeout: float = RECV_TIMEOUT_S) -> list[CotEvent]:
+        """Send a ping (t-x-c-t) and return the events the server sent before its pong.
+
+        The hub answers a ping in its session's order, behind everything already routed to
+        it (a newcomer's first sync included): what a test waited ``expect_silence`` for, if
+        the absent event would have been routed to this client before the ping was read."""
+        await self.send(marker(new_uid("PING"), type_="t-x-c-t"))
+        before: list[CotEvent] = []
+        await self.recv_until(lambda e: e.type == "t-x-c-t-r" or before.append(e), timeout)
+        return before
+
     async def _read_events(self) -> list[CotEvent]:
         data = await self.reader.read(65536)
         if not data:

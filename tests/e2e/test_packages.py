@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import hashlib
 import os
+import socket
 import ssl
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -671,6 +672,44 @@ async def test_closing_the_server_drops_a_download_the_client_stopped_reading(
         assert open_blob_files(server, digest) == []
     finally:
         writer.transport.abort()
+
+
+async def test_closing_the_server_lets_a_download_under_way_finish_and_takes_no_new_one(
+    make_server: ServerFactory,
+) -> None:
+    # The other half of the grace: a response under way when the server closes is sent to the
+    # end (a client still reading gets all of it), while the port takes no new connection.
+    server = await make_server()
+    data = package_bytes(2_000_000, seed=7)
+    digest = sha256(data)
+    async with https(server, "alpha") as http:
+        await commo_upload(http, data)
+    port = server.port("https")
+    reader, writer = await raw_https(server, "reader")
+    try:
+        writer.write(f"GET /Marti/sync/content?hash={digest} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        # Held by flow control (the client reads nothing yet): the response is under way.
+        await wait_until(lambda: open_blob_files(server, digest), what="the blob is open")
+        async with asyncio.timeout(20), asyncio.TaskGroup() as group:
+            group.create_task(server.running.close(grace_s=5.0))
+            await wait_until(lambda: not _accepts(port), what="the port takes no new connection")
+            body = await reader.readexactly(len(data))
+        assert body == data
+        assert established(port) == 0
+        assert open_blob_files(server, digest) == []
+    finally:
+        writer.transport.abort()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 # -- durability and memory -------------------------------------------------------------------

@@ -85,3 +85,43 @@ async def test_a_writer_group_that_dies_tells_the_owner_in_one_line(
         fed._writers = None  # already gone
         await fed.close()
     assert lines == ["federation: federation writers failed: RuntimeError('outbox bug')"]
+
+
+async def test_a_close_that_meets_a_failing_stream_still_ends_the_dial_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A gRPC stream cancelled by close() may end with an error of its own (AioRpcError); the
+    # connection's TaskGroup then raises that error and drops the cancellation. The dial loop
+    # took it for a lost link and slept its backoff (up to 30 s), holding close() that long.
+    monkeypatch.setattr(transport, "backoff_s", lambda attempt, rand: 30.0)
+    fed = Federation(
+        [partner(ORG_B, address="127.0.0.1:1")],
+        exchange=Hub(Counters(), wall_ms=lambda: 0, new_uid=lambda: "u"),
+        gate=PolicyGate({}),
+        journal=Journal(),
+        own=Own("accord-aaaaaaaaaaaaaaaa", "Org A"),
+        cert_chain=(b"", b""),
+        base=Path(),
+        wall_ms=lambda: 0,
+    )
+    streaming = asyncio.Event()
+
+    async def connect(link: Link) -> bool:
+        async def stream() -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                raise OSError("stream reset") from None  # fails as it is cancelled
+
+        async with asyncio.TaskGroup() as group:  # as Federation._connect runs its streams
+            group.create_task(stream())
+            streaming.set()
+            await asyncio.Event().wait()
+        return True
+
+    monkeypatch.setattr(fed, "_connect", connect)
+    await fed.start("127.0.0.1", 0, listen=False)
+    await asyncio.wait_for(streaming.wait(), 5)
+    async with asyncio.timeout(5):
+        await fed.close()
+    assert fed.outgoing[ORG_B.name].state == "down"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from accord.identity.ca import PkiError, load_authority
@@ -57,6 +59,36 @@ def test_a_damaged_ca_is_reported_not_replaced(tmp_path: Path) -> None:
     paths.ca_key.write_text("garbage")
     with pytest.raises(PkiError, match="cannot read the CA"):
         ensure_pki(tmp_path / "pki", ("localhost",), NOW)
+
+
+def test_a_replaced_ca_key_is_checked_again_not_taken_from_an_earlier_load(tmp_path: Path) -> None:
+    # The parsed key is kept per process for the same file bytes: a key whose numbers do not
+    # agree (well-formed PEM, so only RSA's consistency check can tell) is refused after the
+    # good one loaded, and the good one loads again after it.
+    paths = ensure_pki(tmp_path / "pki", ("localhost",), NOW)
+    good = paths.ca_key.read_bytes()
+    assert isinstance(load_authority(paths).key, rsa.RSAPrivateKey)
+    numbers = load_authority(paths).key.private_numbers()
+    broken = rsa.RSAPrivateNumbers(
+        numbers.p,
+        numbers.q,
+        numbers.d,
+        numbers.dmp1 ^ 2,
+        numbers.dmq1,
+        numbers.iqmp,
+        numbers.public_numbers,
+    ).private_key(unsafe_skip_rsa_key_validation=True)
+    paths.ca_key.write_bytes(
+        broken.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(PkiError, match="cannot read the CA"):
+        load_authority(paths)
+    paths.ca_key.write_bytes(good)
+    assert load_authority(paths).key.private_numbers() == numbers
 
 
 def test_a_ca_key_others_can_read_is_refused(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import h11
 import uvicorn
@@ -27,6 +28,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
 
 from accord.api import admin
 from accord.api.admin_guard import csrf_refusal
@@ -227,23 +229,79 @@ async def serve_http(
     # uvicorn's serve() would add its own signal handlers and a 10 Hz housekeeping loop; the
     # startup/shutdown halves are all Accord needs (signals and idle CPU stay Accord's).
     server = uvicorn.Server(settings)
+    changed = watch_connections(server.server_state)
     server.lifespan = settings.lifespan_class(settings)
     try:
         await server.startup(sockets=[sock])
     except BaseException:
         sock.close()
         raise
-    running.stack.push_async_callback(shut_down, server, sock)
+    running.stack.push_async_callback(shut_down, server, sock, name, changed)
     running.ports[name] = sock.getsockname()[1]
 
 
-async def shut_down(server: uvicorn.Server, sock: socket.socket) -> None:
-    """uvicorn's shutdown, then drop what outlived its grace: uvicorn ends such a response
-    with a graceful close, which waits for the peer to read the rest, so a client that stopped
-    reading would hold that connection (and the event loop's close) open forever."""
-    await server.shutdown([sock])
-    for connection in list(server.server_state.connections):
+class _Watched(set[Any]):
+    """A set uvicorn keeps (a port's open connections, its running request tasks) that sets
+    ``changed`` whenever something leaves it: uvicorn itself only lets a caller poll them."""
+
+    def __init__(self, changed: asyncio.Event) -> None:
+        super().__init__()
+        self.changed = changed
+
+    def discard(self, item: Any) -> None:
+        super().discard(item)
+        self.changed.set()
+
+    def remove(self, item: Any) -> None:
+        super().remove(item)
+        self.changed.set()
+
+
+def watch_connections(state: ServerState) -> asyncio.Event:
+    """Replace ``state``'s connection and task sets (before the port starts: each connection
+    keeps a reference) with ones that say when they change; the event they set."""
+    changed = asyncio.Event()
+    state.connections = _Watched(changed)
+    state.tasks = _Watched(changed)
+    return changed
+
+
+async def shut_down(
+    server: uvicorn.Server, sock: socket.socket, name: str, changed: asyncio.Event
+) -> None:
+    """Stop accepting, let the requests under way finish (up to uvicorn's graceful timeout),
+    then drop what outlived it.
+
+    uvicorn's own ``Server.shutdown`` does the same but sleeps a fixed 0.1 s after asking the
+    connections to close and then looks again only every 0.1 s, so every port cost a close at
+    least 0.1 s with nothing to drain; here the wait ends when the last connection is gone.
+    What outlived the grace is aborted: uvicorn ends such a response with a graceful close,
+    which waits for the peer to read the rest, so a client that stopped reading would hold
+    that connection (and the event loop's close) open forever."""
+    state = server.server_state
+    for listener in server.servers:
+        listener.close()
+    sock.close()
+    for connection in list(state.connections):
+        connection.shutdown()  # idle: closed now; mid-response: closed once it is sent
+    grace_s = server.config.timeout_graceful_shutdown
+    try:
+        async with asyncio.timeout(grace_s):
+            while state.connections or state.tasks:
+                changed.clear()
+                await changed.wait()
+    except TimeoutError:
+        log.warning(
+            "%s port: %d connections still open after %g s; dropped",
+            name,
+            len(state.connections),
+            grace_s,
+        )
+        for task in list(state.tasks):
+            task.cancel(msg="the server is closing and the graceful shutdown timed out")
+    for connection in list(state.connections):
         connection.transport.abort()
+    await server.lifespan.shutdown()
 
 
 PLAIN_LISTENERS = ("tcp", "udp", "http")  # what isSecure reports: traffic without TLS

@@ -72,6 +72,9 @@ class LedgerJournal:
         self._checkpoint_s = checkpoint_s
         self._logs: dict[tuple[str, Direction], _Tracked] = {}
         self._wake = asyncio.Event()
+        # One writer at a time: :meth:`flush` may run while :meth:`run` is storing the same
+        # head of the queue (both would write it, and the second fail on its indices).
+        self._writing = asyncio.Lock()
         self._stopping = False
         self.unrecorded = 0  # items not appended: the queue was full
         self.write_failures = 0
@@ -206,6 +209,10 @@ class LedgerJournal:
 
     async def write_batch(self) -> bool:
         """Store up to one batch from the queue; False when the store refused it (kept)."""
+        async with self._writing:
+            return await self._write_batch()
+
+    async def _write_batch(self) -> bool:
         batch = [self._queue[i] for i in range(min(BATCH_ENTRIES, len(self._queue)))]
         if not batch:
             return True
@@ -225,6 +232,10 @@ class LedgerJournal:
     async def checkpoint(self, every: int = 0) -> int:
         """Sign and store a checkpoint of each log grown by more than ``every`` stored entries
         since its last one; return how many were made."""
+        async with self._writing:
+            return await self._checkpoint(every)
+
+    async def _checkpoint(self, every: int) -> int:
         made = 0
         for (partner, direction), tracked in self._logs.items():
             if (
@@ -249,7 +260,7 @@ class LedgerJournal:
         return made
 
     async def flush(self) -> None:
-        """Write everything queued and checkpoint every log (at shutdown)."""
+        """Write everything queued and checkpoint every log (also while :meth:`run` runs)."""
         while self._queue:
             if not await self.write_batch():
                 return

@@ -117,6 +117,7 @@ class Federation:
                 self.incoming[p.name].set_state("down", str(exc))
         self._server: grpc.aio.Server | None = None
         self._dialers: asyncio.Task[None] | None = None  # a TaskGroup: one dial loop per link
+        self._closing = False  # set by close(): a dial loop ends instead of redialling
         self._writers: asyncio.Task[None] | None = None  # a TaskGroup: outbox, exchange, files
         # Told, in one line, when a task group dies of a bug (its tasks are gone with it): the
         # owner stops the server, since releasing on without the outbox would drop durably.
@@ -238,6 +239,7 @@ class Federation:
                 group.create_task(self._dial(link), name=f"dial {link.key}")
 
     async def close(self) -> None:
+        self._closing = True
         if self._dialers is not None:
             self._dialers.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -410,6 +412,11 @@ class Federation:
                 link.close("link lost")
             if link.state != "down":
                 link.set_state("down", link.last_error or "stream ended")
+            if self._closing:
+                # Cancelled by close() as a stream failed: the connection's task group raised
+                # the failure and dropped the cancellation (and Python 3.11 can leave a task's
+                # cancelling() count stale, so that cannot tell): end here, not redial.
+                return
             await asyncio.sleep(backoff_s(attempt, random.random))
             attempt += 1
 

@@ -67,6 +67,7 @@ async def start_cluster(running: Running, config: Config) -> None:
         org=config.cluster.org,
         sa_replicas=config.cluster.sa_replicas,
         max_depth=config.max_depth,
+        wall_ms=wall_ms,
     )
     try:
         await bus.connect(config.cluster.urls)
@@ -82,3 +83,15 @@ async def start_cluster(running: Running, config: Config) -> None:
         running.stack.push_async_callback(running.tasks.stop, task)
     hub.bus = bus.routed
     running.probes.sources.append(bus)
+    # Presence (which node each contact is on; t-x-d-d across nodes; contact lists).
+    presence = bus.presence
+    if presence is not None:
+        for name, loop in (
+            ("cluster presence writer", presence.write_loop),
+            ("cluster presence heartbeat", presence.beat_loop),
+            ("cluster presence watch", presence.watch_loop),
+        ):
+            task = running.tasks.start(name, loop, Policy.RESTART)
+            running.stack.push_async_callback(running.tasks.stop, task)
+        hub.presence = presence.changed
+        hub.remote_contacts = presence.remote_contacts

@@ -28,6 +28,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
+from accord.cluster.presence import Regrouped
 from accord.cluster.subjects import (
     BusHeaderError,
     Interest,
@@ -42,6 +43,7 @@ from accord.cluster.subjects import (
     subjects_for,
     token,
 )
+from accord.cluster.sync import Hub, PresenceSync
 from accord.cot.errors import CotError
 from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
@@ -49,7 +51,6 @@ from accord.cot.proto import decode_proto
 from accord.cot.xml import decode_xml, encode_xml
 from accord.domain.contacts import Party
 from accord.domain.groups import Membership
-from accord.domain.ports import Exchange
 from accord.domain.views import Sample
 
 log = logging.getLogger("accord.cluster")
@@ -103,15 +104,17 @@ class Bus:
 
     def __init__(
         self,
-        exchange: Exchange,
+        exchange: Hub,
         heard: Callable[[], Iterable[str]],
         *,
         node: str,
         org: str,
         sa_replicas: int = 1,
+        wall_ms: Callable[[], int],
         max_depth: int = 32,
     ) -> None:
         self._exchange = exchange
+        self._wall_ms = wall_ms
         self._heard = heard
         self.node = node
         self.org = org
@@ -137,6 +140,7 @@ class Bus:
         self.dropped = 0  # bus messages refused: bad headers or an undecodable payload
         self.degraded = 0  # events not published, NATS errors and disconnects, while running
         self.caught_up = 0  # latest SAs read from the stream when a group was gained
+        self.presence: PresenceSync | None = None  # made by ``connect``
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def connect(self, urls: Iterable[str]) -> None:
@@ -183,6 +187,19 @@ class Bus:
                 error = exc
             await self._nc.close()
             raise BusError(f"cannot make the latest-SA stream {self._stream}: {error}") from None
+        self.presence = PresenceSync(
+            self._exchange,
+            self.relay,
+            self.regrouped,
+            node=self.node,
+            wall_ms=self._wall_ms,
+            max_depth=self._max_depth,
+        )
+        try:
+            await self.presence.open(self._js, self.org, self._replicas)
+        except Exception as exc:
+            await self._nc.close()
+            raise BusError(f"cannot open the presence bucket of {self.org}: {exc}") from None
         log.info("cluster: node %s of %s on NATS %s", self.node, self.org, ", ".join(servers))
 
     async def _open(self, servers: list[str]) -> Any:
@@ -201,6 +218,8 @@ class Bus:
     async def close(self) -> None:
         """After the owner stopped ``publish_loop`` and ``interest_loop``."""
         self._closing = True
+        if self.presence is not None:
+            await self.presence.close()
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.drain()
@@ -312,6 +331,13 @@ class Bus:
         self._exchange.submit(self._relay(route.groups), event)
         return True
 
+    def relay(self, groups: frozenset[str]) -> Party:
+        """The party the bus hands the hub events of senders in ``groups`` with."""
+        return self._relay(groups)
+
+    def regrouped(self, event: Regrouped) -> None:
+        """A contact's groups changed on its node: what a regroup on one server does here."""
+
     def _relay(self, groups: frozenset[str]) -> Party:
         party = self._relays.get(groups)
         if party is None:
@@ -355,7 +381,7 @@ class Bus:
 
     def samples(self) -> list[Sample]:
         """For /metrics: what crossed the bus, and what NATS trouble cost (``degraded``)."""
-        values = (
+        values: tuple[tuple[str, str, int], ...] = (
             ("cluster_published_total", "messages published on the bus", self.published),
             ("cluster_received_total", "bus events handed to the hub", self.received),
             ("cluster_duplicates_total", "copies of multi-group events dropped", self.duplicates),
@@ -363,6 +389,14 @@ class Bus:
             ("cluster_degraded_total", "not published, NATS errors, disconnects", self.degraded),
             ("cluster_caught_up_total", "latest SAs read from the stream", self.caught_up),
         )
+        p = self.presence
+        if p is not None:
+            values += (
+                ("cluster_departures_total", "t-x-d-d for contacts of other nodes", p.departures),
+                ("cluster_dead_nodes_total", "nodes found dead (no heartbeat)", p.dead_nodes),
+                ("cluster_presence_bad_total", "presence entries refused", p.bad),
+                ("cluster_presence_errors_total", "presence writes that failed", p.errors),
+            )
         return [Sample(n, "counter", h, float(v)) for n, h, v in values]
 
     def view(self) -> dict[str, int | str]:

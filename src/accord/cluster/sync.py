@@ -1,0 +1,327 @@
+"""The presence adapter: this node's sessions into the presence bucket, every node's out of it.
+
+The pure table is ``accord.cluster.presence``; this feeds it from a JetStream KV watch and acts
+on what it answers: a ``t-x-d-d`` to this node's sessions for a contact that left its node (or
+whose node died), the other nodes' contacts for the contact lists (``Hub.remote_contacts``),
+and a re-sync when a contact's groups changed on its node (see ``Bus.regrouped``).
+
+What this node writes is reconciled, not queued: ``_wanted`` is what the bucket should hold of
+this node (from the hub's hook), ``_written`` what it was last told; a write that fails (NATS
+down) is tried again on the next heartbeat, so the bucket catches up after an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BadRequestError, NotFoundError
+
+from accord.cluster.presence import (
+    HEARTBEAT_S,
+    Contact,
+    Departed,
+    Event,
+    NodeDead,
+    PresenceError,
+    PresenceTable,
+    Regrouped,
+    contact_key,
+    decode_contact,
+    departure_of,
+    encode_contact,
+    node_key,
+    parse_key,
+)
+from accord.cluster.subjects import token
+from accord.cot.errors import CotError
+from accord.cot.model import CotEvent
+from accord.cot.xml import decode_xml, encode_xml
+from accord.domain.contacts import Party, Roster
+from accord.domain.groups import Membership
+from accord.domain.ports import ContactView, Exchange
+
+log = logging.getLogger("accord.cluster")
+
+KV_DELETES = ("DEL", "PURGE")
+
+
+def bucket_name(kind: str, org: str) -> str:
+    """A KV bucket of the organisation (bucket names allow letters, digits, ``_``, ``-``)."""
+    return f"ACCORD_{kind}_{token(org).replace('~', '_')}"
+
+
+async def open_bucket(js: Any, name: str, replicas: int, history: int = 1) -> Any:
+    """The bucket ``name``, made if it does not exist yet."""
+    try:
+        return await js.key_value(name)
+    except (NotFoundError, BadRequestError):
+        pass
+    config = KeyValueConfig(
+        bucket=name, history=history, replicas=replicas, storage=StorageType.FILE
+    )
+    try:
+        return await js.create_key_value(config)
+    except BadRequestError:  # another node made it meanwhile
+        return await js.key_value(name)
+
+
+async def keys_of(kv: Any, pattern: str) -> list[str]:
+    """The live keys of ``kv`` matching the subject ``pattern`` (nats-py's ``keys`` filters
+    by substring, and raises when there are none)."""
+    watcher = await kv.watch(pattern, ignore_deletes=True, meta_only=True)
+    found = []
+    try:
+        async for entry in watcher:
+            if entry is None:
+                break
+            found.append(entry.key)
+    finally:
+        await watcher.stop()
+    return found
+
+
+class Hub(Exchange, Protocol):
+    """What the bus and presence need of the server's hub."""
+
+    roster: Roster
+
+    def forget_relayed(self, sender: Party, uid: str) -> bool: ...
+
+    def latest(self, uid: str) -> CotEvent | None: ...
+
+
+class PresenceSync:
+    """One node's side of the presence bucket."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        relay: Callable[[frozenset[str]], Party],
+        regrouped: Callable[[Regrouped], None],
+        *,
+        node: str,
+        wall_ms: Callable[[], int],
+        max_depth: int = 32,
+    ) -> None:
+        self._wall_ms = wall_ms
+        self._hub = hub
+        self._relay = relay
+        self._regrouped = regrouped
+        self.node = node
+        self._max_depth = max_depth
+        self.table = PresenceTable(node)
+        self._kv: Any = None
+        self._wanted: dict[str, bytes] = {}
+        self._written: dict[str, bytes] = {}
+        self._purge: set[str] = set()  # keys of dead nodes, to delete
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._sa_cache: dict[str, tuple[bytes, CotEvent | None]] = {}
+        # Counters (in the bus's samples).
+        self.departures = 0  # t-x-d-d sent to this node's sessions for contacts of other nodes
+        self.dead_nodes = 0
+        self.bad = 0  # presence entries not of the documented shape
+        self.errors = 0  # writes or reads of the bucket that failed (tried again)
+
+    async def open(self, js: Any, org: str, replicas: int) -> None:
+        self._kv = await open_bucket(js, bucket_name("PRESENCE", org), replicas)
+        # A restart of this node: what its previous run left is gone (its sessions are).
+        for key in await self._keys(f"c.{token(self.node)}.>"):
+            await self._kv.delete(key)
+        await self._kv.put(node_key(self.node), str(self._wall_ms()).encode())
+
+    async def _keys(self, pattern: str) -> list[str]:
+        return await keys_of(self._kv, pattern)
+
+    # -- the hub's hook ------------------------------------------------------------------------
+    def changed(self, party: Party, present: bool) -> None:
+        """An identified session of this node joined, changed, or left."""
+        if self._closed or not party.uid or party.relays or not party.receives:
+            return
+        key = contact_key(self.node, party.uid)
+        if not present:
+            self._wanted.pop(key, None)
+        else:
+            sa = party.last_sa
+            self._wanted[key] = encode_contact(
+                Contact(
+                    self.node,
+                    party.uid,
+                    party.callsign,
+                    party.membership,
+                    party.principal,
+                    sa.type if sa is not None else "a-f-G",
+                    (sa.raw if sa.raw and b"<event" in sa.raw[:64] else encode_xml(sa))
+                    if sa is not None
+                    else b"",
+                )
+            )
+        self._wake.set()
+
+    # -- loops (run by the owner) ----------------------------------------------------------------
+    async def write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        for key, value in list(self._wanted.items()):
+            if self._written.get(key) != value and not await self._write(key, value):
+                return
+        for key in [k for k in self._written if k not in self._wanted]:
+            if not await self._write(key, None):
+                return
+        for key in list(self._purge):
+            if await self._write(key, None):
+                self._purge.discard(key)
+
+    async def _write(self, key: str, value: bytes | None) -> bool:
+        try:
+            if value is None:
+                await self._kv.delete(key)
+            else:
+                await self._kv.put(key, value)
+        except Exception as exc:  # NATS down: tried again at the next heartbeat
+            self.errors += 1
+            log.debug("cluster: presence %s not written: %s", key, exc)
+            return False
+        if value is None:
+            self._written.pop(key, None)
+        else:
+            self._written[key] = value
+        return True
+
+    async def beat_loop(self) -> None:
+        """Say this node is alive; find nodes that are not; catch up writes that failed."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                await self._kv.put(node_key(self.node), str(self._wall_ms()).encode())
+            except Exception as exc:
+                self.errors += 1
+                log.debug("cluster: heartbeat not written: %s", exc)
+            self._act(self.table.tick(self._wall_ms()))
+            await self._reconcile()
+
+    async def watch_loop(self) -> None:
+        """Every node's presence as the bucket says; restarted, it starts from a fresh look."""
+        watcher = await self._kv.watchall()
+        seen: set[tuple[str, str]] = set()
+        initial = True
+        try:
+            async for entry in watcher:
+                if entry is None:  # the initial values are all in
+                    if initial:
+                        initial = False
+                        for contact in self.table.remote():
+                            if (contact.node, contact.uid) not in seen:
+                                self._act(self.table.delete(contact.node, contact.uid))
+                    continue
+                if initial and entry.operation not in KV_DELETES:
+                    with contextlib.suppress(PresenceError):
+                        parsed = parse_key(entry.key)
+                        if parsed.uid:
+                            seen.add((parsed.node, parsed.uid))
+                self._entry(entry.key, entry.value, entry.operation)
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()
+
+    def _entry(self, key: str, value: bytes | None, operation: str | None) -> None:
+        try:
+            parsed = parse_key(key)
+            now = self._wall_ms()
+            if not parsed.uid:
+                if operation in KV_DELETES:
+                    self._act(self.table.gone(parsed.node))
+                else:
+                    self.table.beat(parsed.node, now)
+                return
+            node, uid = parsed.node, parsed.uid
+            if operation in KV_DELETES:
+                self._sa_cache.pop(key, None)
+                self._act(self.table.delete(node, uid))
+            else:
+                self._act(self.table.put(decode_contact(node, value or b""), now))
+        except PresenceError as exc:
+            self.bad += 1
+            log.debug("cluster: presence entry %s dropped: %s", key, exc)
+
+    def _act(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, Departed):
+                self._depart(event)
+            elif isinstance(event, Regrouped):
+                self._regrouped(event)
+            elif isinstance(event, NodeDead):
+                self.dead_nodes += 1
+                log.warning(
+                    "cluster: node %s stopped (no heartbeat); %d of its contacts left",
+                    event.node,
+                    len(event.uids),
+                )
+                # Deleted by whichever survivor gets there first (a delete is idempotent).
+                self._purge.update(contact_key(event.node, uid) for uid in event.uids)
+                self._purge.add(node_key(event.node))
+                self._wake.set()
+
+    def _depart(self, event: Departed) -> None:
+        if self._hub.roster.by_uid(event.uid) is not None or not event.membership.inbound:
+            return  # connected here now (it moved to this node), or heard by nobody
+        relay = self._relay(event.membership.inbound)
+        notice = departure_of(event.uid, event.sa_type, str(uuid.uuid4()), self._wall_ms())
+        self._hub.submit(relay, notice)
+        self.departures += 1
+
+    # -- read by the contact lists -----------------------------------------------------------
+    def remote_contacts(self) -> list[ContactView]:
+        out = []
+        for contact in self.table.remote():
+            if self._hub.roster.by_uid(contact.uid) is not None:
+                continue
+            out.append(
+                ContactView(
+                    contact.uid,
+                    contact.callsign,
+                    contact.membership,
+                    self._sa_of(contact),
+                    user=contact.user,
+                )
+            )
+        return out
+
+    def _sa_of(self, contact: Contact) -> CotEvent | None:
+        cached = self._sa_cache.get(contact.key)
+        if cached is None or cached[0] is not contact.sa:
+            event = None
+            if contact.sa:
+                try:
+                    event = decode_xml(contact.sa, max_depth=self._max_depth)
+                except (CotError, ValueError):
+                    self.bad += 1
+            cached = self._sa_cache[contact.key] = (contact.sa, event)
+        latest = self._hub.latest(contact.uid)  # fresher, when this node hears it live
+        return latest if latest is not None else cached[1]
+
+    async def close(self) -> None:
+        """A clean leave: this node's contacts and heartbeat go, so the others see them depart."""
+        self._closed = True
+        if self._kv is None:
+            return
+        for key in [*self._written, node_key(self.node)]:
+            if key.startswith(f"c.{token(self.node)}.") or key == node_key(self.node):
+                with contextlib.suppress(Exception):
+                    await self._kv.delete(key)
+
+    def membership_of(self, uid: str) -> Membership | None:
+        for contact in self.table.remote():
+            if contact.uid == uid:
+                return contact.membership
+        return None

@@ -54,8 +54,18 @@ def start_coordination(running: Running, config: Config, partners: Sequence[Part
 async def start_cluster(running: Running, config: Config) -> None:
     """Join the NATS bus of ``[cluster]`` (issue 17); imported only when configured."""
     from accord.cluster.bus import Bus, BusError
+    from accord.cluster.state import Member, StateError, ca_fingerprint
+    from accord.identity.ca import PkiPaths
+    from accord.store.migrate import migrations
 
     hub = running.hub
+    node = config.cluster.node or config.server_names[0]
+    backend = "postgres" if config.database_url.startswith("postgres") else "sqlite"
+    try:
+        ca = ca_fingerprint(PkiPaths(config.data_dir / "pki").ca_cert.read_bytes())
+    except (OSError, StateError) as exc:
+        raise StartupError(f"cannot read this node's CA to join the cluster: {exc}") from None
+    member = Member(node, migrations(backend)[-1].number, ca)
 
     def heard() -> set[str]:
         return {g for p in hub.roster.receivers() for g in p.membership.outbound}
@@ -63,11 +73,12 @@ async def start_cluster(running: Running, config: Config) -> None:
     bus = Bus(
         hub,
         heard,
-        node=config.cluster.node or config.server_names[0],
+        node=node,
         org=config.cluster.org,
         sa_replicas=config.cluster.sa_replicas,
         max_depth=config.max_depth,
         wall_ms=wall_ms,
+        member=member,
     )
     try:
         await bus.connect(config.cluster.urls)

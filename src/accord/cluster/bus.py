@@ -26,9 +26,15 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import (
+    BadRequestError,
+    KeyWrongLastSequenceError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 
 from accord.cluster.presence import Regrouped
+from accord.cluster.state import CLUSTER_KEY, Member, decode_member, encode_member, join_refusal
 from accord.cluster.subjects import (
     BusHeaderError,
     Interest,
@@ -43,7 +49,7 @@ from accord.cluster.subjects import (
     subjects_for,
     token,
 )
-from accord.cluster.sync import Hub, PresenceSync
+from accord.cluster.sync import Hub, PresenceSync, bucket_name, open_bucket
 from accord.cot.errors import CotError
 from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
@@ -112,9 +118,12 @@ class Bus:
         sa_replicas: int = 1,
         wall_ms: Callable[[], int],
         max_depth: int = 32,
+        member: Member | None = None,
     ) -> None:
         self._exchange = exchange
         self._wall_ms = wall_ms
+        self._member = member  # what this node must share with the cluster to join it
+        self.state_kv: Any = None  # the organisation's state bucket (users, certificates)
         self._heard = heard
         self.node = node
         self.org = org
@@ -187,6 +196,8 @@ class Bus:
                 error = exc
             await self._nc.close()
             raise BusError(f"cannot make the latest-SA stream {self._stream}: {error}") from None
+        if self._member is not None:
+            await self._join(self._member)
         self.presence = PresenceSync(
             self._exchange,
             self.relay,
@@ -201,6 +212,26 @@ class Bus:
             await self._nc.close()
             raise BusError(f"cannot open the presence bucket of {self.org}: {exc}") from None
         log.info("cluster: node %s of %s on NATS %s", self.node, self.org, ", ".join(servers))
+
+    async def _join(self, member: Member) -> None:
+        """Refuse to join a cluster of another schema version or CA (one line, BusError)."""
+        try:
+            kv = await open_bucket(self._js, bucket_name("STATE", self.org), self._replicas)
+            try:
+                await kv.create(CLUSTER_KEY, encode_member(member))
+                refusal = None  # the first node: the cluster is what it is
+            except KeyWrongLastSequenceError:
+                entry = await kv.get(CLUSTER_KEY)
+                refusal = join_refusal(member, decode_member(entry.value or b""), self.org)
+        except Exception as exc:
+            self._closing = True
+            await self._nc.close()
+            raise BusError(f"cannot read the cluster record of {self.org}: {exc}") from None
+        if refusal is not None:
+            self._closing = True
+            await self._nc.close()
+            raise BusError(refusal)
+        self.state_kv = kv
 
     async def _open(self, servers: list[str]) -> Any:
         return await nats.connect(

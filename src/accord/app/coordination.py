@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -106,3 +107,33 @@ async def start_cluster(running: Running, config: Config) -> None:
             running.stack.push_async_callback(running.tasks.stop, task)
         hub.presence = presence.changed
         hub.remote_contacts = presence.remote_contacts
+    await start_shared_state(running, config)
+
+
+def cluster_changed(running: Running) -> asyncio.Event | None:
+    """Set when another node's user or certificate change was written into this node's files
+    (the identity watcher applies it at once); None without a [cluster]."""
+    shared = getattr(running.cluster, "shared", None)
+    return None if shared is None else shared.changed
+
+
+async def start_shared_state(running: Running, config: Config) -> None:
+    """Users and certificates from the cluster's state bucket, before anything reads them."""
+    from accord.cluster.shared import SharedState
+    from accord.identity.ca import PkiPaths
+
+    bus = running.cluster
+    if bus is None or bus.state_kv is None:
+        return
+    shared = SharedState(bus.state_kv, config.data_dir, PkiPaths(config.data_dir / "pki"))
+    try:
+        await shared.open()
+    except Exception as exc:  # a broken users file, a broken index, NATS gone meanwhile
+        raise StartupError(f"cannot take the cluster's users and certificates: {exc}") from None
+    bus.shared = shared
+    for name, loop in (
+        ("cluster state poll", shared.poll_loop),
+        ("cluster state watch", shared.watch_loop),
+    ):
+        task = running.tasks.start(name, loop, Policy.RESTART)
+        running.stack.push_async_callback(running.tasks.stop, task)

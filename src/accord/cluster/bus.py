@@ -34,6 +34,7 @@ from nats.js.errors import (
 )
 
 from accord.cluster.presence import Regrouped
+from accord.cluster.shared import SharedState
 from accord.cluster.state import CLUSTER_KEY, Member, decode_member, encode_member, join_refusal
 from accord.cluster.subjects import (
     BusHeaderError,
@@ -124,6 +125,7 @@ class Bus:
         self._wall_ms = wall_ms
         self._member = member  # what this node must share with the cluster to join it
         self.state_kv: Any = None  # the organisation's state bucket (users, certificates)
+        self.shared: SharedState | None = None  # set by the owner once the state is taken
         self._heard = heard
         self.node = node
         self.org = org
@@ -427,6 +429,14 @@ class Bus:
                 ("cluster_dead_nodes_total", "nodes found dead (no heartbeat)", p.dead_nodes),
                 ("cluster_presence_bad_total", "presence entries refused", p.bad),
                 ("cluster_presence_errors_total", "presence writes that failed", p.errors),
+            )
+        st = self.shared
+        if st is not None:
+            values += (
+                ("cluster_state_pushed_total", "user/cert records written to the bus", st.pushed),
+                ("cluster_state_applied_total", "other nodes' records applied here", st.applied),
+                ("cluster_state_bad_total", "user/cert records refused", st.bad),
+                ("cluster_state_errors_total", "user/cert sharing that failed", st.errors),
             )
         return [Sample(n, "counter", h, float(v)) for n, h, v in values]
 

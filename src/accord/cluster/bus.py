@@ -143,6 +143,7 @@ class Bus:
         self._seen = Seen()
         self._closing = False
         self._pending: deque[tuple[str, bytes, dict[str, str]]] = deque()
+        self._purges: deque[str] = deque()  # latest-SA subjects to empty (a regroup)
         self._wake = asyncio.Event()
         # Counters (reported by ``view``).
         self.published = 0
@@ -151,6 +152,7 @@ class Bus:
         self.dropped = 0  # bus messages refused: bad headers or an undecodable payload
         self.degraded = 0  # events not published, NATS errors and disconnects, while running
         self.caught_up = 0  # latest SAs read from the stream when a group was gained
+        self.regroups = 0  # SAs of contacts regrouped on other nodes forgotten under old groups
         self.presence: PresenceSync | None = None  # made by ``connect``
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -204,6 +206,7 @@ class Bus:
             self._exchange,
             self.relay,
             self.regrouped,
+            self.local_regroup,
             node=self.node,
             wall_ms=self._wall_ms,
             max_depth=self._max_depth,
@@ -285,6 +288,13 @@ class Bus:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            while self._purges:
+                subject = self._purges.popleft()
+                try:
+                    await self._js.purge_stream(self._stream, subject=subject)
+                except Exception as exc:
+                    self.degraded += 1
+                    log.debug("cluster: %s not purged: %s", subject, exc)
             while self._pending:
                 subject, payload, headers = self._pending.popleft()
                 try:
@@ -369,7 +379,25 @@ class Bus:
         return self._relay(groups)
 
     def regrouped(self, event: Regrouped) -> None:
-        """A contact's groups changed on its node: what a regroup on one server does here."""
+        """A contact's groups changed on its node: newcomers here are not shown its SA under
+        the groups it left (its node re-publishes it under the new ones, ``local_regroup``)."""
+        if not event.old.inbound or event.new.inbound == event.old.inbound:
+            return
+        relay = self.relay(event.old.inbound)
+        if self._exchange.forget_relayed(relay, event.uid, event.new.inbound):
+            self.regroups += 1
+
+    def local_regroup(self, party: Party, old: Membership) -> None:
+        """A session of this node changed groups (what ``Hub.regroup`` did here, the others do
+        with this): its latest SA leaves the stream under the groups it no longer sends into,
+        and is published again under its new ones, so the sessions of other nodes that hear
+        it now (and did not) get it, and their newcomers get it from the stream."""
+        for group in old.inbound - party.membership.inbound:
+            self._purges.append(sa_subject(self.org, group, party.uid))
+        sa = party.last_sa
+        if sa is not None and sa.stale > self._wall_ms():
+            self.routed(party, sa, True)
+        self._wake.set()
 
     def _relay(self, groups: frozenset[str]) -> Party:
         party = self._relays.get(groups)
@@ -421,6 +449,7 @@ class Bus:
             ("cluster_dropped_total", "bus messages refused (headers, payload)", self.dropped),
             ("cluster_degraded_total", "not published, NATS errors, disconnects", self.degraded),
             ("cluster_caught_up_total", "latest SAs read from the stream", self.caught_up),
+            ("cluster_regroups_total", "SAs forgotten under groups left elsewhere", self.regroups),
         )
         p = self.presence
         if p is not None:

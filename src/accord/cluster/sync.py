@@ -91,7 +91,9 @@ class Hub(Exchange, Protocol):
 
     roster: Roster
 
-    def forget_relayed(self, sender: Party, uid: str) -> bool: ...
+    def forget_relayed(
+        self, sender: Party, uid: str, unless: frozenset[str] = frozenset()
+    ) -> bool: ...
 
     def latest(self, uid: str) -> CotEvent | None: ...
 
@@ -104,6 +106,7 @@ class PresenceSync:
         hub: Hub,
         relay: Callable[[frozenset[str]], Party],
         regrouped: Callable[[Regrouped], None],
+        local_regroup: Callable[[Party, Membership], None],
         *,
         node: str,
         wall_ms: Callable[[], int],
@@ -113,6 +116,8 @@ class PresenceSync:
         self._hub = hub
         self._relay = relay
         self._regrouped = regrouped
+        self._local_regroup = local_regroup
+        self._groups: dict[str, Membership] = {}  # this node's contacts' groups, by uid
         self.node = node
         self._max_depth = max_depth
         self.table = PresenceTable(node)
@@ -147,7 +152,12 @@ class PresenceSync:
         key = contact_key(self.node, party.uid)
         if not present:
             self._wanted.pop(key, None)
+            self._groups.pop(party.uid, None)
         else:
+            old = self._groups.get(party.uid)
+            self._groups[party.uid] = party.membership
+            if old is not None and old != party.membership:
+                self._local_regroup(party, old)
             sa = party.last_sa
             self._wanted[key] = encode_contact(
                 Contact(

@@ -312,9 +312,13 @@ class Hub:
             conflict.holder.describe(),
         )
 
-    def forget_relayed(self, sender: Party, uid: str) -> bool:
+    def forget_relayed(self, sender: Party, uid: str, unless: frozenset[str] = frozenset()) -> bool:
         """Newcomers are not shown the SA of ``uid`` that the relaying ``sender`` brought any
-        more (its groups changed elsewhere, so it was kept under groups it no longer has)."""
+        more (its groups changed elsewhere, so it was kept under groups it no longer has),
+        unless it was kept as sent into exactly ``unless`` (its new groups: already moved)."""
+        entry = self._log.get(uid)
+        if unless and entry is not None and entry.sender.inbound == unless:
+            return False
         if not self.roster.forget(sender, uid):
             return False
         self._sa_items.pop(uid, None)

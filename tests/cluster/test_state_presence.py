@@ -134,3 +134,35 @@ async def test_a_node_that_dies_takes_its_contacts_with_it(nodes: Nodes) -> None
         return entry.value in (None, b"")
 
     await wait_until(deleted_keys, what="the dead node's keys were deleted")
+
+
+async def test_a_client_that_moved_to_b_is_not_departed_when_its_old_session_on_a_ends(
+    nodes: Nodes,
+) -> None:
+    """ATAK reconnecting to another node before its old socket died: as on one server, the
+    old session's end is no departure while the uid is connected elsewhere."""
+    old = await nodes.client(nodes.a, "alpha", "Blue")
+    charlie = await nodes.client(nodes.a, "charlie", "Blue")
+    bravo = await nodes.client(nodes.b, "bravo", "Blue")
+    uid = new_uid()
+    await charlie.send(sa(new_uid(), "CHARLIE"))
+    await bravo.send(sa(new_uid(), "BRAVO"))
+    await heard_on(nodes.b, "Blue")
+    await until_received(lambda: old.send(sa(uid, "ALPHA")), bravo, lambda e: e.uid == uid)
+    new = await nodes.client(nodes.b, "alpha", "Blue")
+    await new.send(sa(uid, "ALPHA", lat=3.0))
+    presence_a = nodes.a.running.cluster.presence
+    await wait_until(
+        lambda: sorted(presence_a.table.where(uid)) == ["node-a", "node-b"], what="on both"
+    )
+    await old.close()
+    presence_b = nodes.b.running.cluster.presence
+    await wait_until(lambda: presence_b.table.where(uid) == ["node-b"], what="A's key gone")
+    for client in (charlie, bravo):
+        assert not [e for e in await client.expect_silence(0.5) if e.type == "t-x-d-d"]
+    assert presence_b.departures == 0
+    # When it leaves B for good, both nodes' clients are told.
+    await new.close()
+    for client in (charlie, bravo):
+        gone = await client.recv_until(lambda e: e.type == "t-x-d-d")
+        assert deleted(gone) == (uid, "a-f-G-U-C")

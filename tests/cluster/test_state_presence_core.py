@@ -111,3 +111,13 @@ def test_the_departure_names_the_contact_as_a_single_server_does() -> None:
     assert event.uid == "notice-1"
     assert deleted(event) == ("u1", "a-f-G-U-C")
     assert event.stale > event.time == 1_000
+
+
+def test_beats_missed_while_this_node_was_cut_off_kill_no_one() -> None:
+    table = PresenceTable("b", dead_after_ms=5_000)
+    table.beat("a", 0)
+    table.put(contact("a", "u1"), 0)
+    table.grace(60_000)  # back after a minute without NATS
+    assert table.tick(64_000) == []
+    assert table.alive() == ["a"]
+    assert [NodeDead("a", ("u1",)), Departed("u1", BLUE, "a-f-G-U-C")] == table.tick(65_001)

@@ -204,6 +204,13 @@ class PresenceTable:
         self._beats.pop(node, None)
         return self._drop(node, dead=False)
 
+    def grace(self, now_ms: int) -> None:
+        """This node was cut off until ``now_ms``: the beats it missed do not make the others
+        dead; each is given ``dead_after_ms`` from now."""
+        for node in self._beats:
+            if node not in self._dead:
+                self._beats[node] = now_ms
+
     def tick(self, now_ms: int) -> list[Event]:
         """Nodes not heard for ``dead_after_ms`` are dead; their contacts depart."""
         events: list[Event] = []

@@ -40,7 +40,7 @@ from accord.cluster.presence import (
 )
 from accord.cluster.subjects import token
 from accord.cot.errors import CotError
-from accord.cot.model import CotEvent
+from accord.cot.model import CotEvent, WireFormat
 from accord.cot.xml import decode_xml, encode_xml
 from accord.domain.contacts import Party, Roster
 from accord.domain.groups import Membership
@@ -49,6 +49,7 @@ from accord.domain.ports import ContactView, Exchange
 log = logging.getLogger("accord.cluster")
 
 KV_DELETES = ("DEL", "PURGE")
+CLOSE_TIMEOUT_S = 2.0
 
 
 def bucket_name(kind: str, org: str) -> str:
@@ -127,6 +128,7 @@ class PresenceSync:
         self._purge: set[str] = set()  # keys of dead nodes, to delete
         self._wake = asyncio.Event()
         self._closed = False
+        self._healthy = True  # the last heartbeat was written
         self._sa_cache: dict[str, tuple[bytes, CotEvent | None]] = {}
         # Counters (in the bus's samples).
         self.departures = 0  # t-x-d-d sent to this node's sessions for contacts of other nodes
@@ -145,34 +147,39 @@ class PresenceSync:
         return await keys_of(self._kv, pattern)
 
     # -- the hub's hook ------------------------------------------------------------------------
-    def changed(self, party: Party, present: bool) -> None:
-        """An identified session of this node joined, changed, or left."""
+    def changed(self, party: Party, present: bool) -> bool:
+        """An identified session of this node joined, changed, or left; for a leave, True
+        when the uid is connected on another node (it moved: no departure is due)."""
         if self._closed or not party.uid or party.relays or not party.receives:
-            return
+            return False
         key = contact_key(self.node, party.uid)
         if not present:
             self._wanted.pop(key, None)
             self._groups.pop(party.uid, None)
-        else:
-            old = self._groups.get(party.uid)
-            self._groups[party.uid] = party.membership
-            if old is not None and old != party.membership:
-                self._local_regroup(party, old)
-            sa = party.last_sa
-            self._wanted[key] = encode_contact(
-                Contact(
-                    self.node,
-                    party.uid,
-                    party.callsign,
-                    party.membership,
-                    party.principal,
-                    sa.type if sa is not None else "a-f-G",
-                    (sa.raw if sa.raw and b"<event" in sa.raw[:64] else encode_xml(sa))
-                    if sa is not None
-                    else b"",
-                )
+            self._wake.set()
+            return any(node != self.node for node in self.table.where(party.uid))
+        old = self._groups.get(party.uid)
+        self._groups[party.uid] = party.membership
+        if old is not None and old != party.membership:
+            self._local_regroup(party, old)
+        sa = party.last_sa
+        self._wanted[key] = encode_contact(
+            Contact(
+                self.node,
+                party.uid,
+                party.callsign,
+                party.membership,
+                party.principal,
+                sa.type if sa is not None else "a-f-G",
+                b""
+                if sa is None
+                else sa.raw
+                if sa.raw and sa.raw_format is WireFormat.XML
+                else encode_xml(sa),
             )
+        )
         self._wake.set()
+        return False
 
     # -- loops (run by the owner) ----------------------------------------------------------------
     async def write_loop(self) -> None:
@@ -188,7 +195,12 @@ class PresenceSync:
         for key in [k for k in self._written if k not in self._wanted]:
             if not await self._write(key, None):
                 return
+        alive = self.table.alive()
         for key in list(self._purge):
+            with contextlib.suppress(PresenceError):
+                if parse_key(key).node in alive:  # it came back: its keys are its own again
+                    self._purge.discard(key)
+                    continue
             if await self._write(key, None):
                 self._purge.discard(key)
 
@@ -212,12 +224,22 @@ class PresenceSync:
         """Say this node is alive; find nodes that are not; catch up writes that failed."""
         while True:
             await asyncio.sleep(HEARTBEAT_S)
+            now = self._wall_ms()
             try:
-                await self._kv.put(node_key(self.node), str(self._wall_ms()).encode())
+                await self._kv.put(node_key(self.node), str(now).encode())
+                ok = True
             except Exception as exc:
                 self.errors += 1
+                ok = False
                 log.debug("cluster: heartbeat not written: %s", exc)
-            self._act(self.table.tick(self._wall_ms()))
+            if ok and not self._healthy:
+                # Back from an outage: the others' beats were missed, not stopped; and they
+                # may have taken this node for dead and deleted its keys: all are written again.
+                self.table.grace(now)
+                self._written.clear()
+            self._healthy = ok
+            if ok:  # cut off from NATS, this node cannot tell who else is alive
+                self._act(self.table.tick(now))
             await self._reconcile()
 
     async def watch_loop(self) -> None:
@@ -257,6 +279,10 @@ class PresenceSync:
             node, uid = parsed.node, parsed.uid
             if operation in KV_DELETES:
                 self._sa_cache.pop(key, None)
+                if node == self.node and key in self._wanted:
+                    # Another node took this one for dead: the session is here, say so again.
+                    self._written.pop(key, None)
+                    self._wake.set()
                 self._act(self.table.delete(node, uid))
             else:
                 self._act(self.table.put(decode_contact(node, value or b""), now))
@@ -321,17 +347,15 @@ class PresenceSync:
         return latest if latest is not None else cached[1]
 
     async def close(self) -> None:
-        """A clean leave: this node's contacts and heartbeat go, so the others see them depart."""
+        """A clean leave: this node's contacts and heartbeat go, so the others see them depart
+        (at once; if NATS does not answer in ``CLOSE_TIMEOUT_S``, the others find the node
+        dead by its heartbeat instead)."""
         self._closed = True
         if self._kv is None:
             return
-        for key in [*self._written, node_key(self.node)]:
-            if key.startswith(f"c.{token(self.node)}.") or key == node_key(self.node):
-                with contextlib.suppress(Exception):
+        mine = f"c.{token(self.node)}."
+        keys = [k for k in self._written if k.startswith(mine)] + [node_key(self.node)]
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                for key in keys:
                     await self._kv.delete(key)
-
-    def membership_of(self, uid: str) -> Membership | None:
-        for contact in self.table.remote():
-            if contact.uid == uid:
-                return contact.membership
-        return None

@@ -112,9 +112,10 @@ class Hub:
         # (the cluster bus publishes it); None without a [cluster].
         self.bus: Callable[[Party, CotEvent, bool], None] | None = None
         # Cluster presence (issue 17): told when an identified session's uid, callsign or
-        # groups change (True) and when it leaves (False); the other nodes' contacts, for the
-        # contact lists. Both None without a [cluster].
-        self.presence: Callable[[Party, bool], None] | None = None
+        # groups change (True) and when it leaves (False; it answers whether the uid is
+        # connected on another node, where a departure would be wrong); the other nodes'
+        # contacts, for the contact lists. Both None without a [cluster].
+        self.presence: Callable[[Party, bool], bool] | None = None
         self.remote_contacts: Callable[[], list[ContactView]] | None = None
 
     @property
@@ -173,8 +174,8 @@ class Hub:
             return  # never identified, or the same uid is connected again elsewhere
         self._sa_items.pop(party.uid, None)
         self._log.remove(party.uid)
-        if self.presence is not None:
-            self.presence(party, False)
+        if self.presence is not None and self.presence(party, False):
+            return  # connected again on another node of the cluster
         notice = departure(party, self._new_uid(), self._wall_ms())
         if notice is not None:
             self._add(

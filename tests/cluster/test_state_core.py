@@ -57,7 +57,7 @@ def test_keys() -> None:
     assert key_name(user_key("alice.b"), "user.") == "alice.b"
     assert cert_key("00ab") == cert_key("AB") == "cert.AB"
     with pytest.raises(StateError):
-        key_name("user.~ZZ", "user.")
+        key_name("user.=ZZ", "user.")
 
 
 def test_joining_adopts_the_buckets_users_or_seeds_an_empty_bucket() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from nats.js.kv import _is_key_valid
 
 from accord.cluster.presence import (
     Contact,
@@ -19,6 +20,7 @@ from accord.cluster.presence import (
     node_key,
     parse_key,
 )
+from accord.cluster.state import user_key
 from accord.domain.groups import Membership
 from accord.domain.routing import deleted
 
@@ -33,10 +35,14 @@ def contact(node: str, uid: str, membership: Membership = BLUE) -> Contact:
 def test_keys_round_trip_names_that_are_not_subject_tokens() -> None:
     key = contact_key("node a.1", "ANDROID.x*>")
     assert key.count(".") == 2
+    assert _is_key_valid(key)  # what JetStream KV accepts as a key
+    assert _is_key_valid(node_key("node a.1"))
+    assert _is_key_valid(user_key("alice.b"))
     assert not set("*> ") & set(key)
     assert parse_key(key) == Key("node a.1", "ANDROID.x*>")
     assert parse_key(node_key("n~1")) == Key("n~1")
-    for bad in ("x.y", "c.a", "n.a.b", "c.a b.c", "c.~ZZ.u"):
+    assert parse_key(contact_key("a", "u:1/2=3~")) == Key("a", "u:1/2=3~")
+    for bad in ("x.y", "c.a", "n.a.b", "c.a b.c", "c.=ZZ.u", "c.~41.u"):
         with pytest.raises(PresenceError):
             parse_key(bad)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from accord.cluster.subjects import BusHeaderError, token, untoken
+from accord.cluster.subjects import BusHeaderError, kv_token, kv_untoken
 from accord.cot.model import CotEvent
 from accord.cot.xml import detail_from_xml, escape_attr
 from accord.domain.groups import Membership
@@ -53,16 +53,16 @@ class Contact:
 
 
 def contact_key(node: str, uid: str) -> str:
-    return f"c.{token(node)}.{token(uid)}"
+    return f"c.{kv_token(node)}.{kv_token(uid)}"
 
 
 def node_key(node: str) -> str:
-    return f"n.{token(node)}"
+    return f"n.{kv_token(node)}"
 
 
 def node_prefix(node: str) -> str:
     """Every contact key of ``node`` (a KV filter)."""
-    return f"c.{token(node)}.>"
+    return f"c.{kv_token(node)}.>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +78,9 @@ def parse_key(key: str) -> Key:
     parts = key.split(".")
     try:
         if len(parts) == 2 and parts[0] == "n":
-            return Key(untoken(parts[1]))
+            return Key(kv_untoken(parts[1]))
         if len(parts) == 3 and parts[0] == "c":
-            return Key(untoken(parts[1]), untoken(parts[2]))
+            return Key(kv_untoken(parts[1]), kv_untoken(parts[2]))
     except BusHeaderError as exc:
         raise PresenceError(str(exc)) from None
     raise PresenceError(f"not a presence key: {key!r}")

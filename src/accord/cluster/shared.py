@@ -142,11 +142,15 @@ class SharedState:
                     self.applied += 1
                     self.changed.set()
             elif key.startswith(CERT_PREFIX) and not deleted and self._cert_record(value):
-                self._apply_certs()
-        except StateError as exc:
+                unshared = self._apply_certs()
+                if unshared:
+                    # The index holds rows the bucket lacks (a revocation made here just now):
+                    # the next poll pushes them, though the index is as this write left it.
+                    self._index_stamp = None
+        except (StateError, UserStoreError) as exc:  # a record not of the file's shape
             self.bad += 1
             log.warning("cluster: shared record %s refused: %s", key, exc)
-        except (UserStoreError, PkiError) as exc:
+        except PkiError as exc:
             self.errors += 1
             log.error("cluster: shared record %s not applied: %s", key, exc)
 

@@ -27,7 +27,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from accord.cluster.subjects import BusHeaderError, token, untoken
+from accord.cluster.subjects import BusHeaderError, kv_token, kv_untoken
 
 CLUSTER_KEY = "cluster"
 USER_PREFIX = "user."
@@ -96,7 +96,7 @@ def join_refusal(me: Member, cluster: Member, org: str) -> str | None:
 
 
 def user_key(name: str) -> str:
-    return USER_PREFIX + token(name)
+    return USER_PREFIX + kv_token(name)
 
 
 def cert_key(serial: str) -> str:
@@ -106,7 +106,7 @@ def cert_key(serial: str) -> str:
 
 def key_name(key: str, prefix: str) -> str:
     try:
-        return untoken(key[len(prefix) :])
+        return kv_untoken(key[len(prefix) :])
     except BusHeaderError as exc:
         raise StateError(str(exc)) from None
 

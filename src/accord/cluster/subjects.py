@@ -32,6 +32,7 @@ H_GROUPS = "Accord-Groups"
 
 _SAFE = re.compile(r"[A-Za-z0-9_-]")
 _TOKEN = re.compile(r"(?:[A-Za-z0-9_-]|~[0-9A-F]{2})+")
+_KV_TOKEN = re.compile(r"(?:[A-Za-z0-9_-]|=[0-9A-F]{2})+")
 _FORMATS = {"xml": WireFormat.XML, "proto": WireFormat.PROTOBUF}
 _FORMAT_NAMES = {v: k for k, v in _FORMATS.items()}
 
@@ -44,21 +45,39 @@ def token(name: str) -> str:
     """One NATS subject token for a group name, org or uid: letters, digits, ``_`` and ``-``
     as they are, every other byte of its UTF-8 as ``~XX`` (so ``.``, ``*``, ``>``, spaces and
     ``~`` itself never reach the subject)."""
-    if not name:
-        raise ValueError("an empty name has no subject token")
-    return "".join(
-        ch if _SAFE.fullmatch(ch) else "".join(f"~{b:02X}" for b in ch.encode()) for ch in name
-    )
+    return _escape(name, "~")
 
 
 def untoken(text: str) -> str:
     """The name a :func:`token` stands for."""
-    if not _TOKEN.fullmatch(text):
+    return _unescape(text, "~", _TOKEN)
+
+
+def kv_token(name: str) -> str:
+    """As :func:`token`, for a JetStream KV key (which allows no ``~``): ``=XX`` escapes."""
+    return _escape(name, "=")
+
+
+def kv_untoken(text: str) -> str:
+    """The name a :func:`kv_token` stands for."""
+    return _unescape(text, "=", _KV_TOKEN)
+
+
+def _escape(name: str, mark: str) -> str:
+    if not name:
+        raise ValueError("an empty name has no subject token")
+    return "".join(
+        ch if _SAFE.fullmatch(ch) else "".join(f"{mark}{b:02X}" for b in ch.encode()) for ch in name
+    )
+
+
+def _unescape(text: str, mark: str, shape: re.Pattern[str]) -> str:
+    if not shape.fullmatch(text):
         raise BusHeaderError(f"not a subject token: {text!r}")
     out = bytearray()
     i = 0
     while i < len(text):
-        if text[i] == "~":
+        if text[i] == mark:
             out.append(int(text[i + 1 : i + 3], 16))
             i += 3
         else:

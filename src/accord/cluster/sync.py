@@ -36,9 +36,10 @@ from accord.cluster.presence import (
     departure_of,
     encode_contact,
     node_key,
+    node_prefix,
     parse_key,
 )
-from accord.cluster.subjects import token
+from accord.cluster.subjects import kv_token, token
 from accord.cot.errors import CotError
 from accord.cot.model import CotEvent, WireFormat
 from accord.cot.xml import decode_xml, encode_xml
@@ -139,7 +140,7 @@ class PresenceSync:
     async def open(self, js: Any, org: str, replicas: int) -> None:
         self._kv = await open_bucket(js, bucket_name("PRESENCE", org), replicas)
         # A restart of this node: what its previous run left is gone (its sessions are).
-        for key in await self._keys(f"c.{token(self.node)}.>"):
+        for key in await self._keys(node_prefix(self.node)):
             await self._kv.delete(key)
         await self._kv.put(node_key(self.node), str(self._wall_ms()).encode())
 
@@ -353,7 +354,7 @@ class PresenceSync:
         self._closed = True
         if self._kv is None:
             return
-        mine = f"c.{token(self.node)}."
+        mine = f"c.{kv_token(self.node)}."
         keys = [k for k in self._written if k.startswith(mine)] + [node_key(self.node)]
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CLOSE_TIMEOUT_S):

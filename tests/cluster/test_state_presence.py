@@ -13,6 +13,7 @@ import pytest
 
 from accord.cluster.presence import contact_key
 from accord.cluster.sync import bucket_name
+from accord.config import ClusterConfig
 from accord.domain.routing import deleted
 from tests.cluster.conftest import NatsCluster
 from tests.cluster.test_nodes import ORG, Nodes, _cluster, heard_on, until_received
@@ -166,3 +167,33 @@ async def test_a_client_that_moved_to_b_is_not_departed_when_its_old_session_on_
     for client in (charlie, bravo):
         gone = await client.recv_until(lambda e: e.type == "t-x-d-d")
         assert deleted(gone) == (uid, "a-f-G-U-C")
+
+
+async def test_presence_goes_on_when_the_nats_server_of_a_is_killed(
+    nats_cluster: NatsCluster, make_server: ServerFactory, tmp_path: Path
+) -> None:
+    quiet = {"https_port": 0, "enroll_port": 0, "udp_port": 0, "tcp_port": 0}
+    urls_a = (nats_cluster.urls[0], nats_cluster.urls[2])  # A can move to n3
+    a = await make_server(cluster=ClusterConfig(urls_a, "node-a", ORG), **quiet)
+    shutil.copytree(a.config.data_dir / "pki", tmp_path / "server1" / "pki")
+    b = await make_server(cluster=_cluster(nats_cluster.urls[1], "node-b"), **quiet)
+    nodes = Nodes(a, b, nats_cluster)
+    bravo = await nodes.client(b, "bravo", "Blue")
+    await bravo.send(sa(new_uid(), "BRAVO"))
+    await heard_on(b, "Blue")
+    bus_a = a.running.cluster
+    ours = next(n for n in nats_cluster.nodes if n.spec.url.endswith(bus_a.connected_to))
+    await ours.stop(kill=True)
+    await wait_until(lambda: bus_a.degraded >= 1, what="A's disconnect counted")
+    # A client that joins A after the failover is on B's list, and its leave reaches bravo.
+    alpha = await nodes.client(a, "alpha", "Blue")
+    uid = new_uid()
+    await until_received(lambda: alpha.send(sa(uid, "ALPHA")), bravo, lambda e: e.uid == uid)
+    presence_b = b.running.cluster.presence
+    await wait_until(lambda: presence_b.table.where(uid) == ["node-a"], what="alpha on B's list")
+    await alpha.close()
+    gone = await bravo.recv_until(lambda e: e.type == "t-x-d-d")
+    assert deleted(gone) == (uid, "a-f-G-U-C")
+    # Neither node took the other for dead over the failover.
+    assert presence_b.dead_nodes == 0
+    assert a.running.cluster.presence.dead_nodes == 0

@@ -6,8 +6,9 @@ whose node died), the other nodes' contacts for the contact lists (``Hub.remote_
 and a re-sync when a contact's groups changed on its node (see ``Bus.regrouped``).
 
 What this node writes is reconciled, not queued: ``_wanted`` is what the bucket should hold of
-this node (from the hub's hook), ``_written`` what it was last told; a write that fails (NATS
-down) is tried again on the next heartbeat, so the bucket catches up after an outage.
+this node (from the hub's hook), ``_written`` what it was last told, ``_dirty`` the keys that
+may differ; a write that fails (NATS down) is tried again on the next heartbeat, so the bucket
+catches up after an outage.
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ class PresenceSync:
         self._kv: Any = None
         self._wanted: dict[str, bytes] = {}
         self._written: dict[str, bytes] = {}
+        self._dirty: set[str] = set()  # keys whose wanted and written may differ
         self._purge: set[str] = set()  # keys of dead nodes, to delete
         self._wake = asyncio.Event()
         self._closed = False
@@ -156,6 +158,7 @@ class PresenceSync:
         key = contact_key(self.node, party.uid)
         if not present:
             self._wanted.pop(key, None)
+            self._dirty.add(key)
             self._groups.pop(party.uid, None)
             self._wake.set()
             return any(node != self.node for node in self.table.where(party.uid))
@@ -164,6 +167,7 @@ class PresenceSync:
         if old is not None and old != party.membership:
             self._local_regroup(party, old)
         sa = party.last_sa
+        self._dirty.add(key)
         self._wanted[key] = encode_contact(
             Contact(
                 self.node,
@@ -190,12 +194,12 @@ class PresenceSync:
             await self._reconcile()
 
     async def _reconcile(self) -> None:
-        for key, value in list(self._wanted.items()):
+        """Write what changed (``_dirty``); what fails stays dirty, for the next round."""
+        for key in list(self._dirty):
+            value = self._wanted.get(key)
             if self._written.get(key) != value and not await self._write(key, value):
                 return
-        for key in [k for k in self._written if k not in self._wanted]:
-            if not await self._write(key, None):
-                return
+            self._dirty.discard(key)
         alive = self.table.alive()
         for key in list(self._purge):
             with contextlib.suppress(PresenceError):
@@ -237,7 +241,8 @@ class PresenceSync:
                 # Back from an outage: the others' beats were missed, not stopped; and they
                 # may have taken this node for dead and deleted its keys: all are written again.
                 self.table.grace(now)
-                self._written.clear()
+                self._dirty.update(self._wanted, self._written)
+                self._written = dict.fromkeys(self._written, b"")  # unsure: written again
             self._healthy = ok
             if ok:  # cut off from NATS, this node cannot tell who else is alive
                 self._act(self.table.tick(now))
@@ -283,6 +288,7 @@ class PresenceSync:
                 if node == self.node and key in self._wanted:
                     # Another node took this one for dead: the session is here, say so again.
                     self._written.pop(key, None)
+                    self._dirty.add(key)
                     self._wake.set()
                 self._act(self.table.delete(node, uid))
             else:

@@ -391,7 +391,10 @@ class Bus:
         """A session of this node changed groups (what ``Hub.regroup`` did here, the others do
         with this): its latest SA leaves the stream under the groups it no longer sends into,
         and is published again under its new ones, so the sessions of other nodes that hear
-        it now (and did not) get it, and their newcomers get it from the stream."""
+        it now (and did not) get it, and their newcomers get it from the stream. Only what it
+        hears changed (OUT groups): nothing to do here, the interest follows by itself."""
+        if old.inbound == party.membership.inbound:
+            return
         for group in old.inbound - party.membership.inbound:
             self._purges.append(sa_subject(self.org, group, party.uid))
         sa = party.last_sa

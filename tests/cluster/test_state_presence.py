@@ -56,6 +56,8 @@ async def test_a_client_leaving_a_disappears_on_b_at_once(nodes: Nodes) -> None:
     assert got.uid == uid_a
     presence_b = nodes.b.running.cluster.presence
     await wait_until(lambda: presence_b.table.where(uid_a) == ["node-a"], what="A's contact")
+    view = nodes.b.running.cluster.view()
+    assert (view["nodes"], view["remote_contacts"]) == ("node-a,node-b", 1)
 
     await alpha.close()
     gone = await bravo.recv_until(lambda e: e.type == "t-x-d-d")

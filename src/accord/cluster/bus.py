@@ -482,4 +482,9 @@ class Bus:
             "dropped": self.dropped,
             "degraded": self.degraded,
             "caught_up": self.caught_up,
+            # Presence: the nodes heard lately (this one included), and the other nodes'
+            # contacts; shared state: records of other nodes applied here.
+            "nodes": ",".join(self.presence.table.alive()) if self.presence else "",
+            "remote_contacts": len(self.presence.table.remote()) if self.presence else 0,
+            "state_applied": self.shared.applied if self.shared else 0,
         }

@@ -32,14 +32,22 @@ async def nodes(nats_cluster: NatsCluster, make_server: ServerFactory, tmp_path:
 
 
 async def test_a_regroup_on_a_resyncs_b(nodes: Nodes) -> None:
+    # Pat hears both groups (a user of the cluster's, so B knows it too).
+    UserStore(nodes.a.config.data_dir).add(
+        "pat", "a long password", Membership.both(["Blue", "Red"]), now_ms=int(time.time() * 1000)
+    )
+    users_b = UserStore(nodes.b.config.data_dir)
+    await wait_until(lambda: users_b.get("pat") is not None, what="pat known on B")
     alpha = await nodes.client(nodes.a, "alpha", "Blue")
     bravo = await nodes.client(nodes.b, "bravo", "Blue")
     rudy = await nodes.client(nodes.b, "rudy", "Red")
+    pat = await nodes.client(nodes.b, "pat", "Blue")
     uid_a, uid_r = new_uid(), new_uid()
     await bravo.send(sa(new_uid(), "BRAVO"))
     await rudy.send(sa(uid_r, "RUDY"))
     await heard_on(nodes.b, "Blue")
     await until_received(lambda: alpha.send(sa(uid_a, "ALPHA")), bravo, lambda e: e.uid == uid_a)
+    await pat.recv_until(lambda e: e.uid == uid_a)
     assert not [e for e in await rudy.expect_silence(0.3) if e.uid == uid_a]
 
     # The operator moves alpha from Blue to Red on node A (as `accord user add alpha --group
@@ -52,6 +60,8 @@ async def test_a_regroup_on_a_resyncs_b(nodes: Nodes) -> None:
     got = await rudy.recv_until(lambda e: e.uid == uid_a)
     assert got.detail.contact is not None
     assert got.detail.contact.callsign == "ALPHA"
+    # Pat, who heard alpha in Blue and hears it in Red, is not sent it again (as one server).
+    assert not [e for e in await pat.expect_silence(0.5) if e.uid == uid_a]
     # Alpha gets the SAs of B's clients its new group hears (rudy), without them sending.
     await alpha.recv_until(lambda e: e.uid == uid_r)
     # Presence on B says Red.

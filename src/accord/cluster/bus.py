@@ -262,8 +262,11 @@ class Bus:
             self._nc = None
 
     # -- out: the hub's hook ---------------------------------------------------------------------
-    def routed(self, sender: Party, event: CotEvent, is_sa: bool) -> None:
-        """The hub routed ``event`` from a local ``sender``: publish it once (per group)."""
+    def routed(
+        self, sender: Party, event: CotEvent, is_sa: bool, was: frozenset[str] = frozenset()
+    ) -> None:
+        """The hub routed ``event`` from a local ``sender``: publish it once (per group).
+        ``was``: a regrouped session's SA again, with the groups it sent into before."""
         if sender.key in self._relay_keys or not sender.membership.inbound:
             return  # from the bus itself (loop-free), or heard by nobody
         if len(self._pending) >= MAX_PENDING_EVENTS:
@@ -275,7 +278,9 @@ class Bus:
             payload, fmt = encode_xml(event), WireFormat.XML
         self._next_id += 1
         groups = sender.membership.inbound
-        headers = encode_headers(Route(self.node, f"{self._boot}.{self._next_id}", fmt, groups))
+        headers = encode_headers(
+            Route(self.node, f"{self._boot}.{self._next_id}", fmt, groups, was)
+        )
         for group in groups:
             subject = (
                 sa_subject(self.org, group, event.uid) if is_sa else event_subject(self.org, group)
@@ -348,13 +353,18 @@ class Bus:
                 msg = await self._js.get_last_msg(self._stream, subject)
             except NotFoundError:
                 continue  # aged out or replaced meanwhile
-            if self._deliver(msg.headers, msg.data or b""):
+            if self._deliver(msg.headers, msg.data or b"", live=False):
                 self.caught_up += 1
 
     async def _on_message(self, msg: Msg) -> None:
         self._deliver(msg.headers, msg.data)
 
-    def _deliver(self, headers: dict[str, str] | None, payload: bytes) -> bool:
+    def _deliver(
+        self, headers: dict[str, str] | None, payload: bytes, *, live: bool = True
+    ) -> bool:
+        """Hand one bus message to the hub. A regrouped session's SA heard live goes only to
+        the sessions that could not hear it before (as ``Hub.regroup``); read from the stream
+        (``live`` False: a group just gained), it is any latest SA."""
         try:
             route = decode_headers(headers)
             if route.node == self.node:
@@ -371,7 +381,10 @@ class Bus:
             log.debug("cluster: bus message dropped: %s", exc)
             return False
         self.received += 1
-        self._exchange.submit(self._relay(route.groups), event)
+        if route.was and live:
+            self._exchange.relay_regroup(self._relay(route.groups), event, route.was)
+        else:
+            self._exchange.submit(self._relay(route.groups), event)
         return True
 
     def relay(self, groups: frozenset[str]) -> Party:
@@ -399,7 +412,7 @@ class Bus:
             self._purges.append(sa_subject(self.org, group, party.uid))
         sa = party.last_sa
         if sa is not None and sa.stale > self._wall_ms():
-            self.routed(party, sa, True)
+            self.routed(party, sa, True, was=old.inbound)
         self._wake.set()
 
     def _relay(self, groups: frozenset[str]) -> Party:

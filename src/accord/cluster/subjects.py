@@ -29,6 +29,7 @@ H_NODE = "Accord-Node"
 H_ID = "Accord-Id"
 H_FORMAT = "Accord-Format"
 H_GROUPS = "Accord-Groups"
+H_WAS = "Accord-Was"
 
 _SAFE = re.compile(r"[A-Za-z0-9_-]")
 _TOKEN = re.compile(r"(?:[A-Za-z0-9_-]|~[0-9A-F]{2})+")
@@ -139,17 +140,23 @@ class Route:
     event_id: str
     wire_format: WireFormat
     groups: frozenset[str]  # the groups the sender sends into
+    # A regrouped session's SA published again: the groups it sent into before (receivers
+    # that heard those already have it); empty for every other event.
+    was: frozenset[str] = frozenset()
 
 
 def encode_headers(route: Route) -> dict[str, str]:
     if not route.groups:
         raise ValueError("an event sent into no group is not published")
-    return {
+    headers = {
         H_NODE: route.node,
         H_ID: route.event_id,
         H_FORMAT: _FORMAT_NAMES[route.wire_format],
         H_GROUPS: ",".join(sorted(token(g) for g in route.groups)),
     }
+    if route.was:
+        headers[H_WAS] = ",".join(sorted(token(g) for g in route.was))
+    return headers
 
 
 def decode_headers(headers: Mapping[str, str] | None) -> Route:
@@ -162,7 +169,9 @@ def decode_headers(headers: Mapping[str, str] | None) -> Route:
     if fmt is None:
         raise BusHeaderError(f"{H_FORMAT} = {headers[H_FORMAT]!r}; expected xml or proto")
     groups = frozenset(untoken(t) for t in headers[H_GROUPS].split(","))
-    return Route(headers[H_NODE], headers[H_ID], fmt, groups)
+    was = headers.get(H_WAS) or ""
+    before = frozenset(untoken(t) for t in was.split(",")) if was else frozenset()
+    return Route(headers[H_NODE], headers[H_ID], fmt, groups, before)
 
 
 class Seen:

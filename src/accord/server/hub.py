@@ -326,6 +326,27 @@ class Hub:
         self._log.remove(uid)
         return True
 
+    def relay_regroup(self, sender: Party, event: CotEvent, was: frozenset[str]) -> None:
+        """A contact regrouped on another node; ``event`` is its latest SA, ``sender`` the relay
+        party of its new groups, ``was`` the groups it sent into before. As ``regroup`` does
+        for a local party: the SA is kept under the new groups (for newcomers) and sent to the
+        sessions that hear it now and could not before, not again to those that could."""
+        self.roster.observe(sender, event)
+        if not self.roster.knows_sa(event):
+            return
+        item = self._sa_item(event)
+        self._log.put(event.uid, item, sender.membership)
+        if event.stale <= self._wall_ms():
+            return
+        old = Membership(was, frozenset())
+        newly = tuple(
+            p
+            for p in self.roster.receivers()
+            if sender.membership.reaches(p.membership) and not old.reaches(p.membership)
+        )
+        if newly:
+            self._add(sender, item, newly)
+
     def _departed(self, sender: Party, event: CotEvent) -> None:
         """A partner's contact left (its server relayed the ``t-x-d-d``): forget its latest SA,
         or newcomers would be shown a contact that is gone until the SA goes stale."""

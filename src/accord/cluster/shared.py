@@ -72,6 +72,7 @@ class SharedState:
         self._certs: dict[str, Row] = {}  # the bucket's rows, by serial
         self._index_stamp: _Signature = None
         self._watcher: Any = None
+        self._users_unshared = False  # a push failed: the poll tries again
         self.changed = asyncio.Event()  # set when the files were changed from the bucket
         # Counters.
         self.pushed = 0  # records written to the bucket
@@ -107,7 +108,8 @@ class SharedState:
         while True:
             await asyncio.sleep(POLL_S)
             try:
-                if self._users.reload_if_changed():
+                if self._users.reload_if_changed() or self._users_unshared:
+                    self._users_unshared = False
                     plan = self._merge.local_changed(self._users.entries())
                     for name, entry in plan.push.items():
                         await self._push_user(name, entry)
@@ -210,7 +212,12 @@ class SharedState:
             else:
                 await self._kv.put(user_key(name), entry)
             self.pushed += 1
-        except Exception as exc:
+        except Exception as exc:  # NATS down: the next poll tries again
             self.errors += 1
-            self._merge.base.pop(name, None)  # differs from the file: pushed at the next change
+            self._users_unshared = True
+            # What was agreed no longer matches the file for this user, so it is pushed again.
+            if entry is None:
+                self._merge.base[name] = b""
+            else:
+                self._merge.base.pop(name, None)
             log.warning("cluster: user %s not shared: %s", name, exc)

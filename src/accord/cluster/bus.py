@@ -17,18 +17,20 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import nats
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import (
     BadRequestError,
     KeyWrongLastSequenceError,
+    NoStreamResponseError,
     NotFoundError,
     ServiceUnavailableError,
 )
@@ -50,7 +52,7 @@ from accord.cluster.subjects import (
     subjects_for,
     token,
 )
-from accord.cluster.sync import Hub, PresenceSync, bucket_name, open_bucket
+from accord.cluster.sync import Hub, PresenceSync, bucket_name, open_bucket, still_wanted
 from accord.cot.errors import CotError
 from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
@@ -61,8 +63,10 @@ from accord.domain.groups import Membership
 from accord.domain.views import Sample
 
 log = logging.getLogger("accord.cluster")
+_T = TypeVar("_T")
 
 CONNECT_TIMEOUT_S = 3.0
+DRAIN_TIMEOUT_S = 2.0  # at close: what is in flight gets this long (nats-py's default is 30 s)
 STREAM_READY_TIMEOUT_S = 20.0  # a just-started NATS cluster electing its JetStream leaders
 STREAM_RETRY_S = 0.25
 INTEREST_CHECK_S = 0.05  # how often the groups the node's sessions hear are looked at
@@ -88,6 +92,24 @@ async def _any_reachable(urls: list[str]) -> bool:
         writer.close()
         return True
     return False
+
+
+async def _when_ready(op: Callable[[], Awaitable[_T]]) -> _T:
+    """``op`` once JetStream answers: a bucket just made (or a cluster just started) has no
+    leader for a moment, and says so with timeouts and "no response" errors."""
+    deadline = asyncio.get_running_loop().time() + STREAM_READY_TIMEOUT_S
+    while True:
+        try:
+            return await op()
+        except (
+            NatsTimeoutError,
+            NoRespondersError,
+            NoStreamResponseError,
+            ServiceUnavailableError,
+        ):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(STREAM_RETRY_S)
 
 
 class _RelaySink:
@@ -211,23 +233,29 @@ class Bus:
             wall_ms=self._wall_ms,
             max_depth=self._max_depth,
         )
+        presence = self.presence
         try:
-            await self.presence.open(self._js, self.org, self._replicas)
+            await _when_ready(lambda: presence.open(self._js, self.org, self._replicas))
         except Exception as exc:
+            self._closing = True
             await self._nc.close()
             raise BusError(f"cannot open the presence bucket of {self.org}: {exc}") from None
         log.info("cluster: node %s of %s on NATS %s", self.node, self.org, ", ".join(servers))
 
     async def _join(self, member: Member) -> None:
         """Refuse to join a cluster of another schema version or CA (one line, BusError)."""
-        try:
+
+        async def record() -> tuple[Any, str | None]:
             kv = await open_bucket(self._js, bucket_name("STATE", self.org), self._replicas)
             try:
                 await kv.create(CLUSTER_KEY, encode_member(member))
-                refusal = None  # the first node: the cluster is what it is
+                return kv, None  # the first node: the cluster is what it is
             except KeyWrongLastSequenceError:
                 entry = await kv.get(CLUSTER_KEY)
-                refusal = join_refusal(member, decode_member(entry.value or b""), self.org)
+                return kv, join_refusal(member, decode_member(entry.value or b""), self.org)
+
+        try:
+            kv, refusal = await _when_ready(record)
         except Exception as exc:
             self._closing = True
             await self._nc.close()
@@ -246,6 +274,7 @@ class Bus:
             connect_timeout=CONNECT_TIMEOUT_S,
             allow_reconnect=True,
             max_reconnect_attempts=-1,
+            drain_timeout=DRAIN_TIMEOUT_S,
             error_cb=self._on_error,
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
@@ -258,7 +287,10 @@ class Bus:
             await self.presence.close()
         if self._nc is not None:
             with contextlib.suppress(Exception):
-                await self._nc.drain()
+                async with asyncio.timeout(DRAIN_TIMEOUT_S * 2):
+                    await self._nc.drain()
+            with contextlib.suppress(Exception):
+                await self._nc.close()
             self._nc = None
 
     # -- out: the hub's hook ---------------------------------------------------------------------
@@ -291,6 +323,7 @@ class Bus:
     async def publish_loop(self) -> None:
         """Run by the owner: writes what ``routed`` queued, in order."""
         while True:
+            still_wanted()
             await self._wake.wait()
             self._wake.clear()
             while self._purges:
@@ -313,6 +346,7 @@ class Bus:
     async def interest_loop(self) -> None:
         """Run by the owner: subscribes to the groups the node's sessions hear."""
         while True:
+            still_wanted()
             try:
                 await self._update_interest()
             except Exception as exc:  # NATS down: counted, tried again next round
@@ -474,6 +508,7 @@ class Bus:
                 ("cluster_dead_nodes_total", "nodes found dead (no heartbeat)", p.dead_nodes),
                 ("cluster_presence_bad_total", "presence entries refused", p.bad),
                 ("cluster_presence_errors_total", "presence writes that failed", p.errors),
+                ("cluster_presence_rewatches_total", "presence watches made again", p.rewatches),
             )
         st = self.shared
         if st is not None:
@@ -482,6 +517,7 @@ class Bus:
                 ("cluster_state_applied_total", "other nodes' records applied here", st.applied),
                 ("cluster_state_bad_total", "user/cert records refused", st.bad),
                 ("cluster_state_errors_total", "user/cert sharing that failed", st.errors),
+                ("cluster_state_rewatches_total", "state watches made again", st.rewatches),
             )
         return [Sample(n, "counter", h, float(v)) for n, h, v in values]
 

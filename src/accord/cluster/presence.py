@@ -27,7 +27,7 @@ from accord.domain.groups import Membership
 from accord.domain.routing import DELETE_STALE_MS, DELETE_TYPE, notice
 
 HEARTBEAT_S = 1.0  # how often a node says it is alive
-DEAD_AFTER_MS = 6_000  # a node not heard for this long is dead: its contacts depart
+DEAD_AFTER_MS = 15_000  # a node not heard for this long is dead (a NATS failover takes ~10 s)
 MAX_SA_BYTES = 8192  # the SA kept with a contact (for contact lists); longer ones are left out
 
 

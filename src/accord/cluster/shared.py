@@ -41,7 +41,7 @@ from accord.cluster.state import (
     merge_certs,
     user_key,
 )
-from accord.cluster.sync import KV_DELETES
+from accord.cluster.sync import KV_DELETES, still_wanted, stop_watch, watch_entries
 from accord.identity import registry
 from accord.identity.ca import PkiError, PkiPaths
 from accord.identity.users import UserStore, UserStoreError
@@ -71,7 +71,7 @@ class SharedState:
         self._merge = UserMerge()
         self._certs: dict[str, Row] = {}  # the bucket's rows, by serial
         self._index_stamp: _Signature = None
-        self._watcher: Any = None
+        self.rewatches = 0  # watches made again (their consumer was lost)
         self._users_unshared = False  # a push failed: the poll tries again
         self.changed = asyncio.Event()  # set when the files were changed from the bucket
         # Counters.
@@ -82,18 +82,21 @@ class SharedState:
 
     async def open(self) -> None:
         """Join: take the bucket's users (or seed it with ours), merge the certificates."""
-        self._watcher = await self._kv.watchall()
+        watcher = await self._kv.watchall()
         users: dict[str, bytes] = {}
-        async for entry in self._watcher:
-            if entry is None:
-                break
-            if entry.operation in KV_DELETES:
-                continue
-            if entry.key.startswith(USER_PREFIX):
-                with contextlib.suppress(StateError):
-                    users[key_name(entry.key, USER_PREFIX)] = entry.value or b""
-            elif entry.key.startswith(CERT_PREFIX):
-                self._cert_record(entry.value)
+        try:
+            async for entry in watcher:
+                if entry is None:
+                    break
+                if entry.operation in KV_DELETES:
+                    continue
+                if entry.key.startswith(USER_PREFIX):
+                    with contextlib.suppress(StateError):
+                        users[key_name(entry.key, USER_PREFIX)] = entry.value or b""
+                elif entry.key.startswith(CERT_PREFIX):
+                    self._cert_record(entry.value)
+        finally:
+            await stop_watch(watcher)
         plan = self._merge.adopt(users, self._users.entries())
         if plan.file:
             self._users.apply_entries(plan.file)
@@ -106,6 +109,7 @@ class SharedState:
     async def poll_loop(self) -> None:
         """The files changed here (the CLI, the admin API, enrollment): tell the bucket."""
         while True:
+            still_wanted()
             await asyncio.sleep(POLL_S)
             try:
                 if self._users.reload_if_changed() or self._users_unshared:
@@ -120,18 +124,17 @@ class SharedState:
                 await self._sync_certs()
 
     async def watch_loop(self) -> None:
-        """What other nodes changed: into this node's files."""
-        watcher = self._watcher
-        self._watcher = None  # a restarted loop watches afresh (initial values are no-ops)
-        if watcher is None:
-            watcher = await self._kv.watchall()
-        try:
-            async for entry in watcher:
-                if entry is not None:
-                    self._remote(entry.key, entry.value, entry.operation in KV_DELETES)
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()
+        """What other nodes changed: into this node's files (a watch made again reads the
+        current values again: what is already here is a no-op)."""
+
+        def watched(entry: Any) -> None:
+            if entry is not None:
+                self._remote(entry.key, entry.value, entry.operation in KV_DELETES)
+
+        await watch_entries(self._kv, watched, self._rewatch)
+
+    def _rewatch(self) -> None:
+        self.rewatches += 1
 
     # -- inside --------------------------------------------------------------------------------
     def _remote(self, key: str, value: bytes | None, deleted: bool) -> None:

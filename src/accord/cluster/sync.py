@@ -52,6 +52,7 @@ log = logging.getLogger("accord.cluster")
 
 KV_DELETES = ("DEL", "PURGE")
 CLOSE_TIMEOUT_S = 2.0
+WATCH_CHECK_S = 2.0  # a KV watch silent this long is compared with its bucket
 
 
 def bucket_name(kind: str, org: str) -> str:
@@ -85,8 +86,62 @@ async def keys_of(kv: Any, pattern: str) -> list[str]:
                 break
             found.append(entry.key)
     finally:
-        await watcher.stop()
+        await stop_watch(watcher)
     return found
+
+
+async def watch_entries(
+    kv: Any, handle: Callable[[Any], None], restarted: Callable[[], None]
+) -> None:
+    """Hand every entry of ``kv`` to ``handle``: its current values, then ``None``, then each
+    change; forever. A watch rides on a consumer that a NATS server's death can take with it,
+    and nats-py notices only after missed heartbeats (10 s or more): a watch that has been
+    silent for ``WATCH_CHECK_S`` while the bucket moved past what it delivered is made again
+    (its current values again, then ``None``), and ``restarted`` is told."""
+    while True:
+        still_wanted()
+        watcher = await kv.watchall()
+        delivered = 0
+        try:
+            while True:
+                still_wanted()
+                try:
+                    # Not ``watcher.updates(timeout)``: its ``wait_for`` can swallow a
+                    # cancellation on Python 3.11 (gh-86296), and a stop would never end.
+                    async with asyncio.timeout(WATCH_CHECK_S):
+                        entry = await anext(watcher)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    try:
+                        status = await kv.status()
+                    except Exception:  # NATS down: nothing to compare with yet
+                        continue
+                    if int(status.stream_info.state.last_seq) > delivered:
+                        break  # the bucket moved on without us
+                    continue
+                if entry is not None:
+                    delivered = max(delivered, int(entry.revision or 0))
+                handle(entry)
+        finally:
+            await stop_watch(watcher)
+        restarted()
+
+
+def still_wanted() -> None:
+    """Raise CancelledError if this task was cancelled and the cancellation got lost: nats-py
+    awaits with ``asyncio.wait_for``, which on Python 3.11 can swallow one (gh-86296), and a
+    loop that runs on after its stop holds up the shutdown for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def stop_watch(watcher: Any) -> None:
+    """Stop a KV watch, bounded: with NATS gone, unsubscribing must not hold up a shutdown."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await watcher.stop()
 
 
 class Hub(Exchange, Protocol):
@@ -134,6 +189,9 @@ class PresenceSync:
         self._wake = asyncio.Event()
         self._closed = False
         self._healthy = True  # the last heartbeat was written
+        self._initial = True  # the watch is reading the current values
+        self._listed: set[tuple[str, str]] = set()  # contacts those values hold
+        self.rewatches = 0  # watches made again (their consumer was lost)
         self._sa_cache: dict[str, tuple[bytes, CotEvent | None]] = {}
         # Counters (in the bus's samples).
         self.departures = 0  # t-x-d-d sent to this node's sessions for contacts of other nodes
@@ -191,6 +249,7 @@ class PresenceSync:
     # -- loops (run by the owner) ----------------------------------------------------------------
     async def write_loop(self) -> None:
         while True:
+            still_wanted()
             await self._wake.wait()
             self._wake.clear()
             await self._reconcile()
@@ -230,6 +289,7 @@ class PresenceSync:
     async def beat_loop(self) -> None:
         """Say this node is alive; find nodes that are not; catch up writes that failed."""
         while True:
+            still_wanted()
             await asyncio.sleep(HEARTBEAT_S)
             now = self._wall_ms()
             try:
@@ -251,28 +311,30 @@ class PresenceSync:
             await self._reconcile()
 
     async def watch_loop(self) -> None:
-        """Every node's presence as the bucket says; restarted, it starts from a fresh look."""
-        watcher = await self._kv.watchall()
-        seen: set[tuple[str, str]] = set()
-        initial = True
-        try:
-            async for entry in watcher:
-                if entry is None:  # the initial values are all in
-                    if initial:
-                        initial = False
-                        for contact in self.table.remote():
-                            if (contact.node, contact.uid) not in seen:
-                                self._act(self.table.delete(contact.node, contact.uid))
-                    continue
-                if initial and entry.operation not in KV_DELETES:
-                    with contextlib.suppress(PresenceError):
-                        parsed = parse_key(entry.key)
-                        if parsed.uid:
-                            seen.add((parsed.node, parsed.uid))
-                self._entry(entry.key, entry.value, entry.operation)
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()
+        """Every node's presence as the bucket says. Each (re)start of the watch is a fresh
+        look: contacts held here that it no longer lists have left."""
+        await watch_entries(self._kv, self._watched, self._rewatch)
+
+    def _rewatch(self) -> None:
+        self.rewatches += 1
+        self._initial = True
+        self._listed.clear()
+
+    def _watched(self, entry: Any) -> None:
+        if entry is None:  # the current values are all in
+            if self._initial:
+                self._initial = False
+                for contact in self.table.remote():
+                    if (contact.node, contact.uid) not in self._listed:
+                        self._act(self.table.delete(contact.node, contact.uid))
+                self._listed.clear()
+            return
+        if self._initial and entry.operation not in KV_DELETES:
+            with contextlib.suppress(PresenceError):
+                parsed = parse_key(entry.key)
+                if parsed.uid:
+                    self._listed.add((parsed.node, parsed.uid))
+        self._entry(entry.key, entry.value, entry.operation)
 
     def _entry(self, key: str, value: bytes | None, operation: str | None) -> None:
         try:

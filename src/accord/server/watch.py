@@ -79,8 +79,11 @@ async def watch_identity(
         if wake is None:
             await asyncio.sleep(every_s)
         else:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+            # cancellation that stops this task (gh-86296).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), every_s)
+                async with asyncio.timeout(every_s):
+                    await wake.wait()
             wake.clear()
         try:
             if identities.refresh_groups() and tls is not None:

@@ -95,6 +95,7 @@ async def main(events: int, rate: float) -> None:
         on_a = ClusterConfig((nodes[0].spec.url,), "a")
         on_b = ClusterConfig((nodes[1].spec.url,), "b")
         a = await start(Config(data_dir=root / "a", cluster=on_a, **base), any_port=True)
+        shutil.copytree(root / "a" / "pki", root / "b" / "pki")  # one CA: or B may not join
         b = await start(Config(data_dir=root / "b", cluster=on_b, **base), any_port=True)
         try:
             same = await _measure(a.ports["tcp"], a.ports["tcp"], events, rate)

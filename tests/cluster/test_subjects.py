@@ -53,6 +53,11 @@ def test_headers_round_trip() -> None:
     headers = subjects.encode_headers(route)
     assert headers["Accord-Groups"] == "Blue,a~2Eb"
     assert subjects.decode_headers(headers) == route
+    assert "Accord-Was" not in headers
+    again = subjects.Route("a", "1", WireFormat.XML, frozenset({"Red"}), frozenset({"Blue", "x y"}))
+    headers = subjects.encode_headers(again)
+    assert headers["Accord-Was"] == "Blue,x~20y"
+    assert subjects.decode_headers(headers) == again
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from pathlib import Path
 from accord.api import admin
 from accord.api.enrollment import config_routes
 from accord.api.peers import PeerCertificates
-from accord.app.coordination import start_cluster, start_coordination
+from accord.app.coordination import cluster_changed, start_cluster, start_coordination
 from accord.app.drones import start_drone_feeds
 from accord.app.http import (
     CurrentTls,
@@ -362,7 +362,9 @@ async def start(
             # without it a revoked certificate would keep working.
             watcher = running.tasks.start(
                 "identity watcher",
-                lambda: watch_identity(tls, pki, identities, config.revocation_check_s),
+                lambda: watch_identity(
+                    tls, pki, identities, config.revocation_check_s, cluster_changed(running)
+                ),
                 Policy.RESTART,
             )
             running.stack.push_async_callback(running.tasks.stop, watcher)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -54,8 +55,18 @@ def start_coordination(running: Running, config: Config, partners: Sequence[Part
 async def start_cluster(running: Running, config: Config) -> None:
     """Join the NATS bus of ``[cluster]`` (issue 17); imported only when configured."""
     from accord.cluster.bus import Bus, BusError
+    from accord.cluster.state import Member, StateError, ca_fingerprint
+    from accord.identity.ca import PkiPaths
+    from accord.store.migrate import migrations
 
     hub = running.hub
+    node = config.cluster.node or config.server_names[0]
+    backend = "postgres" if config.database_url.startswith("postgres") else "sqlite"
+    try:
+        ca = ca_fingerprint(PkiPaths(config.data_dir / "pki").ca_cert.read_bytes())
+    except (OSError, StateError) as exc:
+        raise StartupError(f"cannot read this node's CA to join the cluster: {exc}") from None
+    member = Member(node, migrations(backend)[-1].number, ca)
 
     def heard() -> set[str]:
         return {g for p in hub.roster.receivers() for g in p.membership.outbound}
@@ -63,10 +74,12 @@ async def start_cluster(running: Running, config: Config) -> None:
     bus = Bus(
         hub,
         heard,
-        node=config.cluster.node or config.server_names[0],
+        node=node,
         org=config.cluster.org,
         sa_replicas=config.cluster.sa_replicas,
         max_depth=config.max_depth,
+        wall_ms=wall_ms,
+        member=member,
     )
     try:
         await bus.connect(config.cluster.urls)
@@ -82,3 +95,45 @@ async def start_cluster(running: Running, config: Config) -> None:
         running.stack.push_async_callback(running.tasks.stop, task)
     hub.bus = bus.routed
     running.probes.sources.append(bus)
+    # Presence (which node each contact is on; t-x-d-d across nodes; contact lists).
+    presence = bus.presence
+    if presence is not None:
+        for name, loop in (
+            ("cluster presence writer", presence.write_loop),
+            ("cluster presence heartbeat", presence.beat_loop),
+            ("cluster presence watch", presence.watch_loop),
+        ):
+            task = running.tasks.start(name, loop, Policy.RESTART)
+            running.stack.push_async_callback(running.tasks.stop, task)
+        hub.presence = presence.changed
+        hub.remote_contacts = presence.remote_contacts
+    await start_shared_state(running, config)
+
+
+def cluster_changed(running: Running) -> asyncio.Event | None:
+    """Set when another node's user or certificate change was written into this node's files
+    (the identity watcher applies it at once); None without a [cluster]."""
+    shared = getattr(running.cluster, "shared", None)
+    return None if shared is None else shared.changed
+
+
+async def start_shared_state(running: Running, config: Config) -> None:
+    """Users and certificates from the cluster's state bucket, before anything reads them."""
+    from accord.cluster.shared import SharedState
+    from accord.identity.ca import PkiPaths
+
+    bus = running.cluster
+    if bus is None or bus.state_kv is None:
+        return
+    shared = SharedState(bus.state_kv, config.data_dir, PkiPaths(config.data_dir / "pki"))
+    try:
+        await shared.open()
+    except Exception as exc:  # a broken users file, a broken index, NATS gone meanwhile
+        raise StartupError(f"cannot take the cluster's users and certificates: {exc}") from None
+    bus.shared = shared
+    for name, loop in (
+        ("cluster state poll", shared.poll_loop),
+        ("cluster state watch", shared.watch_loop),
+    ):
+        task = running.tasks.start(name, loop, Policy.RESTART)
+        running.stack.push_async_callback(running.tasks.stop, task)

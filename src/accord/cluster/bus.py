@@ -17,17 +17,27 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import nats
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import (
+    BadRequestError,
+    KeyWrongLastSequenceError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 
+from accord.cluster.presence import Regrouped
+from accord.cluster.shared import SharedState
+from accord.cluster.state import CLUSTER_KEY, Member, decode_member, encode_member, join_refusal
 from accord.cluster.subjects import (
     BusHeaderError,
     Interest,
@@ -42,6 +52,7 @@ from accord.cluster.subjects import (
     subjects_for,
     token,
 )
+from accord.cluster.sync import Hub, PresenceSync, bucket_name, open_bucket, still_wanted
 from accord.cot.errors import CotError
 from accord.cot.model import CotEvent, WireFormat
 from accord.cot.outgoing import Outgoing
@@ -49,12 +60,13 @@ from accord.cot.proto import decode_proto
 from accord.cot.xml import decode_xml, encode_xml
 from accord.domain.contacts import Party
 from accord.domain.groups import Membership
-from accord.domain.ports import Exchange
 from accord.domain.views import Sample
 
 log = logging.getLogger("accord.cluster")
+_T = TypeVar("_T")
 
 CONNECT_TIMEOUT_S = 3.0
+DRAIN_TIMEOUT_S = 2.0  # at close: what is in flight gets this long (nats-py's default is 30 s)
 STREAM_READY_TIMEOUT_S = 20.0  # a just-started NATS cluster electing its JetStream leaders
 STREAM_RETRY_S = 0.25
 INTEREST_CHECK_S = 0.05  # how often the groups the node's sessions hear are looked at
@@ -82,6 +94,24 @@ async def _any_reachable(urls: list[str]) -> bool:
     return False
 
 
+async def _when_ready(op: Callable[[], Awaitable[_T]]) -> _T:
+    """``op`` once JetStream answers: a bucket just made (or a cluster just started) has no
+    leader for a moment, and says so with timeouts and "no response" errors."""
+    deadline = asyncio.get_running_loop().time() + STREAM_READY_TIMEOUT_S
+    while True:
+        try:
+            return await op()
+        except (
+            NatsTimeoutError,
+            NoRespondersError,
+            NoStreamResponseError,
+            ServiceUnavailableError,
+        ):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(STREAM_RETRY_S)
+
+
 class _RelaySink:
     """What a relay party is attached with: it only sends (receives=False); closing it (the
     server stopping) detaches the party, so the hub empties."""
@@ -103,15 +133,21 @@ class Bus:
 
     def __init__(
         self,
-        exchange: Exchange,
+        exchange: Hub,
         heard: Callable[[], Iterable[str]],
         *,
         node: str,
         org: str,
         sa_replicas: int = 1,
+        wall_ms: Callable[[], int],
         max_depth: int = 32,
+        member: Member | None = None,
     ) -> None:
         self._exchange = exchange
+        self._wall_ms = wall_ms
+        self._member = member  # what this node must share with the cluster to join it
+        self.state_kv: Any = None  # the organisation's state bucket (users, certificates)
+        self.shared: SharedState | None = None  # set by the owner once the state is taken
         self._heard = heard
         self.node = node
         self.org = org
@@ -129,6 +165,7 @@ class Bus:
         self._seen = Seen()
         self._closing = False
         self._pending: deque[tuple[str, bytes, dict[str, str]]] = deque()
+        self._purges: deque[str] = deque()  # latest-SA subjects to empty (a regroup)
         self._wake = asyncio.Event()
         # Counters (reported by ``view``).
         self.published = 0
@@ -137,6 +174,8 @@ class Bus:
         self.dropped = 0  # bus messages refused: bad headers or an undecodable payload
         self.degraded = 0  # events not published, NATS errors and disconnects, while running
         self.caught_up = 0  # latest SAs read from the stream when a group was gained
+        self.regroups = 0  # SAs of contacts regrouped on other nodes forgotten under old groups
+        self.presence: PresenceSync | None = None  # made by ``connect``
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def connect(self, urls: Iterable[str]) -> None:
@@ -183,7 +222,49 @@ class Bus:
                 error = exc
             await self._nc.close()
             raise BusError(f"cannot make the latest-SA stream {self._stream}: {error}") from None
+        if self._member is not None:
+            await self._join(self._member)
+        self.presence = PresenceSync(
+            self._exchange,
+            self.relay,
+            self.regrouped,
+            self.local_regroup,
+            node=self.node,
+            wall_ms=self._wall_ms,
+            max_depth=self._max_depth,
+        )
+        presence = self.presence
+        try:
+            await _when_ready(lambda: presence.open(self._js, self.org, self._replicas))
+        except Exception as exc:
+            self._closing = True
+            await self._nc.close()
+            raise BusError(f"cannot open the presence bucket of {self.org}: {exc}") from None
         log.info("cluster: node %s of %s on NATS %s", self.node, self.org, ", ".join(servers))
+
+    async def _join(self, member: Member) -> None:
+        """Refuse to join a cluster of another schema version or CA (one line, BusError)."""
+
+        async def record() -> tuple[Any, str | None]:
+            kv = await open_bucket(self._js, bucket_name("STATE", self.org), self._replicas)
+            try:
+                await kv.create(CLUSTER_KEY, encode_member(member))
+                return kv, None  # the first node: the cluster is what it is
+            except KeyWrongLastSequenceError:
+                entry = await kv.get(CLUSTER_KEY)
+                return kv, join_refusal(member, decode_member(entry.value or b""), self.org)
+
+        try:
+            kv, refusal = await _when_ready(record)
+        except Exception as exc:
+            self._closing = True
+            await self._nc.close()
+            raise BusError(f"cannot read the cluster record of {self.org}: {exc}") from None
+        if refusal is not None:
+            self._closing = True
+            await self._nc.close()
+            raise BusError(refusal)
+        self.state_kv = kv
 
     async def _open(self, servers: list[str]) -> Any:
         return await nats.connect(
@@ -193,6 +274,7 @@ class Bus:
             connect_timeout=CONNECT_TIMEOUT_S,
             allow_reconnect=True,
             max_reconnect_attempts=-1,
+            drain_timeout=DRAIN_TIMEOUT_S,
             error_cb=self._on_error,
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
@@ -201,14 +283,22 @@ class Bus:
     async def close(self) -> None:
         """After the owner stopped ``publish_loop`` and ``interest_loop``."""
         self._closing = True
+        if self.presence is not None:
+            await self.presence.close()
         if self._nc is not None:
             with contextlib.suppress(Exception):
-                await self._nc.drain()
+                async with asyncio.timeout(DRAIN_TIMEOUT_S * 2):
+                    await self._nc.drain()
+            with contextlib.suppress(Exception):
+                await self._nc.close()
             self._nc = None
 
     # -- out: the hub's hook ---------------------------------------------------------------------
-    def routed(self, sender: Party, event: CotEvent, is_sa: bool) -> None:
-        """The hub routed ``event`` from a local ``sender``: publish it once (per group)."""
+    def routed(
+        self, sender: Party, event: CotEvent, is_sa: bool, was: frozenset[str] = frozenset()
+    ) -> None:
+        """The hub routed ``event`` from a local ``sender``: publish it once (per group).
+        ``was``: a regrouped session's SA again, with the groups it sent into before."""
         if sender.key in self._relay_keys or not sender.membership.inbound:
             return  # from the bus itself (loop-free), or heard by nobody
         if len(self._pending) >= MAX_PENDING_EVENTS:
@@ -220,7 +310,9 @@ class Bus:
             payload, fmt = encode_xml(event), WireFormat.XML
         self._next_id += 1
         groups = sender.membership.inbound
-        headers = encode_headers(Route(self.node, f"{self._boot}.{self._next_id}", fmt, groups))
+        headers = encode_headers(
+            Route(self.node, f"{self._boot}.{self._next_id}", fmt, groups, was)
+        )
         for group in groups:
             subject = (
                 sa_subject(self.org, group, event.uid) if is_sa else event_subject(self.org, group)
@@ -231,8 +323,16 @@ class Bus:
     async def publish_loop(self) -> None:
         """Run by the owner: writes what ``routed`` queued, in order."""
         while True:
+            still_wanted()
             await self._wake.wait()
             self._wake.clear()
+            while self._purges:
+                subject = self._purges.popleft()
+                try:
+                    await self._js.purge_stream(self._stream, subject=subject)
+                except Exception as exc:
+                    self.degraded += 1
+                    log.debug("cluster: %s not purged: %s", subject, exc)
             while self._pending:
                 subject, payload, headers = self._pending.popleft()
                 try:
@@ -246,6 +346,7 @@ class Bus:
     async def interest_loop(self) -> None:
         """Run by the owner: subscribes to the groups the node's sessions hear."""
         while True:
+            still_wanted()
             try:
                 await self._update_interest()
             except Exception as exc:  # NATS down: counted, tried again next round
@@ -286,13 +387,18 @@ class Bus:
                 msg = await self._js.get_last_msg(self._stream, subject)
             except NotFoundError:
                 continue  # aged out or replaced meanwhile
-            if self._deliver(msg.headers, msg.data or b""):
+            if self._deliver(msg.headers, msg.data or b"", live=False):
                 self.caught_up += 1
 
     async def _on_message(self, msg: Msg) -> None:
         self._deliver(msg.headers, msg.data)
 
-    def _deliver(self, headers: dict[str, str] | None, payload: bytes) -> bool:
+    def _deliver(
+        self, headers: dict[str, str] | None, payload: bytes, *, live: bool = True
+    ) -> bool:
+        """Hand one bus message to the hub. A regrouped session's SA heard live goes only to
+        the sessions that could not hear it before (as ``Hub.regroup``); read from the stream
+        (``live`` False: a group just gained), it is any latest SA."""
         try:
             route = decode_headers(headers)
             if route.node == self.node:
@@ -309,8 +415,39 @@ class Bus:
             log.debug("cluster: bus message dropped: %s", exc)
             return False
         self.received += 1
-        self._exchange.submit(self._relay(route.groups), event)
+        if route.was and live:
+            self._exchange.relay_regroup(self._relay(route.groups), event, route.was)
+        else:
+            self._exchange.submit(self._relay(route.groups), event)
         return True
+
+    def relay(self, groups: frozenset[str]) -> Party:
+        """The party the bus hands the hub events of senders in ``groups`` with."""
+        return self._relay(groups)
+
+    def regrouped(self, event: Regrouped) -> None:
+        """A contact's groups changed on its node: newcomers here are not shown its SA under
+        the groups it left (its node re-publishes it under the new ones, ``local_regroup``)."""
+        if not event.old.inbound or event.new.inbound == event.old.inbound:
+            return
+        relay = self.relay(event.old.inbound)
+        if self._exchange.forget_relayed(relay, event.uid, event.new.inbound):
+            self.regroups += 1
+
+    def local_regroup(self, party: Party, old: Membership) -> None:
+        """A session of this node changed groups (what ``Hub.regroup`` did here, the others do
+        with this): its latest SA leaves the stream under the groups it no longer sends into,
+        and is published again under its new ones, so the sessions of other nodes that hear
+        it now (and did not) get it, and their newcomers get it from the stream. Only what it
+        hears changed (OUT groups): nothing to do here, the interest follows by itself."""
+        if old.inbound == party.membership.inbound:
+            return
+        for group in old.inbound - party.membership.inbound:
+            self._purges.append(sa_subject(self.org, group, party.uid))
+        sa = party.last_sa
+        if sa is not None and sa.stale > self._wall_ms():
+            self.routed(party, sa, True, was=old.inbound)
+        self._wake.set()
 
     def _relay(self, groups: frozenset[str]) -> Party:
         party = self._relays.get(groups)
@@ -355,14 +492,33 @@ class Bus:
 
     def samples(self) -> list[Sample]:
         """For /metrics: what crossed the bus, and what NATS trouble cost (``degraded``)."""
-        values = (
+        values: tuple[tuple[str, str, int], ...] = (
             ("cluster_published_total", "messages published on the bus", self.published),
             ("cluster_received_total", "bus events handed to the hub", self.received),
             ("cluster_duplicates_total", "copies of multi-group events dropped", self.duplicates),
             ("cluster_dropped_total", "bus messages refused (headers, payload)", self.dropped),
             ("cluster_degraded_total", "not published, NATS errors, disconnects", self.degraded),
             ("cluster_caught_up_total", "latest SAs read from the stream", self.caught_up),
+            ("cluster_regroups_total", "SAs forgotten under groups left elsewhere", self.regroups),
         )
+        p = self.presence
+        if p is not None:
+            values += (
+                ("cluster_departures_total", "t-x-d-d for contacts of other nodes", p.departures),
+                ("cluster_dead_nodes_total", "nodes found dead (no heartbeat)", p.dead_nodes),
+                ("cluster_presence_bad_total", "presence entries refused", p.bad),
+                ("cluster_presence_errors_total", "presence writes that failed", p.errors),
+                ("cluster_presence_rewatches_total", "presence watches made again", p.rewatches),
+            )
+        st = self.shared
+        if st is not None:
+            values += (
+                ("cluster_state_pushed_total", "user/cert records written to the bus", st.pushed),
+                ("cluster_state_applied_total", "other nodes' records applied here", st.applied),
+                ("cluster_state_bad_total", "user/cert records refused", st.bad),
+                ("cluster_state_errors_total", "user/cert sharing that failed", st.errors),
+                ("cluster_state_rewatches_total", "state watches made again", st.rewatches),
+            )
         return [Sample(n, "counter", h, float(v)) for n, h, v in values]
 
     def view(self) -> dict[str, int | str]:
@@ -375,4 +531,9 @@ class Bus:
             "dropped": self.dropped,
             "degraded": self.degraded,
             "caught_up": self.caught_up,
+            # Presence: the nodes heard lately (this one included), and the other nodes'
+            # contacts; shared state: records of other nodes applied here.
+            "nodes": ",".join(self.presence.table.alive()) if self.presence else "",
+            "remote_contacts": len(self.presence.table.remote()) if self.presence else 0,
+            "state_applied": self.shared.applied if self.shared else 0,
         }

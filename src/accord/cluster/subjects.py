@@ -29,9 +29,11 @@ H_NODE = "Accord-Node"
 H_ID = "Accord-Id"
 H_FORMAT = "Accord-Format"
 H_GROUPS = "Accord-Groups"
+H_WAS = "Accord-Was"
 
 _SAFE = re.compile(r"[A-Za-z0-9_-]")
 _TOKEN = re.compile(r"(?:[A-Za-z0-9_-]|~[0-9A-F]{2})+")
+_KV_TOKEN = re.compile(r"(?:[A-Za-z0-9_-]|=[0-9A-F]{2})+")
 _FORMATS = {"xml": WireFormat.XML, "proto": WireFormat.PROTOBUF}
 _FORMAT_NAMES = {v: k for k, v in _FORMATS.items()}
 
@@ -44,21 +46,39 @@ def token(name: str) -> str:
     """One NATS subject token for a group name, org or uid: letters, digits, ``_`` and ``-``
     as they are, every other byte of its UTF-8 as ``~XX`` (so ``.``, ``*``, ``>``, spaces and
     ``~`` itself never reach the subject)."""
-    if not name:
-        raise ValueError("an empty name has no subject token")
-    return "".join(
-        ch if _SAFE.fullmatch(ch) else "".join(f"~{b:02X}" for b in ch.encode()) for ch in name
-    )
+    return _escape(name, "~")
 
 
 def untoken(text: str) -> str:
     """The name a :func:`token` stands for."""
-    if not _TOKEN.fullmatch(text):
+    return _unescape(text, "~", _TOKEN)
+
+
+def kv_token(name: str) -> str:
+    """As :func:`token`, for a JetStream KV key (which allows no ``~``): ``=XX`` escapes."""
+    return _escape(name, "=")
+
+
+def kv_untoken(text: str) -> str:
+    """The name a :func:`kv_token` stands for."""
+    return _unescape(text, "=", _KV_TOKEN)
+
+
+def _escape(name: str, mark: str) -> str:
+    if not name:
+        raise ValueError("an empty name has no subject token")
+    return "".join(
+        ch if _SAFE.fullmatch(ch) else "".join(f"{mark}{b:02X}" for b in ch.encode()) for ch in name
+    )
+
+
+def _unescape(text: str, mark: str, shape: re.Pattern[str]) -> str:
+    if not shape.fullmatch(text):
         raise BusHeaderError(f"not a subject token: {text!r}")
     out = bytearray()
     i = 0
     while i < len(text):
-        if text[i] == "~":
+        if text[i] == mark:
             out.append(int(text[i + 1 : i + 3], 16))
             i += 3
         else:
@@ -120,17 +140,23 @@ class Route:
     event_id: str
     wire_format: WireFormat
     groups: frozenset[str]  # the groups the sender sends into
+    # A regrouped session's SA published again: the groups it sent into before (receivers
+    # that heard those already have it); empty for every other event.
+    was: frozenset[str] = frozenset()
 
 
 def encode_headers(route: Route) -> dict[str, str]:
     if not route.groups:
         raise ValueError("an event sent into no group is not published")
-    return {
+    headers = {
         H_NODE: route.node,
         H_ID: route.event_id,
         H_FORMAT: _FORMAT_NAMES[route.wire_format],
         H_GROUPS: ",".join(sorted(token(g) for g in route.groups)),
     }
+    if route.was:
+        headers[H_WAS] = ",".join(sorted(token(g) for g in route.was))
+    return headers
 
 
 def decode_headers(headers: Mapping[str, str] | None) -> Route:
@@ -143,7 +169,9 @@ def decode_headers(headers: Mapping[str, str] | None) -> Route:
     if fmt is None:
         raise BusHeaderError(f"{H_FORMAT} = {headers[H_FORMAT]!r}; expected xml or proto")
     groups = frozenset(untoken(t) for t in headers[H_GROUPS].split(","))
-    return Route(headers[H_NODE], headers[H_ID], fmt, groups)
+    was = headers.get(H_WAS) or ""
+    before = frozenset(untoken(t) for t in was.split(",")) if was else frozenset()
+    return Route(headers[H_NODE], headers[H_ID], fmt, groups, before)
 
 
 class Seen:

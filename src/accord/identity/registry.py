@@ -16,7 +16,7 @@ import datetime as dt
 import fcntl
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -199,6 +199,30 @@ def ensure_crl(paths: PkiPaths, now: dt.datetime) -> bool:
     with _locked(paths):  # signed from the index as it is, not as it was before a revoke
         write_crl(paths, load_authority(paths), load_index(paths), now)
     return True
+
+
+def update_index(
+    paths: PkiPaths,
+    change: Callable[[list[dict[str, str]]], list[dict[str, str]] | None],
+    now: dt.datetime,
+) -> bool:
+    """Rewrite the index as ``change`` says (it gets the rows as they are, under the lock, and
+    returns the new rows or None for no change); the CRL is re-signed when the revocations
+    changed. A cluster's nodes share their certificates this way. True when written."""
+    with _locked(paths):
+        rows = load_index(paths)
+        new = change([asdict(r) for r in rows])
+        if new is None:
+            return False
+        try:
+            fresh = [Issued(**row) for row in new]
+        except TypeError as exc:
+            raise PkiError(f"a shared certificate row is not an index row ({exc})") from None
+        _save_index(paths, fresh)
+        before = {int(r.serial, 16) for r in rows if r.revoked}
+        if {int(r.serial, 16) for r in fresh if r.revoked} != before:
+            write_crl(paths, load_authority(paths), fresh, now)
+        return True
 
 
 def revoked_serials(paths: PkiPaths) -> frozenset[str]:

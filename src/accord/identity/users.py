@@ -296,6 +296,32 @@ class UserStore:
         with self._locked():
             return self._update(self._existing(name), disabled=disabled, now_ms=now_ms)
 
+    # -- shared with other nodes (a cluster's state bucket) ----------------------------------
+
+    def entries(self) -> dict[str, bytes]:
+        """Every user's entry as the file spells it, one canonical JSON text per name (what a
+        cluster's nodes exchange)."""
+        self.reload_if_changed()
+        return {name: _canonical(_entry(user)) for name, user in self._users.items()}
+
+    def apply_entries(self, changes: Mapping[str, bytes | None]) -> None:
+        """Set (or, for None, remove) these users' entries, on top of the file as it is now.
+
+        Each entry is checked as the file would be read (:class:`UserStoreError` naming the
+        problem, nothing written)."""
+        with self._locked():
+            doc: dict[str, object] = {k: _entry(v) for k, v in self._users.items()}
+            for name, raw in changes.items():
+                if raw is None:
+                    doc.pop(name, None)
+                    continue
+                try:
+                    doc[name] = json.loads(raw)
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    raise UserStoreError(f"shared user {name!r}: not a JSON entry") from None
+            text = json.dumps({"version": FORMAT_VERSION, "users": doc}).encode()
+            self._commit(_decode(text, self.path))
+
     # -- inside ----------------------------------------------------------------------------
 
     def _dummy(self) -> str:
@@ -417,25 +443,30 @@ def _sync_directory(directory: Path) -> None:
 # -- the file format ---------------------------------------------------------------------------
 
 
+def _entry(user: User) -> dict[str, object]:
+    both = user.membership.inbound & user.membership.outbound
+    return {
+        "password": user.password_hash,
+        "groups": {
+            "both": sorted(both),
+            "in": sorted(user.membership.inbound - both),
+            "out": sorted(user.membership.outbound - both),
+        },
+        "disabled": user.disabled,
+        "created_ms": user.created_ms,
+        "updated_ms": user.updated_ms,
+        "password_changed_ms": user.password_changed_ms,
+    }
+
+
 def _encode(users: Mapping[str, User]) -> bytes:
-    entries = {}
-    for name in sorted(users):
-        user = users[name]
-        both = user.membership.inbound & user.membership.outbound
-        entries[name] = {
-            "password": user.password_hash,
-            "groups": {
-                "both": sorted(both),
-                "in": sorted(user.membership.inbound - both),
-                "out": sorted(user.membership.outbound - both),
-            },
-            "disabled": user.disabled,
-            "created_ms": user.created_ms,
-            "updated_ms": user.updated_ms,
-            "password_changed_ms": user.password_changed_ms,
-        }
+    entries = {name: _entry(users[name]) for name in sorted(users)}
     text = json.dumps({"version": FORMAT_VERSION, "users": entries}, indent=2, ensure_ascii=False)
     return (text + "\n").encode()
+
+
+def _canonical(entry: object) -> bytes:
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _decode(raw: bytes, path: Path) -> dict[str, User]:

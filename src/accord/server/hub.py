@@ -111,6 +111,12 @@ class Hub:
         # Scale-out (issue 17): told of each routed event once, with whether it is an SA
         # (the cluster bus publishes it); None without a [cluster].
         self.bus: Callable[[Party, CotEvent, bool], None] | None = None
+        # Cluster presence (issue 17): told when an identified session's uid, callsign or
+        # groups change (True) and when it leaves (False; it answers whether the uid is
+        # connected on another node, where a departure would be wrong); the other nodes'
+        # contacts, for the contact lists. Both None without a [cluster].
+        self.presence: Callable[[Party, bool], bool] | None = None
+        self.remote_contacts: Callable[[], list[ContactView]] | None = None
 
     @property
     def session_count(self) -> int:
@@ -168,6 +174,8 @@ class Hub:
             return  # never identified, or the same uid is connected again elsewhere
         self._sa_items.pop(party.uid, None)
         self._log.remove(party.uid)
+        if self.presence is not None and self.presence(party, False):
+            return  # connected again on another node of the cluster
         notice = departure(party, self._new_uid(), self._wall_ms())
         if notice is not None:
             self._add(
@@ -207,14 +215,20 @@ class Hub:
             )
             if newly:
                 self._add(party, self._sa_item(sa), newly)
+        if self.presence is not None and party.uid:
+            self.presence(party, True)
 
     # -- Directory (domain/ports.py), read by the HTTP API --------------------------------------
     def contacts(self) -> list[ContactView]:
-        return [
+        local = [
             ContactView(p.uid, p.callsign, p.membership, p.last_sa, user=p.principal)
             for p in self.roster.receivers()
             if p.uid
         ]
+        if self.remote_contacts is None:
+            return local
+        uids = {c.uid for c in local}
+        return local + [c for c in self.remote_contacts() if c.uid not in uids]
 
     def activate(self, uid: str, principal: str, membership: Membership) -> bool:
         party = self.roster.by_uid(uid)
@@ -251,6 +265,8 @@ class Hub:
             return False
         self.counters.events_in += 1
         changed = self.roster.observe(sender, event)
+        if changed and self.presence is not None:
+            self.presence(sender, True)
         decision = route(event, sender, self.roster, self._wall_ms())
         if self.missions is not None and decision.kind is Kind.DIRECTED:
             uids = self.missions.subscribers(event, sender.membership)
@@ -296,6 +312,40 @@ class Hub:
             sender.label,
             conflict.holder.describe(),
         )
+
+    def forget_relayed(self, sender: Party, uid: str, unless: frozenset[str] = frozenset()) -> bool:
+        """Newcomers are not shown the SA of ``uid`` that the relaying ``sender`` brought any
+        more (its groups changed elsewhere, so it was kept under groups it no longer has),
+        unless it was kept as sent into exactly ``unless`` (its new groups: already moved)."""
+        entry = self._log.get(uid)
+        if unless and entry is not None and entry.sender.inbound == unless:
+            return False
+        if not self.roster.forget(sender, uid):
+            return False
+        self._sa_items.pop(uid, None)
+        self._log.remove(uid)
+        return True
+
+    def relay_regroup(self, sender: Party, event: CotEvent, was: frozenset[str]) -> None:
+        """A contact regrouped on another node; ``event`` is its latest SA, ``sender`` the relay
+        party of its new groups, ``was`` the groups it sent into before. As ``regroup`` does
+        for a local party: the SA is kept under the new groups (for newcomers) and sent to the
+        sessions that hear it now and could not before, not again to those that could."""
+        self.roster.observe(sender, event)
+        if not self.roster.knows_sa(event):
+            return
+        item = self._sa_item(event)
+        self._log.put(event.uid, item, sender.membership)
+        if event.stale <= self._wall_ms():
+            return
+        old = Membership(was, frozenset())
+        newly = tuple(
+            p
+            for p in self.roster.receivers()
+            if sender.membership.reaches(p.membership) and not old.reaches(p.membership)
+        )
+        if newly:
+            self._add(sender, item, newly)
 
     def _departed(self, sender: Party, event: CotEvent) -> None:
         """A partner's contact left (its server relayed the ``t-x-d-d``): forget its latest SA,

@@ -8,6 +8,7 @@ revoked sessions and moves regrouped ones. It also re-signs the CRL before it ex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import ssl
@@ -61,14 +62,29 @@ class Identities:
 
 
 async def watch_identity(
-    tls: TlsListener | None, pki: PkiPaths, identities: Identities, every_s: float
+    tls: TlsListener | None,
+    pki: PkiPaths,
+    identities: Identities,
+    every_s: float,
+    wake: asyncio.Event | None = None,
 ) -> None:
-    """Apply revocations and group changes to the running server; keep the CRL current."""
+    """Apply revocations and group changes to the running server; keep the CRL current.
+
+    ``wake``, when set, starts the next round at once (a cluster node whose files another
+    node's change was just written into)."""
     crl = registry.crl_path(pki)
     seen = _stamp(crl)
     renewed = time.monotonic()
     while True:
-        await asyncio.sleep(every_s)
+        if wake is None:
+            await asyncio.sleep(every_s)
+        else:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+            # cancellation that stops this task (gh-86296).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every_s):
+                    await wake.wait()
+            wake.clear()
         try:
             if identities.refresh_groups() and tls is not None:
                 moved = tls.regroup(identities.groups)

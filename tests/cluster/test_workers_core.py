@@ -1,0 +1,141 @@
+"""The pure parts of ``serve --workers`` and ``cluster status``: the restart policy, how a
+worker's end is told, the per-worker configuration, and the status document."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from accord.app.running import WorkerRole
+from accord.cli import main
+from accord.cli.cluster import EXIT_NOT_CLUSTERED
+from accord.cli.workers import worker_config
+from accord.cluster.status import parse_reports, status_subject, summarise
+from accord.cluster.workers import RestartPolicy, exit_line
+from accord.config import ClusterConfig, Config
+from tests.conftest import ServerFactory
+
+
+def test_a_worker_is_restarted_until_it_dies_too_often_in_the_window() -> None:
+    policy = RestartPolicy(window_s=60.0, limit=3)
+    assert policy.died(1, now=0.0)
+    assert policy.died(1, now=10.0)
+    assert policy.died(0, now=11.0)  # another worker's deaths count apart
+    assert not policy.died(1, now=20.0)  # the third within 60 s: give up
+    assert policy.recent(1) == 3
+    fresh = RestartPolicy(window_s=60.0, limit=3)
+    for t in (0.0, 10.0):
+        assert fresh.died(2, now=t)
+    assert fresh.died(2, now=65.0)  # the first has left the window
+    assert fresh.recent(2) == 2
+
+
+def test_exit_line_names_the_worker_pid_and_the_signal_or_code() -> None:
+    assert exit_line(1, 4242, -signal.SIGKILL) == "worker 1 (pid 4242) was killed by SIGKILL"
+    assert exit_line(0, 7, 2) == "worker 0 (pid 7) exited with code 2"
+    assert exit_line(3, 9, -200) == "worker 3 (pid 9) was killed by signal 200"
+
+
+def test_worker_config_primary_keeps_its_ports_the_others_only_streaming(tmp_path: Path) -> None:
+    config = Config(data_dir=tmp_path, udp_multicast_group="239.2.3.1")
+    ports = {"tcp_port": 1001, "tls_port": 1002, "udp_port": 1003, "https_port": 1004}
+    ports |= {"enroll_port": 1005, "federation_port": 1006, "metrics_port": 1007}
+    cluster = ClusterConfig(urls=("nats://127.0.0.1:4222",), org="acme")
+    primary = worker_config(config, WorkerRole(0, 2), ports, cluster)
+    other = worker_config(config, WorkerRole(1, 2), ports, cluster)
+    for c in (primary, other):
+        assert (c.tcp_port, c.tls_port, c.udp_port) == (1001, 1002, 1003)
+        assert c.cluster.urls == ("nats://127.0.0.1:4222",)
+        assert c.cluster.org == "acme"
+    assert (primary.https_port, primary.enroll_port, primary.federation_port) == (1004, 1005, 1006)
+    assert primary.metrics_port == 1007
+    assert primary.udp_multicast_group == "239.2.3.1"
+    assert (other.https_port, other.enroll_port, other.federation_port, other.metrics_port) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    assert other.http_port == other.drone_port == 0
+    assert other.udp_multicast_group == ""
+    assert other.drone_feeds == ()
+    assert (primary.cluster.node, other.cluster.node) == ("localhost-w0", "localhost-w1")
+
+
+def test_parse_reports_one_per_node_and_counts_what_is_not_a_report() -> None:
+    replies = [
+        json.dumps({"node": "b", "pid": 2, "sessions": 1}).encode(),
+        b"not json",
+        json.dumps(["a list"]).encode(),
+        json.dumps({"pid": 3}).encode(),  # no node name
+        json.dumps({"node": "a", "pid": 1, "sessions": 4}).encode(),
+    ]
+    reports, refused = parse_reports(replies)
+    assert [r["node"] for r in reports] == ["a", "b"]
+    assert refused == 3
+
+
+def test_summarise_joins_nodes_to_their_nats_servers_with_health() -> None:
+    reports = [
+        {"node": "a", "sessions": 4, "nats": {"url": "127.0.0.1:4222"}},
+        {"node": "b", "sessions": 1, "nats": {"url": "127.0.0.1:4222"}},
+        {"node": "c", "sessions": 0, "nats": {"url": ""}},  # not connected
+    ]
+    health = {
+        "127.0.0.1:4222": {"healthy": True, "server_name": "n1", "version": "2.15.1"},
+        "127.0.0.1:5222": {"healthy": False},
+    }
+    doc = summarise(reports, 1, {"name": "S", "messages": 3}, health, asked="a")
+    assert doc["sessions"] == 5
+    assert doc["refused_replies"] == 1
+    assert doc["asked"] == "a"
+    first, second = doc["nats_servers"]
+    assert (first["url"], first["nodes"], first["healthy"], first["name"]) == (
+        "127.0.0.1:4222",
+        ["a", "b"],
+        True,
+        "n1",
+    )
+    assert (second["nodes"], second["healthy"]) == ([], False)
+    unmonitored = summarise(reports[:1], 0, None, {}, asked="a")["nats_servers"]
+    assert unmonitored[0]["healthy"] is None
+
+
+def test_status_subject_is_the_orgs_control_subject() -> None:
+    assert status_subject("acme") == "accord.acme.ctl.status"
+    assert status_subject("a.b") == "accord.a~2Eb.ctl.status"
+
+
+@pytest.mark.parametrize("value", ["0", "65", "two"])
+def test_serve_workers_out_of_range_is_a_usage_error(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--workers", value])
+    assert exited.value.code == 2
+    assert "--workers" in capsys.readouterr().err
+
+
+def test_cluster_status_on_a_missing_data_dir_makes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nothing-here"
+    assert main(["cluster", "status", "--data-dir", str(missing)]) == 2
+    assert not missing.exists()
+    assert "accord: error" in capsys.readouterr().err
+
+
+async def test_cluster_status_of_a_single_server_says_it_is_not_in_a_cluster(
+    make_server: ServerFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = await make_server(udp_port=0, enroll_port=0)
+    url = f"https://127.0.0.1:{server.port('https')}"
+    args = ["cluster", "status", "--data-dir", str(server.config.data_dir), "--url", url]
+    assert await asyncio.to_thread(main, args) == EXIT_NOT_CLUSTERED
+    err = capsys.readouterr().err
+    assert "not in a cluster" in err
+    assert err.count("\n") == 1

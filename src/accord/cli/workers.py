@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import ctypes
 import dataclasses
+import importlib.util
 import json
 import logging
 import os
@@ -89,15 +90,12 @@ async def serve_workers(
 
     ``any_port`` (tests, benchmarks): every enabled listener on a port the kernel picks;
     ``started`` is then told the ports, the NATS URL and the workers' pids."""
-    try:
-        import nats  # the workers' bus
-
-        from accord.cluster.workers import Workers, WorkerState, embedded_nats, reserve
-    except ModuleNotFoundError as exc:
+    if importlib.util.find_spec("nats") is None:  # the workers' bus
         raise StartupError(
-            f"serve --workers needs the cluster extra ({exc.name} is missing): "
+            "serve --workers needs the cluster extra (nats-py is missing): "
             "pip install 'accord[cluster]'"
-        ) from None
+        )
+    from accord.cluster.workers import Workers, WorkerState, embedded_nats, reserve
 
     await prepare(config, check=not any_port)
     held: list[socket.socket] = []

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,3 +141,15 @@ async def test_cluster_status_of_a_single_server_says_it_is_not_in_a_cluster(
     err = capsys.readouterr().err
     assert "not in a cluster" in err
     assert err.count("\n") == 1
+
+
+def test_one_process_imports_no_cluster_code() -> None:
+    """``--workers 1`` (the default) is the single process as before: neither the bus, the
+    supervisor nor nats-py is even imported by the CLI and the composition root."""
+    probe = (
+        "import sys, accord.cli, accord.app; accord.cli._parser().parse_args(['serve']); "
+        "print(sorted(m for m in sys.modules if m.startswith('accord.cluster') "
+        "or m in ('nats', 'accord.cli.workers')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from accord.cli import main
 from accord.cli.cluster import EXIT_NOT_CLUSTERED
 from accord.cli.workers import worker_config
 from accord.cluster.status import parse_reports, status_subject, summarise
-from accord.cluster.workers import RestartPolicy, exit_line
+from accord.cluster.workers import RestartPolicy, Workers, exit_line
 from accord.config import ClusterConfig, Config
 from tests.conftest import ServerFactory
 
@@ -153,3 +154,50 @@ def test_one_process_imports_no_cluster_code() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def _worker_that(exits: int, ready: bool = True) -> list[str]:
+    """A stand-in worker process: says it is ready (or not), reads its stdin, exits."""
+    said = "print('accord-worker-ready {}', flush=True); " if ready else ""
+    return [sys.executable, "-c", f"import sys; {said}sys.stdin.read(); sys.exit({exits})"]
+
+
+async def test_a_worker_that_keeps_dying_stops_the_whole_with_one_line() -> None:
+    workers = Workers(_worker_that(3), lambda i: b"", 2, policy=RestartPolicy(60.0, 3))
+    await asyncio.wait_for(workers.run(), 30)
+    assert workers.failure is not None
+    assert re.fullmatch(
+        r"worker [01] \(pid \d+\) exited with code 3, 3 times in 60 s: stopping all workers",
+        workers.failure,
+    )
+    assert workers.restarts >= 2
+    assert all(s.proc is not None and s.proc.returncode is not None for s in workers.states)
+
+
+async def test_a_worker_that_fails_at_start_stops_the_whole() -> None:
+    workers = Workers(_worker_that(2, ready=False), lambda i: b"", 2)
+    await asyncio.wait_for(workers.run(), 30)
+    assert workers.failure is not None
+    assert workers.failure.endswith(
+        "exited with code 2 before it was ready (its error is above): stopping all workers"
+    )
+    assert workers.restarts == 0
+
+
+async def test_stopping_ends_every_worker() -> None:
+    sleeper = [sys.executable, "-c", "print('accord-worker-ready {}', flush=True); "
+               "import time; time.sleep(60)"]  # fmt: skip
+    workers = Workers(sleeper, lambda i: b"", 2)
+    started = asyncio.Event()
+
+    async def on_start() -> None:
+        started.set()
+
+    run = asyncio.create_task(workers.run(on_start))
+    await asyncio.wait_for(started.wait(), 30)
+    pids = [s.pid for s in workers.states]
+    workers.stopping.set()
+    await asyncio.wait_for(run, 30)
+    assert workers.failure is None
+    assert [s.proc.returncode for s in workers.states if s.proc] == [-signal.SIGTERM] * 2
+    assert len(set(pids)) == 2

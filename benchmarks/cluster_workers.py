@@ -140,6 +140,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--cpu-rate", type=float, default=0.5, help="rate of the CPU-per-delivery runs")
     p.add_argument("--json", type=Path, help="write every report here")
+    p.add_argument("--cpu-only", action="store_true", help="only the CPU-per-delivery runs")
     a = p.parse_args()
     servers.raise_nofile_limit()
     cmd = servers.accord_command()
@@ -147,7 +148,7 @@ def main() -> None:
     rates = [float(x) for x in a.rates.split(",")]
     reports: list[dict[str, Any]] = []
     best: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
-    for round_ in range(a.rounds):
+    for round_ in range(0 if a.cpu_only else a.rounds):
         order = [1, 2] if round_ % 2 == 0 else [2, 1]
         live = set(order)
         top: dict[int, dict[str, Any] | None] = {1: None, 2: None}
@@ -167,19 +168,23 @@ def main() -> None:
         for workers, r in top.items():
             if r is not None:
                 best[workers].append(r)
-    # CPU per delivery, with and without the bus.
-    root = Path(tempfile.mkdtemp(prefix="bench-nats-"))
-    bus_config, nats = nats_config(root)
+    # CPU per delivery, with and without the bus; a fresh NATS server for each run with the
+    # bus (one with the last run's latest SAs would hand them all to the newcomers).
     cpu: list[dict[str, Any]] = []
-    try:
-        for round_ in range(a.rounds):
-            for workers, config, name in ((1, "", "w1"), (1, bus_config, "w1+bus"), (2, "", "w2")):
+    for round_ in range(a.rounds):
+        for workers, bus, name in ((1, False, "w1"), (1, True, "w1+bus"), (2, False, "w2")):
+            nats = None
+            config = ""
+            if bus:
+                config, nats = nats_config(Path(tempfile.mkdtemp(prefix="bench-nats-")))
+            try:
                 r = step(cmd, workers, a.cpu_rate, a, config, name)
-                r["round"] = round_ + 1
-                cpu.append(r)
-    finally:
-        nats.terminate()
-        nats.wait(10)
+            finally:
+                if nats is not None:
+                    nats.terminate()
+                    nats.wait(10)
+            r["round"] = round_ + 1
+            cpu.append(r)
     if a.json:
         a.json.write_text(json.dumps({"ramp": reports, "cpu": cpu}, indent=2))
     print(render(reports, best, cpu, a))

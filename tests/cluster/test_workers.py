@@ -97,6 +97,15 @@ class Cluster:
 
         return await wait_until(found, what=f"a worker reports the client {address}")
 
+    async def on_worker(self, pid: int, connect: Any) -> CotClient:
+        """Connect (``connect()``) until a client lands on the worker ``pid``."""
+        for _ in range(40):
+            client = await connect()
+            if await self.pid_of(client) == pid:
+                return client
+            await client.close()
+        raise AssertionError(f"40 connections and none on worker {pid}")
+
     async def on_other_worker(self, pid: int, connect: Any) -> tuple[CotClient, int]:
         """Connect (``connect()``) until a client lands on a worker other than ``pid``."""
         for _ in range(40):
@@ -215,13 +224,12 @@ async def test_newcomer_on_another_worker_gets_the_latest_sa(cluster: Cluster) -
 async def test_a_killed_worker_is_started_again_and_the_others_serve(cluster: Cluster) -> None:
     alpha = await cluster.tcp()
     pid_a = await cluster.pid_of(alpha)
+    bravo = await cluster.on_worker(pid_a, cluster.tcp)
     victim, pid_v = await cluster.on_other_worker(pid_a, cluster.tcp)
     os.kill(pid_v, signal.SIGKILL)
-    # Its client is cut off; the survivor's go on, and new connections reach the survivor.
+    # Its client is cut off; the survivor's clients go on meanwhile.
     with pytest.raises((ConnectionError, TimeoutError)):
         await victim.recv_until(lambda e: False, timeout=5)
-    bravo = await cluster.tcp()
-    assert await cluster.pid_of(bravo) == pid_a
     await exchange(alpha, new_uid(), bravo, new_uid())
 
     def restarted() -> int:
@@ -238,6 +246,7 @@ async def test_a_killed_worker_is_started_again_and_the_others_serve(cluster: Cl
     charlie, pid_c = await cluster.on_other_worker(pid_a, cluster.tcp)
     assert pid_c == new_pid
     await exchange(alpha, new_uid(), charlie, new_uid())
+    await exchange(bravo, new_uid(), charlie, new_uid())
 
 
 async def test_workers_share_one_store_each_event_recorded_once(tmp_path: Path) -> None:

@@ -18,9 +18,16 @@ from accord.cli import main
 from accord.cli.cluster import EXIT_NOT_CLUSTERED
 from accord.cli.workers import worker_config
 from accord.cluster.status import parse_reports, status_subject, summarise
-from accord.cluster.workers import RestartPolicy, Workers, exit_line
+from accord.cluster.workers import (
+    RestartPolicy,
+    Workers,
+    embedded_nats,
+    exit_line,
+    leftover_nats,
+)
 from accord.config import ClusterConfig, Config
 from tests.conftest import ServerFactory
+from tests.waiting import wait_until
 
 
 def test_a_worker_is_restarted_until_it_dies_too_often_in_the_window() -> None:
@@ -201,3 +208,22 @@ async def test_stopping_ends_every_worker() -> None:
     assert workers.failure is None
     assert [s.proc.returncode for s in workers.states if s.proc] == [-signal.SIGTERM] * 2
     assert len(set(pids)) == 2
+
+
+async def test_a_nats_server_left_by_a_killed_supervisor_is_stopped_first(tmp_path: Path) -> None:
+    """A supervisor killed with SIGKILL takes its workers along (PR_SET_PDEATHSIG), not its
+    NATS server, which holds the store: the next start stops it, then starts its own."""
+    left = await embedded_nats(tmp_path / "nats")
+    try:
+        assert leftover_nats(tmp_path / "nats") == left.pid
+        fresh = await embedded_nats(tmp_path / "nats")
+        try:
+            await wait_until(lambda: not left.running, what="the leftover NATS server stopped")
+            assert fresh.running
+            assert leftover_nats(tmp_path / "nats") == fresh.pid
+            assert (await fresh.monitor("healthz")).get("status") == "ok"
+        finally:
+            await fresh.stop()
+    finally:
+        await left.stop()
+    assert leftover_nats(tmp_path / "nats") is None

@@ -131,6 +131,10 @@ class NatsProcess:
         return None if proc is None else await proc.wait()
 
     @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import socket
 from collections import deque
@@ -34,7 +35,8 @@ READY_TIMEOUT_S = 90.0  # a worker's start (store, TLS context, NATS stream) on 
 STOP_GRACE_S = 10.0  # after SIGTERM, before SIGKILL
 RESTART_WINDOW_S = 60.0
 MAX_RESTARTS = 5  # deaths of one worker within the window before the whole stops
-NATS_START_ATTEMPTS = 3  # free ports are picked, then bound by nats-server: one may be taken
+NATS_START_ATTEMPTS = 3
+LEFTOVER_STOP_S = 5.0  # free ports are picked, then bound by nats-server: one may be taken
 
 
 def exit_line(index: int, pid: int, code: int) -> str:
@@ -80,8 +82,37 @@ def reserve(bind: str, kind: socket.SocketKind) -> socket.socket:
     return sock
 
 
+PID_FILE = "nats.pid"
+
+
+def leftover_nats(root: Path) -> int | None:
+    """The pid of an embedded ``nats-server`` a previous supervisor of this data directory left
+    running (it was killed with SIGKILL: its workers die with it, NATS does not), or None."""
+    try:
+        pid = int((root / PID_FILE).read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    args = cmdline.split(b"\0")
+    ours = any(a.endswith(b"nats-server") for a in args) and str(root).encode() in cmdline
+    return pid if ours else None
+
+
 async def embedded_nats(root: Path) -> NatsProcess:
-    """A one-server ``nats-server -js`` on loopback, its store under ``root``."""
+    """A one-server ``nats-server -js`` on loopback, its store under ``root``; one left by a
+    killed supervisor is stopped first (it holds the store)."""
+    pid = leftover_nats(root)
+    if pid is not None:
+        log.warning("stopping the NATS server (pid %d) a previous `serve --workers` left", pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        for _ in range(int(LEFTOVER_STOP_S / 0.05)):
+            if leftover_nats(root) is None:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     for attempt in range(NATS_START_ATTEMPTS):
         nats = NatsProcess(specs(["accord"], root)[0], [])
         try:
@@ -91,6 +122,7 @@ async def embedded_nats(root: Path) -> NatsProcess:
             if attempt == NATS_START_ATTEMPTS - 1:
                 raise
             continue
+        (root / PID_FILE).write_text(f"{nats.pid}\n")
         return nats
     raise AssertionError("unreachable")
 

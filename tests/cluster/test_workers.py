@@ -310,8 +310,12 @@ def cli() -> list[str]:
     return [sys.executable, "-m", "accord"]
 
 
-async def test_sigterm_stops_every_worker_and_the_nats_server(tmp_path: Path) -> None:
-    """``accord serve --workers 2`` as an operator runs it: one SIGTERM to the supervisor."""
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_one_signal_stops_every_worker_and_the_nats_server(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """``accord serve --workers 2`` as an operator runs it: one SIGTERM (systemd) or SIGINT
+    (Ctrl-C, which reaches only the supervisor: the workers have their own session)."""
     data_dir = tmp_path / "data"
     ports = [str(free_port()) for _ in range(3)]
     proc = await asyncio.create_subprocess_exec(
@@ -347,7 +351,7 @@ async def test_sigterm_stops_every_worker_and_the_nats_server(tmp_path: Path) ->
     assert len(children) == 3  # the NATS server and two workers
     client = await CotClient.connect(int(ports[0]))
     await client.send(sa(new_uid(), "ALPHA"))
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, rest = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, "".join(lines) + rest.decode()
     await client.close()

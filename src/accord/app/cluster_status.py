@@ -51,8 +51,8 @@ async def start_cluster_status(running: Running, config: Config, worker: WorkerR
         monitors[url.netloc] = (url.hostname or "127.0.0.1", worker.nats_monitor_port)
     status = StatusNode(config.cluster.org, node, report, monitors)
     try:
-        await status.connect(config.cluster.urls)
+        await status.attach(bus.connection)
     except Exception as exc:  # the bus has just connected: this is rare, and said plainly
-        raise StartupError(f"cannot open the cluster status connection to NATS: {exc}") from None
-    running.stack.push_async_callback(status.close)
+        raise StartupError(f"cannot subscribe for cluster status on NATS: {exc}") from None
+    running.stack.push_async_callback(status.close)  # before the bus closes its connection
     running.cluster_status = status

@@ -8,7 +8,7 @@ and its replies leave no state behind (no stream, no consumer, no key).
 
 The pure part (:func:`summarise`) turns the replies, the stream's state and the servers'
 monitoring answers into the document the API returns; the adapter (:class:`StatusNode`) owns
-one NATS connection of its own, so a status request never waits behind the bus's traffic.
+no connection of its own: it subscribes on the bus's, whose reconnects and close it follows.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-import nats
 from nats.aio.msg import Msg
 
 from accord.cluster.natsd import monitor
@@ -31,7 +30,6 @@ log = logging.getLogger("accord.cluster")
 
 GATHER_S = 0.5  # how long the asked node waits for the other nodes' reports
 MAX_REPORT_BYTES = 512 * 1024  # a node's report beyond this is cut to its counts
-CONNECT_TIMEOUT_S = 3.0
 
 Report = dict[str, Any]
 
@@ -155,29 +153,23 @@ class StatusNode:
         self._report = report
         self._monitors = dict(monitors or {})  # NATS client URL -> its monitoring host, port
         self._nc: Any = None
+        self._sub: Any = None
         self.answered = 0
         self.failed = 0  # requests this node could not answer (counted, never raised)
 
-    async def connect(self, urls: Iterable[str]) -> None:
-        self._nc = await nats.connect(
-            servers=list(urls),
-            name=f"accord {self.node} status",
-            connect_timeout=CONNECT_TIMEOUT_S,
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            error_cb=self._on_error,
-        )
-        await self._nc.subscribe(status_subject(self.org), cb=self._on_request)
-        await self._nc.flush()
+    async def attach(self, nc: Any) -> None:
+        """Answer status requests on ``nc`` (the bus's connection: its reconnects and its
+        close are the bus's)."""
+        self._nc = nc
+        self._sub = await nc.subscribe(status_subject(self.org), cb=self._on_request)
+        await nc.flush()
 
     async def close(self) -> None:
-        if self._nc is not None:
+        """Before the bus closes its connection."""
+        sub, self._sub = self._sub, None
+        if sub is not None:
             with contextlib.suppress(Exception):
-                await self._nc.close()
-            self._nc = None
-
-    async def _on_error(self, exc: Exception) -> None:
-        log.debug("cluster status: NATS error: %s", exc)
+                await sub.unsubscribe()
 
     async def rtt_ms(self) -> float | None:
         """The round trip to this node's NATS server (a flush), in ms; None when down."""
@@ -203,7 +195,8 @@ class StatusNode:
             log.warning("cluster status: not answered: %s", exc)
 
     async def gather(self, window_s: float = GATHER_S, expect: int | None = None) -> Report:
-        """Every node's report (this one's too), the NATS servers, the SA stream."""
+        """Every node's report (this one's too), the NATS servers, the SA stream. ``expect``:
+        the number of *other* nodes' replies after which not to wait out the window."""
         nc = self._nc
         replies: list[bytes] = []
         done = asyncio.Event()
@@ -222,6 +215,9 @@ class StatusNode:
                 await asyncio.wait_for(done.wait(), window_s)
         finally:
             await sub.unsubscribe()
+        # The bus's connection is no_echo: this node's own subscription never sees the
+        # request it published, so its own report is taken here.
+        replies.append(json.dumps(await self._report()).encode())
         reports, refused = parse_reports(replies)
         stream: Report | None
         try:

@@ -238,11 +238,17 @@ def accord_command(override: str | None = None) -> list[str] | None:
 
 
 def start_accord(
-    cmd: list[str], *, client_certs: bool = True, config: str = "", https: bool = False
+    cmd: list[str],
+    *,
+    client_certs: bool = True,
+    config: str = "",
+    https: bool = False,
+    serve_args: tuple[str, ...] = (),
 ) -> Server:
     """`accord serve` on fresh TCP and TLS ports with a fresh data dir; UDP off. ``config``:
     TOML text for a config file (e.g. ``archive = false``); ``https``: the HTTPS API on a
-    fresh port too (``Server.https_port``; the admin certificate is in the data dir)."""
+    fresh port too (``Server.https_port``; the admin certificate is in the data dir);
+    ``serve_args``: more options of ``accord serve`` (e.g. ``--workers 2``)."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-accord-"))
     data_dir = workdir / "data"
     tcp_port, tls_port = free_port(), free_port()
@@ -251,7 +257,7 @@ def start_accord(
     serve = [
         *cmd, "serve", "--data-dir", str(data_dir), "--bind", "127.0.0.1",
         "--tcp-port", str(tcp_port), "--tls-port", str(tls_port), "--udp-port", "0",
-        "--https-port", str(https_port), "--enroll-port", "0",
+        "--https-port", str(https_port), "--enroll-port", "0", *serve_args,
     ]  # fmt: skip
     if config:
         (workdir / "accord.toml").write_text(config)

@@ -12,6 +12,8 @@ rule (``AdminState.refusal``): admin_guard's on 8443, the web session's on 8446.
     GET    /api/admin/clients        every connected streaming client
     DELETE /api/admin/clients/{id}   close that client's session (it may reconnect)
     GET    /api/admin/status         version, uptime, listeners, counters, history, drone feeds
+    GET    /api/admin/cluster        with [cluster] or serve --workers: every node, its
+                                     sessions, the NATS servers, the latest-SA stream
     GET    /api/admin/drone-feeds    the running MAVLink feeds with their counters
     POST   /api/admin/drone-feeds    start one (a [[drone_feeds]] table as JSON), ad hoc: not
                                      written to the configuration, gone at the next start
@@ -87,6 +89,8 @@ class AdminState:
     stores: StoreAdmin | None = None  # partners' ledgers and data packages (admin_partners)
     # Why a state-changing request is refused as possibly cross-site (None: it passes).
     refusal: Callable[[Request], str | None] = csrf_refusal
+    # Every node's report, the NATS servers, the SA stream (None: not in a cluster).
+    cluster: Callable[[], Awaitable[dict[str, Any]]] | None = None
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -223,6 +227,21 @@ def routes(state: AdminState) -> list[BaseRoute]:
     async def status(request: Request, admin: str) -> Response:
         return JSONResponse(await status_json(state))
 
+    async def cluster(request: Request, admin: str) -> Response:
+        if state.cluster is None:
+            return JSONResponse(
+                {
+                    "error": "this server is not in a cluster: no [cluster] urls, "
+                    "and not started with serve --workers N"
+                },
+                status_code=404,
+            )
+        try:
+            return JSONResponse(await state.cluster())
+        except Exception as exc:  # NATS down: said, never a 500 with a trace
+            log.warning("cluster status failed: %s", exc)
+            return JSONResponse({"error": f"cluster status unavailable: {exc}"}, status_code=503)
+
     async def openapi(request: Request, admin: str) -> Response:
         return JSONResponse(SPEC)
 
@@ -269,6 +288,7 @@ def routes(state: AdminState) -> list[BaseRoute]:
         Route("/api/admin/clients", only(clients), methods=["GET"]),
         Route("/api/admin/clients/{id:int}", only(disconnect), methods=["DELETE"]),
         Route("/api/admin/status", only(status), methods=["GET"]),
+        Route("/api/admin/cluster", only(cluster), methods=["GET"]),
         Route("/api/admin/drone-feeds", only(drone_feeds), methods=["GET"]),
         Route("/api/admin/drone-feeds", only(add_drone_feed), methods=["POST"]),
         Route("/api/admin/drone-feeds/{name}", only(remove_drone_feed), methods=["DELETE"]),

@@ -139,6 +139,19 @@ _HANDOUT_BODY = {
 }
 
 PATHS: dict[str, Any] = {
+    "/api/admin/cluster": {
+        "get": {
+            "operationId": "clusterStatus",
+            "summary": "With [cluster] or serve --workers: every node (pid, sessions, bus "
+            "counters, NATS server), the NATS servers' health, the latest-SA stream",
+            "responses": {
+                "200": _json(_obj({"nodes": {"type": "array"}}), "the cluster"),
+                **_DENIED,
+                "404": _error("not in a cluster"),
+                "503": _error("NATS did not answer"),
+            },
+        }
+    },
     "/api/admin/users": {
         "get": {
             "operationId": "listUsers",

@@ -17,6 +17,7 @@ from pathlib import Path
 from accord.api import admin
 from accord.api.enrollment import config_routes
 from accord.api.peers import PeerCertificates
+from accord.app.cluster_status import start_cluster_status
 from accord.app.coordination import cluster_changed, start_cluster, start_coordination
 from accord.app.drones import start_drone_feeds
 from accord.app.http import (
@@ -37,6 +38,7 @@ from accord.app.running import (
     Running,
     ServerFailed,
     StartupError,
+    WorkerRole,
     check_ports,
     listen_error,
     remove_record,
@@ -110,7 +112,7 @@ def _settings(
     )
 
 
-async def _start_tcp(running: Running, config: Config, port: int) -> None:
+async def _start_tcp(running: Running, config: Config, port: int, reuse_port: bool = False) -> None:
     default = Membership.both(config.tcp_groups)
     check = password_check(shared_signin(running, config), default) if config.tcp_auth else None
     tcp = TcpListener(
@@ -121,7 +123,7 @@ async def _start_tcp(running: Running, config: Config, port: int) -> None:
         running.census,
     )
     try:
-        server = await tcp.start(config.bind, port)
+        server = await tcp.start(config.bind, port, reuse_port=reuse_port)
     except OSError as exc:
         raise listen_error(exc, config.bind, config.tcp_port, "--tcp-port") from None
     running.servers.append(server)
@@ -130,7 +132,12 @@ async def _start_tcp(running: Running, config: Config, port: int) -> None:
 
 
 def _start_tls(
-    running: Running, config: Config, port: int, pki: PkiPaths, identities: Identities
+    running: Running,
+    config: Config,
+    port: int,
+    pki: PkiPaths,
+    identities: Identities,
+    reuse_port: bool = False,
 ) -> TlsListener:
     try:
         context = tls_context(pki)
@@ -150,7 +157,7 @@ def _start_tls(
         running.census,
     )
     try:
-        running.ports["tls"] = tls.listen(config.bind, port)
+        running.ports["tls"] = tls.listen(config.bind, port, reuse_port=reuse_port)
     except OSError as exc:
         raise listen_error(exc, config.bind, config.tls_port, "--tls-port") from None
     running.stack.callback(tls.close)
@@ -161,13 +168,15 @@ def _start_tls(
     return tls
 
 
-async def _start_udp(running: Running, config: Config, port: int) -> None:
+async def _start_udp(running: Running, config: Config, port: int, reuse_port: bool = False) -> None:
     loop = asyncio.get_running_loop()
     hub, limits = running.hub, Limits(config.max_event_bytes, config.max_depth)
     party = hub.new_party(Membership.both(config.udp_groups), "udp", receives=False)
     try:
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: UdpInput(hub, party, limits, running.census), local_addr=(config.bind, port)
+            lambda: UdpInput(hub, party, limits, running.census),
+            local_addr=(config.bind, port),
+            reuse_port=reuse_port or None,
         )
     except OSError as exc:
         raise listen_error(exc, config.bind, config.udp_port, "--udp-port") from None
@@ -285,25 +294,54 @@ def _ensure_pki(config: Config) -> PkiPaths:
         ) from None
 
 
+async def prepare(config: Config, *, check: bool = True) -> None:
+    """What ``serve --workers N`` does once before its workers start (they then skip it): the
+    ports checked, the CA, server and admin certificates and the keys made, the database made
+    or migrated, and package files with no metadata set aside."""
+    partners = read_partners(config)
+    if check:
+        check_ports(config, bool(partners))
+    pki = _ensure_pki(config)
+    keep_admin_certificate(config, pki)
+    token_service(
+        Running(Hub(Counters(), wall_ms=wall_ms, new_uid=lambda: ""), Counters()), config, pki
+    )
+    try:
+        store = await open_store(config.database_url, config.data_dir)
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        await _open_blobs(config, store)
+    finally:
+        await store.close()
+
+
 async def start(
     config: Config,
     *,
     any_port: bool = False,
     gate: Gate | None = None,
     journal: Journal | None = None,
+    worker: WorkerRole | None = None,
 ) -> Running:
     """Start every configured listener; raise :class:`StartupError` with a fix on failure.
 
     ``any_port`` binds each enabled listener to a free port the OS picks (tests, benchmarks);
     ``Running.ports`` tells which. ``gate`` and ``journal`` decide and record what crosses
     partner links (default: the partners' release policies and the sharing ledger).
+    ``worker``: one process of ``serve --workers N`` (see :class:`WorkerRole`): the
+    streaming ports are shared, :func:`prepare` has been run, and no ``running.json`` is
+    written (the supervisor writes it).
     """
 
     def port(configured: int) -> int:
         return 0 if any_port else configured
 
     partners = read_partners(config)  # a bad partners.toml fails before anything is made
-    if not any_port:  # a busy port fails the start before a CA or a database is made
+    if worker is not None and not worker.primary:
+        partners = ()  # partner links on the primary only (one link per partner)
+    reuse = worker is not None
+    if not any_port and worker is None:  # a busy port fails the start before a CA or a database
         check_ports(config, bool(partners))
     pki = _ensure_pki(config)
     keep_admin_certificate(config, pki)
@@ -317,15 +355,19 @@ async def start(
         assert running.store is not None
         if config.cluster.enabled:
             await start_cluster(running, config)
-        blobs = await _open_blobs(config, running.store)
+            await start_cluster_status(running, config, worker)
+        if worker is None:
+            blobs = await _open_blobs(config, running.store)
+        else:  # set aside by `prepare`: another worker may be writing a package right now
+            blobs = await Blobs.open(config.data_dir / "packages")
         start_coordination(running, config, partners)
         if config.tcp_port:
-            await _start_tcp(running, config, port(config.tcp_port))
+            await _start_tcp(running, config, port(config.tcp_port), reuse)
         identities = Identities(load_groups_file(config.groups_file), UserStore(config.data_dir))
         identities.revoked = registry.revoked_serials(pki)
         tls = None
         if config.tls_port:
-            tls = _start_tls(running, config, port(config.tls_port), pki, identities)
+            tls = _start_tls(running, config, port(config.tls_port), pki, identities, reuse)
         if config.https_port:
             peers = PeerCertificates()
             caller, principal = certificate_caller(config, identities, peers)
@@ -369,7 +411,7 @@ async def start(
             )
             running.stack.push_async_callback(running.tasks.stop, watcher)
         if config.udp_port:
-            await _start_udp(running, config, port(config.udp_port))
+            await _start_udp(running, config, port(config.udp_port), reuse)
         await start_drone_feeds(running, config, port(config.drone_port))
         await start_federation(
             running,
@@ -399,18 +441,21 @@ async def start(
                 None,
                 ("http", port(config.http_port), config.http_port, "--http-port"),
             )
-        running.record = write_record(config, running.ports, os.getpid(), running.started_s)
-        running.stack.callback(remove_record, running.record)
+        if worker is None:
+            running.record = write_record(config, running.ports, os.getpid(), running.started_s)
+            running.stack.callback(remove_record, running.record)
     except BaseException:
         await running.close()
         raise
     return running
 
 
-async def serve(config: Config, *, ready: asyncio.Event | None = None) -> Counters:
+async def serve(
+    config: Config, *, ready: asyncio.Event | None = None, worker: WorkerRole | None = None
+) -> Counters:
     """Run until SIGINT/SIGTERM; return the final counters. Raise :class:`ServerFailed` when
     a background task whose death stops the server died (the server is closed by then)."""
-    return await run(await start(config), config, ready=ready)
+    return await run(await start(config, worker=worker), config, ready=ready)
 
 
 async def run(running: Running, config: Config, *, ready: asyncio.Event | None = None) -> Counters:
@@ -449,4 +494,13 @@ async def run(running: Running, config: Config, *, ready: asyncio.Event | None =
     return running.counters
 
 
-__all__ = ["Running", "ServerFailed", "StartupError", "run", "serve", "start"]
+__all__ = [
+    "Running",
+    "ServerFailed",
+    "StartupError",
+    "WorkerRole",
+    "prepare",
+    "run",
+    "serve",
+    "start",
+]

@@ -631,6 +631,7 @@ def admin_state(
         identity,
         stores,
         refusal or csrf_refusal,
+        cluster=None if running.cluster_status is None else running.cluster_status.gather,
     )
 
 

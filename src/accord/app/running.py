@@ -49,6 +49,24 @@ class ServerFailed(Exception):
     """A background task whose death stops the server died; the message says which and why."""
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerRole:
+    """What one process of ``accord serve --workers N`` is (see accord.cluster.workers).
+
+    Every worker binds the streaming ports (TCP, TLS, UDP) with ``SO_REUSEPORT``; only the
+    primary (index 0) serves the ports whose state is still per process (HTTPS, HTTP,
+    enrollment, metrics, federation, drone feeds, multicast): its configuration has the others
+    turned off. The supervisor made the CA, the keys and the database before any worker."""
+
+    index: int
+    count: int
+    nats_monitor_port: int = 0  # the embedded NATS server's monitoring port (0: not embedded)
+
+    @property
+    def primary(self) -> bool:
+        return self.index == 0
+
+
 @dataclass
 class Running:
     """A started server: its hub, counters and the ports it actually bound.
@@ -81,6 +99,7 @@ class Running:
     tokens: TokenService | None = None  # signs every token the server issues (app.http)
     signin: SignIn | None = None  # the password check of every port, one set of limits
     cluster: Any = None  # the NATS bus (accord.cluster.bus.Bus) with a [cluster]; else None
+    cluster_status: Any = None  # its status node (accord.cluster.status.StatusNode), or None
     record: Path | None = None  # <data_dir>/running.json, removed at close
     coordination: Coordination | None = None  # separation alerts (issue 14)
     web_feed: FeedSettings | None = None  # shared by the web app's sessions on both ports

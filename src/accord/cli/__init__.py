@@ -17,6 +17,7 @@ from accord import __version__
 from accord.app import ServerFailed, StartupError, serve
 from accord.cli import (
     cert,
+    cluster,
     datadir,
     demo,
     drone,
@@ -52,15 +53,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def setup_logging(level: str, as_json: bool) -> None:
+def setup_logging(level: str, as_json: bool, prefix: str = "") -> None:
+    """``prefix``: before each text line's logger name (a worker's ``w1 ``)."""
     handler = logging.StreamHandler(sys.stderr)
     if as_json:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+MAX_WORKERS = 64
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_WORKERS}, not {value}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,6 +129,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve_p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve_p.add_argument("--log-json", action="store_true", default=None, help="JSON log lines")
+    serve_p.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="processes sharing the streaming ports, joined by an embedded NATS server "
+        "(default 1: one process, no NATS)",
+    )
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", type=Path, help="state directory (default ./accord-data)")
@@ -124,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     ledger.add_parser(sub, common)
     mission.add_parser(sub, common)
     status.add_parser(sub, common)
+    cluster.add_parser(sub, common)
     drone.add_parser(sub, common)
     policy.add_parser(sub)
     separation.add_parser(sub)
@@ -187,6 +212,11 @@ def _serve(args: argparse.Namespace) -> int:
         runner = asyncio.run
     else:
         runner = uvloop.run
+    if args.workers > 1:
+        from accord.cli.workers import serve_workers
+
+        runner(serve_workers(config, args.workers))
+        return 0
     runner(serve(config))
     return 0
 
@@ -211,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ledger": ledger.run,
         "mission": mission.run,
         "status": status.run,
+        "cluster": cluster.run,
         "drone": drone.run,
         "partner": partner.run,
     }

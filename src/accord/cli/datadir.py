@@ -30,6 +30,7 @@ _READS: dict[tuple[str, str], str] = {
     ("partner", "self"): "ca",
     ("partner", "list"): "dir",
     ("status", ""): "ca",
+    ("cluster", "status"): "ca",
     ("drone", "add"): "ca",
     ("drone", "list"): "ca",
     ("drone", "remove"): "ca",

@@ -55,6 +55,25 @@ def specs(names: list[str], root: Path) -> list[NodeSpec]:
     return [NodeSpec(name, free_port(), free_port(), free_port(), root / name) for name in names]
 
 
+async def monitor(host: str, port: int, endpoint: str) -> dict[str, object]:
+    """One monitoring endpoint (``routez``, ``jsz``, ``healthz``, ``varz``) as JSON; OSError
+    when the server does not answer it."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(f"GET /{endpoint} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+        data = await reader.read()
+    finally:
+        writer.close()
+    _, _, body = data.partition(b"\r\n\r\n")
+    try:
+        value = json.loads(body)
+    except ValueError:
+        raise OSError(f"monitoring {endpoint}: not JSON") from None
+    if not isinstance(value, dict):
+        raise OSError(f"monitoring {endpoint}: not an object")
+    return value
+
+
 class NatsProcess:
     """One ``nats-server -js``; with ``peers``, a member of a cluster routed to them."""
 
@@ -106,26 +125,22 @@ class NatsProcess:
                 raise NatsServerError(f"nats-server {self.spec.name} not ready")
             await asyncio.sleep(POLL_S)
 
+    async def wait(self) -> int | None:
+        """Until the process exits: its exit code (None when it was never started)."""
+        proc = self._proc
+        return None if proc is None else await proc.wait()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
     async def monitor(self, endpoint: str) -> dict[str, object]:
         """One monitoring endpoint (``routez``, ``jsz``, ``healthz``) as JSON."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.spec.monitor_port)
-        try:
-            writer.write(f"GET /{endpoint} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
-            data = await reader.read()
-        finally:
-            writer.close()
-        _, _, body = data.partition(b"\r\n\r\n")
-        try:
-            value = json.loads(body)
-        except ValueError:
-            raise OSError(f"monitoring {endpoint}: not JSON") from None
-        if not isinstance(value, dict):
-            raise OSError(f"monitoring {endpoint}: not an object")
-        return value
+        return await monitor("127.0.0.1", self.spec.monitor_port, endpoint)
 
     async def stop(self, *, kill: bool = False) -> None:
         proc, self._proc = self._proc, None

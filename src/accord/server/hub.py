@@ -70,6 +70,9 @@ class Hub:
     ) -> None:
         self.counters = counters
         self.recorder = recorder
+        # Senders whose events are not recorded: the bus's relay parties when several workers
+        # share one store (the worker that received an event records it; see cluster.workers).
+        self.unrecorded: set[int] = set()
         self.missions: MissionDests | None = None  # the Mission API, for <dest mission>
         self.roster = Roster()
         self._wall_ms = wall_ms
@@ -287,7 +290,7 @@ class Hub:
             self._add(sender, item, decision.recipients, sa_seq)
             if self.bus is not None:
                 self.bus(sender, event, is_sa)
-            if self.recorder is not None:
+            if self.recorder is not None and sender.key not in self.unrecorded:
                 shared = item if item.event is event else None
                 self.recorder.record(event, sender.membership.inbound, shared)
             if event.type == DELETE_TYPE and sender.relays:

@@ -81,9 +81,12 @@ class TcpListener:
             return _Refused()
         return StreamSession(self.hub, self.settings, self._identify, self.census)
 
-    async def start(self, bind: str, port: int) -> asyncio.Server:
+    async def start(self, bind: str, port: int, *, reuse_port: bool = False) -> asyncio.Server:
+        """``reuse_port``: share the port with the other workers of ``serve --workers``."""
         loop = asyncio.get_running_loop()
-        return await loop.create_server(self.protocol, bind, port, backlog=BACKLOG)
+        return await loop.create_server(
+            self.protocol, bind, port, backlog=BACKLOG, reuse_port=reuse_port or None
+        )
 
 
 class TlsListener:
@@ -151,9 +154,10 @@ class TlsListener:
                 closed += 1
         return closed
 
-    def listen(self, bind: str, port: int) -> int:
-        """Bind; return the bound port. :meth:`accept` then serves it (its owner runs it)."""
-        sock = socket.create_server((bind, port), backlog=BACKLOG, reuse_port=False)
+    def listen(self, bind: str, port: int, *, reuse_port: bool = False) -> int:
+        """Bind; return the bound port. :meth:`accept` then serves it (its owner runs it).
+        ``reuse_port``: share the port with the other workers of ``serve --workers``."""
+        sock = socket.create_server((bind, port), backlog=BACKLOG, reuse_port=reuse_port)
         sock.setblocking(False)
         self._sock = sock
         return int(sock.getsockname()[1])

@@ -66,9 +66,12 @@ class SqliteStore(SqliteFederation, SqliteMissions):
         self, history: Sequence[StoredEvent], latest: Sequence[StoredEvent]
     ) -> None:
         def work(conn: sqlite3.Connection) -> None:
-            # Rows are built here, off the event loop. Ids are handed out here too (this
-            # thread is the only writer); a rolled-back batch only leaves a gap.
-            first = self._next_id
+            # Rows are built here, off the event loop. Ids are handed out here too, under the
+            # write lock (BEGIN IMMEDIATE): past the largest id in the table, since another
+            # process (a worker of `serve --workers`) may write the same file; a rolled-back
+            # batch only leaves a gap.
+            (largest,) = conn.execute("SELECT max(id) FROM history").fetchone()
+            first = max(self._next_id, (largest or 0) + 1)
             self._next_id += len(history)
             _insert_many(
                 conn,

@@ -129,6 +129,10 @@ class MissionBook:
         self.on_change: (
             Callable[[Mission, list[tuple[int, Change]], list[LogEntry], str], None] | None
         ) = None
+        # Scale-out (issue 17): told the guid of each mission created, changed or deleted
+        # here, so that the organisation's other nodes sharing the store re-read it.
+        self.on_stored: Callable[[str], None] | None = None
+        self.reloads = 0  # times the missions were re-read (another node changed one)
 
     # -- reading -------------------------------------------------------------------------------
     async def _all(self) -> dict[str, Mission]:
@@ -139,6 +143,17 @@ class MissionBook:
                 loaded[r.guid] = decode_mission(r.doc, [(c.key, c.doc) for c in contents])
             self._by_guid = loaded
         return self._by_guid
+
+    async def reload(self) -> None:
+        """Read every mission from the store again (another node sharing it changed one)."""
+        async with self.lock:
+            self._by_guid = None
+            await self._all()
+            self.reloads += 1
+
+    def _stored(self, guid: str) -> None:
+        if self.on_stored is not None:
+            self.on_stored(guid)
 
     async def all_missions(self) -> dict[str, Mission]:
         """Every mission by guid (the book's cache: edit only under :attr:`lock`)."""
@@ -221,6 +236,7 @@ class MissionBook:
         ):
             return False
         missions[mission.guid] = mission
+        self._stored(mission.guid)
         self.broadcast(mission, "t-x-m-n", "CREATE", mission.creator_uid)
         return True
 
@@ -240,6 +256,7 @@ class MissionBook:
         if not await self.store.update_mission(row, rows, written, drop):
             raise MissionError(f"mission {mission.name!r} was deleted meanwhile", 404)
         missions[mission.guid] = mission
+        self._stored(mission.guid)
         for change in changes:
             self.tell_subscribers(
                 mission, "t-x-m-c", change.creator_uid, shape.change_xml(change, mission)
@@ -257,6 +274,7 @@ class MissionBook:
         missions = await self._all()
         await self.store.delete_mission(mission.guid)
         missions.pop(mission.guid, None)
+        self._stored(mission.guid)
         self.broadcast(mission, "t-x-m-d", "DELETE", author_uid)
         if self.on_change is not None:  # partners' mirrors of it go too
             gone = Change(ChangeType.DELETE_MISSION, self.now_ms(), author_uid)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from accord.app.running import Running, StartupError, wall_ms
+from accord.app.shared_store import store_is_shared
 from accord.app.tasks import Policy
 from accord.config import Config
 from accord.domain.partners import Partner
@@ -82,3 +84,19 @@ async def start_cluster(running: Running, config: Config) -> None:
         running.stack.push_async_callback(running.tasks.stop, task)
     hub.bus = bus.routed
     running.probes.sources.append(bus)
+    if running.store is not None and store_is_shared(config, running.store):
+        # The node that received an event from its client wrote it to the shared history.
+        hub.unrecorded = bus.relayed
+        _share_missions(running, config, bus)
+
+
+def _share_missions(running: Running, config: Config, bus: Any) -> None:
+    """Missions changed on one node are re-read by the others (they share the store)."""
+    from accord.app.http import mission_book
+    from accord.cluster.missions_sync import MissionSync
+
+    book = mission_book(running, config)
+    sync = MissionSync(bus.connection, book.reload, config.cluster.org, bus.node)
+    book.on_stored = sync.stored
+    task = running.tasks.start("cluster mission notices", sync.run, Policy.RESTART)
+    running.stack.push_async_callback(running.tasks.stop, task)

@@ -328,6 +328,10 @@ class Bus:
             self._relay_keys.add(party.key)
         return party
 
+    def relayed(self, party: Party) -> bool:
+        """Whether ``party`` is one of the bus's relay parties (its events came from NATS)."""
+        return party.key in self._relay_keys
+
     def _leave(self, groups: frozenset[str]) -> None:
         party = self._relays.pop(groups, None)
         if party is not None:
@@ -346,6 +350,12 @@ class Bus:
 
     async def _on_reconnected(self) -> None:
         log.info("cluster: reconnected to NATS")
+
+    @property
+    def connection(self) -> Any:
+        """The node's NATS connection (``nats.aio.client.Client``), for the cluster's other
+        parts (the partner-link lease, mission notices); None once closed."""
+        return self._nc
 
     @property
     def connected_to(self) -> str:

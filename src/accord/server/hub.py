@@ -108,6 +108,9 @@ class Hub:
         # Observers of every routed event and its sender (the coordination monitor). Like the
         # recorder they must not block or raise; they may submit events of their own.
         self.taps: list[Callable[[Party, CotEvent], None]] = []
+        # Senders whose events are not written to the history (issue 17: events from the
+        # cluster bus, when the node that received them wrote them to the shared database).
+        self.unrecorded: Callable[[Party], bool] | None = None
         # Scale-out (issue 17): told of each routed event once, with whether it is an SA
         # (the cluster bus publishes it); None without a [cluster].
         self.bus: Callable[[Party, CotEvent, bool], None] | None = None
@@ -271,7 +274,9 @@ class Hub:
             self._add(sender, item, decision.recipients, sa_seq)
             if self.bus is not None:
                 self.bus(sender, event, is_sa)
-            if self.recorder is not None:
+            if self.recorder is not None and not (
+                self.unrecorded is not None and self.unrecorded(sender)
+            ):
                 shared = item if item.event is event else None
                 self.recorder.record(event, sender.membership.inbound, shared)
             if event.type == DELETE_TYPE and sender.relays:

@@ -400,6 +400,7 @@ async def start(
             )
         running.record = write_record(config, running.ports, os.getpid(), running.started_s)
         running.stack.callback(remove_record, running.record)
+        running.started.set()
     except BaseException:
         await running.close()
         raise

@@ -1,0 +1,252 @@
+"""The partner link of a two-node organisation runs on one node, and moves when it dies.
+
+Organisation ORG-C has two Accord nodes on one PostgreSQL database and a real 3-node NATS
+cluster: node A is a separate process (``accord serve``, so that it can be killed with
+``kill -9``), node B runs in the test. Partner ORG-P is a third Accord with its own store; the
+organisation dials it. A takes the partner-link lease first; B stands by with no link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import nats
+import pytest
+
+from accord.app import Running, start
+from accord.cluster.lease import FEDERATION_LEASE, LEASE_TTL_S, lease_bucket
+from accord.cluster.natsd import free_port
+from accord.config import ClusterConfig
+from accord.domain.partners import Partner
+from tests.cluster.conftest import NatsCluster
+from tests.cluster.test_nodes import until_received
+from tests.e2e.clients import CotClient, marker, new_uid, sa
+from tests.federation.test_link_e2e import orgs
+from tests.store.conftest import new_postgres_database
+from tests.waiting import wait_until
+
+__all__ = ["orgs"]  # the fixture
+
+pytestmark = pytest.mark.timeout(180)
+
+ORG = "ORG-C"
+
+
+def _toml_partner(p: Partner) -> str:
+    return (
+        "[[partners]]\n"
+        f'name = "{p.name}"\nca_sha256 = "{p.ca_sha256}"\nca_file = "{p.ca_file}"\n'
+        f'address = "{p.address}"\nshare_all = true\ncallsign_prefix = "{p.callsign_prefix}"\n'
+    )
+
+
+def node_a_config(path: Path, data_dir: Path, db: str, nats_url: str, partner: Partner) -> int:
+    """The config file of node A (a process of its own); returns its TCP port."""
+    tcp = free_port()
+    path.write_text(
+        f'data_dir = "{data_dir}"\nbind = "127.0.0.1"\ntcp_port = {tcp}\n'
+        "tls_port = 0\nhttps_port = 0\nhttp_port = 0\nudp_port = 0\nenroll_port = 0\n"
+        "drone_port = 0\nmetrics_port = 0\nfederation_port = 0\nfederation_files_port = 0\n"
+        f'server_names = ["localhost", "127.0.0.1"]\ndatabase_url = "{db}"\n'
+        f'[cluster]\nurls = ["{nats_url}"]\nnode = "node-a"\norg = "{ORG}"\n\n'
+        + _toml_partner(partner)
+    )
+    return tcp
+
+
+async def lease_holder(nats_url: str) -> str:
+    """The node named in the lease's key, "" when none holds it."""
+    conn = await nats.connect(nats_url)
+    try:
+        kv = await conn.jetstream().key_value(lease_bucket(ORG))
+        entry = await kv.get(FEDERATION_LEASE)
+        return (entry.value or b"").decode().split(" ")[0]
+    except Exception:
+        return ""
+    finally:
+        await conn.close()
+
+
+async def outbox_frames(db: str) -> list[bytes]:
+    conn = await asyncpg.connect(db)
+    try:
+        return [bytes(r[0]) for r in await conn.fetch("SELECT frame FROM outbox")]
+    finally:
+        await conn.close()
+
+
+async def verify_ledger(data_dir: Path, db: str = "") -> tuple[int, str]:
+    args = ["ledger", "verify", "--data-dir", str(data_dir)]
+    if db:
+        args += ["--database-url", db]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "accord", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    async with new_postgres_database() as url:
+        yield url
+
+
+async def test_the_partner_link_runs_on_one_node_and_moves_when_it_is_killed(
+    nats_cluster: NatsCluster, orgs: Any, database: str, tmp_path: Path
+) -> None:
+    make, launch = orgs
+    partner, org = make("ORG-P"), make(ORG)
+    b_dir = tmp_path / "ORG-C-b"
+    shutil.copytree(org.data_dir / "pki", b_dir / "pki")  # one CA, one ledger key
+    await launch(partner, org.partner())
+    assert partner.running is not None
+    p_tcp, p_fed = partner.running.ports["tcp"], partner.port
+    as_partner = partner.partner(dial=partner)
+
+    # Node A, a process of its own, takes the lease and dials the partner.
+    conf = tmp_path / "node-a.toml"
+    node_a_config(conf, org.data_dir, database, nats_cluster.urls[0], as_partner)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "accord", "serve", "--config", str(conf),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    node_b: Running | None = None
+    try:
+
+        async def a_holds() -> bool:
+            assert proc.returncode is None, "node A exited"
+            return await lease_holder(nats_cluster.urls[2]) == "node-a"
+
+        await wait_until(a_holds, timeout_s=30, what="node A holds the lease")
+        await wait_until(
+            lambda: partner.link(ORG).state == "up", timeout_s=15, what="A's link is up"
+        )
+        # Node B stands by: no link of its own while A holds the lease.
+        node_b = await start(
+            _b_config(b_dir, as_partner, database, nats_cluster.urls[1]), any_port=True
+        )
+        lease_b = node_b.lease
+        assert lease_b is not None
+        await wait_until(lambda: lease_b.core.holder.startswith("node-a"), what="B saw A hold it")
+        assert node_b.federation is None
+        assert not lease_b.core.holding
+
+        # A client on B gets the partner's SA, and the partner gets B's client's SA (both cross
+        # the bus to and from node A, which runs the link).
+        on_b = await CotClient.connect(node_b.ports["tcp"])
+        on_p = await CotClient.connect(p_tcp)
+        uid_b, uid_p = new_uid(), new_uid()
+        await until_received(lambda: on_p.send(sa(uid_p, "PAPA")), on_b, lambda e: e.uid == uid_p)
+        await until_received(lambda: on_b.send(sa(uid_b, "BRAVO")), on_p, lambda e: e.uid == uid_b)
+        assert node_b.federation is None  # still not B's link
+
+        # The partner goes away; B's client sends on: A keeps each marker in the shared outbox.
+        await partner.running.close(grace_s=0.5)
+        sent = [new_uid("MARK") for _ in range(20)]
+        for uid in sent:
+            await on_b.send(marker(uid))
+
+        async def all_stored() -> bool:
+            frames = b"".join(await outbox_frames(database))
+            return all(uid.encode() in frames for uid in sent)
+
+        await wait_until(all_stored, timeout_s=15, what="A stored every marker in the outbox")
+
+        # kill -9 node A. B takes the lease once A's last renewal expires.
+        killed_at = time.monotonic()
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        await wait_until(
+            lambda: lease_b.core.holding, timeout_s=LEASE_TTL_S + 10, what="B took the lease"
+        )
+        took_s = time.monotonic() - killed_at
+        assert await lease_holder(nats_cluster.urls[0]) == "node-b"
+        await wait_until(lambda: node_b.federation is not None, what="B started its link")
+        # The partner comes back on its ports; B dials it and resends what A had stored.
+        await launch(
+            partner,
+            org.partner(),
+            any_port=False,
+            tcp_port=p_tcp,
+            federation_port=p_fed,
+            federation_files_port=0,
+        )
+        on_p = await CotClient.connect(p_tcp)
+        seen: dict[str, int] = {}
+        async with asyncio.timeout(30):
+            while not all(seen.get(u) for u in sent):
+                got = await on_p.recv()
+                seen[got.uid] = seen.get(got.uid, 0) + 1
+        for late in await on_p.expect_silence(0.5):
+            seen[late.uid] = seen.get(late.uid, 0) + 1
+        assert [u for u in sent if seen.get(u) != 1] == []  # nothing lost, nothing twice
+        # And both ways again, now through B's own link.
+        await until_received(
+            lambda: on_p.send(sa(uid_p, "PAPA", lat=9.0)),
+            on_b,
+            lambda e: e.uid == uid_p and e.point.lat == 9.0,
+        )
+        await until_received(
+            lambda: on_b.send(sa(uid_b, "BRAVO", lat=8.0)),
+            on_p,
+            lambda e: e.uid == uid_b and e.point.lat == 8.0,
+        )
+        # Both ledgers verify: the organisation's (continued by B after A's death) and the
+        # partner's mirror of it.
+        assert node_b.ledger is not None
+        await node_b.ledger.flush()
+        assert partner.running is not None
+        assert partner.running.ledger is not None
+        await partner.running.ledger.flush()
+        code, out = await verify_ledger(b_dir, database)
+        assert code == 0, out
+        code, out = await verify_ledger(partner.data_dir)
+        assert code == 0, out
+        print(f"takeover after kill -9: {took_s:.1f} s (lease TTL {LEASE_TTL_S} s)")
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()  # DEBUG
+        raise
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+        if node_b is not None:
+            try:
+                await node_b.close(grace_s=1.0)
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()  # DEBUG
+                raise
+
+
+def _b_config(data_dir: Path, partner: Partner, db: str, nats_url: str) -> Any:
+    from accord.config import Config
+
+    return Config(
+        data_dir=data_dir,
+        bind="127.0.0.1",
+        tls_port=0,
+        https_port=0,
+        udp_port=0,
+        enroll_port=0,
+        drone_port=0,
+        federation_port=0,
+        federation_files_port=0,
+        server_names=("localhost", "127.0.0.1"),
+        partners=(partner,),
+        database_url=db,
+        cluster=ClusterConfig(urls=(nats_url,), node="node-b", org=ORG),
+    )

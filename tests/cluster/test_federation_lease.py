@@ -232,7 +232,9 @@ async def test_the_partner_link_runs_on_one_node_and_moves_when_it_is_killed(
                 raise
 
 
-def _b_config(data_dir: Path, partner: Partner, db: str, nats_url: str) -> Any:
+def _b_config(
+    data_dir: Path, partner: Partner, db: str, nats_url: str, node: str = "node-b"
+) -> Any:
     from accord.config import Config
 
     return Config(
@@ -248,5 +250,53 @@ def _b_config(data_dir: Path, partner: Partner, db: str, nats_url: str) -> Any:
         server_names=("localhost", "127.0.0.1"),
         partners=(partner,),
         database_url=db,
-        cluster=ClusterConfig(urls=(nats_url,), node="node-b", org=ORG),
+        cluster=ClusterConfig(urls=(nats_url,), node=node, org=ORG),
     )
+
+
+async def test_a_node_that_stops_gives_the_lease_back_at_once(
+    nats_cluster: NatsCluster, orgs: Any, database: str, tmp_path: Path
+) -> None:
+    """A graceful stop deletes the key (a standby need not wait for it to expire), and only
+    ever one node runs the link."""
+    make, launch = orgs
+    partner, org = make("ORG-P"), make(ORG)
+    b_dir = tmp_path / "ORG-C-b"
+    shutil.copytree(org.data_dir / "pki", b_dir / "pki")
+    await launch(partner, org.partner())
+    as_partner = partner.partner(dial=partner)
+    node_a = await start(
+        _b_config(org.data_dir, as_partner, database, nats_cluster.urls[0], "node-a"),
+        any_port=True,
+    )
+    try:
+        lease_a = node_a.lease
+        assert lease_a is not None
+        await wait_until(lambda: node_a.federation is not None, what="A runs the link")
+        node_b = await start(
+            _b_config(b_dir, as_partner, database, nats_cluster.urls[1]), any_port=True
+        )
+    except BaseException:
+        await node_a.close(grace_s=1.0)
+        raise
+    try:
+        lease_b = node_b.lease
+        assert lease_b is not None
+        await wait_until(lambda: lease_b.core.holder.startswith("node-a"), what="B saw A hold it")
+        await wait_until(lambda: partner.link(ORG).state == "up", what="A's link is up")
+        assert node_b.federation is None
+        await node_a.close(grace_s=1.0)
+        assert not lease_a.core.holding
+        assert node_a.federation is None
+        # Given back, not left to expire: nobody (or already B) holds it the moment A is gone.
+        assert await lease_holder(nats_cluster.urls[2]) in ("", "node-b")
+        await wait_until(lambda: node_b.federation is not None, what="B runs the link")
+        fed_b = node_b.federation
+        assert fed_b is not None
+        await wait_until(lambda: fed_b.outgoing["ORG-P"].state == "up", what="B's link is up")
+        holding = {s.name: s.value for s in lease_b.samples()}
+        assert holding["cluster_lease_holding"] == 1.0
+        assert holding["cluster_lease_gained_total"] == 1.0
+        assert lease_a.core.gained == lease_a.core.lost == 1
+    finally:
+        await node_b.close(grace_s=1.0)

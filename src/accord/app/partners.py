@@ -178,6 +178,7 @@ async def _start_leased(running: Running, args: _LinkArgs) -> None:
         on_change=changed,
     )
     running.lease = keeper
+    running.probes.sources.append(keeper)
 
     async def keep() -> None:
         # Only once the server has started (its own parts are on running.stack by then).

@@ -28,6 +28,7 @@ from enum import Enum
 from typing import Any
 
 from accord.cluster.subjects import token
+from accord.domain.views import Sample
 
 log = logging.getLogger("accord.cluster")
 
@@ -277,6 +278,21 @@ class LeaseKeeper:
                 await self._kv.delete(self.name, last=revision)
         except Exception as exc:  # someone else's already, or NATS down: it expires anyway
             log.debug("cluster: lease %s not deleted: %s", self.name, exc)
+
+    def samples(self) -> list[Sample]:
+        """For /metrics: whether this node runs the links, and how often the lease moved."""
+        labels = (("lease", self.name),)
+        core = self.core
+        return [
+            Sample("cluster_lease_holding", "gauge", "1 while this node holds the lease",
+                   float(core.holding), labels),
+            Sample("cluster_lease_gained_total", "counter", "times this node took the lease",
+                   float(core.gained), labels),
+            Sample("cluster_lease_lost_total", "counter", "times it stopped holding it",
+                   float(core.lost), labels),
+            Sample("cluster_lease_failures_total", "counter", "lease requests unanswered",
+                   float(core.failures), labels),
+        ]  # fmt: skip
 
     def view(self) -> dict[str, int | str | bool]:
         return {

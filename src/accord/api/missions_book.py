@@ -137,18 +137,21 @@ class MissionBook:
     # -- reading -------------------------------------------------------------------------------
     async def _all(self) -> dict[str, Mission]:
         if self._by_guid is None:
-            loaded = {}
-            for r in await self.store.missions():
-                contents = await self.store.mission_contents(r.guid)
-                loaded[r.guid] = decode_mission(r.doc, [(c.key, c.doc) for c in contents])
-            self._by_guid = loaded
+            self._by_guid = await self._load()
         return self._by_guid
 
+    async def _load(self) -> dict[str, Mission]:
+        loaded = {}
+        for r in await self.store.missions():
+            contents = await self.store.mission_contents(r.guid)
+            loaded[r.guid] = decode_mission(r.doc, [(c.key, c.doc) for c in contents])
+        return loaded
+
     async def reload(self) -> None:
-        """Read every mission from the store again (another node sharing it changed one)."""
+        """Read every mission from the store again (another node sharing it changed one);
+        the missions read before serve until then."""
         async with self.lock:
-            self._by_guid = None
-            await self._all()
+            self._by_guid = await self._load()
             self.reloads += 1
 
     def _stored(self, guid: str) -> None:

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from accord.store.contract import PackageStore
+from accord.store.contract import PackageStore, StoreError
 
 FLUSH_BYTES = 1024 * 1024  # bytes gathered before one write (and hash update) in a thread
 READ_BYTES = 256 * 1024  # bytes per read when streaming a blob out
@@ -141,11 +141,14 @@ class Blobs:
         size = await self.shared.blob_size(hash)
         if size is None:
             return False
-        async with await self.writer(size) as writer:
-            writer.shared = False  # it is there already
-            async for data in self.shared.blob_chunks(hash):
-                await writer.write(data)
-            await writer.finish(hash)  # HashMismatch: the database's copy is damaged
+        try:
+            async with await self.writer(size) as writer:
+                writer.shared = False  # it is there already
+                async for data in self.shared.blob_chunks(hash):
+                    await writer.write(data)
+                await writer.finish(hash)
+        except BlobError as exc:  # more bytes than recorded, or not those of the hash
+            raise StoreError(f"the shared copy of package {hash} is damaged ({exc})") from exc
         self.fetched += 1
         return True
 

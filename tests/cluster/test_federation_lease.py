@@ -9,8 +9,10 @@ organisation dials it. A takes the partner-link lease first; B stands by with no
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import shutil
 import signal
+import ssl
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import nats
 import pytest
 
@@ -26,6 +29,7 @@ from accord.cluster.lease import FEDERATION_LEASE, LEASE_TTL_S, lease_bucket
 from accord.cluster.natsd import free_port
 from accord.config import ClusterConfig
 from accord.domain.partners import Partner
+from accord.identity.pki import PkiPaths, issue_client
 from tests.cluster.conftest import NatsCluster
 from tests.cluster.test_nodes import until_received
 from tests.e2e.clients import CotClient, marker, new_uid, sa
@@ -233,7 +237,13 @@ async def test_the_partner_link_runs_on_one_node_and_moves_when_it_is_killed(
 
 
 def _b_config(
-    data_dir: Path, partner: Partner, db: str, nats_url: str, node: str = "node-b"
+    data_dir: Path,
+    partner: Partner,
+    db: str,
+    nats_url: str,
+    node: str = "node-b",
+    *,
+    https: bool = False,
 ) -> Any:
     from accord.config import Config
 
@@ -241,7 +251,7 @@ def _b_config(
         data_dir=data_dir,
         bind="127.0.0.1",
         tls_port=0,
-        https_port=0,
+        https_port=8443 if https else 0,  # any free port (started with any_port)
         udp_port=0,
         enroll_port=0,
         drone_port=0,
@@ -300,3 +310,96 @@ async def test_a_node_that_stops_gives_the_lease_back_at_once(
         assert lease_a.core.gained == lease_a.core.lost == 1
     finally:
         await node_b.close(grace_s=1.0)
+
+
+ORG_POLICY = """name = "c->p/joint"
+partner = "ORG-P"
+
+[[rule]]
+name = "units"
+types = ["a-*"]
+
+[[mission]]
+name = "joint"
+missions = ["Joint*"]
+share = ["items", "logs"]
+"""
+PARTNER_POLICY = """name = "p->c/joint"
+partner = "ORG-C"
+
+[[mission]]
+name = "back"
+missions = ["Joint*"]
+share = ["logs"]
+"""
+
+
+async def test_a_mission_changed_on_the_standby_is_shared_by_the_holder(
+    nats_cluster: NatsCluster, orgs: Any, database: str, tmp_path: Path
+) -> None:
+    """Mission sharing runs with the links on the lease holder; a change made through the
+    standby's Mission API reaches the partner's mirror too (the holder re-reads the mission
+    and offers what changed)."""
+    make, launch = orgs
+    partner, org = make("ORG-P"), make(ORG)
+    b_dir = tmp_path / "ORG-C-b"
+    shutil.copytree(org.data_dir / "pki", b_dir / "pki")
+    (tmp_path / "org.toml").write_text(ORG_POLICY)
+    (tmp_path / "partner.toml").write_text(PARTNER_POLICY)
+    await launch(
+        partner,
+        org.partner(share_all=False, policy_file=str(tmp_path / "partner.toml")),
+        https_port=8443,
+    )
+    as_partner = partner.partner(
+        dial=partner, share_all=False, policy_file=str(tmp_path / "org.toml")
+    )
+    node_a = await start(
+        _b_config(org.data_dir, as_partner, database, nats_cluster.urls[0], "node-a", https=True),
+        any_port=True,
+    )
+    try:
+        await wait_until(lambda: node_a.federation is not None, what="A runs the link")
+        node_b = await start(
+            _b_config(b_dir, as_partner, database, nats_cluster.urls[1], https=True),
+            any_port=True,
+        )
+    except BaseException:
+        await node_a.close(grace_s=1.0)
+        raise
+    try:
+        await wait_until(lambda: partner.link(ORG).state == "up", what="A's link is up")
+        assert node_b.federation is None
+        pki = PkiPaths(b_dir / "pki")
+        files = issue_client(pki, "carol", tmp_path / "certs", dt.datetime.now(dt.UTC))
+        ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+        ctx.load_cert_chain(files.cert, files.key)
+        base = f"https://127.0.0.1:{node_b.ports['https']}"
+        unit = new_uid("unit")
+        async with httpx.AsyncClient(base_url=base, verify=ctx, timeout=10) as at_b:
+            made = await at_b.put("/Marti/api/missions/Joint Op", params={"creatorUid": "carol"})
+            assert made.status_code == 201, made.text
+            added = await at_b.put(
+                "/Marti/api/missions/Joint Op/contents",
+                params={"creatorUid": "carol"},
+                json={"uids": [unit]},
+            )
+            assert added.status_code == 200, added.text
+        assert partner.running is not None
+        book_p = partner.running.missions
+        assert book_p is not None
+
+        async def mirrored() -> bool:
+            missions = {m.name: m for m in (await book_p.all_missions()).values()}
+            mirror = missions.get(f"{ORG}:Joint Op")
+            return mirror is not None and unit in mirror.items
+
+        async def until_mirrored() -> None:
+            async with asyncio.timeout(15):
+                while not await mirrored():
+                    await asyncio.sleep(0.05)
+
+        await until_mirrored()
+    finally:
+        await node_b.close(grace_s=1.0)
+        await node_a.close(grace_s=1.0)

@@ -149,10 +149,32 @@ class MissionBook:
 
     async def reload(self) -> None:
         """Read every mission from the store again (another node sharing it changed one);
-        the missions read before serve until then."""
+        the missions read before serve until then. Where missions are shared with partners
+        (this node holds the partner links), what the other node changed is offered to them
+        as if it had been changed here."""
         async with self.lock:
-            self._by_guid = await self._load()
+            before = self._by_guid or {}
+            after = self._by_guid = await self._load()
             self.reloads += 1
+            if self.on_change is not None:
+                await self._offer(before, after)
+
+    async def _offer(self, before: dict[str, Mission], after: dict[str, Mission]) -> None:
+        assert self.on_change is not None
+        for guid, mission in after.items():
+            old = before.get(guid)
+            first = old.change_count if old is not None else 0
+            numbered: list[tuple[int, Change]] = []
+            if mission.change_count > first:
+                rows = await self.store.mission_changes(guid)
+                numbered = [(r.seq, decode_change(r.doc)) for r in rows if r.seq > first]
+            logs = [e for k, e in mission.logs.items() if old is None or old.logs.get(k) != e]
+            if numbered or logs:
+                self.on_change(mission, numbered, logs, "")
+        for guid, old in before.items():
+            if guid not in after:  # deleted on the other node: partners' mirrors go too
+                gone = Change(ChangeType.DELETE_MISSION, self.now_ms(), "")
+                self.on_change(old, [(0, gone)], [], "")
 
     def _stored(self, guid: str) -> None:
         if self.on_stored is not None:

@@ -22,7 +22,7 @@ from accord.store.opening import open_store
 from tests.cluster.conftest import NatsCluster
 from tests.cluster.test_nodes import heard_on, until_received
 from tests.conftest import Server, ServerFactory
-from tests.e2e.clients import CotClient, client_tls_context, new_uid, sa
+from tests.e2e.clients import CotClient, client_tls_context, marker, new_uid, sa
 from tests.e2e.test_marti import https
 from tests.e2e.test_packages import commo_upload, package_bytes, package_files
 from tests.store.conftest import new_postgres_database
@@ -181,3 +181,43 @@ async def test_a_mission_made_on_a_is_listed_and_subscribed_on_b(nodes: Nodes) -
         await wait_until(lambda: book_b.reloads > reloads, what="B re-read the missions")
         changes = (await b.get(f"{M}/fire/changes")).json()["data"]
         assert [c["type"] for c in changes] == ["CREATE_MISSION", "ADD_CONTENT"]
+
+
+async def test_a_cot_sent_to_a_mission_on_a_joins_it_once(
+    nodes: Nodes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both nodes route a ``<dest mission>`` event (A from its client, B from the bus, for
+    B's subscriber); only the node that received it from its client adds it to the mission."""
+    alice = await nodes.client(nodes.a, "alice", "Blue")
+    bob = await nodes.client(nodes.b, "bob", "Blue")
+    alice_uid, bob_uid = new_uid(), new_uid()
+    await alice.send(sa(alice_uid, "alice"))
+    await bob.send(sa(bob_uid, "bob"))
+    await heard_on(nodes.a, "Blue")
+    await heard_on(nodes.b, "Blue")
+    async with https(nodes.a, "alice", "Blue") as a, https(nodes.b, "bob", "Blue") as b:
+        made = await a.put(f"{M}/ops", params={"creatorUid": alice_uid, "group": "Blue"})
+        assert made.status_code == 201, made.text
+        book_b = nodes.b.running.missions
+        assert book_b is not None
+        await wait_until(lambda: book_b.reloads >= 1, what="B re-read the missions")
+        sub = await b.put(f"{M}/ops/subscription", params={"uid": bob_uid})
+        assert sub.status_code == 201, sub.text
+        book_a = nodes.a.running.missions
+        assert book_a is not None
+        await wait_until(lambda: book_a.reloads >= 1, what="A re-read the missions")
+        track = new_uid("track")
+        await until_received(
+            lambda: alice.send(marker(track, detail='<marti><dest mission="ops"/></marti>')),
+            bob,
+            lambda e: e.uid == track,
+        )
+        await bob.recv_until(lambda e: e.type == "t-x-m-c" and track in e.detail.xml)
+        late = [e for e in await bob.expect_silence(0.5) if e.type == "t-x-m-c"]
+        assert [e for e in late if track in e.detail.xml] == []  # no second ADD_CONTENT
+        changes = (await b.get(f"{M}/ops/changes")).json()["data"]
+        added = [c for c in changes if c["type"] == "ADD_CONTENT"]
+        assert [c["contentUid"] for c in added] == [track]
+        assert book_b.added_elsewhere >= 1  # B routed it to bob but left adding it to A
+        assert book_a.added_elsewhere == 0
+        assert not [r for r in caplog.records if "not added to mission" in r.getMessage()]

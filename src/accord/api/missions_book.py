@@ -124,6 +124,7 @@ class MissionBook:
         self._intake: list[tuple[str, Item]] = []  # (mission guid, item) from <dest mission>
         self._woken = asyncio.Event()
         self.intake_dropped = 0  # <dest mission> items not added: the intake was full
+        self.added_elsewhere = 0  # <dest mission> items another cluster node adds
         # Shared missions (accord.api.missions_sharing): told of every stored change, the log
         # entries written or edited, and the partner they came from ("" when made here).
         self.on_change: (
@@ -306,7 +307,9 @@ class MissionBook:
             self.on_change(mission, [(0, gone)], [], federated_from)
 
     # -- <dest mission> (the hub's MissionDests) ------------------------------------------------
-    def subscribers(self, event: CotEvent, sender: Membership) -> tuple[str, ...]:
+    def subscribers(
+        self, event: CotEvent, sender: Membership, *, add: bool = True
+    ) -> tuple[str, ...]:
         names = {d.value for d in event.detail.dests if d.kind == "mission"}
         guids = {d.value for d in event.detail.dests if d.kind == "mission-guid"}
         if not (names or guids) or self._by_guid is None:
@@ -321,6 +324,9 @@ class MissionBook:
             uids += [s.client_uid for s in m.subscriptions.values() if s.live]
             if m.origin:
                 continue  # a partner's mirror: its items are the partner's to add
+            if not add:
+                self.added_elsewhere += 1
+                continue
             if len(self._intake) >= MAX_INTAKE:
                 self.intake_dropped += 1
                 continue

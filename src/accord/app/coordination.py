@@ -85,8 +85,8 @@ async def start_cluster(running: Running, config: Config) -> None:
     hub.bus = bus.routed
     running.probes.sources.append(bus)
     if running.store is not None and store_is_shared(config, running.store):
-        # The node that received an event from its client wrote it to the shared history.
-        hub.unrecorded = bus.relayed
+        # The node that received an event from its client writes it to the shared store.
+        hub.stored_elsewhere = bus.relayed
         _share_missions(running, config, bus)
 
 

@@ -54,6 +54,14 @@ def test_giving_it_back_stops_the_links_once() -> None:
     assert core.released(0.6) is None
 
 
+def test_a_node_that_could_not_start_its_links_lets_others_try_first() -> None:
+    core = LeaseCore(ttl_s=5, renew_s=1, margin_s=1.5, retry_s=0.25)
+    core.granted(0.0, 1, "a 1")
+    assert core.released(0.1, hold_off_s=5.0) is Change.LOST
+    assert core.due(5.0) is None
+    assert core.due(5.1) == Acquire()
+
+
 def test_settings_that_could_not_be_safe_are_refused() -> None:
     with pytest.raises(ValueError, match="renew_s"):
         LeaseCore(ttl_s=2, renew_s=1, margin_s=1)

@@ -98,5 +98,6 @@ def _share_missions(running: Running, config: Config, bus: Any) -> None:
     book = mission_book(running, config)
     sync = MissionSync(bus.connection, book.reload, config.cluster.org, bus.node)
     book.on_stored = sync.stored
+    running.probes.sources.append(sync)
     task = running.tasks.start("cluster mission notices", sync.run, Policy.RESTART)
     running.stack.push_async_callback(running.tasks.stop, task)

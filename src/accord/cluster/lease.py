@@ -138,10 +138,11 @@ class LeaseCore:
             return self._lose()
         return None
 
-    def released(self, now: float) -> Change | None:
-        """We gave the lease back (deleted the key)."""
+    def released(self, now: float, hold_off_s: float = 0.0) -> Change | None:
+        """We gave the lease back (deleted the key); not tried for again before
+        ``hold_off_s`` (a node that could not start its links lets the others try first)."""
         self.holder = ""
-        self._next_at = now + self.retry_s
+        self._next_at = now + max(self.retry_s, hold_off_s)
         return self._lose()
 
     def _lose(self) -> Change | None:
@@ -259,16 +260,16 @@ class LeaseKeeper:
                 await self._on_change(change)
             except Exception as exc:
                 log.error("cluster: %s lease %s: %s", self.name, change.value, exc)
-                if change is Change.GAINED:  # could not start: let another node try
-                    await self._give_back()
+                if change is Change.GAINED:  # could not start: let another node try first
+                    await self._give_back(hold_off_s=self.core.ttl_s)
 
-    async def _give_back(self) -> None:
+    async def _give_back(self, hold_off_s: float = 0.0) -> None:
         """Stop the links (if held) and delete the key, so a standby need not wait the TTL."""
         core = self.core
         if not core.holding:
             return
         revision = core.revision
-        if core.released(self._clock()) is Change.LOST:
+        if core.released(self._clock(), hold_off_s) is Change.LOST:
             try:
                 await self._on_change(Change.LOST)
             except Exception as exc:

@@ -19,6 +19,7 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from accord.cluster.subjects import token
+from accord.domain.views import Sample
 from accord.store.contract import StoreError
 
 log = logging.getLogger("accord.cluster")
@@ -96,3 +97,12 @@ class MissionSync:
         self.heard += 1
         self._stale = True
         self._wake.set()
+
+    def samples(self) -> list[Sample]:
+        """For /metrics: mission notices sent and heard, and those NATS or the store cost."""
+        values = (
+            ("cluster_mission_notices_published_total", "mission changes told", self.published),
+            ("cluster_mission_notices_heard_total", "other nodes' changes heard", self.heard),
+            ("cluster_mission_notices_degraded_total", "not told, or not re-read", self.degraded),
+        )
+        return [Sample(n, "counter", h, float(v)) for n, h, v in values]

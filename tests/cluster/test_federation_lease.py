@@ -403,3 +403,41 @@ async def test_a_mission_changed_on_the_standby_is_shared_by_the_holder(
     finally:
         await node_b.close(grace_s=1.0)
         await node_a.close(grace_s=1.0)
+
+
+async def test_a_holder_cut_off_from_nats_stops_its_links_then_takes_them_back(
+    nats_cluster: NatsCluster, orgs: Any, database: str, tmp_path: Path
+) -> None:
+    """With every NATS server gone the holder cannot renew: it stops its links before its
+    lease could expire (it cannot tell an outage from being cut off while another node takes
+    over), counts the failures, and takes the lease and the links back once NATS returns."""
+    make, launch = orgs
+    partner, org = make("ORG-P"), make(ORG)
+    await launch(partner, org.partner())
+    as_partner = partner.partner(dial=partner)
+    node = await start(
+        _b_config(org.data_dir, as_partner, database, nats_cluster.urls[0], "node-a"),
+        any_port=True,
+    )
+    try:
+        lease = node.lease
+        assert lease is not None
+        await wait_until(lambda: node.federation is not None, what="the node runs the link")
+        for server in nats_cluster.nodes:
+            await server.stop(kill=True)
+        await wait_until(lambda: node.federation is None, timeout_s=LEASE_TTL_S + 5,
+                         what="the links stopped")  # fmt: skip
+        assert not lease.core.holding
+        assert lease.core.failures >= 1
+        assert lease.core.lost == 1
+        for server in nats_cluster.nodes:
+            await server.start()
+        await wait_until(lambda: node.federation is not None, timeout_s=60,
+                         what="the links are back")  # fmt: skip
+        assert lease.core.gained == 2
+        fed = node.federation
+        assert fed is not None
+        await wait_until(lambda: fed.outgoing["ORG-P"].state == "up", timeout_s=30,
+                         what="the partner link is up again")  # fmt: skip
+    finally:
+        await node.close(grace_s=1.0)

@@ -138,7 +138,7 @@ async def _start_leased(running: Running, args: _LinkArgs) -> None:
 
     config, gate = args[0], args[4]
     bus = running.cluster
-    active: list[tuple[AsyncExitStack, list[MetricsSource]]] = []
+    active: list[tuple[AsyncExitStack, list[MetricsSource]]] = []  # (stack, its sources)
 
     async def stop() -> None:
         while active:
@@ -146,7 +146,10 @@ async def _start_leased(running: Running, args: _LinkArgs) -> None:
             try:
                 await stack.aclose()
             finally:
-                running.probes.sources[:] = sources
+                # What the links reported goes with them (not what another part added).
+                running.probes.sources[:] = [
+                    s for s in running.probes.sources if not any(s is x for x in sources)
+                ]
                 running.ledger = None
                 if gate is None:
                     running.gate = None
@@ -162,13 +165,14 @@ async def _start_leased(running: Running, args: _LinkArgs) -> None:
         if change is not Change.GAINED:
             await stop()
             return
-        stack = AsyncExitStack()
-        active.append((stack, list(running.probes.sources)))
+        stack, sources = AsyncExitStack(), list[MetricsSource]()
+        before = list(running.probes.sources)
+        active.append((stack, sources))
         try:
             await _start_links(running, stack, *args)
-        except BaseException:
-            await stop()
-            raise
+        finally:
+            sources += [s for s in running.probes.sources if not any(s is x for x in before)]
+        # (a failed start raises into the keeper, which gives the lease back: stop() then)
 
     keeper = LeaseKeeper(
         bus.connection,

@@ -36,6 +36,15 @@ def test_a_holder_that_cannot_renew_stops_before_its_write_can_expire() -> None:
     assert (core.lost, core.failures) == (1, 4)
 
 
+def test_a_holder_s_request_never_waits_past_its_lease() -> None:
+    core = LeaseCore(ttl_s=5, renew_s=1, margin_s=1.5, retry_s=0.25)
+    assert core.timeout_s(0.0) == 1.0  # a standby's: the default
+    core.granted(10.0, 1, "a 1")
+    assert core.timeout_s(11.0) == 1.0
+    assert core.timeout_s(13.0) == pytest.approx(0.5)  # 13.5 is when the links must stop
+    assert core.timeout_s(13.5) == 0.01
+
+
 def test_refused_means_another_node_holds_it() -> None:
     core = LeaseCore()
     assert core.refused(0.0, "b 2") is None  # a standby stays one

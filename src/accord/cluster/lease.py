@@ -36,6 +36,7 @@ LEASE_TTL_S = 5.0  # an unrenewed lease expires on the NATS servers after this
 RENEW_S = 1.0  # how often the holder rewrites it
 MARGIN_S = 1.5  # the holder stops this long before its last write can expire
 RETRY_S = 0.25  # how often a standby tries to take it, and a failed renewal is tried again
+REQUEST_TIMEOUT_S = 1.0  # a lease request unanswered for this long has failed
 FEDERATION_LEASE = "federation"  # the key of the partner links' lease
 
 
@@ -105,6 +106,13 @@ class LeaseCore:
         if self.holding:
             until = min(until, self._valid_until - now)
         return max(0.0, until)
+
+    def timeout_s(self, now: float) -> float:
+        """How long a request sent now may wait for its answer: a holder's never outlasts its
+        lease (so :meth:`check` stops the links on time even while NATS does not answer)."""
+        if not self.holding:
+            return REQUEST_TIMEOUT_S
+        return max(0.01, min(REQUEST_TIMEOUT_S, self._valid_until - now))
 
     def granted(self, asked_at: float, revision: int, me: str) -> Change | None:
         """The request sent at ``asked_at`` was written as ``revision``."""
@@ -222,14 +230,15 @@ class LeaseKeeper:
             request = core.due(now)
             if request is not None:
                 try:
-                    if self._kv is None:
-                        self._kv = await self._bucket_ready()
-                    if isinstance(request, Acquire):
-                        revision = await self._kv.create(self.name, self.me.encode())
-                    else:
-                        revision = await self._kv.update(
-                            self.name, self.me.encode(), last=request.revision
-                        )
+                    async with asyncio.timeout(core.timeout_s(now)):
+                        if self._kv is None:
+                            self._kv = await self._bucket_ready()
+                        if isinstance(request, Acquire):
+                            revision = await self._kv.create(self.name, self.me.encode())
+                        else:
+                            revision = await self._kv.update(
+                                self.name, self.me.encode(), last=request.revision
+                            )
                     self._push(core.granted(now, revision, self.me))
                 except KeyWrongLastSequenceError:
                     try:

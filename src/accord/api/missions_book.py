@@ -125,22 +125,63 @@ class MissionBook:
         self._intake: list[tuple[str, Item]] = []  # (mission guid, item) from <dest mission>
         self._woken = asyncio.Event()
         self.intake_dropped = 0  # <dest mission> items not added: the intake was full
+        self.added_elsewhere = 0  # <dest mission> items another cluster node adds
         # Shared missions (accord.api.missions_sharing): told of every stored change, the log
         # entries written, edited or removed, and the partner they came from ("" when made here).
         self.on_change: (
             Callable[[Mission, list[tuple[int, Change]], list[LogEntry | LogRemoved], str], None]
             | None
         ) = None
+        # Scale-out (issue 17): told the guid of each mission created, changed or deleted
+        # here, so that the organisation's other nodes sharing the store re-read it.
+        self.on_stored: Callable[[str], None] | None = None
+        self.reloads = 0  # times the missions were re-read (another node changed one)
 
     # -- reading -------------------------------------------------------------------------------
     async def _all(self) -> dict[str, Mission]:
         if self._by_guid is None:
-            loaded = {}
-            for r in await self.store.missions():
-                contents = await self.store.mission_contents(r.guid)
-                loaded[r.guid] = decode_mission(r.doc, [(c.key, c.doc) for c in contents])
-            self._by_guid = loaded
+            self._by_guid = await self._load()
         return self._by_guid
+
+    async def _load(self) -> dict[str, Mission]:
+        loaded = {}
+        for r in await self.store.missions():
+            contents = await self.store.mission_contents(r.guid)
+            loaded[r.guid] = decode_mission(r.doc, [(c.key, c.doc) for c in contents])
+        return loaded
+
+    async def reload(self) -> None:
+        """Read every mission from the store again (another node sharing it changed one);
+        the missions read before serve until then. Where missions are shared with partners
+        (this node holds the partner links), what the other node changed is offered to them
+        as if it had been changed here."""
+        async with self.lock:
+            before = self._by_guid or {}
+            after = self._by_guid = await self._load()
+            self.reloads += 1
+            if self.on_change is not None:
+                await self._offer(before, after)
+
+    async def _offer(self, before: dict[str, Mission], after: dict[str, Mission]) -> None:
+        assert self.on_change is not None
+        for guid, mission in after.items():
+            old = before.get(guid)
+            first = old.change_count if old is not None else 0
+            numbered: list[tuple[int, Change]] = []
+            if mission.change_count > first:
+                rows = await self.store.mission_changes(guid)
+                numbered = [(r.seq, decode_change(r.doc)) for r in rows if r.seq > first]
+            logs = [e for k, e in mission.logs.items() if old is None or old.logs.get(k) != e]
+            if numbered or logs:
+                self.on_change(mission, numbered, logs, "")
+        for guid, old in before.items():
+            if guid not in after:  # deleted on the other node: partners' mirrors go too
+                gone = Change(ChangeType.DELETE_MISSION, self.now_ms(), "")
+                self.on_change(old, [(0, gone)], [], "")
+
+    def _stored(self, guid: str) -> None:
+        if self.on_stored is not None:
+            self.on_stored(guid)
 
     async def all_missions(self) -> dict[str, Mission]:
         """Every mission by guid (the book's cache: edit only under :attr:`lock`)."""
@@ -223,6 +264,7 @@ class MissionBook:
         ):
             return False
         missions[mission.guid] = mission
+        self._stored(mission.guid)
         self.broadcast(mission, "t-x-m-n", "CREATE", mission.creator_uid)
         return True
 
@@ -242,6 +284,7 @@ class MissionBook:
         if not await self.store.update_mission(row, rows, written, drop):
             raise MissionError(f"mission {mission.name!r} was deleted meanwhile", 404)
         missions[mission.guid] = mission
+        self._stored(mission.guid)
         for change in changes:
             self.tell_subscribers(
                 mission, "t-x-m-c", change.creator_uid, shape.change_xml(change, mission)
@@ -262,13 +305,16 @@ class MissionBook:
         missions = await self._all()
         await self.store.delete_mission(mission.guid)
         missions.pop(mission.guid, None)
+        self._stored(mission.guid)
         self.broadcast(mission, "t-x-m-d", "DELETE", author_uid)
         if self.on_change is not None:  # partners' mirrors of it go too
             gone = Change(ChangeType.DELETE_MISSION, self.now_ms(), author_uid)
             self.on_change(mission, [(0, gone)], [], federated_from)
 
     # -- <dest mission> (the hub's MissionDests) ------------------------------------------------
-    def subscribers(self, event: CotEvent, sender: Membership) -> tuple[str, ...]:
+    def subscribers(
+        self, event: CotEvent, sender: Membership, *, add: bool = True
+    ) -> tuple[str, ...]:
         names = {d.value for d in event.detail.dests if d.kind == "mission"}
         guids = {d.value for d in event.detail.dests if d.kind == "mission-guid"}
         if not (names or guids) or self._by_guid is None:
@@ -283,6 +329,9 @@ class MissionBook:
             uids += [s.client_uid for s in m.subscriptions.values() if s.live]
             if m.origin:
                 continue  # a partner's mirror: its items are the partner's to add
+            if not add:
+                self.added_elsewhere += 1
+                continue
             if len(self._intake) >= MAX_INTAKE:
                 self.intake_dropped += 1
                 continue

@@ -45,6 +45,7 @@ from accord.app.running import (
     wall_ms,
     write_record,
 )
+from accord.app.shared_store import shared_blobs
 from accord.app.tasks import Policy
 from accord.app.web import certificate_web
 from accord.config import Config, ConfigError
@@ -262,7 +263,7 @@ async def _close_store(running: Running) -> None:
 async def _open_blobs(config: Config, store: Store) -> Blobs:
     """The data package files; those without metadata (a crash) are set aside."""
     try:
-        blobs = await Blobs.open(config.data_dir / "packages")
+        blobs = await Blobs.open(config.data_dir / "packages", shared_blobs(config, store))
         moved = await set_aside_orphans(blobs, store)
     except OSError as exc:
         raise StartupError(
@@ -444,6 +445,7 @@ async def start(
         if worker is None:
             running.record = write_record(config, running.ports, os.getpid(), running.started_s)
             running.stack.callback(remove_record, running.record)
+        running.started.set()
     except BaseException:
         await running.close()
         raise

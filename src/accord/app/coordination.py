@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from accord.app.running import Running, StartupError, wall_ms
+from accord.app.shared_store import store_is_shared
 from accord.app.tasks import Policy
 from accord.config import Config
 from accord.domain.partners import Partner
@@ -108,6 +110,10 @@ async def start_cluster(running: Running, config: Config) -> None:
         hub.presence = presence.changed
         hub.remote_contacts = presence.remote_contacts
     await start_shared_state(running, config)
+    if running.store is not None and store_is_shared(config, running.store):
+        # The node that received an event from its client writes it to the shared store.
+        hub.stored_elsewhere = bus.relayed
+        _share_missions(running, config, bus)
 
 
 def cluster_changed(running: Running) -> asyncio.Event | None:
@@ -137,3 +143,16 @@ async def start_shared_state(running: Running, config: Config) -> None:
     ):
         task = running.tasks.start(name, loop, Policy.RESTART)
         running.stack.push_async_callback(running.tasks.stop, task)
+
+
+def _share_missions(running: Running, config: Config, bus: Any) -> None:
+    """Missions changed on one node are re-read by the others (they share the store)."""
+    from accord.app.http import mission_book
+    from accord.cluster.missions_sync import MissionSync
+
+    book = mission_book(running, config)
+    sync = MissionSync(bus.connection, book.reload, config.cluster.org, bus.node)
+    book.on_stored = sync.stored
+    running.probes.sources.append(sync)
+    task = running.tasks.start("cluster mission notices", sync.run, Policy.RESTART)
+    running.stack.push_async_callback(running.tasks.stop, task)

@@ -4,6 +4,7 @@ partner-facing HTTPS port partners fetch announced packages from."""
 from __future__ import annotations
 
 import ssl
+from contextlib import AsyncExitStack
 
 from accord.api.partner_downloads import PartnerCertificates, partner_files_app
 from accord.app.http import serve_http
@@ -54,9 +55,16 @@ def file_shares(running: Running, config: Config, pki: PkiPaths, blobs: Blobs) -
 
 
 async def serve_partner_files(
-    running: Running, config: Config, pki: PkiPaths, blobs: Blobs, federation: Federation, port: int
+    running: Running,
+    config: Config,
+    pki: PkiPaths,
+    blobs: Blobs,
+    federation: Federation,
+    port: int,
+    stack: AsyncExitStack | None = None,
 ) -> None:
-    """The partner-facing package port: mutual TLS with the pinned partner CAs only."""
+    """The partner-facing package port: mutual TLS with the pinned partner CAs only
+    (``stack``: what shuts it down, default ``running.stack``)."""
     assert running.store is not None
     files = federation.files
     assert files is not None
@@ -70,4 +78,4 @@ async def serve_partner_files(
         running.store, blobs, certificates, federation.partner_of, files.may_fetch
     )
     where = ("federation_files", port, config.federation_files_port, "--federation-files-port")
-    await serve_http(running, config, app, ctx, where, certificates.protocol_class())
+    await serve_http(running, config, app, ctx, where, certificates.protocol_class(), stack=stack)

@@ -19,6 +19,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,10 +196,11 @@ async def serve_http(
     where: tuple[str, int, int, str],
     protocol: type[H11Protocol] | None = None,
     bind: str | None = None,
+    stack: AsyncExitStack | None = None,
 ) -> None:
     """Run an ASGI app on uvicorn in this event loop; ``where`` = (name, port to bind,
     configured port, flag); plain HTTP when ``context`` is None; ``bind`` overrides the
-    configured address."""
+    configured address; ``stack``: what shuts it down (default ``running.stack``)."""
     name, port, configured, flag = where
     bind = bind or config.bind
     settings = uvicorn.Config(
@@ -236,7 +238,7 @@ async def serve_http(
     except BaseException:
         sock.close()
         raise
-    running.stack.push_async_callback(shut_down, server, sock, name, changed)
+    (stack or running.stack).push_async_callback(shut_down, server, sock, name, changed)
     running.ports[name] = sock.getsockname()[1]
 
 

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from cryptography import x509
@@ -17,6 +18,7 @@ from accord.app.running import Running, StartupError, listen_error, wall_ms
 from accord.app.tasks import Policy
 from accord.config import Config
 from accord.domain.partners import Partner, PartnerError, check_unique, server_id
+from accord.domain.views import MetricsSource
 from accord.federation import partners_toml
 from accord.federation.connection import Own
 from accord.federation.contract import Gate, Journal
@@ -50,10 +52,13 @@ async def start_ledger_and_policies(
     pki: PkiPaths,
     partners: Sequence[Partner],
     gate: Gate | None,
+    stack: AsyncExitStack | None = None,
 ) -> tuple[Gate, Journal]:
     """The partners' release policies (refused at start when invalid) and the sharing ledger,
-    continued from the store, its writer task started."""
+    continued from the store, its writer task started (``stack``: what stops them, default
+    ``running.stack``)."""
     assert running.store is not None
+    stack = stack or running.stack
     try:
         policies = load_policies(partners, Path())
     except PolicyLoadError as exc:
@@ -72,11 +77,11 @@ async def start_ledger_and_policies(
     # Stops the server when it fails: the ledger's promise is that everything released is in
     # it, so releasing on without its writer would break it silently.
     writing = running.tasks.start("sharing ledger writer", journal.run, Policy.STOP)
-    running.stack.push_async_callback(_stop_ledger, running, journal, writing)
+    stack.push_async_callback(_stop_ledger, running, journal, writing)
     running.probes.sources.append(journal)
     if gate is None:
         gate = running.gate = PolicyGate(policies, key=secret, decisions=journal)
-        running.stack.callback(running.gate.close)
+        stack.callback(running.gate.close)
         running.probes.release = running.gate
         running.probes.sources.append(running.gate)
     return gate, journal
@@ -109,10 +114,98 @@ async def start_federation(
     files_port: int,
 ) -> None:
     """Partner links (``partners``: see :func:`read_partners`) and the port partners fetch
-    shared packages from."""
+    shared packages from. In a cluster, they run only on the node holding the organisation's
+    partner-link lease (see :func:`_start_leased`)."""
     if not partners:
         return
     running.partners = tuple(partners)
+    args = (config, partners, pki, port, gate, journal, blobs, files_port)
+    if running.cluster is not None:
+        await _start_leased(running, args)
+        return
+    await _start_links(running, running.stack, *args)
+
+
+_LinkArgs = tuple[Config, Sequence[Partner], PkiPaths, int, Gate | None, Journal | None, Blobs, int]
+
+
+async def _start_leased(running: Running, args: _LinkArgs) -> None:
+    """The links, the sharing ledger and the partners' file port, started on this node when it
+    gains the partner-link lease and stopped when it loses it (issue 17): every node of the
+    organisation shares one store, so the node that takes over continues the links' outboxes
+    and the ledger where the last holder left them."""
+    from accord.cluster.lease import Change, LeaseKeeper
+
+    config, gate = args[0], args[4]
+    bus = running.cluster
+    active: list[tuple[AsyncExitStack, list[MetricsSource]]] = []  # (stack, its sources)
+
+    async def stop() -> None:
+        while active:
+            stack, sources = active.pop()
+            try:
+                await stack.aclose()
+            finally:
+                # What the links reported goes with them (not what another part added).
+                running.probes.sources[:] = [
+                    s for s in running.probes.sources if not any(s is x for x in sources)
+                ]
+                running.ledger = None
+                if gate is None:
+                    running.gate = None
+                    running.probes.release = None
+                running.probes.links = None
+                running.mission_sharing = None
+                if running.missions is not None:
+                    running.missions.on_change = None
+                running.ports.pop("federation", None)
+                running.ports.pop("federation_files", None)
+
+    async def changed(change: Change) -> None:
+        if change is not Change.GAINED:
+            await stop()
+            return
+        stack, sources = AsyncExitStack(), list[MetricsSource]()
+        before = list(running.probes.sources)
+        active.append((stack, sources))
+        try:
+            await _start_links(running, stack, *args)
+        finally:
+            sources += [s for s in running.probes.sources if not any(s is x for x in before)]
+        # (a failed start raises into the keeper, which gives the lease back: stop() then)
+
+    keeper = LeaseKeeper(
+        bus.connection,
+        org=config.cluster.org,
+        node=bus.node,
+        replicas=config.cluster.sa_replicas,
+        on_change=changed,
+    )
+    running.lease = keeper
+    running.probes.sources.append(keeper)
+
+    async def keep() -> None:
+        # Only once the server has started (its own parts are on running.stack by then).
+        await running.started.wait()
+        await keeper.run()
+
+    running.stack.push_async_callback(stop)  # runs after the keeper stopped (it gives back)
+    task = running.tasks.start("partner-link lease", keep, Policy.RESTART)
+    running.stack.push_async_callback(running.tasks.stop, task)
+
+
+async def _start_links(
+    running: Running,
+    stack: AsyncExitStack,
+    config: Config,
+    partners: Sequence[Partner],
+    pki: PkiPaths,
+    port: int,
+    gate: Gate | None,
+    journal: Journal | None,
+    blobs: Blobs,
+    files_port: int,
+) -> None:
     try:
         ensure_federation_certificate(pki, config.server_names, dt.datetime.now(dt.UTC))
         ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
@@ -120,7 +213,7 @@ async def start_federation(
     except (OSError, ValueError, PkiError) as exc:
         raise StartupError(f"cannot load the server certificate from {pki.root} ({exc})") from None
     if gate is None or journal is None:
-        gate, journal = await start_ledger_and_policies(running, config, pki, partners, gate)
+        gate, journal = await start_ledger_and_policies(running, config, pki, partners, gate, stack)
     federation = Federation(
         partners,
         exchange=running.hub,
@@ -141,13 +234,13 @@ async def start_federation(
     )
     running.federation = federation
     federation.on_failure = running.tasks.report
-    running.stack.push_async_callback(_close_federation, running)
+    stack.push_async_callback(_close_federation, running)
     if running.gate is not None:
         running.gate.redeliver = federation.redeliver
     running.probes.links = federation
     running.probes.sources.append(federation)
     if running.missions is not None and isinstance(running.gate, PolicyGate):
-        _share_missions(running, federation, partners, running.gate)
+        _share_missions(running, federation, partners, running.gate, stack)
     try:
         bound = await federation.start(config.bind, port, listen=config.federation_port != 0)
     except OSError as exc:
@@ -155,7 +248,7 @@ async def start_federation(
     if bound is not None:
         running.ports["federation"] = bound
         if federation.files is not None:
-            await serve_partner_files(running, config, pki, blobs, federation, files_port)
+            await serve_partner_files(running, config, pki, blobs, federation, files_port, stack)
 
 
 async def _close_federation(running: Running) -> None:
@@ -165,7 +258,11 @@ async def _close_federation(running: Running) -> None:
 
 
 def _share_missions(
-    running: Running, federation: Federation, partners: Sequence[Partner], gate: PolicyGate
+    running: Running,
+    federation: Federation,
+    partners: Sequence[Partner],
+    gate: PolicyGate,
+    stack: AsyncExitStack,
 ) -> None:
     """Missions shared with partners under their policies' ``[[mission]]`` sections."""
     assert running.missions is not None
@@ -181,5 +278,5 @@ def _share_missions(
     federation.share_missions(sharing.receive)
     running.mission_sharing = sharing
     task = running.tasks.start("mission sharing", sharing.run, Policy.RESTART)
-    running.stack.push_async_callback(running.tasks.stop, task)
+    stack.push_async_callback(running.tasks.stop, task)
     running.probes.sources.append(sharing)

@@ -465,6 +465,10 @@ class Bus:
             self._relay_keys.add(party.key)
         return party
 
+    def relayed(self, party: Party) -> bool:
+        """Whether ``party`` is one of the bus's relay parties (its events came from NATS)."""
+        return party.key in self._relay_keys
+
     def _leave(self, groups: frozenset[str]) -> None:
         party = self._relays.pop(groups, None)
         if party is not None:
@@ -486,8 +490,9 @@ class Bus:
 
     @property
     def connection(self) -> Any:
-        """The NATS connection (``nats.aio.client.Client``), for ``cluster.status``; None
-        before ``connect`` and after ``close``."""
+        """The node's NATS connection (``nats.aio.client.Client``), for the cluster's other
+        parts (status, the partner-link lease, mission notices); None before ``connect`` and
+        after ``close``."""
         return self._nc
 
     @property

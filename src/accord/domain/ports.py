@@ -57,9 +57,12 @@ class MissionDests(Protocol):
     """Where the hub hands an event with ``<dest mission="...">`` (the Mission API). Must never
     block or raise: it answers at once and takes the event into the missions later."""
 
-    def subscribers(self, event: CotEvent, sender: Membership) -> tuple[str, ...]:
+    def subscribers(
+        self, event: CotEvent, sender: Membership, *, add: bool = True
+    ) -> tuple[str, ...]:
         """The uids of the live subscribers of the missions ``event`` names that ``sender``
-        may write to; the event's uid is added to those missions."""
+        may write to; the event's uid is added to those missions (unless not ``add``: another
+        node of a cluster received it from its client and adds it)."""
         ...
 
 

@@ -111,6 +111,10 @@ class Hub:
         # Observers of every routed event and its sender (the coordination monitor). Like the
         # recorder they must not block or raise; they may submit events of their own.
         self.taps: list[Callable[[Party, CotEvent], None]] = []
+        # Senders whose events another node stores (issue 17: events from the cluster bus,
+        # when the node that received them from its client wrote them to the shared database):
+        # not written to the history, nor added to missions, here.
+        self.stored_elsewhere: Callable[[Party], bool] | None = None
         # Scale-out (issue 17): told of each routed event once, with whether it is an SA
         # (the cluster bus publishes it); None without a [cluster].
         self.bus: Callable[[Party, CotEvent, bool], None] | None = None
@@ -271,8 +275,9 @@ class Hub:
         if changed and self.presence is not None:
             self.presence(sender, True)
         decision = route(event, sender, self.roster, self._wall_ms())
+        stored_elsewhere = self.stored_elsewhere is not None and self.stored_elsewhere(sender)
         if self.missions is not None and decision.kind is Kind.DIRECTED:
-            uids = self.missions.subscribers(event, sender.membership)
+            uids = self.missions.subscribers(event, sender.membership, add=not stored_elsewhere)
             decision = routing.with_subscribers(decision, sender, self.roster, uids)
         if decision.kind is Kind.PING:
             self.counters.pings += 1
@@ -290,7 +295,11 @@ class Hub:
             self._add(sender, item, decision.recipients, sa_seq)
             if self.bus is not None:
                 self.bus(sender, event, is_sa)
-            if self.recorder is not None and sender.key not in self.unrecorded:
+            if (
+                self.recorder is not None
+                and sender.key not in self.unrecorded
+                and not stored_elsewhere
+            ):
                 shared = item if item.event is event else None
                 self.recorder.record(event, sender.membership.inbound, shared)
             if event.type == DELETE_TYPE and sender.relays:

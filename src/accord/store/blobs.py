@@ -12,6 +12,11 @@ Every file operation runs in a worker thread (``asyncio.to_thread``), in batches
 ``FLUSH_BYTES``, so a 400 MB upload neither stalls the event loop nor holds more than one batch
 in memory. Names are checked (:func:`check_hash`) before the filesystem is touched, so no
 caller-supplied text can name a path outside ``<root>``.
+
+Nodes of one organisation that share a PostgreSQL database (issue 17) also keep every blob
+there (:class:`SharedBlobs`): a blob is copied to the database when it is sealed, before its
+package is committed or answered, and a node that lacks the file fetches it from the database
+on first read (checked against its hash) and keeps it as its own from then on.
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
-from accord.store.contract import PackageStore
+from accord.store.contract import PackageStore, StoreError
 
 FLUSH_BYTES = 1024 * 1024  # bytes gathered before one write (and hash update) in a thread
 READ_BYTES = 256 * 1024  # bytes per read when streaming a blob out
@@ -63,16 +68,31 @@ def check_hash(text: str) -> str:
     return text
 
 
-class Blobs:
-    """The content-addressed files under one directory."""
+class SharedBlobs(Protocol):
+    """Blob bytes every node of an organisation reaches (``accord.store.postgres_blobs``)."""
 
-    def __init__(self, root: Path) -> None:
+    async def put_blob(self, hash: str, size: int, chunks: AsyncIterator[bytes]) -> bool: ...
+
+    async def blob_size(self, hash: str) -> int | None: ...
+
+    def blob_chunks(self, hash: str) -> AsyncIterator[bytes]: ...
+
+    async def delete_blob(self, hash: str) -> bool: ...
+
+
+class Blobs:
+    """The content-addressed files under one directory (and, when ``shared``, a copy of
+    each where the organisation's other nodes read it)."""
+
+    def __init__(self, root: Path, shared: SharedBlobs | None = None) -> None:
         self.root = root
+        self.shared = shared
+        self.fetched = 0  # blobs read from ``shared`` because this node had no file yet
 
     @classmethod
-    async def open(cls, root: Path) -> Blobs:
+    async def open(cls, root: Path, shared: SharedBlobs | None = None) -> Blobs:
         """Create ``root`` if needed and remove temporary files a crash left behind."""
-        blobs = cls(root)
+        blobs = cls(root, shared)
         await asyncio.to_thread(blobs._prepare)
         return blobs
 
@@ -98,7 +118,7 @@ class Blobs:
         try:
             return (await asyncio.to_thread(path.stat)).st_size
         except FileNotFoundError:
-            return None
+            return None if self.shared is None else await self.shared.blob_size(hash)
 
     async def reader(self, hash: str) -> BlobReader | None:
         """The open blob, None if there is no such blob. Close the reader when done: it
@@ -107,16 +127,39 @@ class Blobs:
         try:
             handle = await asyncio.to_thread(path.open, "rb")
         except FileNotFoundError:
-            return None
+            if self.shared is None or not await self._fetch(hash):
+                return None
+            try:
+                handle = await asyncio.to_thread(path.open, "rb")
+            except FileNotFoundError:  # deleted meanwhile
+                return None
         return BlobReader(handle, os.fstat(handle.fileno()).st_size)
+
+    async def _fetch(self, hash: str) -> bool:
+        """Copy the blob from ``shared`` into a file of ours; False when it has none."""
+        assert self.shared is not None
+        size = await self.shared.blob_size(hash)
+        if size is None:
+            return False
+        try:
+            async with await self.writer(size) as writer:
+                writer.shared = False  # it is there already
+                async for data in self.shared.blob_chunks(hash):
+                    await writer.write(data)
+                await writer.finish(hash)
+        except BlobError as exc:  # more bytes than recorded, or not those of the hash
+            raise StoreError(f"the shared copy of package {hash} is damaged ({exc})") from exc
+        self.fetched += 1
+        return True
 
     async def delete(self, hash: str) -> bool:
         """Remove the blob; False if there was none."""
         path = self.path(hash)
+        gone = self.shared is not None and await self.shared.delete_blob(hash)
         try:
             await asyncio.to_thread(path.unlink)
         except FileNotFoundError:
-            return False
+            return gone
         return True
 
     async def hashes(self) -> list[str]:
@@ -146,6 +189,7 @@ class BlobWriter:
         self._sha = hashlib.sha256()
         self._pending = bytearray()
         self.size = 0  # bytes accepted so far
+        self.shared = blobs.shared is not None  # copied to the shared store when sealed
 
     async def __aenter__(self) -> BlobWriter:
         return self
@@ -197,6 +241,9 @@ class BlobWriter:
             handle, self._handle = self._handle, None
             assert handle is not None
             await asyncio.to_thread(_sync_and_close, handle)
+            shared = self._blobs.shared
+            if self.shared and shared is not None:
+                await shared.put_blob(actual, self.size, _file_chunks(self._temp))
         except BaseException:
             await self.abort()
             raise
@@ -247,6 +294,16 @@ class BlobReader:
 
     async def close(self) -> None:
         await asyncio.to_thread(self._handle.close)
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    """The bytes of ``path`` in pieces of ``FLUSH_BYTES``, read in a thread."""
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        while data := await asyncio.to_thread(handle.read, FLUSH_BYTES):
+            yield data
+    finally:
+        await asyncio.to_thread(handle.close)
 
 
 def _create(path: Path) -> BinaryIO:

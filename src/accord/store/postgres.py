@@ -19,6 +19,7 @@ import asyncpg
 from accord.store.contract import StoreError
 from accord.store.migrate import pending
 from accord.store.postgres_base import _count
+from accord.store.postgres_blobs import PostgresBlobs
 from accord.store.postgres_federation import PostgresFederation
 from accord.store.postgres_missions import PostgresMissions
 from accord.store.records import (
@@ -70,7 +71,7 @@ _PACKAGE_COLUMNS = (
 )
 
 
-class PostgresStore(PostgresFederation, PostgresMissions):
+class PostgresStore(PostgresFederation, PostgresMissions, PostgresBlobs):
     name = "postgresql"
 
     @classmethod

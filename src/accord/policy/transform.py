@@ -199,7 +199,10 @@ def plain_release(
 # The plain cut by (transform, detail text): a client repeats its detail from report to report
 # (an SA's point and times change, rarely its detail), so the scan is done once per text.
 # Bounded (cleared when full); long details are not kept.
-_CUTS: dict[tuple[Transform, str], tuple[str, tuple[str, ...]] | None] = {}
+# Keyed by the transform's id (hashing the Transform cost more than the lookup), which the
+# transform's entry in _CUT_TRANSFORMS keeps from being reused while the cuts are cached.
+_CUTS: dict[tuple[int, str], tuple[str, tuple[str, ...]] | None] = {}
+_CUT_TRANSFORMS: dict[int, Transform] = {}
 CUT_ENTRIES = 4096
 CUT_MAX_CHARS = 4096
 _MARK_DONE = f"mark <{RELEASE_TAG}>"
@@ -208,15 +211,24 @@ _MARK_DONE = f"mark <{RELEASE_TAG}>"
 def plain_cut(xml: str, transform: Transform) -> tuple[str, tuple[str, ...]] | None:
     """The kept children's text of a plain detail and what was done (ending with the marking),
     or None when the detail must be parsed (see :func:`split_children`)."""
-    key = (transform, xml)
-    try:
-        return _CUTS[key]
-    except KeyError:
-        pass
+    key = (id(transform), xml)
+    if _CUT_TRANSFORMS.get(key[0]) is transform:
+        try:
+            return _CUTS[key]
+        except KeyError:
+            pass
     cut = _cut(xml, transform)
     if len(xml) <= CUT_MAX_CHARS:
-        if len(_CUTS) >= CUT_ENTRIES:
+        if len(_CUTS) >= CUT_ENTRIES or (
+            key[0] not in _CUT_TRANSFORMS and len(_CUT_TRANSFORMS) >= CUT_ENTRIES
+        ):
             _CUTS.clear()
+            _CUT_TRANSFORMS.clear()
+        if _CUT_TRANSFORMS.setdefault(key[0], transform) is not transform:
+            # An id reused by a new transform: what was cut for the old one is not its.
+            _CUTS.clear()
+            _CUT_TRANSFORMS.clear()
+            _CUT_TRANSFORMS[key[0]] = transform
         _CUTS[key] = cut
     return cut
 

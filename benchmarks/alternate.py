@@ -33,7 +33,8 @@ def run(tree: Path, module: str, args: list[str]) -> str:
         text=True,
         check=False,
     )
-    return done.stdout + (f"[exit {done.returncode}]\n{done.stderr[-2000:]}" if done.returncode else "")
+    failed = f"[exit {done.returncode}]\n{done.stderr[-2000:]}" if done.returncode else ""
+    return done.stdout + failed
 
 
 def main() -> int:

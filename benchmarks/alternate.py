@@ -5,7 +5,8 @@
 e.g. ``flock /tmp/accord-bench.lock .venv/bin/python -m benchmarks.alternate --before-src
 /tmp/before --rounds 3 benchmarks.federation 20000 --reps 3``. DIR is a whole tree (``git archive
 main | tar -x -C DIR``): its own copy of MODULE runs there with its ``src/`` first on the path, so
-both sides use the same interpreter and packages and differ only in the code. Each run's output
+both sides use the same interpreter and packages and differ only in the code (``--after-src``:
+an exported "after" tree too, so that the worktree can change while it runs). Each run's output
 is printed as it ends, labelled; at the end, the lines that carry the numbers (``--keep``
 patterns) are listed side by side per round. Prints the load average before and after.
 """
@@ -40,12 +41,14 @@ def run(tree: Path, module: str, args: list[str]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before-src", required=True, help="the 'before' tree (with src/)")
+    parser.add_argument("--after-src", help="the 'after' tree (default: this one)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--keep", action="append", help="a regex of output lines to summarise")
     parser.add_argument("module")
     parser.add_argument("args", nargs=argparse.REMAINDER)
     ns = parser.parse_args()
-    trees = {"before": Path(ns.before_src).resolve(), "after": Path(__file__).resolve().parents[1]}
+    after = Path(ns.after_src) if ns.after_src else Path(__file__).resolve().parents[1]
+    trees = {"before": Path(ns.before_src).resolve(), "after": after.resolve()}
     keep = [re.compile(p) for p in (ns.keep or KEEP)]
     print(f"load average {os.getloadavg()}", flush=True)
     summary: list[tuple[int, str, list[str]]] = []

@@ -225,6 +225,20 @@ _POINT_ATTRS = ("lat", "lon", "hae", "ce", "le")
 def _decode_point(el: etree._Element) -> tuple[Point, bool]:
     """The point, and whether it had every attribute (a gap is filled with UNKNOWN_VALUE)."""
     get = el.get
+    try:  # the common point: five finite numbers, in range
+        lat, lon = float(get("lat")), float(get("lon"))  # type: ignore[arg-type]
+        hae, ce, le = float(get("hae")), float(get("ce")), float(get("le"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        pass  # a gap or a bad value: read one by one below, which names the problem
+    else:
+        if (
+            -90.0 <= lat <= 90.0
+            and -180.0 <= lon <= 180.0
+            and math.isfinite(hae)
+            and math.isfinite(ce)
+            and math.isfinite(le)
+        ):
+            return Point(lat, lon, hae, ce, le), True
     values: list[float] = []
     complete = True
     for name in _POINT_ATTRS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from accord.policy.model import Circle, Polygon, Shape
 
@@ -111,9 +111,9 @@ def contains(shape: Shape, lat: float, lon: float) -> bool:
     return in_polygon(lat, lon, shape)
 
 
-@dataclass(frozen=True, slots=True)
-class Cell:
-    """One grid cell: bounds and centre in degrees, and the farthest a point in it can be."""
+class Cell(NamedTuple):
+    """One grid cell: bounds and centre in degrees, and the farthest a point in it can be (a
+    tuple: one is made per coarsened release, and a frozen dataclass cost twice as much)."""
 
     south: float
     west: float

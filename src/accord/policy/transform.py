@@ -62,7 +62,7 @@ def coarsen(point: Point, grid_m: float, altitude_m: float, cell: Cell | None = 
     if altitude_m > 0 and _known(hae):
         hae = round(hae / altitude_m) * altitude_m
         le = max(le, altitude_m / 2) if _known(le) else le
-    return Point(lat=lat, lon=lon, hae=hae, ce=ce, le=le)
+    return Point(lat, lon, hae, ce, le)
 
 
 def coarsen_text(text: str, grid_m: float, altitude_m: float) -> str | None:

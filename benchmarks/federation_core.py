@@ -1,22 +1,26 @@
 """CPU per event of one partner link's hot path, without I/O: what bounds benchmarks/federation.py.
 
-.venv/bin/python -m benchmarks.federation_core [N] [--profile]
+.venv/bin/python -m benchmarks.federation_core [N] [--profile] [--gc]
 
 The releasing side (A): the client's XML decoded as the session does, then the link's
 ``LinkConnection.release`` under the 5-rule policy of benchmarks/federation.py with the sharing
 ledger appending, and its stream messages made (``accordBatch``). The receiving side (B): those
 messages received (decoded, deduplicated, journalled in B's mirror). No sockets, no gRPC, no
-store writes: the numbers are the loop's own work per event, in µs.
+store writes: the numbers are the loop's own work per event, in µs. ``--gc`` adds the time the
+cyclic garbage collector took, per generation (it runs inside the phases above).
 """
 
 from __future__ import annotations
 
 import asyncio
 import cProfile
+import gc
 import pstats
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from benchmarks.federation import POLICY
 from tests.e2e.clients import sa
@@ -33,7 +37,27 @@ from accord.policy import decode_policy
 from accord.store.opening import open_store
 
 
-async def main(n: int, profile: bool) -> None:
+class GcTime:
+    """Seconds the collector spent, and collections, per generation (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, float] = {}
+        self.runs: Counter[int] = Counter()
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._start = time.process_time()
+        else:
+            gen = info["generation"]
+            self.seconds[gen] = self.seconds.get(gen, 0.0) + time.process_time() - self._start
+            self.runs[info["generation"]] += 1
+
+
+async def main(n: int, profile: bool, gc_time: bool = False) -> None:
+    collector = GcTime()
+    if gc_time:
+        gc.callbacks.append(collector)
     with tempfile.TemporaryDirectory() as tmp:
         store = await open_store("", Path(tmp))
         wall = int(time.time() * 1000)
@@ -80,6 +104,11 @@ async def main(n: int, profile: bool) -> None:
     print(f"{n} SAs: released {taken}, {len(messages)} messages, received {got}")
     print(f"A: decode {(t1 - t0) * us:.1f} us/event, release+encode {(t2 - t1) * us:.1f} us/event")
     print(f"B: receive {(t3 - t2) * us:.1f} us/event")
+    if gc_time:
+        gc.callbacks.remove(collector)
+        for gen in sorted(collector.runs):
+            print(f"gc generation {gen}: {collector.runs[gen]} collections, "
+                  f"{collector.seconds[gen] * us:.1f} us/event")  # fmt: skip
     if prof:
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
 
@@ -90,5 +119,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("n", nargs="?", type=int, default=20_000, help="SAs")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the run")
+    parser.add_argument("--gc", action="store_true", help="time the garbage collector")
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.profile))
+    asyncio.run(main(args.n, args.profile, args.gc))

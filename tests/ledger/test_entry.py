@@ -15,6 +15,7 @@ from accord.ledger.entry import (
     content_hash,
     decode_entry,
     encode_entry,
+    encode_plain,
     keyed_hash,
 )
 
@@ -155,3 +156,32 @@ def test_entry_fields_names_what_is_wrong_with_bytes_that_are_not_json() -> None
 
     with pytest.raises(EntryError, match="not a ledger entry"):
         entry_fields(b"not json")
+
+
+@given(
+    seq=st.integers(0, 2**63),
+    time_ms=st.integers(0, 2**63),
+    partner=st.text(),
+    rule=st.text(),
+    policy=st.text(),
+    received=st.booleans(),
+    item=st.binary(max_size=64),
+)
+def test_the_plain_encoding_of_the_links_entries_is_the_canonical_form(
+    seq: int, time_ms: int, partner: str, rule: str, policy: str, received: bool, item: bytes
+) -> None:
+    decision = Decision.RECEIVED if received else Decision.RELEASED
+    direction = Direction.IN if received else Direction.OUT
+    name = content_hash(item)
+    e = Entry(seq, time_ms, direction, partner, decision, rule, name, policy)
+    data = encode_plain(decision, partner, rule, policy, name.removeprefix("sha256:"), seq, time_ms)
+    assert data == canonical_json(e) == encode_entry(e)
+    assert decode_entry(data) == e
+
+
+def test_the_plain_encoding_refuses_what_an_entry_refuses() -> None:
+    digest = content_hash(b"x").removeprefix("sha256:")
+    with pytest.raises(EntryError, match="withheld item is not named by sha256"):
+        encode_plain(Decision.WITHHELD, "b", "r", "", digest, 0, 5)
+    with pytest.raises(EntryError, match="sequence -1 is negative"):
+        encode_plain(Decision.RELEASED, "b", "r", "", digest, -1, 5)

@@ -226,3 +226,28 @@ def test_a_released_item_that_is_not_json_is_refused() -> None:
     message = CheckpointMessage(out.checkpoint(1), 0, (leaf_hash(data),), ((0, data),))
     with pytest.raises(ExchangeError, match="released entry 0 is not JSON"):
         PartnerLog(SENDER.verifier).accept(message)
+
+
+def test_a_release_is_read_alike_in_canonical_form_and_in_any_other_json() -> None:
+    # The canonical form is read by a pattern, anything else by json.loads: the same item, and
+    # the same refusal of a release that names another index than its place in the log.
+    from accord.ledger.entry import Decision, Entry, content_hash, encode_entry
+
+    def entry(seq: int, rule: str = 'r\u00e9 "x"', policy: str = "v1") -> bytes:
+        item = content_hash(b"<e/>")
+        return encode_entry(
+            Entry(seq, 5, Direction.OUT, "org-b", Decision.RELEASED, rule, item, policy)
+        )
+
+    canonical = entry(0)
+    spaced = canonical.replace(b'","partner"', b'", "partner"')
+    for data in (canonical, spaced, entry(0, rule="", policy="")):
+        out = Log(SENDER, SENDER.name, "org-b", Direction.OUT, [leaf_hash(data)])
+        message = CheckpointMessage(out.checkpoint(1), 0, (leaf_hash(data),), ((0, data),))
+        (got,) = PartnerLog(SENDER.verifier).accept(message)
+        assert (got.index, got.leaf, got.item) == (0, leaf_hash(data), content_hash(b"<e/>"))
+    for data in (entry(1), entry(1).replace(b'","partner"', b'", "partner"')):
+        out = Log(SENDER, SENDER.name, "org-b", Direction.OUT, [leaf_hash(data)])
+        message = CheckpointMessage(out.checkpoint(1), 0, (leaf_hash(data),), ((0, data),))
+        with pytest.raises(ExchangeError, match="entry 0 is not a release at that index"):
+            PartnerLog(SENDER.verifier).accept(message)

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from accord.ledger.checkpoint import cosign, open_checkpoint, verify_cosignature
-from accord.ledger.entry import Direction, EntryError, content_hash
+from accord.ledger.entry import Decision, Direction, Entry, EntryError, content_hash, encode_entry
 from accord.ledger.log import Log
 from accord.ledger.merkle import verify_consistency, verify_inclusion
 from accord.ledger.note import Signer
@@ -76,3 +76,24 @@ def test_an_entry_of_the_other_direction_does_not_go_in_a_log() -> None:
     with pytest.raises(EntryError, match="a in entry does not go in the out log"):
         out.append(dataclasses.replace(received, seq=0))
     assert out.size == 0
+
+
+def test_the_links_plain_append_writes_the_entries_release_and_append_would() -> None:
+    # The journal's hot path (append_plain) and the Entry path give the same log, entry for
+    # entry: the same bytes, leaves and root, so verification and the exchange see no change.
+    plain = Log(A, "org-a.example", "org-b", Direction.OUT)
+    full = Log(A, "org-a.example", "org-b", Direction.OUT)
+    for i, (rule, policy) in enumerate([("sa", "sha256:v1"), ('r\u00e9"x', ""), ("sa", "v1")]):
+        frame = f"<frame n='{i}'/>".encode()
+        index, leaf, data, item = plain.append_plain(10 + i, Decision.RELEASED, rule, frame, policy)
+        want = full.release(10 + i, rule, frame, policy)
+        assert (index, leaf, data, item) == (want.index, want.leaf, want.data, want.entry.item)
+    assert plain.tree.root() == full.tree.root()
+    mirror = Log(B, "org-b.example", "org-a", Direction.IN)
+    index, leaf, data, item = mirror.append_plain(7, Decision.RECEIVED, "", b"got")
+    entry = Entry(0, 7, Direction.IN, "org-a", Decision.RECEIVED, "", content_hash(b"got"))
+    assert (index, data, item) == (0, encode_entry(entry), entry.item)
+    with pytest.raises(EntryError, match="does not go in the out log"):
+        plain.append_plain(1, Decision.RECEIVED, "", b"x")
+    with pytest.raises(EntryError, match="does not go in the in log"):
+        mirror.append_plain(1, Decision.RELEASED, "sa", b"x")

@@ -107,7 +107,7 @@ def test_the_circle_latitude_precheck_never_changes_the_answer(
     lon=_lon,
     vertices=st.lists(st.tuples(_lat, _lon), min_size=3, max_size=8),
 )
-def test_the_polygon_latitude_bounds_never_change_the_answer(
+def test_the_polygon_latitude_and_longitude_bounds_never_change_the_answer(
     lat: float, lon: float, vertices: list[tuple[float, float]]
 ) -> None:
     polygon = Polygon(tuple(vertices))

@@ -362,3 +362,15 @@ def test_a_geofence_breach_pseudonymises_uids_except_those_the_receiver_released
     assert mark is not None
     assert mark.get("track") == "org-b-pseudonym"  # the receiver's own drone, as released
     assert mark.get("fence") == pseudonym("FENCE-1", SECRET.encode(), "org-b")  # ours
+
+
+def test_a_detail_cut_once_is_cut_alike_for_every_report_and_per_transform() -> None:
+    # The plain cut (no parse) is cached by detail text and transform: a client's next report
+    # with the same detail gets the same children, and another rule's transform its own.
+    plain = '<contact callsign="ALPHA"/><track course="90" speed="3"/><remarks>pilot</remarks>'
+    first = release_with("", plain).event.detail.xml
+    assert release_with("", plain).event.detail.xml == first
+    assert first.startswith('<contact callsign="ALPHA"/><track course="90" speed="3"/><__release')
+    stripped = release_with('strip = ["track"]\n', plain).event.detail.xml
+    assert stripped.startswith('<contact callsign="ALPHA"/><__release')
+    assert release_with("", plain).event.detail.xml == first

@@ -127,16 +127,25 @@ def from_federated(
         wrapper = etree.Element("detail")
         wrapper.append(root)
         root = wrapper
-    contact = root.find("contact")
+    # The first <contact>, <track> and <_flow-tags_> children (what find() returns), in one
+    # pass: ElementPath cost more than the rest of rebuilding the detail.
+    contact = track = tags = None
+    for child in root:
+        tag = child.tag
+        if tag == "contact":
+            contact = child if contact is None else contact
+        elif tag == "track":
+            track = child if track is None else track
+        elif tag == FLOW_TAGS and tags is None:
+            tags = child
     if contact is None and geo.screenName:
         contact = etree.SubElement(root, "contact", callsign=geo.screenName)
     if contact is not None and callsign_prefix and contact.get("callsign"):
         callsign = contact.get("callsign", "")
         if not callsign.startswith(callsign_prefix):
             contact.set("callsign", callsign_prefix + callsign)
-    if root.find("track") is None and (geo.speed or geo.course):
+    if track is None and (geo.speed or geo.course):
         etree.SubElement(root, "track", speed=repr(geo.speed), course=repr(geo.course))
-    tags = root.find(FLOW_TAGS)
     if tags is None:
         tags = etree.SubElement(root, FLOW_TAGS)
     stamp = iso_from_ms(now_ms)

@@ -243,6 +243,7 @@ class LinkConnection:
         taken = 0
         partner, name = self.partner, self.partner.name
         own_id = self._own.server_id
+        own_hop = ((own_id, self._own.name),)  # the provenance of an event that began here
         for item in items:
             event = item.event
             tags = flow_tags(event) if FLOW_TAGS in event.detail.xml else ()
@@ -256,9 +257,12 @@ class LinkConnection:
             if verdict is None or released is None:
                 self.withheld += 1
                 continue
-            provenance = [(t, t) for t in tags if t != own_id]
-            provenance.append((own_id, self._own.name))
-            msg = to_federated(released, provenance, MAX_HOPS)
+            if tags:
+                provenance = [(t, t) for t in tags if t != own_id]
+                provenance += own_hop
+                msg = to_federated(released, provenance, MAX_HOPS)
+            else:
+                msg = to_federated(released, own_hop, MAX_HOPS)
             seq = self._seq_out + 1
             if outbox is not None:
                 msg.accordSeq = seq

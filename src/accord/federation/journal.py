@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from accord.domain.views import Sample
-from accord.ledger.entry import Decision, Direction, Entry, content_hash
+from accord.ledger.entry import Decision, Direction
 from accord.ledger.log import Appended, Log
 from accord.ledger.note import Signer
 from accord.store.contract import Store, StoreError
@@ -38,6 +38,7 @@ CHECKPOINT_ENTRIES = 1000  # a checkpoint at least every this many stored entrie
 CHECKPOINT_S = 10.0  # ...or this often while entries arrive (C5: "every few seconds")
 RETRY_S = 1.0  # wait before retrying a failed store write
 LINGER_S = 0.02  # after a wake-up, for more entries: one transaction per burst, not per turn
+_OUT, _IN = Direction.OUT.value, Direction.IN.value
 
 
 @dataclass(slots=True)
@@ -150,8 +151,11 @@ class LedgerJournal:
     def released(self, partner: str, seq: int, frame: bytes, rule: str, policy: str) -> None:
         out = self._log(partner, Direction.OUT)
         if out is not None:
-            appended = out.release(self._wall_ms(), rule, frame, policy)
-            self._queue_entry(partner, Direction.OUT, appended)
+            index, leaf, data, _ = out.append_plain(
+                self._wall_ms(), Decision.RELEASED, rule, frame, policy
+            )
+            self._queue.append(LedgerEntry(partner, _OUT, index, data, leaf))
+            self._wake.set()
 
     def dropped(self, partner: str, frame: bytes, rule: str, policy: str) -> None:
         out = self._log(partner, Direction.OUT)
@@ -164,13 +168,13 @@ class LedgerJournal:
         if mirror is not None:
             # The mirror names what arrived by the hash of its exact bytes; the partner's
             # entry index and leaf are bound to it by our receipt (ledger_exchange.LedgerExchange).
-            item = content_hash(frame)
-            entry = Entry(
-                mirror.size, self._wall_ms(), Direction.IN, partner, Decision.RECEIVED, "", item
+            index, leaf, data, item = mirror.append_plain(
+                self._wall_ms(), Decision.RECEIVED, "", frame
             )
-            self._queue_entry(partner, Direction.IN, mirror.append(entry))
+            self._queue.append(LedgerEntry(partner, _IN, index, data, leaf))
+            self._wake.set()
             if self.on_received is not None:
-                self.on_received(partner, item, entry.seq)
+                self.on_received(partner, item, index)
 
     # -- writing (off the hot path) ----------------------------------------------------------
     @property

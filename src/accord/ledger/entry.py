@@ -9,6 +9,7 @@ entry in a dispute).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -129,6 +130,36 @@ def encode_entry(entry: Entry) -> bytes:
 
 _VERSION = str(ENTRY_VERSION)
 _quoted = encode_basestring_ascii  # json's C escaper (ensure_ascii), as JSONEncoder uses
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_parts(decision: Decision, partner: str, rule: str, policy: str) -> tuple[str, str, str]:
+    """The text of a plain entry (released or received: no partner index or leaf) around its
+    item hash, its seq and its time, by what a link repeats from entry to entry."""
+    direction = Direction.IN if decision is Decision.RECEIVED else Direction.OUT
+    head = f'{{"decision":"{decision.value}","direction":"{direction.value}","item":"sha256:'
+    middle = f'","partner":{_quoted(partner)}'
+    if policy:
+        middle += f',"policy":{_quoted(policy)}'
+    middle += f',"rule":{_quoted(rule)},"seq":'
+    return head, middle, f',"v":{_VERSION}}}'
+
+
+def encode_plain(
+    decision: Decision, partner: str, rule: str, policy: str, digest: str, seq: int, time_ms: int
+) -> bytes:
+    """:func:`encode_entry` of ``Entry(seq, time_ms, <direction of decision>, partner, decision,
+    rule, "sha256:" + digest, policy)`` for a released or received item (``digest``: the hex
+    SHA-256 of the item's bytes), without building the entry: the link's hot path, one call per
+    frame. The same bytes (a property test checks it against :func:`canonical_json`)."""
+    if decision is not Decision.RELEASED and decision is not Decision.RECEIVED:
+        raise EntryError(f"a {decision} item is not named by sha256:")
+    if seq < 0:
+        raise EntryError(f"sequence {seq} is negative")
+    head, middle, tail = _plain_parts(decision, partner, rule, policy)
+    return "".join(
+        (head, digest, middle, str(int(seq)), ',"time_ms":', str(int(time_ms)), tail)
+    ).encode()
 
 
 def decode_entry(data: bytes) -> Entry:

@@ -8,6 +8,7 @@ and returns receipts for what it received. Nothing here does I/O or reads a cloc
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,11 +20,14 @@ from accord.ledger.entry import (
     EntryError,
     content_hash,
     encode_entry,
+    encode_plain,
     keyed_hash,
 )
 from accord.ledger.merkle import Tree, leaf_hash
 from accord.ledger.note import Signer
 from accord.ledger.receipt import Receipt, sign_receipt
+
+_sha256 = hashlib.sha256
 
 
 def origin_for(server: str, partner: str, direction: Direction | str) -> str:
@@ -85,6 +89,21 @@ class Log:
     def release(self, time_ms: int, rule: str, sent: bytes, policy: str = "") -> Appended:
         """``sent``: the exact bytes that go to the partner."""
         return self._new(time_ms, Decision.RELEASED, rule, content_hash(sent), policy)
+
+    def append_plain(
+        self, time_ms: int, decision: Decision, rule: str, item: bytes, policy: str = ""
+    ) -> tuple[int, bytes, bytes, str]:
+        """:meth:`release` (or a mirror entry with no partner index, as the link's journal
+        makes them) without the :class:`Appended` and :class:`Entry` values: the link's hot
+        path. Returns (index, leaf hash, entry bytes, item name); the same entry bytes."""
+        if (decision is Decision.RECEIVED) != (self.direction is Direction.IN):
+            raise EntryError(f"a {decision} entry does not go in the {self.direction} log")
+        digest = _sha256(item).hexdigest()
+        index = self.tree.size
+        data = encode_plain(decision, self.partner, rule, policy, digest, index, time_ms)
+        leaf = _sha256(b"\x00" + data).digest()
+        self.tree.append(leaf)
+        return index, leaf, data, "sha256:" + digest
 
     def withhold(
         self, time_ms: int, rule: str, item: bytes, secret: bytes, policy: str = ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from accord.policy.model import Circle, Polygon, Shape
 
@@ -54,30 +54,43 @@ def _in_ring(lat: float, lon: float, ring: tuple[tuple[float, float], ...]) -> b
 
 
 # Per polygon (held by its entry, so that its id is not reused while cached): the unwrapped
-# ring and its latitude bounds. Hashing the vertex tuple for an lru_cache cost more than the
-# ray casting of a small polygon.
-_RINGS: dict[int, tuple[Polygon, tuple[tuple[float, float], ...], float, float]] = {}
+# ring, its latitude bounds and the longitude shifts whose images of the point can fall inside
+# it. Hashing the vertex tuple for an lru_cache cost more than the ray casting of a small
+# polygon.
+_RINGS: dict[
+    int, tuple[Polygon, tuple[tuple[float, float], ...], float, float, tuple[float, ...]]
+] = {}
 MAX_CACHED_POLYGONS = 1024
 
 
-def _ring(polygon: Polygon) -> tuple[tuple[tuple[float, float], ...], float, float]:
+def _ring(
+    polygon: Polygon,
+) -> tuple[tuple[tuple[float, float], ...], float, float, tuple[float, ...]]:
     hit = _RINGS.get(id(polygon))
     if hit is None or hit[0] is not polygon:
         if len(_RINGS) >= MAX_CACHED_POLYGONS:
             _RINGS.clear()
         ring = _unwrapped(polygon.vertices)
         lats = [lat for lat, _ in ring]
-        hit = _RINGS[id(polygon)] = (polygon, ring, min(lats), max(lats))
-    return hit[1], hit[2], hit[3]
+        lons = [lon for _, lon in ring]
+        # A point's longitude is in [-180, 180]; its image shifted by s can be inside only
+        # if lon + s can reach the ring's longitude span: a ring within [-180, 180] (most)
+        # needs the point itself only.
+        west, east = min(lons), max(lons)
+        shifts = tuple(s for s in (0.0, 360.0, -360.0) if west <= 180.0 + s and east >= s - 180.0)
+        hit = _RINGS[id(polygon)] = (polygon, ring, min(lats), max(lats), shifts)
+    return hit[1], hit[2], hit[3], hit[4]
 
 
 def in_polygon(lat: float, lon: float, polygon: Polygon) -> bool:
     """Whether the point lies inside; edges are straight in lat/lon (rhumb-like, not geodesic)."""
-    ring, south, north = _ring(polygon)
+    ring, south, north, shifts = _ring(polygon)
     if lat < south or lat >= north:
         return False  # no edge crosses the point's latitude: the ray casting says outside
     # The unwrapped ring may extend past +-180; test the point at each of its images.
-    return any(_in_ring(lat, lon + shift, ring) for shift in (0.0, 360.0, -360.0))
+    if len(shifts) == 1:
+        return _in_ring(lat, lon, ring)
+    return any(_in_ring(lat, lon + shift, ring) for shift in shifts)
 
 
 # Slack on the latitude pre-check of a circle, far beyond any rounding of the haversine.
@@ -98,9 +111,9 @@ def contains(shape: Shape, lat: float, lon: float) -> bool:
     return in_polygon(lat, lon, shape)
 
 
-@dataclass(frozen=True, slots=True)
-class Cell:
-    """One grid cell: bounds and centre in degrees, and the farthest a point in it can be."""
+class Cell(NamedTuple):
+    """One grid cell: bounds and centre in degrees, and the farthest a point in it can be (a
+    tuple: one is made per coarsened release, and a frozen dataclass cost twice as much)."""
 
     south: float
     west: float

@@ -18,7 +18,7 @@ from lxml import etree
 
 from accord.cot.model import UNKNOWN_THRESHOLD, CotEvent, Detail, Point, iso_from_ms
 from accord.cot.xml import format_number, inspect_detail, parse_fragment
-from accord.policy.geo import grid_cell
+from accord.policy.geo import Cell, grid_cell
 from accord.policy.model import RELEASE_TAG, Transform
 
 # 96 bits of HMAC: collisions among a partner's uids are negligible below ~10^12 uids, and the
@@ -46,21 +46,23 @@ def _known(value: float) -> bool:
     return value < UNKNOWN_THRESHOLD
 
 
-def coarsen(point: Point, grid_m: float, altitude_m: float) -> Point:
+def coarsen(point: Point, grid_m: float, altitude_m: float, cell: Cell | None = None) -> Point:
     """Snap to the centre of the grid cell; ce at least the cell's centre-to-corner distance.
 
     hae is rounded to a multiple of ``altitude_m`` and le raised to at least half of it (the
-    largest error rounding adds). Unknown values (9999999) stay unknown.
+    largest error rounding adds). Unknown values (9999999) stay unknown. ``cell``: the point's
+    cell of that grid, when the caller has it already.
     """
     lat, lon, ce, hae, le = point.lat, point.lon, point.ce, point.hae, point.le
     if grid_m > 0:
-        cell = grid_cell(lat, lon, grid_m)
+        if cell is None:
+            cell = grid_cell(lat, lon, grid_m)
         lat, lon = cell.lat, cell.lon
         ce = max(ce, math.ceil(cell.radius_m)) if _known(ce) else ce
     if altitude_m > 0 and _known(hae):
         hae = round(hae / altitude_m) * altitude_m
         le = max(le, altitude_m / 2) if _known(le) else le
-    return Point(lat=lat, lon=lon, hae=hae, ce=ce, le=le)
+    return Point(lat, lon, hae, ce, le)
 
 
 def coarsen_text(text: str, grid_m: float, altitude_m: float) -> str | None:
@@ -162,8 +164,78 @@ def _rewrite_plain(
     keep or strip whole, none of them one that routing reads. The decoder already parsed the
     detail and serialised its children (cot.xml), so they are cut out of that text; None when
     the text is not in that plain shape and the parsing path must decide."""
-    children = split_children(detail.xml)
-    if children is None or _ATTR_UNSAFE.search("".join(marking.values())):
+    if _ATTR_UNSAFE.search("".join(marking.values())):
+        return None
+    return plain_release(detail, transform, release_element(marking))
+
+
+def release_element(marking: dict[str, str]) -> str:
+    """The ``<__release>`` element of ``marking`` as the plain path writes it (values that
+    need no escaping: :func:`marking_plain` says whether they do)."""
+    attrs = "".join(f' {name}="{value}"' for name, value in marking.items())
+    return f"<{RELEASE_TAG}{attrs}/>"
+
+
+def marking_plain(marking: dict[str, str]) -> bool:
+    """Whether the marking's values can be written without escaping (the plain path)."""
+    return _ATTR_UNSAFE.search("".join(marking.values())) is None
+
+
+def plain_release(
+    detail: Detail, transform: Transform, mark: str
+) -> tuple[Detail, tuple[str, ...]] | None:
+    """The detail as released: its kept children (cut once per detail text, see
+    :func:`plain_cut`) and ``mark`` (the ``<__release>`` element's text) after them; None
+    when the detail takes the parsing path."""
+    cut = plain_cut(detail.xml, transform)
+    if cut is None:
+        return None
+    kept, done = cut
+    d = detail  # built directly: dataclasses.replace costs more than the rest of the cut
+    out = Detail(kept + mark, d.contact, d.dests, d.has_marti, d.chat, d.takcontrol)
+    return out, done
+
+
+# The plain cut by (transform, detail text): a client repeats its detail from report to report
+# (an SA's point and times change, rarely its detail), so the scan is done once per text.
+# Bounded (cleared when full); long details are not kept.
+# Keyed by the transform's id (hashing the Transform cost more than the lookup), which the
+# transform's entry in _CUT_TRANSFORMS keeps from being reused while the cuts are cached.
+_CUTS: dict[tuple[int, str], tuple[str, tuple[str, ...]] | None] = {}
+_CUT_TRANSFORMS: dict[int, Transform] = {}
+CUT_ENTRIES = 4096
+CUT_MAX_CHARS = 4096
+_MARK_DONE = f"mark <{RELEASE_TAG}>"
+
+
+def plain_cut(xml: str, transform: Transform) -> tuple[str, tuple[str, ...]] | None:
+    """The kept children's text of a plain detail and what was done (ending with the marking),
+    or None when the detail must be parsed (see :func:`split_children`)."""
+    key = (id(transform), xml)
+    if _CUT_TRANSFORMS.get(key[0]) is transform:
+        try:
+            return _CUTS[key]
+        except KeyError:
+            pass
+    cut = _cut(xml, transform)
+    if len(xml) <= CUT_MAX_CHARS:
+        if len(_CUTS) >= CUT_ENTRIES or (
+            key[0] not in _CUT_TRANSFORMS and len(_CUT_TRANSFORMS) >= CUT_ENTRIES
+        ):
+            _CUTS.clear()
+            _CUT_TRANSFORMS.clear()
+        if _CUT_TRANSFORMS.setdefault(key[0], transform) is not transform:
+            # An id reused by a new transform: what was cut for the old one is not its.
+            _CUTS.clear()
+            _CUT_TRANSFORMS.clear()
+            _CUT_TRANSFORMS[key[0]] = transform
+        _CUTS[key] = cut
+    return cut
+
+
+def _cut(xml: str, transform: Transform) -> tuple[str, tuple[str, ...]] | None:
+    children = split_children(xml)
+    if children is None:
         return None
     kept: list[str] = []
     done: list[str] = []
@@ -175,12 +247,8 @@ def _rewrite_plain(
                 done.append(f"strip <{tag}>")
             continue
         kept.append(text)
-    attrs = "".join(f' {name}="{value}"' for name, value in marking.items())
-    kept.append(f"<{RELEASE_TAG}{attrs}/>")
-    done.append(f"mark <{RELEASE_TAG}>")
-    d = detail  # built directly: dataclasses.replace costs more than the rest of the cut
-    out = Detail("".join(kept), d.contact, d.dests, d.has_marti, d.chat, d.takcontrol)
-    return out, tuple(done)
+    done.append(_MARK_DONE)
+    return "".join(kept), tuple(done)
 
 
 def split_children(xml: str) -> list[tuple[str, str]] | None:

@@ -171,7 +171,11 @@ class MissionBook:
             if mission.change_count > first:
                 rows = await self.store.mission_changes(guid)
                 numbered = [(r.seq, decode_change(r.doc)) for r in rows if r.seq > first]
-            logs = [e for k, e in mission.logs.items() if old is None or old.logs.get(k) != e]
+            logs: list[LogEntry | LogRemoved] = [
+                e for k, e in mission.logs.items() if old is None or old.logs.get(k) != e
+            ]
+            if old is not None:  # removed on the other node: gone from the partners' too
+                logs += [LogRemoved(e) for k, e in old.logs.items() if k not in mission.logs]
             if numbered or logs:
                 self.on_change(mission, numbered, logs, "")
         for guid, old in before.items():

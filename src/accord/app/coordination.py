@@ -82,3 +82,17 @@ async def start_cluster(running: Running, config: Config) -> None:
         running.stack.push_async_callback(running.tasks.stop, task)
     hub.bus = bus.routed
     running.probes.sources.append(bus)
+    if config.cluster.hub_domain:
+        start_leaf(running, config, bus)
+
+
+def start_leaf(running: Running, config: Config, bus: object) -> None:
+    """A base on a leaf NATS: catch up with the main cluster's domain after a cut."""
+    from accord.cluster.leaf import LeafLink
+
+    leaf = running.cluster_leaf = LeafLink(
+        bus, config.cluster.hub_domain, max_depth=config.max_depth
+    )
+    task = running.tasks.start("cluster leaf", leaf.run, Policy.RESTART)
+    running.stack.push_async_callback(running.tasks.stop, task)
+    running.probes.sources.append(leaf)

@@ -81,6 +81,7 @@ class Running:
     tokens: TokenService | None = None  # signs every token the server issues (app.http)
     signin: SignIn | None = None  # the password check of every port, one set of limits
     cluster: Any = None  # the NATS bus (accord.cluster.bus.Bus) with a [cluster]; else None
+    cluster_leaf: Any = None  # a base's catch-up (accord.cluster.leaf.LeafLink); else None
     record: Path | None = None  # <data_dir>/running.json, removed at close
     coordination: Coordination | None = None  # separation alerts (issue 14)
     web_feed: FeedSettings | None = None  # shared by the web app's sessions on both ports

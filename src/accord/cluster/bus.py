@@ -376,3 +376,14 @@ class Bus:
             "degraded": self.degraded,
             "caught_up": self.caught_up,
         }
+
+    # -- for the leaf catch-up (cluster/leaf.py) -------------------------------------------------
+    @property
+    def nats(self) -> Any:
+        """The NATS connection (None before ``connect`` and after ``close``)."""
+        return self._nc
+
+    def deliver_stored(self, headers: dict[str, str] | None, payload: bytes) -> bool:
+        """A message read from a stream, handed to the hub as a live one would be (dropped if
+        this node published it or delivered it already)."""
+        return self._deliver(headers, payload)

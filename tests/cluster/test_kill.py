@@ -338,3 +338,61 @@ async def test_kill_9_a_node_uploads_it_answered_are_kept_on_shared_postgres(
             times = await _kill_under_load(pair, uploads=True)
     print(f"failover after kill -9 (shared PostgreSQL): {times}")
     assert times["failover_s"] < FAILOVER_BOUND_S
+
+
+async def _serving(nats_cluster: NatsCluster, client_name: str) -> int:
+    """Index of the NATS server that the client named ``client_name`` is connected to."""
+    for i, server in enumerate(nats_cluster.nodes):
+        if not server.running:
+            continue
+        connz = await server.monitor("connz")
+        names = {str(c.get("name", "")) for c in connz.get("connections", [])}  # type: ignore[union-attr]
+        if client_name in names:
+            return i
+    return -1
+
+
+@pytest.mark.slow
+async def test_kill_9_a_nats_node_under_load_routing_and_the_stream_go_on(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    with two_nodes(nats_cluster, tmp_path, "") as pair:
+        await start_pair(pair)
+        on_a = [
+            Mobile(f"a{i}", new_uid(), tls, await CotClient.connect(pair.a.ports["tls"], tls=tls))
+            for i in range(CLIENTS_PER_NODE)
+            for tls in [pair.tls(f"a{i}")]
+        ]
+        on_b = [
+            Mobile(f"b{i}", new_uid(), tls, await CotClient.connect(pair.b.ports["tls"], tls=tls))
+            for i in range(CLIENTS_PER_NODE)
+            for tls in [pair.tls(f"b{i}")]
+        ]
+        everyone = on_a + on_b
+        async with running(on_a, spare=pair.b.ports["tls"]), running(on_b, pair.a.ports["tls"]):
+            await wait_until(
+                lambda: all(len(m.seen) == len(everyone) - 1 for m in everyone),
+                timeout_s=30,
+                what="every client hears every other",
+            )
+            await asyncio.sleep(LOAD_S)  # the load runs on: what a fixed time is for here
+            index = await _serving(nats_cluster, "accord node-a")
+            assert index >= 0, "node A is connected to none of the NATS servers"
+            at_kill = {m.uid: m.seq for m in everyone}
+            await nats_cluster.nodes[index].stop(kill=True)
+            # Routing goes on: every client hears every other's SAs sent after the kill.
+            await wait_until(
+                lambda: all(
+                    m.seen.get(o.uid, 0) > at_kill[o.uid]
+                    for m in everyone
+                    for o in everyone
+                    if o is not m
+                ),
+                timeout_s=30,
+                what="every client hears the others after the NATS kill",
+            )
+            # No client was dropped by an Accord node, and the stream (3 replicas) answers.
+            assert not any(m.lost.is_set() for m in everyone)
+            survivors = tuple(n.spec.url for n in nats_cluster.nodes if n.running)
+            kept = await stream_latest(survivors, [m.uid for m in on_a])
+            assert all(kept[m.uid] > at_kill[m.uid] for m in on_a)

@@ -119,7 +119,7 @@ async def _start(tmp_path: Path, attempt: int) -> Base:
     hub_specs = specs(["n1", "n2", "n3"], tmp_path / f"nats{attempt}")
     leaf_ports = [free_port() for _ in hub_specs]
     hub = [
-        ConfiguredNats(s, hub_conf(s, domain="hub", leaf_port=p, peers=hub_specs))
+        ConfiguredNats(s, hub_conf(s, domain="hub", leaf_port=p, peers=hub_specs, advertise=False))
         for s, p in zip(hub_specs, leaf_ports, strict=True)
     ]
     link = CuttableLink(leaf_ports[0])

@@ -70,7 +70,7 @@ def test_nats_configs_name_the_domain_and_the_leaf_remote(tmp_path: Path) -> Non
     assert 'reconnect: "1s"' in leaf
     peer = NodeSpec("n2", 4223, 6223, 8223, tmp_path / "n2")
     hub = hub_conf(spec, domain="hub", leaf_port=7422, peers=[spec, peer])
-    assert "leafnodes { listen: 127.0.0.1:7422 }" in hub
+    assert "leafnodes { listen: 127.0.0.1:7422, no_advertise: false }" in hub
     assert '"nats://127.0.0.1:6223"' in hub
     assert '6222"' not in hub.split("routes")[1]  # not routed to itself
 

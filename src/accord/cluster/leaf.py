@@ -123,16 +123,25 @@ def leaf_conf(spec: NodeSpec, *, domain: str, remotes: list[str], reconnect_s: f
 
 
 def hub_conf(
-    spec: NodeSpec, *, domain: str, leaf_port: int, peers: list[NodeSpec], cluster: str = "accord"
+    spec: NodeSpec,
+    *,
+    domain: str,
+    leaf_port: int,
+    peers: list[NodeSpec],
+    cluster: str = "accord",
+    advertise: bool = True,
 ) -> str:
     """``nats-server -c`` text for a main-cluster server in JetStream domain ``domain`` that
-    accepts leaf nodes on ``leaf_port``, routed to ``peers``."""
+    accepts leaf nodes on ``leaf_port``, routed to ``peers``. With ``advertise`` it tells its
+    leaves the other servers' leafnode ports (to fail over to); a test whose only uplink is a
+    link it cuts turns that off, or the leaf would reconnect around the cut."""
     text = (
         f"server_name: {spec.name}\n"
         f"listen: 127.0.0.1:{spec.client_port}\n"
         f"http: 127.0.0.1:{spec.monitor_port}\n"
         f'jetstream {{ domain: "{domain}", store_dir: "{spec.store}" }}\n'
-        f"leafnodes {{ listen: 127.0.0.1:{leaf_port} }}\n"
+        f"leafnodes {{ listen: 127.0.0.1:{leaf_port}, "
+        f"no_advertise: {str(not advertise).lower()} }}\n"
     )
     routes = [f'"nats://127.0.0.1:{p.cluster_port}"' for p in peers if p != spec]
     if routes:

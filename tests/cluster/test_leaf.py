@@ -21,6 +21,7 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.js.errors import NotFoundError
 
 from accord.cluster.leaf import ConfiguredNats, hub_conf, leaf_conf
 from accord.cluster.natsd import NatsServerError, free_port, specs
@@ -201,8 +202,8 @@ class Member:
         await wait_until(heard, timeout_s=20, what=f"{self.name} heard by the others")
 
 
-async def _member(node: Server, name: str) -> Member:
-    cert, key = node.client_cert(name, GROUP)
+async def _member(node: Server, name: str, group: str = GROUP) -> Member:
+    cert, key = node.client_cert(name, group)
     tls = client_tls_context(cert, key, node.pki.ca_cert)
     return Member(name, new_uid(), await CotClient.connect(node.port("tls"), tls=tls))
 
@@ -246,6 +247,26 @@ async def test_a_cut_base_works_alone_then_both_sides_catch_up_once(
             assert bravo.latest(alpha.uid) < last_alpha
             assert alpha.latest(bravo.uid) < last_bravo
             last_charlie = charlie.seq
+            # A newcomer on the base gets the latest SA from the base's own stream, cut: a Red
+            # contact on B1, a Red newcomer on B2 (which heard no Red before).
+            red = await _member(b1, "red", "Red")
+            await red.send()
+            conn = await nats.connect(leaf_url)
+            try:
+                subject = sa_subject(ORG, "Red", red.uid)
+
+                async def in_base_stream() -> bool:
+                    try:
+                        await conn.jetstream().get_last_msg(sa_stream(ORG), subject)
+                    except NotFoundError:
+                        return False
+                    return True
+
+                await wait_until(in_base_stream, what="the Red SA in the base's stream")
+            finally:
+                await conn.close()
+            newcomer = await _member(b2, "red-newcomer", "Red")
+            await newcomer.client.recv_until(lambda e: e.uid == red.uid)
 
             # Heal: each side gets the other's latest SAs, once.
             base.link.heal()

@@ -33,6 +33,8 @@ from pathlib import Path
 import httpx
 import nats
 import pytest
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import ServiceUnavailableError
 
 from accord.cluster.subjects import sa_stream, sa_subject
 from accord.cot.model import CotEvent
@@ -177,6 +179,11 @@ class Mobile:
     seen: dict[str, int] = field(default_factory=dict)
     lost: asyncio.Event = field(default_factory=asyncio.Event)
     back: asyncio.Event = field(default_factory=asyncio.Event)
+    retired: list[CotClient] = field(default_factory=list)  # the connection to a killed node
+
+    async def close(self) -> None:
+        for client in [*self.retired, self.client]:
+            await client.close()
 
     async def send_loop(self) -> None:
         while True:
@@ -196,6 +203,7 @@ class Mobile:
                 if self.back.is_set() or self.lost.is_set():
                     raise AssertionError(f"{self.name} lost its connection twice")
                 self.lost.set()
+                self.retired.append(self.client)
                 self.client = await CotClient.connect(spare, tls=self.tls)
                 self.back.set()
                 continue
@@ -204,14 +212,26 @@ class Mobile:
 
 
 async def stream_latest(urls: tuple[str, ...], uids: list[str]) -> dict[str, int]:
-    """The sequence of each uid's last SA in the latest-SA stream (what the cluster kept)."""
+    """The sequence of each uid's last SA in the latest-SA stream (what the cluster kept).
+    Right after a NATS server is killed the stream may be electing a new leader: requests
+    that time out meanwhile are tried again."""
     conn = await nats.connect(list(urls))
     try:
-        js = conn.jetstream()
-        latest = {}
-        for uid in uids:
-            msg = await js.get_last_msg(sa_stream(ORG), sa_subject(ORG, GROUP, uid))
-            latest[uid] = seq_of(decode_xml(msg.data or b""))
+        js = conn.jetstream(timeout=2.0)
+        latest: dict[str, int] = {}
+
+        async def read() -> bool:
+            for uid in uids:
+                if uid in latest:
+                    continue
+                try:
+                    msg = await js.get_last_msg(sa_stream(ORG), sa_subject(ORG, GROUP, uid))
+                except (NatsTimeoutError, ServiceUnavailableError):
+                    return False
+                latest[uid] = seq_of(decode_xml(msg.data or b""))
+            return True
+
+        await wait_until(read, timeout_s=30, what="the SA stream answers")
         return latest
     finally:
         await conn.close()
@@ -219,14 +239,18 @@ async def stream_latest(urls: tuple[str, ...], uids: list[str]) -> dict[str, int
 
 @contextlib.asynccontextmanager
 async def running(mobiles: list[Mobile], spare: int) -> AsyncIterator[None]:
-    async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(m.send_loop()) for m in mobiles]
-        tasks += [tg.create_task(m.read_loop(spare)) for m in mobiles]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(m.send_loop()) for m in mobiles]
+            tasks += [tg.create_task(m.read_loop(spare)) for m in mobiles]
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+    finally:
+        for mobile in mobiles:
+            await mobile.close()
 
 
 async def _kill_under_load(pair: Pair, uploads: bool) -> dict[str, float]:

@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -130,6 +131,7 @@ class ClusterConfig:
     node: str = ""  # this node's name on the bus; empty = the first server_name
     org: str = "default"  # the organisation: its subjects and streams
     sa_replicas: int = 1  # copies of the latest-SA stream (3 on a 3-node cluster survives one)
+    hub_domain: str = ""  # a base on a leaf NATS: the main cluster's JetStream domain
 
     @property
     def enabled(self) -> bool:
@@ -139,7 +141,7 @@ class ClusterConfig:
 def parse_cluster(raw: object, source: str) -> ClusterConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: cluster must be a [cluster] table (config file only)")
-    unknown = set(raw) - {"urls", "node", "org", "sa_replicas"}
+    unknown = set(raw) - {"urls", "node", "org", "sa_replicas", "hub_domain"}
     if unknown:
         raise ConfigError(f"{source}: [cluster] unknown key(s) {sorted(unknown)}")
     urls = raw.get("urls", [])
@@ -152,7 +154,13 @@ def parse_cluster(raw: object, source: str) -> ClusterConfig:
         raise ConfigError(f"{source}: [cluster] node and org must be strings (org non-empty)")
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= 5:
         raise ConfigError(f"{source}: [cluster] sa_replicas must be 1 to 5")
-    return ClusterConfig(tuple(urls), node, org, replicas)
+    hub_domain = raw.get("hub_domain", "")
+    if not isinstance(hub_domain, str) or not re.fullmatch(r"[A-Za-z0-9_-]*", hub_domain):
+        raise ConfigError(
+            f"{source}: [cluster] hub_domain must be a JetStream domain name "
+            "(letters, digits, _ and -)"
+        )
+    return ClusterConfig(tuple(urls), node, org, replicas, hub_domain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +363,8 @@ class Config:
         default_factory=ClusterConfig,
         metadata={
             "doc": "[cluster] table: urls (NATS servers), node (this node's name), org, "
-            "sa_replicas (TOML only; no urls = one process, no NATS)"
+            "sa_replicas, hub_domain (a base on a leaf NATS: the main cluster's JetStream domain) "
+            "(TOML only; no urls = one process, no NATS)"
         },
     )
     # -- logs --------------------------------------------------------------------------------

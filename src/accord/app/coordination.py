@@ -114,6 +114,8 @@ async def start_cluster(running: Running, config: Config) -> None:
         # The node that received an event from its client writes it to the shared store.
         hub.stored_elsewhere = bus.relayed
         _share_missions(running, config, bus)
+    if config.cluster.hub_domain:
+        start_leaf(running, config, bus)
 
 
 def cluster_changed(running: Running) -> asyncio.Event | None:
@@ -156,3 +158,15 @@ def _share_missions(running: Running, config: Config, bus: Any) -> None:
     running.probes.sources.append(sync)
     task = running.tasks.start("cluster mission notices", sync.run, Policy.RESTART)
     running.stack.push_async_callback(running.tasks.stop, task)
+
+
+def start_leaf(running: Running, config: Config, bus: object) -> None:
+    """A base on a leaf NATS: catch up with the main cluster's domain after a cut."""
+    from accord.cluster.leaf import LeafLink
+
+    leaf = running.cluster_leaf = LeafLink(
+        bus, config.cluster.hub_domain, max_depth=config.max_depth
+    )
+    task = running.tasks.start("cluster leaf", leaf.run, Policy.RESTART)
+    running.stack.push_async_callback(running.tasks.stop, task)
+    running.probes.sources.append(leaf)

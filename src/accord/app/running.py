@@ -100,9 +100,9 @@ class Running:
     signin: SignIn | None = None  # the password check of every port, one set of limits
     cluster: Any = None  # the NATS bus (accord.cluster.bus.Bus) with a [cluster]; else None
     cluster_status: Any = None  # its status node (accord.cluster.status.StatusNode), or None
-
     lease: Any = None  # the partner-link lease (accord.cluster.lease.LeaseKeeper) in a cluster
     started: asyncio.Event = field(default_factory=asyncio.Event)  # set once start() is done
+    cluster_leaf: Any = None  # a base's catch-up (accord.cluster.leaf.LeafLink); else None
     record: Path | None = None  # <data_dir>/running.json, removed at close
     coordination: Coordination | None = None  # separation alerts (issue 14)
     web_feed: FeedSettings | None = None  # shared by the web app's sessions on both ports

@@ -553,3 +553,14 @@ class Bus:
             "remote_contacts": len(self.presence.table.remote()) if self.presence else 0,
             "state_applied": self.shared.applied if self.shared else 0,
         }
+
+    # -- for the leaf catch-up (cluster/leaf.py) -------------------------------------------------
+    @property
+    def nats(self) -> Any:
+        """The NATS connection (None before ``connect`` and after ``close``)."""
+        return self._nc
+
+    def deliver_stored(self, headers: dict[str, str] | None, payload: bytes) -> bool:
+        """A message read from a stream, handed to the hub as a live one would be (dropped if
+        this node published it or delivered it already)."""
+        return self._deliver(headers, payload)

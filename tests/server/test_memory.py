@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
-from accord.server.memory import RECLAIM_MIN_PEAK_SESSIONS, Reclaim, release_memory
+from accord.cot.model import ms_from_iso
+from accord.server.memory import (
+    RECLAIM_MIN_PEAK_SESSIONS,
+    Reclaim,
+    clear_caches,
+    release_memory,
+)
 
 
 async def settle(reclaim: Reclaim, runs: int) -> None:
@@ -39,3 +46,25 @@ async def test_a_handful_of_clients_coming_and_going_is_not_a_storm() -> None:
 
 def test_release_memory_runs_here() -> None:
     release_memory()  # gc + malloc_trim where glibc has it; must never fail
+
+
+def test_release_memory_empties_accords_caches_and_no_one_elses() -> None:
+    # A storm's end refills the hot path's caches with objects scattered over arenas that
+    # would otherwise stay resident (issue 13 §2): the release empties them.
+    for second in range(100):
+        ms_from_iso(f"2026-12-03T10:00:{second % 60:02d}.{second:03d}Z")
+    assert ms_from_iso.cache_info().currsize == 100
+
+    @functools.lru_cache(maxsize=8)
+    def elsewhere(x: int) -> int:
+        return x
+
+    elsewhere.__module__ = "not_accord"
+    elsewhere(1)
+    assert clear_caches() >= 1
+    assert ms_from_iso.cache_info().currsize == 0
+    assert elsewhere.cache_info().currsize == 1
+    assert ms_from_iso("2026-12-03T10:00:01.001Z") == 1_796_292_001_001  # refills as before
+    ms_from_iso("2026-12-03T10:00:02.002Z")
+    release_memory()
+    assert ms_from_iso.cache_info().currsize == 0

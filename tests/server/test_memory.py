@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 
+import pytest
+
 from accord.cot.model import ms_from_iso
+from accord.server import memory
 from accord.server.memory import (
     RECLAIM_MIN_PEAK_SESSIONS,
     Reclaim,
+    allocator_restart,
     clear_caches,
     release_memory,
 )
@@ -68,3 +72,26 @@ def test_release_memory_empties_accords_caches_and_no_one_elses() -> None:
     ms_from_iso("2026-12-03T10:00:02.002Z")
     release_memory()
     assert ms_from_iso.cache_info().currsize == 0
+
+
+ARGV = ["/venv/bin/python", "/venv/bin/accord", "serve", "--data-dir", "d"]
+
+
+def test_serve_restarts_itself_on_the_c_allocator_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "_TRIM", lambda pad: 1)  # as on glibc
+    restart = allocator_restart("malloc", {"HOME": "/root"}, ARGV, "/venv/bin/python")
+    assert restart == ("/venv/bin/python", ARGV, {"HOME": "/root", "PYTHONMALLOC": "malloc"})
+    assert restart is not None
+    # The restarted process has PYTHONMALLOC: it does not restart again.
+    assert allocator_restart("malloc", restart[2], ARGV, "/venv/bin/python") is None
+
+
+def test_the_allocator_is_left_alone_when_configured_set_or_pointless(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(memory, "_TRIM", lambda pad: 1)
+    assert allocator_restart("pymalloc", {}, ARGV, "/venv/bin/python") is None
+    assert allocator_restart("malloc", {"PYTHONMALLOC": "debug"}, ARGV, "/p") is None
+    assert allocator_restart("malloc", {}, ARGV, "") is None  # embedded: no interpreter
+    monkeypatch.setattr(memory, "_TRIM", None)  # no glibc: nothing returns the pages
+    assert allocator_restart("malloc", {}, ARGV, "/venv/bin/python") is None

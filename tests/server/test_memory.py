@@ -95,3 +95,31 @@ def test_the_allocator_is_left_alone_when_configured_set_or_pointless(
     assert allocator_restart("malloc", {}, ARGV, "") is None  # embedded: no interpreter
     monkeypatch.setattr(memory, "_TRIM", None)  # no glibc: nothing returns the pages
     assert allocator_restart("malloc", {}, ARGV, "/venv/bin/python") is None
+
+
+class _Trimmed(Exception):
+    pass
+
+
+async def test_free_pages_are_returned_periodically() -> None:
+    calls: list[int] = []
+
+    def trim(pad: int) -> int:
+        calls.append(pad)
+        if len(calls) == 3:
+            raise _Trimmed
+        return 1
+
+    async with asyncio.timeout(5):
+        with pytest.raises(_Trimmed):
+            await memory.trim_periodically(0.001, trim)
+    assert calls == [0, 0, 0]
+
+
+async def test_periodic_trim_refuses_to_run_without_malloc_trim(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(memory, "_TRIM", None)
+    assert not memory.can_trim()
+    with pytest.raises(RuntimeError, match="can_trim"):
+        await memory.trim_periodically(0.001)

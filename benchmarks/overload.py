@@ -176,9 +176,9 @@ def one_run(label: str, cmd: list[str], args: argparse.Namespace) -> dict[str, A
 def print_table(results: list[dict[str, Any]]) -> None:
     print(
         "| code | RSS alone | + watchers (baseline) | peak | after idle | back within 20 % "
-        "| after watchers left | delivered/s |"
+        "| after watchers left | delivered/s | server CPU | p99 |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         back = r["back_within_20pct_s"]
         back_s = f"{back:.0f} s" if back is not None else "not within the window"
@@ -187,9 +187,9 @@ def print_table(results: list[dict[str, Any]]) -> None:
             f"| {r['code']} | {r['rss_alone_mib']:.0f} MiB | {r['rss_baseline_mib']:.0f} MiB "
             f"| {r['rss_peak_mib']:.0f} MiB | {r['rss_after_idle_mib']:.0f} MiB | {back_s} "
             f"| {r['rss_after_gone_mib']:.0f} MiB "
-            f"| {delivered:,.0f} |"
+            f"| {delivered:,.0f} | {r['server_cpu_pct'] or 0:.0f} % | {r['p99_ms'] or 0:.0f} ms |"
             if delivered is not None
-            else f"| {r['code']} | … | … | … | … | {back_s} | … | n/a |"
+            else f"| {r['code']} | … | … | … | … | {back_s} | … | n/a | n/a | n/a |"
         )
 
 
@@ -202,6 +202,14 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=60.0, help="s idle, watchers connected")
     parser.add_argument("--idle-after", type=float, default=20.0, help="s idle after they left")
     parser.add_argument("--before-src", help="a source tree (its src/) to measure first")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=VAR=VALUE",
+        help="also run the code under test with VAR=VALUE in its environment, before it "
+        "(e.g. pymalloc=ACCORD_ALLOCATOR=pymalloc); repeatable",
+    )
     parser.add_argument("--json", help="write the results (with every RSS sample) here")
     args = parser.parse_args()
     raise_nofile_limit()
@@ -213,6 +221,11 @@ def main() -> int:
     if after is None:
         print("accord is not installed", file=sys.stderr)
         return 2
+    for variant in args.variant:
+        label, _, assignment = variant.partition("=")
+        if "=" not in assignment:
+            parser.error(f"--variant {variant!r}: use LABEL=VAR=VALUE")
+        runs.append((f"after, {label}", ["env", assignment, *after]))
     runs.append(("after", after))
     results = []
     for label, cmd in runs:

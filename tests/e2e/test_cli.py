@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from accord.cot.xml import encode_xml
+from accord.server import memory
 from tests.e2e.clients import sa
 from tests.e2e.conftest import Served
 
@@ -453,3 +454,21 @@ def test_cert_list_on_a_fresh_ca_changes_nothing(
     assert main(["cert", "list", "--data-dir", str(data)]) == 0
     assert "name" in capsys.readouterr().out
     assert _snapshot(data) == before  # no server.pem, issued.json or re-signed CRL
+
+
+def _environ(pid: int) -> list[bytes]:
+    return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+
+
+@pytest.mark.skipif(memory._TRIM is None, reason="the C allocator is chosen on glibc only")
+def test_serve_runs_on_the_c_allocator_unless_configured_otherwise(
+    serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    # issue 13 §2: pymalloc kept ~40 mostly empty arenas after a 5x overload; `accord serve`
+    # execs itself once with PYTHONMALLOC=malloc (same pid), unless the config says pymalloc.
+    served = serve()
+    assert b"PYTHONMALLOC=malloc" in _environ(served.proc.pid)
+    config = tmp_path / "pymalloc.toml"
+    config.write_text('allocator = "pymalloc"\n')
+    kept = serve("--config", str(config), data_dir=tmp_path / "data2")
+    assert not any(v.startswith(b"PYTHONMALLOC=") for v in _environ(kept.proc.pid))

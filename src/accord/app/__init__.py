@@ -61,6 +61,7 @@ from accord.identity.pki import (
     ensure_pki,
 )
 from accord.identity.users import UserStore
+from accord.server import memory
 from accord.server.history import HistoryRules, HistoryWriter
 from accord.server.hub import Hub
 from accord.server.listeners import TcpListener, TlsListener
@@ -236,6 +237,8 @@ async def _start_store(running: Running, config: Config) -> None:
     # Restarted when it fails: its queue outlives the task, and routing goes on either way;
     # stopping the server because one history batch hit a bug would lose more than it saves.
     writing = running.tasks.start("history writer", writer.run, Policy.RESTART)
+    if memory.can_trim():  # free pages back after a storm's queues drain (issue 13 §2)
+        running.tasks.start("memory trim", memory.trim_periodically, Policy.RESTART)
     running.stack.push_async_callback(_stop_history_writer, running, writer, writing)
     # Sessions close after every listener and link stopped, before the history is flushed.
     running.stack.push_async_callback(running.close_sessions)

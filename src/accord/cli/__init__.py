@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from accord.cli import (
 from accord.config import Config, ConfigError, load
 from accord.identity.ca import PkiError
 from accord.identity.users import UserError
+from accord.server.memory import allocator_restart
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1  # the server ran and a background task whose death stops it died
@@ -202,6 +204,9 @@ def path_hint() -> str | None:
 
 def _serve(args: argparse.Namespace) -> int:
     config = load(args.config, overrides=_overrides(args), strict=args.strict)
+    restart = allocator_restart(config.allocator, os.environ, sys.orig_argv, sys.executable)
+    if restart is not None:
+        os.execve(*restart)  # the same command on the C allocator (see allocator_restart)
     setup_logging(config.log_level, config.log_json)
     hint = path_hint()
     if hint is not None:

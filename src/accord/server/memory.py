@@ -5,6 +5,13 @@ the C allocator keeps the freed memory in its arenas: RSS stayed at twice the ba
 the number of sessions has fallen well below its peak, the hub asks for a :class:`Reclaim`: a
 collection, then ``malloc_trim`` (glibc) hands the free pages back to the system. Elsewhere (no
 glibc) it is only the collection.
+
+Before the collection Accord's own ``functools.lru_cache`` caches are emptied. They are bounded,
+but a storm refills them at its end: ``ms_from_iso`` alone holds 4,096 timestamp strings with
+their ints and links, allocated among the storm's short-lived objects. Python's allocator
+gives a 1 MiB arena back only when every object in it is gone, so those ~12,000 small objects
+kept ~30 arenas (most of their pools empty) resident after a 5x overload (issue 13 §2). They
+refill from the next events, in arenas that are in use anyway.
 """
 
 from __future__ import annotations
@@ -12,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 log = logging.getLogger("accord.memory")
 
@@ -24,6 +32,11 @@ RECLAIM_BELOW_SHARE = 0.5
 RECLAIM_MIN_PEAK_SESSIONS = 200
 # How long after the fall: a wave of disconnects is over by then, and it runs once per wave.
 RECLAIM_DELAY_S = 2.0
+# glibc gives back free memory at the top of its heap by itself, not the free pages between
+# live chunks. What a storm left queued (history writes, slow readers' write buffers) can
+# drain after the release at the fall, so free pages are also returned this often; a trim
+# of a fragmented 300 MiB heap takes ~20-40 ms, of an idle server's ~1 ms.
+TRIM_INTERVAL_S = 10.0
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -42,11 +55,64 @@ def _malloc_trim() -> Callable[[int], int] | None:
 _TRIM = _malloc_trim()
 
 
+def clear_caches(prefix: str = "accord.") -> int:
+    """Empty every ``functools.lru_cache`` of the modules under ``prefix``; return how many.
+
+    Found by walking the collector's objects (a cache is a tracked object) rather than by a
+    list, so that a cache added anywhere in the package is not forgotten here."""
+    cleared = 0
+    for obj in gc.get_objects():
+        if isinstance(obj, functools._lru_cache_wrapper):
+            module = getattr(obj, "__module__", None)
+            if isinstance(module, str) and module.startswith(prefix):
+                obj.cache_clear()
+                cleared += 1
+    return cleared
+
+
 def release_memory() -> None:
-    """Collect cycles and return the allocator's free pages to the system."""
+    """Empty the caches, collect cycles and return the allocator's free pages to the system."""
+    clear_caches()
     gc.collect()
     if _TRIM is not None:
         _TRIM(0)
+
+
+def can_trim() -> bool:
+    """Whether the C allocator can be asked to return free pages (glibc's ``malloc_trim``)."""
+    return _TRIM is not None
+
+
+async def trim_periodically(
+    interval_s: float = TRIM_INTERVAL_S, trim: Callable[[int], int] | None = None
+) -> None:
+    """Return the C allocator's free pages every ``interval_s`` (a task of the app)."""
+    trim = trim or _TRIM
+    if trim is None:
+        raise RuntimeError("no malloc_trim here: start this task only where can_trim()")
+    while True:
+        await asyncio.sleep(interval_s)
+        trim(0)
+
+
+def allocator_restart(
+    allocator: str, environ: Mapping[str, str], argv: Sequence[str], executable: str
+) -> tuple[str, list[str], dict[str, str]] | None:
+    """How to start this process again on the C allocator, or None if it need not.
+
+    Python's own allocator (pymalloc) hands a 1 MiB arena back only when every object in it is
+    gone. A storm's short-lived objects spread over new arenas, and the few that outlive it
+    (C-level free lists, caches, counters) keep them: after a 5x overload ~40 arenas stayed
+    resident with their live bytes back at the baseline, +30 % RSS (issue 13 §2). On glibc's
+    malloc the same objects keep 4 KiB pages, and ``malloc_trim`` returns the rest. The
+    allocator is chosen when the interpreter starts, so ``accord serve`` execs itself once
+    with ``PYTHONMALLOC=malloc`` (same pid, nothing opened yet). A PYTHONMALLOC the
+    environment sets is kept; without glibc (no malloc_trim) there is nothing to gain."""
+    if allocator != "malloc" or "PYTHONMALLOC" in environ or _TRIM is None:
+        return None
+    if not executable or not argv:
+        return None  # embedded or frozen: no interpreter to start again
+    return executable, list(argv), {**environ, "PYTHONMALLOC": "malloc"}
 
 
 class Reclaim:

@@ -82,13 +82,35 @@ def _insert_many(
 
     One multi-row INSERT is one statement step: the thread releases the GIL for the whole
     of SQLite's work on it, where ``executemany`` would hand it back and forth per row
-    (and wait for it each time the event loop is busy). The R*Tree follows by trigger."""
+    (and wait for it each time the event loop is busy). The R*Tree follows by trigger.
+
+    Statements come in a few sizes only (:func:`_chunk_sizes`): Python's sqlite3 keeps the
+    last 128 prepared statements of a connection, and a statement of hundreds of rows holds
+    about a megabyte of SQLite's memory. With one statement text per batch size, an
+    overload's batches of every size up to ~1,000 rows kept ~60 MiB in the writer thread
+    after the load had gone (issue 13 §2); with powers of two it is a few statements per
+    table, reused instead of prepared again."""
     if not rows:
         return
     width = len(rows[0])
-    per = max(1, _PARAMS_PER_INSERT // width)
     one = "(" + ",".join("?" * width) + ")"
-    for start in range(0, len(rows), per):
-        chunk = rows[start : start + per]
+    start = 0
+    for size in _chunk_sizes(len(rows), max(1, _PARAMS_PER_INSERT // width)):
+        chunk = rows[start : start + size]
+        start += size
         params = [value for row in chunk for value in row]
-        conn.execute(head + ",".join([one] * len(chunk)) + tail, params)
+        conn.execute(head + ",".join([one] * size) + tail, params)
+
+
+def _chunk_sizes(count: int, per: int) -> list[int]:
+    """Statement sizes for ``count`` rows, at most ``per`` each: as many full statements as
+    fit, then the rest as powers of two, largest first (300 -> 256, 32, 8, 4). A table's
+    statements are then at most ``per`` and the powers of two below it, whatever the
+    batch sizes, at the cost of a handful of statements per batch instead of one."""
+    sizes = [per] * (count // per)
+    rest = count % per
+    while rest:
+        size = 1 << (rest.bit_length() - 1)
+        sizes.append(size)
+        rest -= size
+    return sizes

@@ -14,7 +14,7 @@ second), and Chromium (Debian's, software WebGL) with the web app signed in. Mea
   readers over TCP and over TLS.
 
 ``--before-src DIR`` runs the server from ``DIR/src`` (e.g. ``git archive main | tar -x -C
-DIR``; the page's built assets are linked from this tree when DIR has none), so before and
+DIR``; the page's built assets are copied from this tree when DIR has none), so before and
 after can be alternated in one sitting; ``--no-browser`` skips the page (the readers only).
 
     .venv/bin/python benchmarks/webmap.py --tracks 2000 --seconds 20
@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -87,8 +88,8 @@ def server_env(before_src: str | None) -> dict[str, str]:
     if before_src:
         src = Path(before_src).resolve() / "src"
         vendor = src / "accord" / "web" / "vendor"
-        if not vendor.exists():
-            vendor.symlink_to(ROOT / "src" / "accord" / "web" / "vendor")  # built by npm
+        if not vendor.exists():  # built by npm; copied (the static files follow no symlink)
+            shutil.copytree(ROOT / "src" / "accord" / "web" / "vendor", vendor)
         env["PYTHONPATH"] = str(src)
         where = subprocess.run(
             [sys.executable, "-c", "import accord; print(accord.__file__)"],

@@ -358,6 +358,8 @@ async def readers_phase(
                 await ws.writer.wait_closed()
         return measured
 
+    # The base of this phase: no client just before and just after it (the machine's load moves)
+    before = await no_client(args, server)
     deflate_cpu, deflate_rate = await web_window(True)
     web_cpu, web_rate = await web_window(False)
     streams = [await asyncio.open_connection("127.0.0.1", tcp) for _ in range(readers)]
@@ -375,7 +377,10 @@ async def readers_phase(
         task.cancel()
     for _, writer in streams:
         writer.close()
+    await asyncio.sleep(1)
+    after = await no_client(args, server)
     return {
+        f"server_cpu_pct_{readers}_no_client": (before + after) / 2,
         f"ws_deflate_accepted_{readers}": accepted["web-deflate"],
         f"server_cpu_pct_{readers}_ws_deflate_readers": deflate_cpu,
         f"items_per_s_per_ws_deflate_reader_{readers}": deflate_rate / readers,
@@ -444,7 +449,7 @@ def main() -> None:
     for key, value in results.items():
         shown = f"{value:.1f}" if isinstance(value, float) else str(value)
         print(f"{key:<{width}}  {shown}")
-    base = results["server_cpu_pct_no_client"]
+    base = results["server_cpu_pct_no_client"]  # after the browser
     if not args.no_browser:
         web, stream = results["server_cpu_pct_web"], results["server_cpu_pct_stream"]
         print(
@@ -452,6 +457,7 @@ def main() -> None:
             f"stream {stream - base:.1f} %"
         )
     for n in sorted({1, args.readers}):
+        base = results[f"server_cpu_pct_{n}_no_client"]  # around the readers
         ws = results[f"server_cpu_pct_{n}_ws_readers"]
         deflated = results[f"server_cpu_pct_{n}_ws_deflate_readers"]
         tcp = results[f"server_cpu_pct_{n}_stream_readers"]

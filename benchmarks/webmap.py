@@ -9,7 +9,13 @@ second), and Chromium (Debian's, software WebGL) with the web app signed in. Mea
   main thread spent in tasks) over wall time, and the long tasks (> 50 ms) seen;
 - CPU of the server, the generator and the browser (utime+stime from /proc, whole trees);
 - the server's CPU per web client against a streaming client: the same load with the browser
-  replaced by one plain TCP reader.
+  replaced by one plain TCP reader; then N WebSocket readers of the feed (no browser; with
+  permessage-deflate offered, as a browser offers it, and without) against N streaming
+  readers over TCP and over TLS.
+
+``--before-src DIR`` runs the server from ``DIR/src`` (e.g. ``git archive main | tar -x -C
+DIR``; the page's built assets are copied from this tree when DIR has none), so before and
+after can be alternated in one sitting; ``--no-browser`` skips the page (the readers only).
 
     .venv/bin/python benchmarks/webmap.py --tracks 2000 --seconds 20
 """
@@ -20,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -75,6 +82,23 @@ def cpu_s(pid: int) -> float:
     return proc_cpu_ticks(pid) * TICK_S
 
 
+def server_env(before_src: str | None) -> dict[str, str]:
+    """The server's environment: with ``before_src``, its code is that copy's."""
+    env = dict(os.environ)
+    if before_src:
+        src = Path(before_src).resolve() / "src"
+        vendor = src / "accord" / "web" / "vendor"
+        if not vendor.exists():  # built by npm; copied (the static files follow no symlink)
+            shutil.copytree(ROOT / "src" / "accord" / "web" / "vendor", vendor)
+        env["PYTHONPATH"] = str(src)
+        where = subprocess.run(
+            [sys.executable, "-c", "import accord; print(accord.__file__)"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert where.startswith(str(src)), f"the server would not run {src}: {where}"
+    return env
+
+
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     from argon2 import PasswordHasher
 
@@ -95,6 +119,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     # ACCORD_BENCH_PROFILE=DIR: the server runs under cProfile, dumped to DIR/serve.prof
     profile = os.environ.get("ACCORD_BENCH_PROFILE")
     profiled = ["-m", "cProfile", "-o", str(Path(profile) / "serve.prof")] if profile else []
+    env = server_env(args.before_src)
     server = subprocess.Popen(  # noqa: ASYNC220 (setup, before anything is measured)
         [
             sys.executable,
@@ -121,6 +146,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        env=env,
     )
     procs = [server]
     try:
@@ -134,8 +160,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         )
         procs.append(gen)
         results: dict[str, Any] = {"tracks": args.tracks, "seconds": args.seconds}
-        results.update(await browser_phase(args, enroll, server.pid, gen.pid))
-        results.update(await stream_phase(args, tcp, server.pid))
+        if args.no_browser:
+            await asyncio.sleep(5)  # the picture fills up
+            results["server_cpu_pct_no_client"] = await no_client(args, server.pid)
+        else:
+            results.update(await browser_phase(args, enroll, server.pid, gen.pid))
+            results.update(await stream_phase(args, tcp, server.pid))
         reader_tls = reader_context(data, work)
         for readers in sorted({1, args.readers}):
             results.update(
@@ -212,11 +242,15 @@ async def browser_phase(args: argparse.Namespace, port: int, server: int, gen: i
             "screenshot": str(shot),
         }
         await browser.close()
-        # the server alone with the generator and no client, as the base of both
-        base0, b0 = cpu_s(server), time.monotonic()
-        await asyncio.sleep(args.seconds / 2)
-        out["server_cpu_pct_no_client"] = 100 * (cpu_s(server) - base0) / (time.monotonic() - b0)
+        out["server_cpu_pct_no_client"] = await no_client(args, server)
         return out
+
+
+async def no_client(args: argparse.Namespace, server: int) -> float:
+    """The server alone with the generator and no client, as the base of every phase."""
+    base0, b0 = cpu_s(server), time.monotonic()
+    await asyncio.sleep(args.seconds / 2)
+    return 100 * (cpu_s(server) - base0) / (time.monotonic() - b0)
 
 
 async def stream_phase(args: argparse.Namespace, tcp: int, server: int) -> Any:
@@ -281,12 +315,13 @@ async def readers_phase(
             headers={"origin": origin},
         )
         cookie = "; ".join(f"{k}={v}" for k, v in response.cookies.items())
-    got = {"web": 0, "stream": 0, "tls": 0}
+    got = {"web": 0, "web-deflate": 0, "stream": 0, "tls": 0}
+    accepted = {"web": False, "web-deflate": False}
 
-    async def read_ws(ws: WsClient) -> None:
+    async def read_ws(ws: WsClient, kind: str) -> None:
         while ws.closed is None:
             await ws._events()  # counted, not decoded: the reader must keep up
-            got["web"] += sum(m.count('"op":"put"') for m in ws.messages)
+            got[kind] += sum(m.count('"op":"put"') for m in ws.messages)
             ws.messages.clear()
 
     async def read_tcp(reader: asyncio.StreamReader, kind: str = "stream") -> None:
@@ -303,17 +338,30 @@ async def readers_phase(
         return 100 * (cpu_s(server) - c0) / wall, (got[kind] - g0) / wall
 
     loop = asyncio.get_running_loop()
-    web = [await WsClient.connect(enroll, origin=origin, cookie=cookie) for _ in range(readers)]
-    for ws in web:
-        assert await ws.accepted(), "the web feed refused the bench's session"
-    tasks = [loop.create_task(read_ws(ws)) for ws in web]
-    web_cpu, web_rate = await window("web")
-    for task in tasks:
-        task.cancel()
-    for ws in web:
-        ws.writer.close()  # the transport owns the socket here (no uvloop duplicate)
-        with contextlib.suppress(OSError, ssl.SSLError):
-            await ws.writer.wait_closed()
+
+    async def web_window(deflate: bool) -> tuple[float, float]:
+        kind = "web-deflate" if deflate else "web"
+        web = [
+            await WsClient.connect(enroll, origin=origin, cookie=cookie, deflate=deflate)
+            for _ in range(readers)
+        ]
+        for ws in web:
+            assert await ws.accepted(), "the web feed refused the bench's session"
+            accepted[kind] = bool(ws.extensions)  # the server may refuse to compress
+        tasks = [loop.create_task(read_ws(ws, kind)) for ws in web]
+        measured = await window(kind)
+        for task in tasks:
+            task.cancel()
+        for ws in web:
+            ws.writer.close()  # the transport owns the socket here (no uvloop duplicate)
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await ws.writer.wait_closed()
+        return measured
+
+    # The base of this phase: no client just before and just after it (the machine's load moves)
+    before = await no_client(args, server)
+    deflate_cpu, deflate_rate = await web_window(True)
+    web_cpu, web_rate = await web_window(False)
     streams = [await asyncio.open_connection("127.0.0.1", tcp) for _ in range(readers)]
     tasks = [loop.create_task(read_tcp(reader)) for reader, _ in streams]
     stream_cpu, stream_rate = await window("stream")
@@ -329,7 +377,13 @@ async def readers_phase(
         task.cancel()
     for _, writer in streams:
         writer.close()
+    await asyncio.sleep(1)
+    after = await no_client(args, server)
     return {
+        f"server_cpu_pct_{readers}_no_client": (before + after) / 2,
+        f"ws_deflate_accepted_{readers}": accepted["web-deflate"],
+        f"server_cpu_pct_{readers}_ws_deflate_readers": deflate_cpu,
+        f"items_per_s_per_ws_deflate_reader_{readers}": deflate_rate / readers,
         f"server_cpu_pct_{readers}_tls_readers": tls_cpu,
         f"events_per_s_per_tls_reader_{readers}": tls_rate / readers,
         f"server_cpu_pct_{readers}_ws_readers": web_cpu,
@@ -381,6 +435,10 @@ def main() -> None:
     parser.add_argument(
         "--profile-page", action="store_true", help="print the page's hottest functions"
     )
+    parser.add_argument(
+        "--before-src", metavar="DIR", help="run the server from DIR/src (a copy of main)"
+    )
+    parser.add_argument("--no-browser", action="store_true", help="the readers' phases only")
     parser.add_argument("--generate", type=int, metavar="TCP_PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
@@ -391,20 +449,23 @@ def main() -> None:
     for key, value in results.items():
         shown = f"{value:.1f}" if isinstance(value, float) else str(value)
         print(f"{key:<{width}}  {shown}")
-    web, stream = results["server_cpu_pct_web"], results["server_cpu_pct_stream"]
-    base = results["server_cpu_pct_no_client"]
-    print(
-        f"server CPU per client above no client: web {web - base:.1f} %, "
-        f"stream {stream - base:.1f} %"
-    )
+    base = results["server_cpu_pct_no_client"]  # after the browser
+    if not args.no_browser:
+        web, stream = results["server_cpu_pct_web"], results["server_cpu_pct_stream"]
+        print(
+            f"server CPU per client above no client: web {web - base:.1f} %, "
+            f"stream {stream - base:.1f} %"
+        )
     for n in sorted({1, args.readers}):
+        base = results[f"server_cpu_pct_{n}_no_client"]  # around the readers
         ws = results[f"server_cpu_pct_{n}_ws_readers"]
+        deflated = results[f"server_cpu_pct_{n}_ws_deflate_readers"]
         tcp = results[f"server_cpu_pct_{n}_stream_readers"]
         tls = results[f"server_cpu_pct_{n}_tls_readers"]
         print(
             f"{n} reader(s), server CPU per reader above no client: "
-            f"WebSocket {(ws - base) / n:.1f} %, stream TCP {(tcp - base) / n:.1f} %, "
-            f"stream TLS {(tls - base) / n:.1f} %"
+            f"WebSocket {(ws - base) / n:.1f} % (deflate offered {(deflated - base) / n:.1f} %), "
+            f"stream TCP {(tcp - base) / n:.1f} %, stream TLS {(tls - base) / n:.1f} %"
         )
 
 

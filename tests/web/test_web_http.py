@@ -153,6 +153,32 @@ async def test_the_feed_refuses_other_origins_and_signed_out_browsers(
         client.close()
 
 
+@pytest.mark.parametrize("compress", [False, True])
+async def test_the_feed_compresses_only_when_configured(
+    make_server: ServerFactory, tmp_path: Any, compress: bool
+) -> None:
+    """A browser offers permessage-deflate; the server takes it only with ``web_compress``
+    (it costs the server per browser), and the features arrive either way."""
+    server = await web_server(make_server, tmp_path, web_compress=compress)
+    async with httpx.AsyncClient(verify=False) as client:
+        session = await sign_in(client, server)
+    atak = await CotClient.connect(server.port("tcp"))
+    web = await WsClient.connect(
+        server.port("enroll"),
+        origin=base(server),
+        cookie=f"{SESSION_COOKIE}={session}",
+        deflate=True,
+    )
+    assert await web.accepted()
+    assert [type(e).__name__ for e in web.extensions] == (["PerMessageDeflate"] if compress else [])
+    await atak.send(sa("ANDROID-1", "SQUEEZED"))
+    while True:
+        batch = await web.next_batch()
+        if any(i.get("callsign") == "SQUEEZED" for i in batch["items"]):
+            break
+    web.close()
+
+
 async def test_bad_messages_are_dropped_and_counted_and_the_session_goes_on(
     make_server: ServerFactory, tmp_path: Any
 ) -> None:

@@ -19,6 +19,7 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
+from wsproto.extensions import PerMessageDeflate
 
 
 class WsClient:
@@ -29,6 +30,7 @@ class WsClient:
         self.closed: int | None = None
         self._partial = ""
         self.sock: socket.socket | None = None
+        self.extensions: list[Any] = []  # what the server accepted (permessage-deflate)
 
     @classmethod
     async def connect(
@@ -39,8 +41,10 @@ class WsClient:
         cookie: str = "",
         certs: tuple[Any, Any] | None = None,
         receive_buffer: int = 0,
+        deflate: bool = False,
     ) -> WsClient:
-        """``receive_buffer``: a small SO_RCVBUF, so a client that stops reading fills up soon."""
+        """``receive_buffer``: a small SO_RCVBUF, so a client that stops reading fills up soon;
+        ``deflate``: offer permessage-deflate, as a browser does."""
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -61,7 +65,12 @@ class WsClient:
             headers.append((b"origin", origin.encode()))
         writer.write(
             client.ws.send(
-                Request(host=f"127.0.0.1:{port}", target="/web/feed", extra_headers=headers)
+                Request(
+                    host=f"127.0.0.1:{port}",
+                    target="/web/feed",
+                    extra_headers=headers,
+                    extensions=[PerMessageDeflate()] if deflate else [],
+                )
             )
         )
         await writer.drain()
@@ -73,6 +82,7 @@ class WsClient:
             while True:
                 for event in await self._events():
                     if isinstance(event, AcceptConnection):
+                        self.extensions = list(event.extensions)
                         return True
                     if isinstance(event, RejectConnection | CloseConnection):
                         return False

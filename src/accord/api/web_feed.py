@@ -46,7 +46,7 @@ from accord.domain.geochat import (
 )
 from accord.domain.groups import Membership
 from accord.domain.metrics import Counters
-from accord.domain.picture import to_feature
+from accord.domain.picture import feature_json
 from accord.domain.ports import Exchange
 
 log = logging.getLogger("accord.web")
@@ -106,8 +106,7 @@ class FeatureCache:
         hit = self._items.get(key)
         if hit is not None and hit[0] is event:
             return hit[1]
-        feature = to_feature(event, now_ms)
-        text = json.dumps(feature, separators=(",", ":"), allow_nan=False)
+        text = feature_json(event, now_ms)
         self._items[key] = (event, text)
         if len(self._items) > self.size:
             self._items.popitem(last=False)

@@ -215,6 +215,9 @@ async def serve_http(
         server_header=False,
         ws="wsproto",  # the web app's feed (accord.api.web_feed)
         ws_max_size=WS_MAX_MESSAGE_BYTES,
+        # Compressing is per connection (each has its own deflate context): a browser's share
+        # of the server would be about twice a streaming client's (benchmarks/webmap.py).
+        ws_per_message_deflate=config.web_compress,
         http=with_deadlines(
             protocol or H11Protocol,
             config.http_header_timeout_s,

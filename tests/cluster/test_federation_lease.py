@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import shutil
 import signal
 import ssl
 import sys
 import time
 from collections.abc import AsyncIterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import nats
 import pytest
 
 from accord.app import Running, start
+from accord.cli import main
 from accord.cluster.lease import FEDERATION_LEASE, LEASE_TTL_S, lease_bucket
 from accord.cluster.natsd import free_port
 from accord.config import ClusterConfig
@@ -88,15 +91,19 @@ async def outbox_frames(db: str) -> list[bytes]:
 
 
 async def verify_ledger(data_dir: Path, db: str = "") -> tuple[int, str]:
+    """``accord ledger verify`` as the CLI runs it, in a thread of this process: a child
+    spawned from this loop (uvloop, with gRPC loaded) once aborted between fork and exec."""
     args = ["ledger", "verify", "--data-dir", str(data_dir)]
     if db:
         args += ["--database-url", db]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "accord", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await proc.communicate()
-    return proc.returncode or 0, out.decode()
+
+    def run() -> tuple[int, str]:
+        out = io.StringIO()
+        with redirect_stdout(out), redirect_stderr(out):
+            code = main(args)
+        return code, out.getvalue()
+
+    return await asyncio.to_thread(run)
 
 
 @pytest.fixture

@@ -70,6 +70,27 @@ async def test_users_are_added_listed_regrouped_and_live_sessions_follow(live: S
         assert groups["Red"]["members"]["in"] == ["bob"]
 
 
+async def test_a_user_added_or_regrouped_applies_at_once_not_at_the_next_round(
+    make_server: ServerFactory,
+) -> None:
+    # The watcher's own round is ten minutes away: only the admin API's word can apply it.
+    server = await make_server(revocation_check_s=600)
+    async with as_admin(server) as http:
+        for name, group in (("erin", "Blue"), ("frank", "Blue")):
+            body = {"name": name, "password": "a long password", "groups": [group]}
+            assert (await http.post("/api/admin/users", json=body)).status_code == 201
+        erin, frank = await connect(server, "erin"), await connect(server, "frank")
+        uid = new_uid()
+        await erin.send(sa(uid, "ERIN"))
+        got = await frank.recv()  # in Blue from the start, not in its certificate's OU
+        assert got.uid == uid
+        moved = await http.put("/api/admin/users/frank/groups", json={"groups": ["Red"]})
+        assert moved.status_code == 200, moved.text
+        assert (await frank.recv()).type == "t-x-g-c"  # moved now, not in ten minutes
+        await erin.send(sa(uid, "ERIN"))
+        assert await frank.expect_silence() == []  # Blue no longer reaches it
+
+
 async def test_password_is_set_and_a_removed_user_is_gone(live: Server) -> None:
     async with as_admin(live) as http:
         body = {"name": "carol", "password": "first password"}

@@ -46,6 +46,10 @@ class IdentityAdmin:
     revoked: Callable[[], None]  # told after a revocation (the HTTPS API's view of it)
     now: Callable[[], dt.datetime]  # wall clock, aware UTC
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Told after a user is added, regrouped, given a password or removed: the identity watcher
+    # applies it to the listeners at once, not at its next round (a device connecting in
+    # between would get its certificate's OU groups, not its user's).
+    changed: Callable[[], None] = lambda: None
 
     def now_ms(self) -> int:
         return int(self.now().timestamp() * 1000)
@@ -138,6 +142,7 @@ def user_routes(admin: IdentityAdmin | None, sessions: Sessions, only: Guard) ->
         name, password = string(body, "name"), string(body, "password")
         membership = _membership(body)
         user = await s.run(lambda: s.users.add(name, password, membership, now_ms=s.now_ms()))
+        s.changed()
         log.info("%s added user %s", caller, name)
         return JSONResponse(user_json(user, live().get(name, 0)), status_code=201)
 
@@ -146,6 +151,7 @@ def user_routes(admin: IdentityAdmin | None, sessions: Sessions, only: Guard) ->
         name = request.path_params["name"]
         membership = _membership(await json_object(request))
         user = await s.run(lambda: s.users.set_groups(name, membership, now_ms=s.now_ms()))
+        s.changed()
         log.info("%s regrouped user %s", caller, name)
         return JSONResponse(user_json(user, live().get(name, 0)))
 
@@ -154,6 +160,7 @@ def user_routes(admin: IdentityAdmin | None, sessions: Sessions, only: Guard) ->
         name = request.path_params["name"]
         given = string(await json_object(request), "password")
         user = await s.run(lambda: s.users.set_password(name, given, now_ms=s.now_ms()))
+        s.changed()
         log.info("%s set the password of user %s", caller, name)
         return JSONResponse(user_json(user, live().get(name, 0)))
 
@@ -161,6 +168,7 @@ def user_routes(admin: IdentityAdmin | None, sessions: Sessions, only: Guard) ->
         s = settings()
         name = request.path_params["name"]
         await s.run(lambda: s.users.remove(name))
+        s.changed()
         log.info("%s removed user %s", caller, name)
         return JSONResponse({"removed": name})
 

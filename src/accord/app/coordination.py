@@ -118,11 +118,12 @@ async def start_cluster(running: Running, config: Config) -> None:
         start_leaf(running, config, bus)
 
 
-def cluster_changed(running: Running) -> asyncio.Event | None:
-    """Set when another node's user or certificate change was written into this node's files
-    (the identity watcher applies it at once); None without a [cluster]."""
+def cluster_changed(running: Running) -> asyncio.Event:
+    """Set when a user or certificate changed, by this server's admin API or (in a cluster)
+    by another node's, written into this node's files: the identity watcher applies it at
+    once."""
     shared = getattr(running.cluster, "shared", None)
-    return None if shared is None else shared.changed
+    return running.identity_changed if shared is None else shared.changed
 
 
 async def start_shared_state(running: Running, config: Config) -> None:

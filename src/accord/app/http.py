@@ -52,6 +52,7 @@ from accord.api.subscriptions import subscription_routes
 from accord.api.video import video_routes
 from accord.api.videos_v2 import LiveVideo, video_v2_routes
 from accord.api.web import session_refusal
+from accord.app.coordination import cluster_changed
 from accord.app.drones import DroneFeedControl
 from accord.app.running import Running, StartupError, listen_error, wall_ms
 from accord.app.tasks import Policy
@@ -612,6 +613,7 @@ def admin_state(
             device_endpoint(config),
             revoked,
             lambda: dt.datetime.now(dt.UTC),
+            changed=lambda: cluster_changed(running).set(),
         )
         if pki is not None
         else None

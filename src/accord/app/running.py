@@ -99,6 +99,8 @@ class Running:
     tokens: TokenService | None = None  # signs every token the server issues (app.http)
     signin: SignIn | None = None  # the password check of every port, one set of limits
     cluster: Any = None  # the NATS bus (accord.cluster.bus.Bus) with a [cluster]; else None
+    # Set when this server's admin API changed a user: the identity watcher runs a round now.
+    identity_changed: asyncio.Event = field(default_factory=asyncio.Event)
     cluster_status: Any = None  # its status node (accord.cluster.status.StatusNode), or None
     lease: Any = None  # the partner-link lease (accord.cluster.lease.LeaseKeeper) in a cluster
     started: asyncio.Event = field(default_factory=asyncio.Event)  # set once start() is done

@@ -18,7 +18,7 @@ async def start_cluster_status(running: Running, config: Config, worker: WorkerR
 
     bus = running.cluster
     if worker is not None:  # the worker that received an event records it, once
-        running.hub.unrecorded = bus.relay_keys
+        running.hub.stored_elsewhere = bus.relayed
     node = config.cluster.node or config.server_names[0]
 
     async def report() -> Report:

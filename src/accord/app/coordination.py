@@ -113,6 +113,7 @@ async def start_cluster(running: Running, config: Config) -> None:
     if running.store is not None and store_is_shared(config, running.store):
         # The node that received an event from its client writes it to the shared store.
         hub.stored_elsewhere = bus.relayed
+        hub.missions_elsewhere = True
         _share_missions(running, config, bus)
     if config.cluster.hub_domain:
         start_leaf(running, config, bus)

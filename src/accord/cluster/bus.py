@@ -496,11 +496,6 @@ class Bus:
         return self._nc
 
     @property
-    def relay_keys(self) -> set[int]:
-        """The hub keys of the relay parties (live: parties added later are in it)."""
-        return self._relay_keys
-
-    @property
     def connected_to(self) -> str:
         """``host:port`` of the NATS server this node is connected to; empty when not."""
         url = None if self._nc is None else self._nc.connected_url

@@ -70,9 +70,6 @@ class Hub:
     ) -> None:
         self.counters = counters
         self.recorder = recorder
-        # Senders whose events are not recorded: the bus's relay parties when several workers
-        # share one store (the worker that received an event records it; see cluster.workers).
-        self.unrecorded: set[int] = set()
         self.missions: MissionDests | None = None  # the Mission API, for <dest mission>
         self.roster = Roster()
         self._wall_ms = wall_ms
@@ -111,10 +108,13 @@ class Hub:
         # Observers of every routed event and its sender (the coordination monitor). Like the
         # recorder they must not block or raise; they may submit events of their own.
         self.taps: list[Callable[[Party, CotEvent], None]] = []
-        # Senders whose events another node stores (issue 17: events from the cluster bus,
-        # when the node that received them from its client wrote them to the shared database):
-        # not written to the history, nor added to missions, here.
+        # Senders whose events another node or worker stores (issue 17: events from the
+        # cluster bus, when the one that received them from its client wrote them to the store
+        # they share): not written to the history here. ``missions_elsewhere``: nor added to
+        # a mission (the other node has a mission book of its own on the shared database;
+        # a worker other than worker 0 has none, so worker 0 adds what they relay).
         self.stored_elsewhere: Callable[[Party], bool] | None = None
+        self.missions_elsewhere = False
         # Scale-out (issue 17): told of each routed event once, with whether it is an SA
         # (the cluster bus publishes it); None without a [cluster].
         self.bus: Callable[[Party, CotEvent, bool], None] | None = None
@@ -277,7 +277,8 @@ class Hub:
         decision = route(event, sender, self.roster, self._wall_ms())
         stored_elsewhere = self.stored_elsewhere is not None and self.stored_elsewhere(sender)
         if self.missions is not None and decision.kind is Kind.DIRECTED:
-            uids = self.missions.subscribers(event, sender.membership, add=not stored_elsewhere)
+            added_here = not (stored_elsewhere and self.missions_elsewhere)
+            uids = self.missions.subscribers(event, sender.membership, add=added_here)
             decision = routing.with_subscribers(decision, sender, self.roster, uids)
         if decision.kind is Kind.PING:
             self.counters.pings += 1
@@ -295,11 +296,7 @@ class Hub:
             self._add(sender, item, decision.recipients, sa_seq)
             if self.bus is not None:
                 self.bus(sender, event, is_sa)
-            if (
-                self.recorder is not None
-                and sender.key not in self.unrecorded
-                and not stored_elsewhere
-            ):
+            if self.recorder is not None and not stored_elsewhere:
                 shared = item if item.event is event else None
                 self.recorder.record(event, sender.membership.inbound, shared)
             if event.type == DELETE_TYPE and sender.relays:

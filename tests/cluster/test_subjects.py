@@ -58,6 +58,18 @@ def test_headers_round_trip() -> None:
     headers = subjects.encode_headers(again)
     assert headers["Accord-Was"] == "Blue,x~20y"
     assert subjects.decode_headers(headers) == again
+    assert "Accord-Source" not in headers  # a client's event: nothing more on the bus
+
+
+def test_the_source_of_a_drone_feed_or_partner_crosses() -> None:
+    for source in ("own", "partner ORG B"):
+        route = subjects.Route("a", "1", WireFormat.XML, frozenset({"Red"}), source=source)
+        headers = subjects.encode_headers(route)
+        assert subjects.decode_headers(headers) == route
+    assert headers["Accord-Source"] == "partner~20ORG~20B"
+    headers["Accord-Source"] = "a.b"
+    with pytest.raises(subjects.BusHeaderError, match="not a subject token"):
+        subjects.decode_headers(headers)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from accord.cot.model import CotEvent
 from accord.geo.fence import from_event
 from tests.conftest import Server
 from tests.e2e.clients import CotClient, client_tls_context
+from tests.waiting import wait_until
 from tests.web.conftest import HOSTILE, WAIT_MS, esc, needs_chromium, raw_event, rendered, shot_path
 
 pytestmark = [needs_chromium, pytest.mark.timeout(120)]
@@ -105,9 +106,14 @@ async def test_a_separation_alert_is_listed_drawn_acknowledged_and_cleared(
     )
     assert await row.locator("button.ack").count() == 0
     assert await page.text_content("#alerts-count") == ""
-    stored = await page.evaluate("localStorage.getItem('accord.alerts.acked')")
-    assert ALERT_UID in stored
+    # The server keeps it: another browser (its own cookies, its own storage) shows it
+    # acknowledged too.
+    acks = web.running.alert_acks
+    await wait_until(lambda: ALERT_UID in acks.acks, what="the server kept the acknowledgement")
+    assert acks.acks[ALERT_UID].by == "alice"
+    other = await signed_in("alice")
     await feed.send(alert(text))  # a refresh of an acknowledged alert stays acknowledged
+    await other.wait_for_selector(f'#alert-list li[data-uid="{ALERT_UID}"].acked', timeout=WAIT_MS)
     await page.wait_for_timeout(600)
     assert await page.locator(f'#alert-list li[data-uid="{ALERT_UID}"].acked').count() == 1
     assert await rendered(page, "alert-rings") == []

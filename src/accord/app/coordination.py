@@ -11,10 +11,12 @@ from accord.app.running import Running, StartupError, wall_ms
 from accord.app.shared_store import store_is_shared
 from accord.app.tasks import Policy
 from accord.config import Config
+from accord.cot.model import CotEvent
+from accord.domain.alert_acks import AckBook
 from accord.domain.partners import Partner
 from accord.geo.config import SeparationConfig, SeparationConfigError
 from accord.geo.monitor import SeparationMonitor
-from accord.server.coordination import Coordination
+from accord.server.coordination import Coordination, Source
 
 log = logging.getLogger("accord")
 
@@ -34,10 +36,15 @@ def start_coordination(running: Running, config: Config, partners: Sequence[Part
                 )
             except SeparationConfigError as exc:
                 raise StartupError(str(exc)) from None
+    # In a cluster, alert uids name the organisation, not the node that computed them: a node
+    # that takes over the alerts raises an ongoing conflict under the uid clients show.
+    origin = config.federation_name or (
+        config.cluster.org if running.cluster is not None else config.server_names[0]
+    )
     coordination = running.coordination = Coordination(
         running.hub,
         SeparationMonitor(config.separation, partner_configs),
-        origin=config.federation_name or config.server_names[0],
+        origin=origin,
         wall_ms=wall_ms,
         released_as=released_as,
     )
@@ -52,6 +59,81 @@ def start_coordination(running: Running, config: Config, partners: Sequence[Part
     # Restarted when it fails: the monitor's state outlives the task.
     ticking = running.tasks.start("separation ticker", coordination.run, Policy.RESTART)
     running.stack.push_async_callback(running.tasks.stop, ticking)
+    if running.cluster is None:
+        book = running.alert_acks = AckBook()
+        coordination.cancelled = book.cleared
+    else:
+        _cluster_alerts(running, config, coordination)
+
+
+def _cluster_alerts(running: Running, config: Config, coordination: Coordination) -> None:
+    """One node computes the organisation's alerts: the holder of the ``alerts`` lease, fed
+    every group's events by the alerts feed; the others stand by. Acknowledgements are shared
+    through the organisation's KV bucket (see accord.cluster.alerts)."""
+    from accord.cluster.alerts import ALERTS_LEASE, AlertsFeed, SharedAcks
+    from accord.cluster.lease import Change, LeaseKeeper
+
+    bus = running.cluster
+    acks = running.alert_acks = SharedAcks(
+        bus.connection.jetstream(), config.cluster.org, config.cluster.sa_replicas
+    )
+    for name, loop in (
+        ("alert acks writer", acks.write_loop),
+        ("alert acks watch", acks.watch_loop),
+    ):
+        task = running.tasks.start(name, loop, Policy.RESTART)
+        running.stack.push_async_callback(running.tasks.stop, task)
+    running.probes.sources.append(acks)
+    coordination.cancelled = acks.cleared
+    coordination.skip = bus.relayed  # the feed brings other nodes' events, once
+    bus.source_of = coordination.label
+    coordination.standby()
+
+    def take(event: CotEvent, groups: frozenset[str], label: str) -> None:
+        coordination.take(Source.of_label(groups, label), event)
+
+    feed = AlertsFeed(
+        bus.connection,
+        org=config.cluster.org,
+        node=bus.node,
+        take=take,
+        wall_ms=wall_ms,
+        max_depth=config.max_depth,
+    )
+    running.probes.sources.append(feed)
+    feeding: list[asyncio.Task[None]] = []
+
+    async def changed(change: Change) -> None:
+        while feeding:
+            await running.tasks.stop(feeding.pop())
+        if change is Change.GAINED:
+            coordination.resume()
+            feeding.append(running.tasks.start("cluster alerts feed", feed.run, Policy.RESTART))
+            log.info("separation alerts: computed on this node (%s)", bus.node)
+        else:
+            coordination.standby()
+
+    keeper = running.alerts_lease = LeaseKeeper(
+        bus.connection,
+        org=config.cluster.org,
+        node=bus.node,
+        name=ALERTS_LEASE,
+        replicas=config.cluster.sa_replicas,
+        on_change=changed,
+    )
+    feed.lease = keeper  # (its samples are the feed's: one LeaseKeeper family per /metrics)
+
+    async def keep() -> None:
+        await running.started.wait()
+        await keeper.run()
+
+    async def stop_feeding() -> None:
+        while feeding:
+            await running.tasks.stop(feeding.pop())
+
+    running.stack.push_async_callback(stop_feeding)
+    task = running.tasks.start("alerts lease", keep, Policy.RESTART)
+    running.stack.push_async_callback(running.tasks.stop, task)
 
 
 async def start_cluster(running: Running, config: Config) -> None:

@@ -107,6 +107,10 @@ class Running:
     cluster_leaf: Any = None  # a base's catch-up (accord.cluster.leaf.LeafLink); else None
     record: Path | None = None  # <data_dir>/running.json, removed at close
     coordination: Coordination | None = None  # separation alerts (issue 14)
+    # Acknowledgements of alerts by uid (accord.domain.alert_acks.AckBook; in a cluster
+    # accord.cluster.alerts.SharedAcks), for the web app; and the alerts lease in a cluster.
+    alert_acks: Any = None
+    alerts_lease: Any = None
     web_feed: FeedSettings | None = None  # shared by the web app's sessions on both ports
 
     async def enter_tasks(self) -> None:

@@ -29,6 +29,7 @@ from accord.api.web import (
     same_origin,
     web_routes,
 )
+from accord.api.web_alerts import alert_routes
 from accord.api.web_feed import FeedSettings, WebFeed, WebUser
 from accord.app.running import Running, wall_ms
 from accord.config import Config
@@ -74,7 +75,7 @@ def certificate_web(
     access = WebAccess(user)
     return web_routes(
         access, _feed(running, config, access), basemaps(config), running.store, wall_ms
-    )
+    ) + alert_routes(access, lambda: running.alert_acks, wall_ms)
 
 
 def session_user(
@@ -143,4 +144,4 @@ def password_web(
     access = WebAccess(user, sign_in, issue)
     return web_routes(
         access, _feed(running, config, access), basemaps(config), running.store, wall_ms
-    )
+    ) + alert_routes(access, lambda: running.alert_acks, wall_ms)

@@ -176,6 +176,9 @@ class Bus:
         self.caught_up = 0  # latest SAs read from the stream when a group was gained
         self.regroups = 0  # SAs of contacts regrouped on other nodes forgotten under old groups
         self.presence: PresenceSync | None = None  # made by ``connect``
+        # Who a local sender is to the separation monitor (``Route.source``: a drone feed,
+        # a partner link), set by the coordination; None: every sender is a client.
+        self.source_of: Callable[[Party], str] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def connect(self, urls: Iterable[str]) -> None:
@@ -310,8 +313,9 @@ class Bus:
             payload, fmt = encode_xml(event), WireFormat.XML
         self._next_id += 1
         groups = sender.membership.inbound
+        source = "" if self.source_of is None else self.source_of(sender)
         headers = encode_headers(
-            Route(self.node, f"{self._boot}.{self._next_id}", fmt, groups, was)
+            Route(self.node, f"{self._boot}.{self._next_id}", fmt, groups, was, source)
         )
         for group in groups:
             subject = (

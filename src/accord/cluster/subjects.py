@@ -30,6 +30,7 @@ H_ID = "Accord-Id"
 H_FORMAT = "Accord-Format"
 H_GROUPS = "Accord-Groups"
 H_WAS = "Accord-Was"
+H_SOURCE = "Accord-Source"  # what the coordination must know of the sender (see Route)
 
 _SAFE = re.compile(r"[A-Za-z0-9_-]")
 _TOKEN = re.compile(r"(?:[A-Za-z0-9_-]|~[0-9A-F]{2})+")
@@ -143,6 +144,10 @@ class Route:
     # A regrouped session's SA published again: the groups it sent into before (receivers
     # that heard those already have it); empty for every other event.
     was: frozenset[str] = frozenset()
+    # Who the sender is to the separation monitor: "" for a client, "own" for a drone feed
+    # (its aircraft are own drones), "partner NAME" for a partner link's events; only the
+    # node that computes the organisation's alerts reads it.
+    source: str = ""
 
 
 def encode_headers(route: Route) -> dict[str, str]:
@@ -156,6 +161,8 @@ def encode_headers(route: Route) -> dict[str, str]:
     }
     if route.was:
         headers[H_WAS] = ",".join(sorted(token(g) for g in route.was))
+    if route.source:
+        headers[H_SOURCE] = token(route.source)
     return headers
 
 
@@ -171,7 +178,10 @@ def decode_headers(headers: Mapping[str, str] | None) -> Route:
     groups = frozenset(untoken(t) for t in headers[H_GROUPS].split(","))
     was = headers.get(H_WAS) or ""
     before = frozenset(untoken(t) for t in was.split(",")) if was else frozenset()
-    return Route(headers[H_NODE], headers[H_ID], fmt, groups, before)
+    source = headers.get(H_SOURCE) or ""
+    return Route(
+        headers[H_NODE], headers[H_ID], fmt, groups, before, untoken(source) if source else ""
+    )
 
 
 class Seen:

@@ -11,6 +11,14 @@ any event, partners whose policy releases ``b-a-*`` (then they are ledger entrie
 history. A ticker (:meth:`tick`, about once a second) lets alerts of silent tracks clear and
 re-sends active alerts before their stale time.
 
+In a cluster (issue 17) one node computes the organisation's alerts: the holder of the
+``alerts`` lease (``accord.app.coordination``). It is fed every event of every group by the
+cluster's alerts feed (:meth:`Coordination.take`, with the sender's :class:`Source` from the bus
+headers) and its own sessions' events by the tap; the others stand by (:meth:`standby`: the tap
+ignores everything) and deliver the holder's alerts like any event from the bus. Alert uids
+depend only on the organisation's name and the pair, so a node that takes over raises an
+ongoing conflict under the uid clients already show.
+
 Bad tracks (NaN, out of range, absurd speeds, no altitude) are dropped and counted by reason;
 nothing here raises into the hub.
 """
@@ -33,6 +41,7 @@ from accord.domain.routing import deleted
 from accord.domain.views import Sample
 from accord.geo.config import LEVEL_NAMES
 from accord.geo.cot import (
+    CANCEL_TYPE,
     Pair,
     alert_events,
     breach_event,
@@ -74,6 +83,34 @@ def partner_name(party: Party) -> str:
     return party.label.removeprefix("partner ").rsplit(" (", 1)[0]
 
 
+OWN = "own"  # a Source label: the sender is one of our drone feeds
+PARTNER = "partner "  # a Source label's prefix: the sender relays a partner's events
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """What the monitor must know of who sent an event: the groups it sends into, whether its
+    aircraft are our own drones, the partner it relays for ("" for none)."""
+
+    groups: frozenset[str]
+    own: bool = False
+    partner: str = ""
+
+    @property
+    def label(self) -> str:
+        """How the cluster bus carries it (``Route.source``)."""
+        if self.own:
+            return OWN
+        return f"{PARTNER}{self.partner}" if self.partner else ""
+
+    @classmethod
+    def of_label(cls, groups: frozenset[str], label: str) -> Source:
+        if label == OWN:
+            return cls(groups, own=True)
+        partner = label.removeprefix(PARTNER) if label.startswith(PARTNER) else ""
+        return cls(groups, partner=partner)
+
+
 @dataclass(slots=True)
 class _Seen:
     """What an alert says of a track beyond its position."""
@@ -113,7 +150,7 @@ class Coordination:
         self._wall_ms = wall_ms
         self._released_as = released_as
         self._own_parties: set[int] = set()
-        self._pending: list[tuple[Party, CotEvent]] = []
+        self._pending: list[tuple[Source, CotEvent]] = []
         self._armed = False
         self._seen: dict[str, _Seen] = {}
         self._parties: dict[frozenset[str], Party] = {}
@@ -131,25 +168,65 @@ class Coordination:
         self.intent_alerts: set[tuple[str, str]] = set()  # pairs of route uids alerted
         self.intent_conflicts = 0
         self.nonconforming: set[str] = set()  # own tracks outside their intent's corridor
+        # In a cluster: whether this node computes the alerts (the lease holder), which
+        # senders' events the tap leaves to the alerts feed (the bus's relay parties), and
+        # who is told of each alert cancelled (its acknowledgement goes with it).
+        self.computing = True
+        self.skip: Callable[[Party], bool] | None = None
+        self.cancelled: Callable[[str], None] | None = None
 
     def own_party(self, party: Party) -> None:
         """Tracks ``party`` sends are our own (a drone feed)."""
         self._own_parties.add(party.key)
 
+    def source(self, sender: Party) -> Source:
+        return Source(
+            sender.membership.inbound, sender.key in self._own_parties, partner_name(sender)
+        )
+
+    def label(self, sender: Party) -> str:
+        """``Source.label`` of a local sender, for the cluster bus's headers."""
+        return self.source(sender).label
+
+    # -- standing by (a cluster node without the alerts lease) ---------------------------------
+    def standby(self) -> None:
+        """Stop computing: forget the tracks and the alerts shown (the node that takes over
+        raises them again under the same uids); fences and intents stay."""
+        self.computing = False
+        self.monitor = SeparationMonitor(self.monitor.config, self.monitor.partner_configs)
+        self._pending.clear()
+        self._seen.clear()
+        self.active.clear()
+        self.nonconforming.clear()
+        for fence in list(self.fences.fences.values()):
+            self.fences.put(fence)  # who is inside is judged again
+
+    def resume(self) -> None:
+        """Compute again (this node took the alerts lease)."""
+        self.computing = True
+
     # -- the hub tap ---------------------------------------------------------------------------
     def tap(self, sender: Party, event: CotEvent) -> None:
+        if not self.computing or (self.skip is not None and self.skip(sender)):
+            return
+        self.take(self.source(sender), event)
+
+    def take(self, source: Source, event: CotEvent) -> None:
+        """One routed event and who sent it (the tap's, or the cluster's alerts feed's)."""
         if event.type.startswith("a-") and (self.fences.fences or is_airborne(event.type)):
             if len(self._pending) >= MAX_PENDING:
                 self.dropped["queue full"] += 1
                 return
-            self._pending.append((sender, event))
+            self._pending.append((source, event))
             if not self._armed:
                 self._armed = True
                 asyncio.get_running_loop().call_soon(self.process)
         elif event.type in FENCE_TYPES:
-            self._fence(sender, event)
+            self._fence(source, event)
         elif event.type == ROUTE_TYPE:
-            self._intent(sender, event)
+            self._intent(source, event)
+        elif event.type == CANCEL_TYPE and self.cancelled is not None:
+            self.cancelled(event.uid)  # ours, or a partner's released one
         elif event.type == DELETE_TYPE:
             target = deleted(event)
             if target is not None and target[0] in self.monitor.tracks:
@@ -161,7 +238,7 @@ class Coordination:
                 if self.fences.remove(target[0]):
                     self._fence_by.pop(target[0], None)
 
-    def _fence(self, sender: Party, event: CotEvent) -> None:
+    def _fence(self, source: Source, event: CotEvent) -> None:
         try:
             fence = from_event(event)
         except FenceError as exc:
@@ -173,10 +250,10 @@ class Coordination:
             self.dropped["fence: too many fences"] += 1
             return
         self.fences.put(fence)
-        self._fence_by[fence.uid] = (sender.membership.inbound, partner_name(sender))
+        self._fence_by[fence.uid] = (source.groups, source.partner)
         log.info("geofence %s (%s, %s)", fence.name, fence.uid, fence.trigger)
 
-    def _intent(self, sender: Party, event: CotEvent) -> None:
+    def _intent(self, source: Source, event: CotEvent) -> None:
         """A mission (route): its intent, compared with every other party's."""
         try:
             waypoints = waypoints_of(event)
@@ -191,9 +268,8 @@ class Coordination:
             return
         start = event.time / 1000
         intent = Intent(event.uid, callsign_of(event), waypoints, start)
-        own = sender.key in self._own_parties
-        partner = partner_name(sender)
-        self.intents[event.uid] = (intent, sender.membership.inbound, partner, own)
+        own, partner = source.own, source.partner
+        self.intents[event.uid] = (intent, source.groups, partner, own)
         self.intent_alerts = {p for p in self.intent_alerts if event.uid not in p}
         for uid, (_, _, other_partner, other_own) in list(self.intents.items()):
             if uid == event.uid or not (own or other_own):
@@ -223,7 +299,7 @@ class Coordination:
         self.hub.submit(self._party(a_groups), alert)
         log.info("intents %s and %s meet at %.5f,%.5f", a.uid, b.uid, meeting.lat, meeting.lon)
 
-    def _conformance(self, sender: Party, event: CotEvent) -> None:
+    def _conformance(self, source: Source, event: CotEvent) -> None:
         entry = self.intents.get(f"{event.uid}.mission")
         if entry is None:
             return
@@ -240,7 +316,7 @@ class Coordination:
             event.uid, event.type, callsign_of(event), intent, off if off > 0 else None,
             event.point.lat, event.point.lon, self._wall_ms(),
         )  # fmt: skip
-        self.hub.submit(self._party(sender.membership.inbound), alert)
+        self.hub.submit(self._party(source.groups), alert)
 
     def load_fence_files(self, paths: Iterable[str]) -> tuple[bool, str]:
         """Read the GeoJSON zone files (at start and on SIGHUP); on any error the zones in
@@ -267,23 +343,20 @@ class Coordination:
         """Feed the queued tracks to the monitor and submit the alert changes they cause."""
         self._armed = False
         pending, self._pending = self._pending, []
-        for sender, event in pending:
+        for source, event in pending:
             started = self._wall_ms() / 1000
-            own = sender.key in self._own_parties
-            partner = partner_name(sender)
+            own, partner = source.own, source.partner
             if self.fences.fences:
-                self._check_fences(sender, event, partner, started)
+                self._check_fences(source, event, started)
             if not is_airborne(event.type):
                 continue
             if own and self.intents:
-                self._conformance(sender, event)
+                self._conformance(source, event)
             track = to_track(event, own=own)
             if isinstance(track, str):
                 self.dropped[track] += 1
                 continue
-            self._seen[event.uid] = _Seen(
-                callsign_of(event), event.type, sender.membership.inbound, partner
-            )
+            self._seen[event.uid] = _Seen(callsign_of(event), event.type, source.groups, partner)
             if partner:
                 self.monitor.set_partner(event.uid, partner)
             changes = self.monitor.update(track, started)  # bad tracks: counted by the monitor
@@ -291,22 +364,24 @@ class Coordination:
                 self._emit(changes)
                 self._latency(self._wall_ms() / 1000 - started)
 
-    def _check_fences(self, sender: Party, event: CotEvent, partner: str, now_s: float) -> None:
+    def _check_fences(self, source: Source, event: CotEvent, now_s: float) -> None:
         point = event.point
         for breach in self.fences.check(event.uid, point.lat, point.lon, point.hae, now_s):
             groups, fence_partner = self._fence_by.get(breach.fence.uid, (frozenset(), ""))
             alert = breach_event(
                 breach, origin=self.origin, track_type=event.type,
-                track_callsign=callsign_of(event), track_partner=partner,
+                track_callsign=callsign_of(event), track_partner=source.partner,
                 fence_partner=fence_partner, now_ms=self._wall_ms(),
             )  # fmt: skip
             self.breaches += 1
             # To whoever can see the track, and the fence's author.
-            self.hub.submit(self._party(sender.membership.inbound | groups), alert)
+            self.hub.submit(self._party(source.groups | groups), alert)
             log.info("geofence %s: %s %s", breach.fence.name, event.uid, breach.kind)
 
     def tick(self) -> None:
         """Once a second: the monitor's tick, and active alerts re-sent before they go stale."""
+        if not self.computing:
+            return
         now_ms = self._wall_ms()
         now_s = now_ms / 1000
         self._emit(self.monitor.tick(now_s))

@@ -1,15 +1,18 @@
 // Separation and geofence alerts on the map, geofences drawn on it and created from it.
 //
 // Reads the features app.js receives (accord.listeners, accord.items): an "alert" field makes
-// an entry of the alert list (newest first; Acknowledge greys it and stops its highlight, kept
-// per browser in localStorage; its cancel removes it), a "shape" field draws a conflict zone
+// an entry of the alert list (newest first; Acknowledge greys it and stops its highlight; its
+// cancel removes it). Acknowledgements are the server's (POST/GET /web/alerts/acks), so every
+// browser of the server, and of every node of a cluster, shows an alert acknowledged once one
+// operator did; the list is read again every ACKS_POLL_MS, a "shape" field draws a conflict zone
 // (red circle) or a geofence (outline, light fill, name label). "Draw geofence" collects
 // clicked vertices and sends {"op": "fence", name, trigger, points: [[lat, lon], ...]}.
 // Everything from the server is put into the page as text (textContent), never as markup.
 "use strict";
 import * as maplibregl from "./vendor/maplibre-gl.mjs";
 
-const ACKED_KEY = "accord.alerts.acked";
+const ACKS_URL = "/web/alerts/acks";
+const ACKS_POLL_MS = 2000;
 const DRAW_INTERVAL_MS = 500; // the pair rings follow their tracks' positions
 const STALE_REMOVE_MS = 60_000; // an alert not refreshed is removed this long after its stale
 const EARTH_RADIUS_M = 6371008.8;
@@ -21,22 +24,40 @@ const accord = window.accord;
 const state = {
   alerts: new Map(), // uid -> {uid, kind, text, level, time, stale, partner, pair, origin}
   shapes: new Map(), // uid -> {uid, lat, lon, shape, fence, name}
-  acked: new Set(loadAcked()),
+  acked: new Set(), // uids the server says are acknowledged (and ours not yet confirmed)
+  sending: new Set(), // acknowledgements posted and not yet in a list read back
   draft: null, // [[lon, lat], ...] while a fence is drawn
   dirty: true,
   labels: new Map(), // uid -> maplibregl.Marker of a fence's name
 };
 accord.alerts = state;
 
-function loadAcked() {
+async function readAcks() {
   try {
-    const list = JSON.parse(localStorage.getItem(ACKED_KEY) || "[]");
-    return Array.isArray(list) ? list.filter((x) => typeof x === "string") : [];
-  } catch { return []; }
+    const response = await fetch(ACKS_URL, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const body = await response.json();
+    const uids = new Set((Array.isArray(body.acks) ? body.acks : []).map((a) => a && a.uid).filter((u) => typeof u === "string"));
+    for (const uid of uids) state.sending.delete(uid);
+    for (const uid of state.sending) uids.add(uid);
+    if (uids.size !== state.acked.size || [...uids].some((u) => !state.acked.has(u))) {
+      state.acked = uids;
+      state.dirty = true;
+    }
+  } catch { /* the server is away: the next poll tries again */ }
 }
 
-function saveAcked() {
-  try { localStorage.setItem(ACKED_KEY, JSON.stringify([...state.acked])); } catch { /* private mode */ }
+async function sendAck(uid) {
+  const csrf = (accord.config && accord.config.csrf) || "";
+  try {
+    const response = await fetch(ACKS_URL, {
+      method: "POST", credentials: "same-origin",
+      headers: { "content-type": "application/json", "x-accord-csrf": csrf },
+      body: JSON.stringify({ uid }),
+    });
+    if (!response.ok) state.sending.delete(uid);
+  } catch { state.sending.delete(uid); }
+  await readAcks();
 }
 
 function serverNow() { return Date.now() + (accord.skewMs || 0); }
@@ -65,7 +86,8 @@ function take(message) {
     const a = message.alert;
     if (a.cancel) {
       state.alerts.delete(message.uid);
-      if (state.acked.delete(message.uid)) saveAcked(); // a later conflict of the pair is new
+      state.acked.delete(message.uid); // a later conflict of the pair is new (the server forgets it too)
+      state.sending.delete(message.uid);
     } else {
       state.alerts.set(message.uid, {
         uid: message.uid, kind: a.kind, text: a.text || message.callsign || message.uid,
@@ -89,9 +111,10 @@ function utc(ms) { return new Date(ms).toISOString().slice(11, 19) + "Z"; }
 
 function acknowledge(uid) {
   state.acked.add(uid);
-  saveAcked();
+  state.sending.add(uid);
   state.dirty = true;
   draw();
+  sendAck(uid);
 }
 
 function renderList() {
@@ -319,6 +342,8 @@ function start() {
     draw();
     setInterval(draw, DRAW_INTERVAL_MS);
   }, 100);
+  readAcks();
+  setInterval(readAcks, ACKS_POLL_MS);
   renderList();
 }
 

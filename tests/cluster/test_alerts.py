@@ -166,7 +166,8 @@ async def test_each_client_gets_each_alert_once_and_an_ack_on_a_is_seen_on_b(pai
     assert "loss" in levels
     (holder,) = computing(a, b)
     other = b if holder is a else a
-    assert other.running.coordination is not None and holder.running.coordination is not None
+    assert other.running.coordination is not None
+    assert holder.running.coordination is not None
     assert sum(other.running.coordination.raised.values()) == 0
     assert other.running.coordination.cleared == 0
     assert holder.running.coordination.cleared == 1
@@ -252,7 +253,8 @@ async def test_a_killed_alert_node_is_taken_over_under_the_same_uid(
         **QUIET,
     )
     coordination = b.running.coordination
-    assert coordination is not None and not coordination.computing
+    assert coordination is not None
+    assert not coordination.computing
     client = Recorder(await CotClient.connect(b.port("tcp")))
     await wait_until(
         lambda: "__ANON__" in b.running.cluster._interest.groups, what="interest in __ANON__"

@@ -26,7 +26,7 @@ import nats
 import pytest
 
 from accord.bridges.simulator import Fleet, SimVehicle, encounter
-from accord.cluster.alerts import ALERTS_LEASE
+from accord.cluster.alerts import ALERTS_LEASE, AlertsFeed
 from accord.cluster.lease import LEASE_TTL_S, lease_bucket
 from accord.cluster.natsd import free_port
 from accord.config import ClusterConfig
@@ -302,3 +302,25 @@ async def test_a_killed_alert_node_is_taken_over_under_the_same_uid(
     copies = Counter((e.type, e.time) for e in client.events)
     assert max(copies.values()) == 1, copies
     assert b.running.alerts_lease.core.holding
+
+
+async def test_bad_messages_on_the_bus_are_dropped_and_counted_by_the_alerts_node(
+    pair: Pair, nats_cluster: NatsCluster
+) -> None:
+    (holder,) = computing(pair.a, pair.b)
+    (feed,) = [s for s in holder.running.probes.sources if isinstance(s, AlertsFeed)]
+    subject = f"accord.{ORG}.ev.__ANON__"
+    conn = await nats.connect(nats_cluster.urls[2])
+    try:
+        await conn.publish(subject, b"<event/>", headers={"Accord-Node": "x"})
+        good = {"Accord-Node": "x", "Accord-Id": "1", "Accord-Format": "xml", "Accord-Groups": "B"}
+        await conn.publish(subject, b"<not cot", headers=good)
+        await conn.flush()
+        await wait_until(lambda: feed.dropped == 2, what="both dropped and counted")
+    finally:
+        await conn.close()
+    samples = {s.name: s.value for s in feed.samples()}
+    assert samples["cluster_alerts_dropped_total"] == 2
+    assert samples["cluster_alerts_computing"] == 1
+    assert holder.running.coordination is not None
+    assert holder.running.coordination.computing  # nothing raised into it

@@ -88,6 +88,7 @@ class AlertsFeed:
         self.lease: Any = None  # the alerts lease's keeper, for /metrics (set by the owner)
         self.received = 0
         self.caught_up = 0
+        self.catch_up_failed = 0
         self.dropped = 0
 
     async def run(self) -> None:
@@ -98,8 +99,12 @@ class AlertsFeed:
             await self._nc.subscribe(f"{PREFIX}.{org}.sa.>", cb=self._live),
         ]
         try:
-            await self._nc.flush()  # subscribed before the stream is read: nothing missed
-            await self._catch_up(f"{PREFIX}.{org}.sa.>")
+            try:
+                await self._nc.flush()  # subscribed before the stream is read: nothing missed
+                await self._catch_up(f"{PREFIX}.{org}.sa.>")
+            except Exception as exc:  # NATS trouble: the live events go on; counted
+                self.catch_up_failed += 1
+                log.warning("cluster: alerts feed could not read the latest SAs: %s", exc)
             while True:
                 still_wanted()
                 await asyncio.sleep(3600)
@@ -167,6 +172,8 @@ class AlertsFeed:
              self.caught_up),
             ("cluster_alerts_dropped_total", "counter", "feed messages refused (bad input)",
              self.dropped),
+            ("cluster_alerts_catch_up_failed_total", "counter", "takeovers without the latest SAs",
+             self.catch_up_failed),
         ]  # fmt: skip
         core = None if self.lease is None else self.lease.core
         if core is not None:
@@ -270,7 +277,14 @@ class SharedAcks:
             if self.book.apply(uid, value):
                 self.applied += 1
 
-        await watch_entries(await self._ready(), watched, self._rewatch)
+        while True:  # NATS trouble is counted and waited out, never raised to the owner
+            still_wanted()
+            try:
+                await watch_entries(await self._ready(), watched, self._rewatch)
+            except Exception as exc:
+                self.errors += 1
+                log.debug("cluster: acknowledgements not watched: %s", exc)
+                await asyncio.sleep(ACK_RETRY_S)
 
     def _rewatch(self) -> None:
         self.rewatches += 1

@@ -26,7 +26,7 @@ import nats
 import pytest
 
 from accord.bridges.simulator import Fleet, SimVehicle, encounter
-from accord.cluster.alerts import ALERTS_LEASE, AlertsFeed
+from accord.cluster.alerts import ALERTS_LEASE, AlertsFeed, xml_type
 from accord.cluster.lease import LEASE_TTL_S, lease_bucket
 from accord.cluster.natsd import free_port
 from accord.config import ClusterConfig
@@ -324,3 +324,12 @@ async def test_bad_messages_on_the_bus_are_dropped_and_counted_by_the_alerts_nod
     assert samples["cluster_alerts_computing"] == 1
     assert holder.running.coordination is not None
     assert holder.running.coordination.computing  # nothing raised into it
+
+
+def test_the_feed_reads_an_xml_events_type_without_parsing_it() -> None:
+    assert xml_type(b'<?xml version="1.0"?><event version="2.0" type="a-f-G" uid="x">') == "a-f-G"
+    assert xml_type(b"<event uid='x' type='b-a-o-can'><detail/></event>") == "b-a-o-can"
+    assert xml_type(b'<event uid="x"><detail type="a-f-A"/></event>') is None  # not the root's
+    assert xml_type(b'<event type="a-f-A') is None  # cut short
+    assert xml_type(b'<event type="\xff">') is None
+    assert xml_type(b"garbage") is None

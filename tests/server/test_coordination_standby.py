@@ -81,3 +81,12 @@ async def test_a_standby_computes_nothing_and_forgets_its_tracks() -> None:
     cancel = drone("sep.org.k", 46.95, now, "b-a-o-can")
     coordination.tap(feed, cancel)
     assert cleared == ["sep.org.k"]
+
+
+def test_what_the_coordination_wants_decoded() -> None:
+    coordination = Coordination(Exchange(), SeparationMonitor(), origin="o", wall_ms=lambda: 0)
+    wanted = ["a-f-A-M-H-Q", "u-d-f", "b-m-r", "t-x-d-d", "b-a-o-can"]
+    assert all(coordination.wants(k) for k in wanted)
+    assert not any(coordination.wants(k) for k in ("a-f-G-U-C", "b-t-f", "b-a-o-c"))
+    coordination.load_fence_files(())  # (no files: still no fences)
+    assert not coordination.wants("a-f-G-U-C")

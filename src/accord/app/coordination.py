@@ -99,6 +99,7 @@ def _cluster_alerts(running: Running, config: Config, coordination: Coordination
         take=take,
         wall_ms=wall_ms,
         max_depth=config.max_depth,
+        wants=coordination.wants,
     )
     running.probes.sources.append(feed)
     feeding: list[asyncio.Task[None]] = []

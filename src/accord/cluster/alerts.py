@@ -77,8 +77,12 @@ class AlertsFeed:
         take: Take,
         wall_ms: Callable[[], int],
         max_depth: int = 32,
+        wants: Callable[[str], bool] | None = None,
     ) -> None:
+        """``wants(type)``: whether the coordination takes events of that CoT type at all;
+        an XML event of another type is skipped before it is decoded."""
         self._nc = connection
+        self._wants = wants
         self._org = org
         self.node = node
         self._take = take
@@ -88,6 +92,7 @@ class AlertsFeed:
         self.lease: Any = None  # the alerts lease's keeper, for /metrics (set by the owner)
         self.received = 0
         self.caught_up = 0
+        self.skipped = 0  # not decoded: a type the coordination does not take
         self.catch_up_failed = 0
         self.dropped = 0
 
@@ -150,6 +155,10 @@ class AlertsFeed:
             if not self._seen.first(f"{route.node}.{route.event_id}"):
                 return False  # another group's copy
             if route.wire_format is WireFormat.XML:
+                kind = xml_type(payload)
+                if kind is not None and self._wants is not None and not self._wants(kind):
+                    self.skipped += 1
+                    return False
                 event = decode_xml(payload, max_depth=self._max_depth)
             else:
                 event = decode_proto(payload, max_depth=self._max_depth)
@@ -172,6 +181,8 @@ class AlertsFeed:
              self.caught_up),
             ("cluster_alerts_dropped_total", "counter", "feed messages refused (bad input)",
              self.dropped),
+            ("cluster_alerts_skipped_total", "counter", "feed events of no use, not decoded",
+             self.skipped),
             ("cluster_alerts_catch_up_failed_total", "counter", "takeovers without the latest SAs",
              self.catch_up_failed),
         ]  # fmt: skip
@@ -186,6 +197,28 @@ class AlertsFeed:
                  core.lost),
             ]  # fmt: skip
         return [Sample(n, k, h, float(v)) for n, k, h, v in values]
+
+
+def xml_type(payload: bytes) -> str | None:
+    """The ``type`` attribute of an XML event's root element, read without parsing; None when
+    it is not plainly there (the event is then decoded, and judged, in full)."""
+    start = payload.find(b"<event")
+    end = payload.find(b">", start)
+    if start < 0 or end < 0:
+        return None
+    head = payload[start:end]
+    for quote in (b'"', b"'"):
+        at = head.find(b" type=" + quote)
+        if at >= 0:
+            at += 7
+            stop = head.find(quote, at)
+            if stop < 0:
+                return None
+            try:
+                return head[at:stop].decode("ascii")
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 async def _unsubscribe(sub: Any) -> None:

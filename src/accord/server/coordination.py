@@ -211,6 +211,12 @@ class Coordination:
             return
         self.take(self.source(sender), event)
 
+    def wants(self, kind: str) -> bool:
+        """Whether :meth:`take` does anything with an event of CoT type ``kind``."""
+        if kind.startswith("a-"):
+            return bool(self.fences.fences) or is_airborne(kind)
+        return kind in FENCE_TYPES or kind in (ROUTE_TYPE, DELETE_TYPE, CANCEL_TYPE)
+
     def take(self, source: Source, event: CotEvent) -> None:
         """One routed event and who sent it (the tap's, or the cluster's alerts feed's)."""
         if event.type.startswith("a-") and (self.fences.fences or is_airborne(event.type)):

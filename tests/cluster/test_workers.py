@@ -118,13 +118,16 @@ class Cluster:
 
 
 @contextlib.asynccontextmanager
-async def running_workers(data_dir: Path, count: int = 2) -> AsyncIterator[Cluster]:
+async def running_workers(
+    data_dir: Path, count: int = 2, **overrides: Any
+) -> AsyncIterator[Cluster]:
     config = Config(
         data_dir=data_dir,
         bind="127.0.0.1",
         drone_port=0,
         udp_port=0,
         enroll_port=0,
+        **overrides,
     )
     cluster = Cluster(config)
     ready = asyncio.Event()

@@ -358,6 +358,33 @@ async def readers_phase(
                 await ws.writer.wait_closed()
         return measured
 
+    async def tls_window() -> tuple[float, float]:
+        port, ctx = tls
+        streams = [
+            await asyncio.open_connection("127.0.0.1", port, ssl=ctx) for _ in range(readers)
+        ]
+        tasks = [loop.create_task(read_tcp(reader, "tls")) for reader, _ in streams]
+        measured = await window("tls")
+        for task in tasks:
+            task.cancel()
+        for _, writer in streams:
+            writer.close()
+        return measured
+
+    if readers == args.readers and args.pairs:
+        # Neighbouring windows, the order swapped each pair: WebSocket minus TLS per reader
+        pairs: list[float] = []
+        for i in range(args.pairs):
+            if i % 2:
+                tls_cpu = (await tls_window())[0]
+                web_cpu = (await web_window(False))[0]
+            else:
+                web_cpu = (await web_window(False))[0]
+                tls_cpu = (await tls_window())[0]
+            pairs.append((web_cpu - tls_cpu) / readers)
+            print(f"pair {i + 1}: WebSocket {web_cpu:.1f} % TLS {tls_cpu:.1f} %", file=sys.stderr)
+        shown = " ".join(f"{d:+.2f}" for d in sorted(pairs))
+        return {f"ws_minus_tls_pct_per_reader_{readers}": shown}
     # The base of this phase: no client just before and just after it (the machine's load moves)
     before = await no_client(args, server)
     deflate_cpu, deflate_rate = await web_window(True)
@@ -439,6 +466,13 @@ def main() -> None:
         "--before-src", metavar="DIR", help="run the server from DIR/src (a copy of main)"
     )
     parser.add_argument("--no-browser", action="store_true", help="the readers' phases only")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        metavar="K",
+        help="instead of the last readers phase: K neighbouring WebSocket/TLS window pairs",
+    )
     parser.add_argument("--generate", type=int, metavar="TCP_PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
@@ -457,6 +491,8 @@ def main() -> None:
             f"stream {stream - base:.1f} %"
         )
     for n in sorted({1, args.readers}):
+        if f"server_cpu_pct_{n}_no_client" not in results:
+            continue  # --pairs: printed above
         base = results[f"server_cpu_pct_{n}_no_client"]  # around the readers
         ws = results[f"server_cpu_pct_{n}_ws_readers"]
         deflated = results[f"server_cpu_pct_{n}_ws_deflate_readers"]

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from accord.api.web import SESSION_COOKIE
-from accord.api.web_feed import WEB_FLUSH_INTERVAL_S
+from accord.api.web_batches import WEB_FLUSH_INTERVAL_S
 from tests.conftest import ServerFactory
 from tests.e2e.clients import CotClient, sa
 from tests.web.test_web_http import base, sign_in, web_server

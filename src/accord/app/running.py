@@ -20,7 +20,7 @@ from typing import Any
 
 from accord.api.missions_book import MissionBook
 from accord.api.missions_sharing import MissionSharing
-from accord.api.web_feed import FeedSettings
+from accord.api.web_batches import FeedSettings
 from accord.app.tasks import Supervisor
 from accord.config import Config
 from accord.domain.metrics import Counters

@@ -30,7 +30,8 @@ from accord.api.web import (
     web_routes,
 )
 from accord.api.web_alerts import alert_routes
-from accord.api.web_feed import FeedSettings, WebFeed, WebUser
+from accord.api.web_batches import FeedSettings
+from accord.api.web_feed import WebFeed, WebUser
 from accord.app.running import Running, wall_ms
 from accord.config import Config
 from accord.domain.groups import Membership

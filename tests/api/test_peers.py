@@ -13,7 +13,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from accord.api.peers import PeerCertificates
-from accord.app.http import serve_http
+from accord.app.http_serve import serve_http
 from accord.identity.peer import identity_from_peercert
 from accord.server.watch import tls_context
 from tests.conftest import ServerFactory

@@ -250,7 +250,7 @@ async def _body(request: Request) -> bytes | Response:
             if size > enroll.MAX_CSR_BYTES:
                 return _plain(413, f"body larger than {enroll.MAX_CSR_BYTES} bytes")
             chunks.append(chunk)
-    except ClientDisconnect:  # gone, or closed for sending too slowly (app.http deadlines)
+    except ClientDisconnect:  # gone, or closed for sending too slowly (app.http_serve deadlines)
         return _plain(400, "the client went away before the body was complete")
     return b"".join(chunks)
 

@@ -21,7 +21,6 @@ from accord.app.cluster_status import start_cluster_status
 from accord.app.coordination import cluster_changed, start_cluster, start_coordination
 from accord.app.drones import start_drone_feeds
 from accord.app.http import (
-    CurrentTls,
     admin_state,
     certificate_caller,
     certificate_parts,
@@ -29,10 +28,10 @@ from accord.app.http import (
     marti_app,
     password_caller,
     serve_enrollment,
-    serve_http,
     shared_signin,
     token_service,
 )
+from accord.app.http_serve import CurrentTls, serve_http
 from accord.app.partners import read_partners, start_federation
 from accord.app.running import (
     Running,

@@ -7,7 +7,7 @@ import ssl
 from contextlib import AsyncExitStack
 
 from accord.api.partner_downloads import PartnerCertificates, partner_files_app
-from accord.app.http import serve_http
+from accord.app.http_serve import serve_http
 from accord.app.running import Running, wall_ms
 from accord.config import Config
 from accord.domain.partners import Partner

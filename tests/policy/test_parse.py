@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from accord.policy.lines import Issue, PolicyError
 from accord.policy.model import Circle, Polygon
-from accord.policy.parse import Issue, PolicyError, decode_policy
+from accord.policy.parse import decode_policy
 
 HEAD = 'name = "org-a->org-b"\npartner = "org-b"\n'
 

@@ -14,8 +14,9 @@ from accord.cot.errors import MalformedEvent
 from accord.cot.model import ms_from_iso
 from accord.cot.xml import decode_xml
 from accord.policy.explain import explain
+from accord.policy.lines import PolicyError
 from accord.policy.model import Policy, Rule
-from accord.policy.parse import PolicyError, decode_policy
+from accord.policy.parse import decode_policy
 
 EXIT_USAGE = 2
 # explain needs some key for pseudonyms when neither the policy nor --secret gives one: a

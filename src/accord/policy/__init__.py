@@ -20,8 +20,9 @@ from accord.policy.apply import (
     Withhold,
     decide,
 )
+from accord.policy.lines import Issue, PolicyError
 from accord.policy.model import Policy
-from accord.policy.parse import Issue, PolicyError, decode_policy
+from accord.policy.parse import decode_policy
 
 __all__ = [
     "Decision",

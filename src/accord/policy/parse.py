@@ -1,23 +1,19 @@
 """TOML → :class:`~accord.policy.model.Policy`, with every problem named by line, key and why.
 
-``tomllib`` reports line numbers only for syntax errors, so the lines of tables and keys are
-found by scanning the source text (:class:`_Lines`): each ``[table]`` / ``[[rule]]`` header
-opens a section and each ``key =`` line inside it is recorded. The scan ignores lines inside
-multi-line arrays; a key written as an inline table or a dotted key elsewhere falls back to the
-line of its section.
+Where each problem is (a scan of the source) and how values are read while the problems are
+collected: :mod:`accord.policy.lines`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from accord.cot.model import ms_from_iso
+from accord.policy.lines import Issue, Lines, PolicyError, Reader
 from accord.policy.model import (
     DEFAULT_STRIP,
     GEOMETRY_TAGS,
@@ -73,136 +69,10 @@ _AREA_KEYS = frozenset({"polygon", "circle"})
 _CIRCLE_KEYS = frozenset({"lat", "lon", "radius_m"})
 _TAG = re.compile(r"[A-Za-z_][\w.\-]*")
 _TYPE_GLOB = re.compile(r"[A-Za-z0-9*?\-\[\]!]+")
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
-_KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)\s*=""")
 # A grid finer than this is no coarsening at all; coarser than a quarter of the Earth is a
 # typo (the unit is metres).
 MIN_GRID_M = 1.0
 MAX_GRID_M = 10_000_000.0
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    """One problem in a policy file: where, which key, and why."""
-
-    line: int
-    key: str
-    message: str
-
-    def format(self, filename: str) -> str:
-        return f"{filename}:{self.line}: {self.key}: {self.message}"
-
-
-class PolicyError(ValueError):
-    """A policy file that cannot be used; ``issues`` lists every problem found."""
-
-    def __init__(self, issues: list[Issue]) -> None:
-        super().__init__("; ".join(f"line {i.line}: {i.key}: {i.message}" for i in issues))
-        self.issues = issues
-
-
-@dataclass
-class _Lines:
-    """Where sections and keys are in the source text."""
-
-    sections: dict[tuple[str, int], int] = field(default_factory=dict)
-    keys: dict[tuple[str, int, str], int] = field(default_factory=dict)
-
-    @classmethod
-    def scan(cls, text: str) -> _Lines:
-        found = cls()
-        counts: dict[str, int] = {}
-        section, index = "", 0
-        depth = 0  # open brackets of a multi-line array value
-        for number, line in enumerate(text.splitlines(), start=1):
-            if depth > 0:
-                depth += _bracket_balance(line)
-                continue
-            header = _HEADER.match(line)
-            if header:
-                section = header.group(2).replace('"', "").replace("'", "")
-                index = counts.get(section, 0)
-                counts[section] = index + 1
-                found.sections.setdefault((section, index), number)
-                continue
-            key = _KEY.match(line)
-            if key:
-                name = key.group(1).strip("\"'")
-                found.keys.setdefault((section, index, name), number)
-                depth = max(0, _bracket_balance(line[key.end() :]))
-        return found
-
-    def section(self, section: str, index: int = 0) -> int:
-        return self.sections.get((section, index), 1)
-
-    def key(self, section: str, index: int, name: str) -> int:
-        return self.keys.get((section, index, name), self.section(section, index))
-
-
-def _bracket_balance(text: str) -> int:
-    text = re.sub(r'"(?:\\.|[^"\\])*"|\'[^\']*\'', "", text.split("#", 1)[0])
-    return text.count("[") - text.count("]")
-
-
-class _Reader:
-    """Collects issues while reading values of the right type."""
-
-    def __init__(self, lines: _Lines) -> None:
-        self.lines = lines
-        self.issues: list[Issue] = []
-
-    def fail(self, line: int, key: str, message: str) -> None:
-        self.issues.append(Issue(line, key, message))
-
-    def unknown(
-        self, table: dict[str, Any], allowed: frozenset[str], where: tuple[str, int], label: str
-    ) -> None:
-        for name in table:
-            if name not in allowed:
-                self.fail(
-                    self.lines.key(*where, name),
-                    f"{label}{name}",
-                    f"unknown key (expected one of: {', '.join(sorted(allowed))})",
-                )
-
-    def string(self, value: object, line: int, key: str) -> str | None:
-        if not isinstance(value, str) or not value.strip():
-            self.fail(line, key, "must be a non-empty string")
-            return None
-        return value
-
-    def number(
-        self,
-        value: object,
-        line: int,
-        key: str,
-        *,
-        low: float = 0.0,
-        high: float = math.inf,
-        unit: str = "",
-    ) -> float | None:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            self.fail(line, key, f"must be a number{' of ' + unit if unit else ''}")
-            return None
-        if not low <= value <= high:
-            bound = f"at least {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
-            self.fail(
-                line, key, f"{value:g} is out of range: must be {bound}{' ' + unit if unit else ''}"
-            )
-            return None
-        return float(value)
-
-    def strings(self, value: object, line: int, key: str) -> tuple[str, ...] | None:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.fail(line, key, "must be a list of non-empty strings")
-            return None
-        return tuple(value)
 
 
 def decode_policy(text: str | bytes) -> Policy:
@@ -220,14 +90,14 @@ def decode_policy(text: str | bytes) -> Policy:
         raise PolicyError(
             [Issue(int(found.group(1)) if found else 1, "(syntax)", message)]
         ) from None
-    reader = _Reader(_Lines.scan(source))
+    reader = Reader(Lines.scan(source))
     policy = _policy(data, reader, "sha256:" + hashlib.sha256(raw).hexdigest()[:16])
     if reader.issues or policy is None:
         raise PolicyError(sorted(reader.issues, key=lambda i: i.line))
     return policy
 
 
-def _policy(data: dict[str, Any], r: _Reader, version: str) -> Policy | None:
+def _policy(data: dict[str, Any], r: Reader, version: str) -> Policy | None:
     lines = r.lines
     r.unknown(data, _TOP_KEYS, ("", 0), "")
     name = r.string(data.get("name"), lines.key("", 0, "name"), "name")
@@ -275,7 +145,7 @@ def _policy(data: dict[str, Any], r: _Reader, version: str) -> Policy | None:
     )
 
 
-def _time(data: dict[str, Any], key: str, r: _Reader) -> int | None:
+def _time(data: dict[str, Any], key: str, r: Reader) -> int | None:
     if key not in data:
         return None
     value = data[key]
@@ -292,7 +162,7 @@ def _time(data: dict[str, Any], key: str, r: _Reader) -> int | None:
         return None
 
 
-def _areas(table: object, r: _Reader) -> dict[str, Area]:
+def _areas(table: object, r: Reader) -> dict[str, Area]:
     if not isinstance(table, dict):
         r.fail(r.lines.key("", 0, "area"), "area", "must be a table of named areas: [area.NAME]")
         return {}
@@ -330,7 +200,7 @@ def _latlon(value: object) -> tuple[float, float] | None:
     return None
 
 
-def _polygon(value: object, line: int, key: str, r: _Reader) -> Shape | None:
+def _polygon(value: object, line: int, key: str, r: Reader) -> Shape | None:
     if not isinstance(value, list) or len(value) < 3:
         r.fail(line, key, "needs at least 3 vertices: [[lat, lon], [lat, lon], [lat, lon]]")
         return None
@@ -353,7 +223,7 @@ def _polygon(value: object, line: int, key: str, r: _Reader) -> Shape | None:
     return Polygon(tuple(vertices))
 
 
-def _circle(value: object, line: int, key: str, r: _Reader) -> Shape | None:
+def _circle(value: object, line: int, key: str, r: Reader) -> Shape | None:
     if not isinstance(value, dict) or set(value) != _CIRCLE_KEYS:
         r.fail(line, key, "must be { lat = DEG, lon = DEG, radius_m = METRES }")
         return None
@@ -366,7 +236,7 @@ def _circle(value: object, line: int, key: str, r: _Reader) -> Shape | None:
 
 
 def _area_refs(
-    value: object, line: int, key: str, areas: dict[str, Area], r: _Reader, declared: Iterable[str]
+    value: object, line: int, key: str, areas: dict[str, Area], r: Reader, declared: Iterable[str]
 ) -> tuple[str, ...]:
     names = r.strings(value, line, key)
     if names is None:
@@ -378,7 +248,7 @@ def _area_refs(
     return tuple(n for n in names if n in areas)
 
 
-def _globs(value: object, line: int, key: str, r: _Reader) -> tuple[str, ...]:
+def _globs(value: object, line: int, key: str, r: Reader) -> tuple[str, ...]:
     globs = r.strings(value, line, key)
     if globs is None:
         return ()
@@ -388,7 +258,7 @@ def _globs(value: object, line: int, key: str, r: _Reader) -> tuple[str, ...]:
     return globs
 
 
-def _withheld(table: object, areas: dict[str, Area], r: _Reader) -> Withheld:
+def _withheld(table: object, areas: dict[str, Area], r: Reader) -> Withheld:
     line = r.lines.section("always_withhold")
     if not isinstance(table, dict):
         r.fail(line, "always_withhold", "must be a table: [always_withhold]")
@@ -412,12 +282,12 @@ def _withheld(table: object, areas: dict[str, Area], r: _Reader) -> Withheld:
     return Withheld(types, refs)
 
 
-def _declared(r: _Reader) -> set[str]:
+def _declared(r: Reader) -> set[str]:
     # Areas that failed to parse are still declared: refer to them without a second error.
     return {s[len("area.") :] for s, _ in r.lines.sections if s.startswith("area.")}
 
 
-def _rules(value: object, areas: dict[str, Area], r: _Reader) -> tuple[Rule, ...]:
+def _rules(value: object, areas: dict[str, Area], r: Reader) -> tuple[Rule, ...]:
     if not isinstance(value, list):
         r.fail(r.lines.key("", 0, "rule"), "rule", "must be an array of tables: [[rule]]")
         return ()
@@ -451,7 +321,7 @@ def _rule(
     line: int,
     areas: dict[str, Area],
     declared: set[str],
-    r: _Reader,
+    r: Reader,
 ) -> Rule | None:
     def at(key: str) -> int:
         return r.lines.key("rule", index, key)
@@ -552,7 +422,7 @@ def _rule(
     )
 
 
-def _missions(value: object, r: _Reader) -> tuple[MissionShare, ...]:
+def _missions(value: object, r: Reader) -> tuple[MissionShare, ...]:
     """``[[mission]]`` sections: which missions are shared and what of them."""
     if not isinstance(value, list):
         r.fail(r.lines.key("", 0, "mission"), "mission", "must be an array of tables: [[mission]]")

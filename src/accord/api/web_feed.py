@@ -145,11 +145,12 @@ class WebFeed:
         finally:
             stats.sessions -= 1
             self.hub.detach(party)
-            if sink.closed == NOT_READING:
+            reason, sink.closed = sink.closed, sink.closed or "ended"  # no more ticks for it
+            if reason == NOT_READING:
                 _abort(websocket)  # its buffer will never drain: a graceful close would wait
             elif websocket.application_state is not WebSocketState.DISCONNECTED:
                 with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-                    await websocket.close(code=1000, reason=sink.closed or "bye")
+                    await websocket.close(code=1000, reason=reason or "bye")
 
     async def _write(self, websocket: WebSocket, sink: WebSink) -> None:
         settings = self.settings

@@ -39,7 +39,8 @@ ORG = "ORG-C"
 
 
 def policy(types: str) -> str:
-    return f'name = "c->p/{types}"\npartner = "ORG-P"\n\n[[rule]]\nname = "units"\ntypes = ["{types}"]\n'
+    rule = f'[[rule]]\nname = "units"\ntypes = ["{types}"]\n'
+    return f'name = "c->p/{types}"\npartner = "ORG-P"\n\n{rule}'
 
 
 V1, V2 = policy("b-*"), policy("a-*")  # V1 releases no SA (a-f-G-...), V2 does
@@ -104,18 +105,27 @@ async def test_a_policy_changed_on_one_node_is_in_force_on_the_other_and_on_its_
     as_partner = partner.partner(dial=partner, share_all=False, policy_file=str(a_policy))
 
     # Node A is first: it seeds the cluster's record with its files and takes the lease.
-    node_a = await start(node(org.data_dir, "node-a", nats_cluster.urls[0], as_partner), any_port=True)
+    node_a = await start(
+        node(org.data_dir, "node-a", nats_cluster.urls[0], as_partner), any_port=True
+    )
     node_b: Running | None = None
     try:
         await wait_until(lambda: node_a.federation is not None, what="A runs the link")
         assert in_force(node_a) == gate_version(node_a) == version(V1)
         # Node B has other files: it uses the cluster's, and says so in one line.
         node_b = await start(
-            node(b_dir, "node-b", nats_cluster.urls[1], replace(as_partner, policy_file=str(b_policy))),
+            node(
+                b_dir,
+                "node-b",
+                nats_cluster.urls[1],
+                replace(as_partner, policy_file=str(b_policy)),
+            ),
             any_port=True,
         )
         assert in_force(node_b) == version(V1)
-        differ = [r.getMessage() for r in caplog.records if "differ from the cluster" in r.getMessage()]
+        differ = [
+            r.getMessage() for r in caplog.records if "differ from the cluster" in r.getMessage()
+        ]
         assert differ == [
             "cluster ORG-C: this node's partners and release policies differ from the "
             "cluster's, which are used: ORG-P (policy)"
@@ -131,15 +141,23 @@ async def test_a_policy_changed_on_one_node_is_in_force_on_the_other_and_on_its_
 
         # A malformed policy published into the record: refused on both, V2 stays in force.
         conn_url = nats_cluster.urls[2]
-        bad = json.loads(node_b.shared_partners.sync.good["ORG-P"]) if node_b.shared_partners else {}
+        bad = (
+            json.loads(node_b.shared_partners.sync.good["ORG-P"]) if node_b.shared_partners else {}
+        )
         bad["policy"] = "this is [not a policy"
         await put_record(conn_url, json.dumps({"format": 1, "partners": {"ORG-P": bad}}).encode())
         sync_a, sync_b = node_a.shared_partners.sync, node_b.shared_partners.sync
         await wait_until(lambda: sync_a.refused == 1 and sync_b.refused == 1, what="both refused")
         assert in_force(node_b) == gate_version(node_a) == version(V2)
-        refused = [r.getMessage() for r in caplog.records if "refused, those in force stay" in r.getMessage()]
-        assert len(refused) == 2 and all("\n" not in line for line in refused), refused
-        assert "ORG-P" in refused[0] and "policy_file is not a valid policy" in refused[0]
+        refused = [
+            r.getMessage()
+            for r in caplog.records
+            if "refused, those in force stay" in r.getMessage()
+        ]
+        assert len(refused) == 2, refused
+        assert all("\n" not in line for line in refused), refused
+        assert "ORG-P" in refused[0]
+        assert "policy_file is not a valid policy" in refused[0]
 
         # A stops: B takes the lease and federates under the cluster's V2, not its own file.
         on_p = await CotClient.connect(partner_running.ports["tcp"])
@@ -172,7 +190,8 @@ async def test_a_partner_added_on_one_node_is_known_on_the_other_which_takes_the
     try:
         node_b = await start(node(b_dir, "node-b", nats_cluster.urls[1]), any_port=True)
         assert node_a.partners == node_b.partners == ()
-        assert node_a.lease is None and node_b.lease is None
+        assert node_a.lease is None
+        assert node_b.lease is None
         # On A, `accord partner add` writes partners.toml; A publishes it, B puts it in force.
         partners_toml.write(org.data_dir, (partner.partner(dial=partner),))
         nodes = (node_a, node_b)
@@ -180,7 +199,10 @@ async def test_a_partner_added_on_one_node_is_known_on_the_other_which_takes_the
             lambda: all(n.partners and n.partners[0].name == "ORG-P" for n in nodes),
             what="both nodes know ORG-P",
         )
-        assert not partners_toml.path(b_dir).exists()  # B's own files are not rewritten
+        # B's partners.toml is a copy of the cluster's (`accord partner list|remove` there).
+        assert [p.name for p in partners_toml.read(b_dir)] == ["ORG-P"]
+        copy, original = b_dir / "partners" / "ORG-P-ca.pem", Path(partner.ca_file)
+        assert copy.read_bytes() == original.read_bytes()  # noqa: ASYNC240 (a test's check)
         # Both join the lease; one takes it and brings the new partner's link up.
         await wait_until(
             lambda: any(n.federation is not None for n in nodes), timeout_s=15, what="a holder"
@@ -194,6 +216,13 @@ async def test_a_partner_added_on_one_node_is_known_on_the_other_which_takes_the
         fed = other.federation
         assert fed is not None
         await wait_until(lambda: fed.outgoing["ORG-P"].state == "up", what="its link is up")
+        # Removed on the node that runs the link (`accord partner remove` there): its link
+        # stops, the partner is gone from the cluster's record and from the other's copy.
+        other_dir = b_dir if other is node_b else org.data_dir
+        partners_toml.write(other_dir, ())
+        await wait_until(lambda: other.partners == () and other.federation is None,
+                         what="the link stopped")  # fmt: skip
+        await wait_until(lambda: partner.link(ORG).state != "up", what="the partner saw it go")
     finally:
         await node_a.close(grace_s=1.0)
         if node_b is not None:

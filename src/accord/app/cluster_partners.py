@@ -17,8 +17,10 @@ state bucket's ``partners`` record is the one source of truth (``accord.cluster.
   partners that the next holder of the partner-link lease starts, and, when the partners
   themselves changed (not only their policies), the links on this node brought up again.
 
-The node's own files are never rewritten: ``partners.toml`` and the policy files stay what
-its operator wrote (``accord partner list`` shows them); what is in force is the cluster's.
+Each node keeps ``partners.toml`` (and the ``partners/<name>-ca.pem``,
+``partners/<name>-policy.toml`` copies ``accord partner add`` keeps) as a copy of the record,
+as it keeps ``users.json``: ``accord partner list|remove`` and editing a policy copy then
+SIGHUP work on any node. Partners of a node's config file are never rewritten there.
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ class ClusterPartners:
                 org,
                 ", ".join(differences(doc, local)),
             )
+        self._mirror(doc)
         self.policies = policies
         self._running.partners = partners
         return partners
@@ -201,6 +204,52 @@ class ClusterPartners:
             tmp.replace(path)
         return path
 
+    def _mirror(self, doc: dict[str, bytes]) -> None:
+        """Keep ``partners.toml`` a copy of the record (as ``users.json`` is of the users),
+        so that ``accord partner list|remove`` and the policy copy ``accord partner add``
+        keeps (``partners/<name>-policy.toml``: edit it, then SIGHUP) work on every node.
+        Partners of the node's config file stay there, as its operator wrote them."""
+        from accord.cluster.partners_state import entry_bytes
+
+        data_dir = self._config.data_dir
+        configured = {p.name for p in self._config.partners}
+        wanted = {n: e for n, e in doc.items() if n not in configured}
+        try:
+            have = {
+                p.name: entry_bytes(to_table(p), _read(p.ca_file, "ca"), _read(p.policy_file, "p"))
+                for p in partners_toml.read(data_dir)
+            }
+        except PartnerError:
+            have = {}
+        if have != wanted:
+            try:
+                self._write_mirror(wanted)
+            except (OSError, PartnerError) as exc:  # in force all the same; the files lag
+                log.warning("cluster: partners.toml not updated from the cluster: %s", exc)
+        self._toml_stamp = _stamp(partners_toml.path(data_dir))
+        # What this node's files hold now: a later change here is told apart from it.
+        self.sync.local = {
+            **{n: e for n, e in self.sync.local.items() if n in configured},
+            **wanted,
+        }
+
+    def _write_mirror(self, wanted: dict[str, bytes]) -> None:
+        data_dir = self._config.data_dir
+        rows = []
+        (data_dir / "partners").mkdir(parents=True, exist_ok=True)
+        for name in sorted(wanted):
+            entry = json.loads(wanted[name])
+            table = dict(entry["partner"])
+            files = (("ca_file", "ca.pem", entry["ca_pem"]),
+                     ("policy_file", "policy.toml", entry["policy"]))  # fmt: skip
+            for key, kind, text in files:
+                if text:
+                    relative = Path("partners") / f"{name}-{kind}"
+                    (data_dir / relative).write_text(text)
+                    table[key] = str(relative)
+            rows.append(parse_partner(table, f"the cluster's partner {name!r}"))
+        partners_toml.write(data_dir, tuple(rows))
+
     def _apply(self, doc: dict[str, bytes]) -> bool:
         """A version of the record: in force, or refused with one line (the last good one
         stays)."""
@@ -214,6 +263,7 @@ class ClusterPartners:
                 _one_line(exc),
             )
             return False
+        self._mirror(doc)
         before = running.partners
         running.partners = partners
         self.policies = policies

@@ -39,6 +39,7 @@ class PartnersSync:
         self._apply = apply  # True: in force; False: refused (it said why)
         self.local: Doc = {}  # this node's files as last shared
         self.good: Doc = {}  # the record last put in force here
+        self.bad: Doc | None = None  # the record last refused here
         self.unshared = False  # a local change not written yet (NATS trouble): tried again
         # Counters.
         self.published = 0  # versions of the record this node wrote
@@ -74,7 +75,9 @@ class PartnersSync:
                     revision: int | None = entry.revision
                     try:
                         current = decode_doc(entry.value)
-                    except StateError:  # a bad record is not built on: the last good one is
+                    except StateError:
+                        current = self.good
+                    if current == self.bad:  # a refused record is not built on: the last good
                         current = self.good
                 except KeyNotFoundError:  # deleted by hand: this node's change starts it again
                     entry, revision, current = None, None, self.good
@@ -91,8 +94,9 @@ class PartnersSync:
                 continue
             except Exception as exc:  # NATS down: the next poll tries again
                 self.errors += 1
+                if not self.unshared:  # one line per outage, not one per poll
+                    log.warning("cluster: partners and release policies not shared yet: %s", exc)
                 self.unshared = True
-                log.warning("cluster: partners and release policies not shared yet: %s", exc)
                 return False
         else:
             self.errors += 1
@@ -125,6 +129,7 @@ class PartnersSync:
             self.good = doc
             self.applied += 1
         else:
+            self.bad = doc
             self.refused += 1
 
     def _rewatch(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import nats
 import pytest
 
-from accord.app import Running, start
+from accord.app import Running, StartupError, start
 from accord.cluster.partners_state import PARTNERS_KEY
 from accord.cluster.sync import bucket_name
 from accord.config import ClusterConfig, Config
@@ -128,7 +128,8 @@ async def test_a_policy_changed_on_one_node_is_in_force_on_the_other_and_on_its_
         ]
         assert differ == [
             "cluster ORG-C: this node's partners and release policies differ from the "
-            "cluster's, which are used: ORG-P (policy)"
+            "cluster's, which are used: ORG-P (policy) (change them on any node with `accord "
+            "partner` or a policy file and SIGHUP)"
         ]
         assert b_policy.read_text() == policy("u-*")  # its operator's file is left as it was
 
@@ -227,3 +228,44 @@ async def test_a_partner_added_on_one_node_is_known_on_the_other_which_takes_the
         await node_a.close(grace_s=1.0)
         if node_b is not None:
             await node_b.close(grace_s=1.0)
+
+
+async def test_a_bad_policy_is_not_published_and_a_bad_record_stops_a_joining_node(
+    nats_cluster: NatsCluster, orgs: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    make, _ = orgs
+    partner, org = make("ORG-P"), make(ORG)
+    b_dir = tmp_path / "ORG-C-b"
+    shutil.copytree(org.data_dir / "pki", b_dir / "pki")
+    a_policy = tmp_path / "a-policy.toml"
+    a_policy.write_text(V1)
+    as_partner = partner.partner(share_all=False, policy_file=str(a_policy))
+    node_a = await start(
+        node(org.data_dir, "node-a", nats_cluster.urls[0], as_partner), any_port=True
+    )
+    try:
+        shared = node_a.shared_partners
+        assert shared is not None
+        published = shared.sync.published
+        # A's operator breaks the policy and reloads: refused on A in one line, not published.
+        a_policy.write_text("rules = [[[")
+        shared.reload_wanted.set()
+        await wait_until(
+            lambda: any("not published to the cluster" in r.getMessage() for r in caplog.records),
+            what="A refused its own file",
+        )
+        assert shared.sync.published == published
+        assert in_force(node_a) == version(V1)
+        # A record that must be refused (another layout) keeps a joining node from starting.
+        await put_record(nats_cluster.urls[1], b'{"format": 9, "partners": {}}')
+        with pytest.raises(StartupError) as refused:
+            await start(node(b_dir, "node-b", nats_cluster.urls[1]), any_port=True)
+        assert str(refused.value).startswith(
+            "the cluster's partners and release policies are refused: the partners record is "
+            "not of format 1; fix them on a node of the cluster"
+        )
+        assert "\n" not in str(refused.value)
+        await wait_until(lambda: shared.sync.refused == 1, what="A refused the record too")
+        assert in_force(node_a) == version(V1)
+    finally:
+        await node_a.close(grace_s=1.0)

@@ -129,7 +129,8 @@ class ClusterPartners:
         elif doc != local:
             log.warning(
                 "cluster %s: this node's partners and release policies differ from the "
-                "cluster's, which are used: %s",
+                "cluster's, which are used: %s (change them on any node with `accord "
+                "partner` or a policy file and SIGHUP)",
                 org,
                 ", ".join(differences(doc, local)),
             )

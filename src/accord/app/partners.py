@@ -191,6 +191,11 @@ async def _start_leased(running: Running, args: _LinkArgs) -> None:
             await _start_links(running, stack, config, partners, *args[2:])
         finally:
             sources += [s for s in running.probes.sources if not any(s is x for x in before)]
+        shared = running.shared_partners
+        if shared is not None:
+            # A policy of the cluster put in force while the links were starting (before
+            # their gate existed) is in force on them too.
+            running.put_policies(shared.policies)
         # (a failed start raises into the keeper, which gives the lease back: stop() then)
 
     async def changed(change: Change) -> None:

@@ -213,6 +213,8 @@ class ClusterPartners:
         from accord.cluster.partners_state import entry_bytes
 
         data_dir = self._config.data_dir
+        if _stamp(partners_toml.path(data_dir)) != self._toml_stamp:
+            return  # changed here and not read yet: the poll publishes it first, then mirrors
         configured = {p.name for p in self._config.partners}
         wanted = {n: e for n, e in doc.items() if n not in configured}
         try:

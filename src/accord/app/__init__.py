@@ -17,6 +17,7 @@ from pathlib import Path
 from accord.api import admin
 from accord.api.enrollment import config_routes
 from accord.api.peers import PeerCertificates
+from accord.app.cluster_partners import start_cluster_partners
 from accord.app.cluster_status import start_cluster_status
 from accord.app.coordination import cluster_changed, start_cluster, start_coordination
 from accord.app.drones import start_drone_feeds
@@ -359,6 +360,8 @@ async def start(
         if config.cluster.enabled:
             await start_cluster(running, config)
             await start_cluster_status(running, config, worker)
+            if worker is None or worker.primary:  # the one that runs partner links
+                partners = await start_cluster_partners(running, config, partners)
         if worker is None:
             blobs = await _open_blobs(config, running.store)
         else:  # set aside by `prepare`: another worker may be writing a package right now
@@ -471,8 +474,12 @@ async def run(running: Running, config: Config, *, ready: asyncio.Event | None =
 
     # `kill -HUP` (systemctl reload): release policies edited in place take effect now.
     def reload() -> None:
-        ok, what = running.reload_policies()
-        log.log(logging.INFO if ok else logging.ERROR, "%s", what)
+        if running.shared_partners is not None:  # in a cluster: checked, then published
+            running.shared_partners.reload_wanted.set()
+            log.info("release policies: this node's files are read again for the cluster")
+        else:
+            ok, what = running.reload_policies()
+            log.log(logging.INFO if ok else logging.ERROR, "%s", what)
         if running.coordination is not None and config.geofence_files:
             ok, what = running.coordination.load_fence_files(config.geofence_files)
             log.log(logging.INFO if ok else logging.ERROR, "%s", what)

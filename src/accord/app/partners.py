@@ -116,10 +116,14 @@ async def start_federation(
     """Partner links (``partners``: see :func:`read_partners`) and the port partners fetch
     shared packages from. In a cluster, they run only on the node holding the organisation's
     partner-link lease (see :func:`_start_leased`)."""
+    args = (config, partners, pki, port, gate, journal, blobs, files_port)
+    if running.shared_partners is not None:
+        # The partners in force are the cluster's and may change: a node that had none at
+        # start joins the lease when some arrive (see :func:`_relink`).
+        running.relink = lambda: _relink(running, args)
     if not partners:
         return
     running.partners = tuple(partners)
-    args = (config, partners, pki, port, gate, journal, blobs, files_port)
     if running.cluster is not None:
         await _start_leased(running, args)
         return
@@ -127,6 +131,18 @@ async def start_federation(
 
 
 _LinkArgs = tuple[Config, Sequence[Partner], PkiPaths, int, Gate | None, Journal | None, Blobs, int]
+
+
+async def _relink(running: Running, args: _LinkArgs) -> None:
+    """The cluster's partners changed (not only their policies): the lease is joined if this
+    node had no partners at start, and the links run here are brought up again with the
+    partners now in force (as a lease lost and gained: outboxes and ledger continue)."""
+    if running.lease is None:
+        if running.partners:
+            await _start_leased(running, args)
+        return
+    if running.lease_relink is not None:
+        await running.lease_relink()
 
 
 async def _start_leased(running: Running, args: _LinkArgs) -> None:
@@ -139,6 +155,7 @@ async def _start_leased(running: Running, args: _LinkArgs) -> None:
     config, gate = args[0], args[4]
     bus = running.cluster
     active: list[tuple[AsyncExitStack, list[MetricsSource]]] = []  # (stack, its sources)
+    turn = asyncio.Lock()  # one change at a time: the keeper's, or a relink
 
     async def stop() -> None:
         while active:
@@ -161,18 +178,43 @@ async def _start_leased(running: Running, args: _LinkArgs) -> None:
                 running.ports.pop("federation", None)
                 running.ports.pop("federation_files", None)
 
-    async def changed(change: Change) -> None:
-        if change is not Change.GAINED:
-            await stop()
-            return
+    async def gained() -> None:
+        # The partners in force now (in a cluster they are the cluster's, and may have
+        # changed since start): the holder federates under the cluster's policies.
+        partners = running.partners
+        if not partners:
+            return  # held, with nothing to run until partners arrive (a relink)
         stack, sources = AsyncExitStack(), list[MetricsSource]()
         before = list(running.probes.sources)
         active.append((stack, sources))
         try:
-            await _start_links(running, stack, *args)
+            await _start_links(running, stack, config, partners, *args[2:])
         finally:
             sources += [s for s in running.probes.sources if not any(s is x for x in before)]
+        shared = running.shared_partners
+        if shared is not None:
+            # A policy of the cluster put in force while the links were starting (before
+            # their gate existed) is in force on them too.
+            running.put_policies(shared.policies)
         # (a failed start raises into the keeper, which gives the lease back: stop() then)
+
+    async def changed(change: Change) -> None:
+        async with turn:
+            if change is not Change.GAINED:
+                await stop()
+                return
+            await gained()
+
+    async def relink() -> None:
+        async with turn:
+            if not keeper.core.holding:
+                return
+            await stop()
+            try:
+                await gained()
+            except Exception as exc:  # StartupError, a port taken: the links stay down
+                log.error("partner links not brought up again with the new partners: %s", exc)
+                await stop()
 
     keeper = LeaseKeeper(
         bus.connection,
@@ -182,6 +224,7 @@ async def _start_leased(running: Running, args: _LinkArgs) -> None:
         on_change=changed,
     )
     running.lease = keeper
+    running.lease_relink = relink
     running.probes.sources.append(keeper)
 
     async def keep() -> None:

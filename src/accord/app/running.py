@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from accord.federation.transport import Federation
 from accord.feeds import mavlink as feeds
 from accord.identity.signin import SignIn
 from accord.identity.token import TokenService
+from accord.policy import Policy
 from accord.server.census import Census
 from accord.server.coordination import Coordination
 from accord.server.history import HistoryWriter
@@ -88,7 +89,7 @@ class Running:
     grace_s: float = 5.0  # how long each step of close() waits (set by close)
     federation: Federation | None = None
     gate: PolicyGate | None = None  # the partners' release policies
-    partners: tuple[Partner, ...] = ()  # as configured at start
+    partners: tuple[Partner, ...] = ()  # in force: as configured at start, in a cluster its own
     ledger: LedgerJournal | None = None  # the sharing ledger
     census: Census = field(default_factory=Census)  # the sessions, for the admin API
     mission_sharing: MissionSharing | None = None  # missions shared with partners
@@ -112,6 +113,11 @@ class Running:
     alert_acks: Any = None
     alerts_lease: Any = None
     web_feed: FeedSettings | None = None  # shared by the web app's sessions on both ports
+    # In a cluster: the organisation's partners and policies (app.cluster_partners), and what
+    # brings the partner links up again with the partners now in force (app.partners).
+    shared_partners: Any = None
+    relink: Callable[[], Awaitable[None]] | None = None
+    lease_relink: Callable[[], Awaitable[None]] | None = None  # the lease holder's part of it
 
     async def enter_tasks(self) -> None:
         """Start the task group the background tasks run in; a failure stops the server."""
@@ -134,15 +140,24 @@ class Running:
             policies = load_policies(self.partners, Path())
         except PolicyLoadError as exc:
             return False, f"release policies not reloaded, those in force stay: {exc}"
+        changed = self.put_policies(policies)
+        if not changed:
+            return True, "release policies reloaded: none changed"
+        return True, f"release policies reloaded: {', '.join(changed)} now in force"
+
+    def put_policies(self, policies: Mapping[str, Policy]) -> list[str]:
+        """Put the changed ones of ``policies`` in force (the gate's, if it runs here); what
+        changed, as ``name (version)``."""
+        gate = self.gate
+        if gate is None:
+            return []
         changed = []
         for name, policy in policies.items():
             current = gate.policies.get(name)
             if current is None or current.version != policy.version:
                 gate.set_policy(name, policy)
                 changed.append(f"{name} ({policy.version})")
-        if not changed:
-            return True, "release policies reloaded: none changed"
-        return True, f"release policies reloaded: {', '.join(changed)} now in force"
+        return changed
 
     async def close(self, grace_s: float = 5.0) -> None:
         """Stop everything started, in the reverse order (see the class); again is a no-op."""

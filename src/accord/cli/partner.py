@@ -1,10 +1,12 @@
 """``accord partner add|list|remove|self``: the partners of ``<data_dir>/partners.toml``.
 
-Read at start (restart the server after a change). ``self`` prints what a partner's admin
-needs to pin this server: the CA file and its SHA-256 fingerprint, and the ledger public key
-that checks our checkpoints and receipts. ``add --policy FILE`` checks the release policy and
-keeps a copy in the data dir (what was checked is what is in force); ``--ledger-key`` keeps the
-partner's ledger public key in ``pki/partners/<name>.vkey`` for ``accord ledger verify``.
+Read at start (restart the server after a change; in a cluster the running node notices the
+change, publishes it and every node puts it in force: see docs/scaling.md). ``self`` prints
+what a partner's admin needs to pin this server: the CA file and its SHA-256 fingerprint, and
+the ledger public key that checks our checkpoints and receipts. ``add --policy FILE`` checks
+the release policy and keeps a copy in the data dir (what was checked is what is in force);
+``--ledger-key`` keeps the partner's ledger public key in ``pki/partners/<name>.vkey`` for
+``accord ledger verify``.
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ def _add(args: argparse.Namespace, config: Config) -> int:
         print("no --policy: nothing will be released to it (deny by default)")
     if vkey is not None:
         print(f"ledger key {vkey.name} kept for `accord ledger verify`")
-    print("restart the server to bring the link up")
+    print(_in_force(config, "restart the server to bring the link up"))
     return 0
 
 
@@ -197,8 +199,17 @@ def _remove(args: argparse.Namespace, config: Config) -> int:
     if len(kept) == len(partners):
         raise PartnerError(f"no partner {args.name!r} in {partners_toml.path(config.data_dir)}")
     partners_toml.write(config.data_dir, tuple(kept))
-    print(f"removed partner {args.name}; restart the server to drop the link")
+    print(
+        f"removed partner {args.name}; " + _in_force(config, "restart the server to drop the link")
+    )
     return 0
+
+
+def _in_force(config: Config, alone: str) -> str:
+    """What puts a change of partners.toml in force: a restart, or (in a cluster) nothing."""
+    if config.cluster.enabled:
+        return "the running node publishes it to the cluster within a second (no restart)"
+    return alone
 
 
 def _self(args: argparse.Namespace, config: Config) -> int:

@@ -74,6 +74,12 @@ def _server(cfg: Config, conn: Connection) -> None:
 
     async def main() -> None:
         running = await start(cfg, any_port=True)
+        try:  # what `accord serve` does once started (accord.app.serve)
+            from accord.server.memory import settle_collector
+        except ImportError:  # a tree from before the collector policy
+            pass
+        else:
+            settle_collector()
         conn.send(dict(running.ports))
         loop = asyncio.get_running_loop()
         while await loop.run_in_executor(None, conn.recv) != "stop":

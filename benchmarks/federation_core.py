@@ -85,7 +85,8 @@ async def main(n: int, profile: bool, gc_time: bool = False) -> None:
         except ImportError:  # a tree from before it
             print("collector: Python's defaults")
         else:
-            print(f"collector: {settle_collector()} objects frozen, thresholds {gc.get_threshold()}")
+            frozen = settle_collector()
+            print(f"collector: {frozen} objects frozen, thresholds {gc.get_threshold()}")
         prof = cProfile.Profile() if profile else None
         if prof:
             prof.enable()

@@ -74,6 +74,12 @@ def _server(cfg: Config, conn: Connection) -> None:
 
     async def main() -> None:
         running = await start(cfg, any_port=True)
+        try:  # what `accord serve` does once started (accord.app.serve)
+            from accord.server.memory import settle_collector
+        except ImportError:  # a tree from before the collector policy
+            pass
+        else:
+            settle_collector()
         conn.send(dict(running.ports))
         loop = asyncio.get_running_loop()
         while await loop.run_in_executor(None, conn.recv) != "stop":
@@ -126,6 +132,12 @@ class Child:
         threads = [used(f"/proc/{self.proc.pid}/task/{t}/stat")
                    for t in os.listdir(f"/proc/{self.proc.pid}/task")]  # fmt: skip
         return used(f"/proc/{self.proc.pid}/stat"), max(threads)
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
 
     def stop(self) -> None:
         self.conn.send("stop")
@@ -207,6 +219,7 @@ async def main(n: int, share_all: bool, reps: int) -> None:
                 main_b.append((after[1][1] - before[1][1]) * us)
                 print(
                     f"burst {rep}: {got} of {n} in {seconds:.2f} s = {got / seconds:,.0f} events/s"
+                    f"; RSS A {server_a.rss_mib():.0f} MiB, B {server_b.rss_mib():.0f} MiB"
                 )
                 await asyncio.sleep(1.0)
             print(f"policy: {'none (share_all)' if share_all else '5 rules'}; ledger on; "

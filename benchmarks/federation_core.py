@@ -80,6 +80,13 @@ async def main(n: int, profile: bool, gc_time: bool = False) -> None:
         b.hello(FEATURES, 0.0)
         a.resend([])  # the store holds nothing to resend: the queue is the stream
         frames = [encode_xml(sa(f"u-{i}", "burst", lat=10.0, lon=20.0)) for i in range(n)]
+        try:  # the collector policy a server sets once started (accord.app.serve)
+            from accord.server.memory import settle_collector
+        except ImportError:  # a tree from before it
+            print("collector: Python's defaults")
+        else:
+            frozen = settle_collector()
+            print(f"collector: {frozen} objects frozen, thresholds {gc.get_threshold()}")
         prof = cProfile.Profile() if profile else None
         if prof:
             prof.enable()

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 
 import pytest
 
 from accord.cot.model import ms_from_iso
 from accord.server import memory
 from accord.server.memory import (
+    COLLECTOR_THRESHOLDS,
     RECLAIM_MIN_PEAK_SESSIONS,
     Reclaim,
     allocator_restart,
     clear_caches,
     release_memory,
+    settle_collector,
 )
 
 
@@ -123,3 +126,22 @@ async def test_periodic_trim_refuses_to_run_without_malloc_trim(
     assert not memory.can_trim()
     with pytest.raises(RuntimeError, match="can_trim"):
         await memory.trim_periodically(0.001)
+
+
+def test_the_server_collector_policy_freezes_start_up_and_keeps_clearing_its_caches() -> None:
+    # Start-up's objects out of every later scan, young collections rarer (issue 11); the
+    # caches frozen with them are still emptied by a release (issue 13 §2).
+    thresholds = gc.get_threshold()
+    try:
+        frozen = settle_collector((12_345, 20, 10))
+        assert frozen == gc.get_freeze_count() > 1000
+        assert gc.get_threshold() == (12_345, 20, 10)
+        assert not any(o is ms_from_iso for o in gc.get_objects())  # frozen: not listed
+        ms_from_iso("2026-12-03T10:00:03.003Z")
+        assert ms_from_iso.cache_info().currsize >= 1
+        release_memory()
+        assert ms_from_iso.cache_info().currsize == 0
+        assert COLLECTOR_THRESHOLDS[0] > 700  # rarer than Python's default
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)

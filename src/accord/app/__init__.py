@@ -462,7 +462,9 @@ async def serve(
 ) -> Counters:
     """Run until SIGINT/SIGTERM; return the final counters. Raise :class:`ServerFailed` when
     a background task whose death stops the server died (the server is closed by then)."""
-    return await run(await start(config, worker=worker), config, ready=ready)
+    running = await start(config, worker=worker)
+    memory.settle_collector()  # this process is the server's: its collector policy (issue 11)
+    return await run(running, config, ready=ready)
 
 
 async def run(running: Running, config: Config, *, ready: asyncio.Event | None = None) -> Counters:

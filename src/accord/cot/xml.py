@@ -265,7 +265,12 @@ def _decode_point(el: etree._Element) -> tuple[Point, bool]:
 def inspect_detail(detail: etree._Element, max_depth: int | None = MAX_DEPTH) -> Detail:
     """Serialise the children of ``<detail>`` and read the facts routing needs from them;
     ``max_depth`` None: no depth check (a rewrite of a detail this server already checked)."""
-    xml = _children_xml(detail)
+    return detail_with_text(detail, _children_xml(detail), max_depth)
+
+
+def detail_with_text(detail: etree._Element, xml: str, max_depth: int | None = MAX_DEPTH) -> Detail:
+    """:func:`inspect_detail` with the children's text already known: ``xml`` must be what
+    they serialise as (a caller that has it need not serialise them again)."""
     # Every element below <detail> opens with a "<" in that text (comments and processing
     # instructions are removed by the parser), so a detail with fewer "<" than the limit
     # cannot nest deeper than it: the common small detail needs no walk.

@@ -21,8 +21,14 @@ from dataclasses import dataclass
 from lxml import etree
 
 from accord.cot.errors import Malformation, MalformedEvent
-from accord.cot.model import MAX_TIME_MS, UNKNOWN_VALUE, CotEvent, Point, iso_from_ms
-from accord.cot.xml import DEFAULT_HOW, MAX_DEPTH, inspect_detail, parse_fragment
+from accord.cot.model import MAX_TIME_MS, UNKNOWN_VALUE, CotEvent, Detail, Point, iso_from_ms
+from accord.cot.xml import (
+    DEFAULT_HOW,
+    MAX_DEPTH,
+    detail_with_text,
+    inspect_detail,
+    parse_fragment,
+)
 from accord.domain.routing import DELETE_STALE_MS, DELETE_TYPE, deleted
 from accord.federation.proto import fig_pb2
 
@@ -31,6 +37,17 @@ FLOW_TAGS = "_flow-tags_"
 # ProtoBufHelper.delContact2protoBuf); anything else there is not trusted as a link type.
 _COT_TYPE = re.compile(r"[a-z](-[A-Za-z0-9_.]+)+")
 DEPARTED_TYPE = "a-f-G"  # the link type of a departure whose entry names none
+# The text lxml writes for elements without namespaces (``tostring(encoding="unicode")``):
+# double-quoted attributes one space apart, ``&<>"`` and tab/newline/CR escaped in them,
+# ``&<>`` and CR in text, no comments, instructions, CDATA or entities beyond those. A partner's
+# detail in this form is passed on as received, with our elements appended, instead of being
+# serialised again (the same text; tests/federation/test_codec_text.py compares both ways).
+_NAME = r"[A-Za-z_][A-Za-z0-9_.\-]*"
+_ATTR = r'(?:[^"&<>\n\r\t]|&(?:amp|lt|gt|quot|#10|#13|#9);)*'
+_SERIALISED = re.compile(
+    rf'(?:<{_NAME}(?: {_NAME}="{_ATTR}")*/?>|</{_NAME}>|(?:[^<>&\r]|&(?:amp|lt|gt|#13);)+)*'
+)
+_SERVER_ID = re.compile(_NAME)  # an attribute name as written, no namespace
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +139,8 @@ def from_federated(
     provenance = [p.federationServerId for p in msg.federateProvenance if p.federationServerId]
     if not provenance or provenance[-1] != via:
         provenance.append(via)
-    root = parse_fragment(geo.other) if geo.other.strip() else etree.Element("detail")
+    other = geo.other
+    root = parse_fragment(other) if other.strip() else etree.Element("detail")
     if root.tag != "detail":
         wrapper = etree.Element("detail")
         wrapper.append(root)
@@ -130,7 +148,9 @@ def from_federated(
     # The first <contact>, <track> and <_flow-tags_> children (what find() returns), in one
     # pass: ElementPath cost more than the rest of rebuilding the detail.
     contact = track = tags = None
+    tails = False
     for child in root:
+        tails = tails or child.tail is not None
         tag = child.tag
         if tag == "contact":
             contact = child if contact is None else contact
@@ -138,6 +158,14 @@ def from_federated(
             track = child if track is None else track
         elif tag == FLOW_TAGS and tags is None:
             tags = child
+    stamp = iso_from_ms(now_ms)
+    kept = _as_received(root, other, contact, track, tags, tails, geo, callsign_prefix)
+    if kept is not None:  # the common event: its text kept, the flow tags appended
+        names = tuple(dict.fromkeys(provenance))
+        if all(_SERVER_ID.fullmatch(name) for name in names):
+            marks = " ".join(f'{name}="{stamp}"' for name in names)
+            xml = f"{kept}<{FLOW_TAGS} {marks}/>"
+            return _received(msg, geo, detail_with_text(root, xml, max_depth), provenance)
     if contact is None and geo.screenName:
         contact = etree.SubElement(root, "contact", callsign=geo.screenName)
     if contact is not None and callsign_prefix and contact.get("callsign"):
@@ -148,7 +176,6 @@ def from_federated(
         etree.SubElement(root, "track", speed=repr(geo.speed), course=repr(geo.course))
     if tags is None:
         tags = etree.SubElement(root, FLOW_TAGS)
-    stamp = iso_from_ms(now_ms)
     for server in provenance:
         try:
             if tags.get(server) is None:
@@ -157,7 +184,47 @@ def from_federated(
             raise MalformedEvent(
                 f"federation server id {server!r} is not an XML name", Malformation.INVALID_EVENT
             ) from None
-    detail = inspect_detail(root, max_depth)
+    return _received(msg, geo, inspect_detail(root, max_depth), provenance)
+
+
+def _as_received(
+    root: etree._Element,
+    other: str,
+    contact: etree._Element | None,
+    track: etree._Element | None,
+    tags: etree._Element | None,
+    tails: bool,
+    geo: fig_pb2.GeoEvent,
+    callsign_prefix: str,
+) -> str | None:
+    """The text of the detail's children when it is already what lxml would write and the
+    receive adds nothing but the flow tags; None when it must be rebuilt."""
+    if (
+        tags is not None
+        or tails
+        or root.text is not None
+        or (contact is None and geo.screenName)
+        or (track is None and (geo.speed or geo.course))
+        or not other.startswith("<detail>")
+        or not other.endswith("</detail>")
+    ):
+        return None
+    if contact is not None and callsign_prefix:
+        callsign = contact.get("callsign", "")
+        if callsign and not callsign.startswith(callsign_prefix):
+            return None
+    inner = other[len("<detail>") : -len("</detail>")]
+    if "></" in inner or "xmlns" in inner or _SERIALISED.fullmatch(inner) is None:
+        return None
+    return inner
+
+
+def _received(
+    msg: fig_pb2.FederatedEvent,
+    geo: fig_pb2.GeoEvent,
+    detail: Detail,
+    provenance: list[str],
+) -> Received:
     event = CotEvent(
         uid=geo.uid,
         type=geo.type,
